@@ -1,0 +1,111 @@
+//! The gate: find the scheme, verify the credential, apply the policy, decide.
+
+use crate::denial::Denial;
+use crate::grant::Grant;
+use crate::policy::{Hooks, Policy, RequestContext, RequestFacts};
+use crate::schemes::{Credential, Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// The request may pass.
+    Allow {
+        /// What the credential grants.
+        grant: Grant,
+        /// The normalized path and client IP the decision was made on.
+        facts: RequestFacts,
+    },
+    /// The request is refused.
+    Deny {
+        /// Why.
+        denial: Denial,
+        /// What the credential claimed, when its signature verified.
+        grant: Option<Box<Grant>>,
+    },
+}
+
+impl Decision {
+    /// Whether the request may pass.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+
+    /// The denial, if refused.
+    pub fn denial(&self) -> Option<&Denial> {
+        match self {
+            Decision::Deny { denial, .. } => Some(denial),
+            Decision::Allow { .. } => None,
+        }
+    }
+
+    /// The verified grant, if the signature checked out.
+    pub fn grant(&self) -> Option<&Grant> {
+        match self {
+            Decision::Allow { grant, .. } => Some(grant),
+            Decision::Deny { grant, .. } => grant.as_deref(),
+        }
+    }
+}
+
+/// The configured schemes and policy. Which schemes are accepted is configuration; a
+/// credential of a scheme that is not configured is refused as `unknown_key`.
+#[derive(Default)]
+pub struct Gate {
+    /// Checks applied after verification.
+    pub policy: Policy,
+    schemes: Vec<Box<dyn Scheme>>,
+}
+
+impl Gate {
+    /// A gate with `policy` and no schemes yet.
+    pub fn new(policy: Policy) -> Gate {
+        Gate { policy, schemes: Vec::new() }
+    }
+
+    /// Accepts credentials of `scheme` (replacing an earlier one of the same kind).
+    pub fn with_scheme(mut self, scheme: Box<dyn Scheme>) -> Gate {
+        self.schemes.retain(|s| s.kind() != scheme.kind());
+        self.schemes.push(scheme);
+        self
+    }
+
+    /// The kinds of credential this gate accepts.
+    pub fn accepted(&self) -> Vec<SchemeKind> {
+        self.schemes.iter().map(|s| s.kind()).collect()
+    }
+
+    /// Decides on a request carrying `credential` at `now` (unix seconds).
+    pub fn check(
+        &self,
+        credential: Option<&Credential>,
+        ctx: &RequestContext,
+        now: i64,
+        hooks: &mut Hooks<'_>,
+    ) -> Decision {
+        let deny = |denial| Decision::Deny { denial, grant: None };
+        let facts = match self.policy.resolve(ctx) {
+            Ok(f) => f,
+            Err(denial) => return deny(denial),
+        };
+        let Some(credential) = credential.filter(|c| !c.value.trim().is_empty()) else {
+            return deny(Denial::MissingToken);
+        };
+        if credential.value.len() > MAX_CREDENTIAL_BYTES {
+            return deny(Denial::malformed(format!(
+                "credential is {} bytes, over the {MAX_CREDENTIAL_BYTES}-byte limit",
+                credential.value.len()
+            )));
+        }
+        let Some(scheme) = self.schemes.iter().find(|s| s.kind() == credential.kind) else {
+            return deny(Denial::UnknownKey { kid: Some(format!("no {} key configured", credential.kind)) });
+        };
+        let grant = match scheme.verify(&credential.value, &facts) {
+            Ok(g) => g,
+            Err(denial) => return deny(denial),
+        };
+        match self.policy.evaluate(&grant, ctx, &facts, now, hooks) {
+            Ok(()) => Decision::Allow { grant, facts },
+            Err(denial) => Decision::Deny { denial, grant: Some(Box::new(grant)) },
+        }
+    }
+}

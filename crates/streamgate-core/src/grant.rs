@@ -1,0 +1,127 @@
+//! What a verified credential grants, in one shape for every scheme.
+
+use core::fmt;
+
+use serde_json::Value;
+
+use crate::claims::{AccessRule, Purpose};
+use crate::policy::ip::IpRange;
+use crate::policy::path::stream_in_scope;
+use crate::policy::pattern::wildcard_match;
+use crate::schemes::SchemeKind;
+
+/// Which paths a credential covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every path (an unscoped JWT, or a WMSAuth token without the stream variant).
+    Any,
+    /// Stream globs, segment-aware (`live/match-*`, `vod/**`).
+    Streams(Vec<String>),
+    /// Akamai ACL patterns: `*` matches across `/`.
+    Acl(Vec<String>),
+    /// The path is part of the signature (EdgeAuth `url=`, secure_link `$uri`, WMSAuth
+    /// stream prefix): the signature check already bound it. Holds what was signed.
+    SignedPrefix(String),
+}
+
+impl Scope {
+    /// Whether the normalized `path` is inside this scope.
+    pub fn covers(&self, path: &str) -> bool {
+        match self {
+            Scope::Any => true,
+            Scope::Streams(globs) => globs.iter().any(|g| stream_in_scope(g, path)),
+            Scope::Acl(acls) => acls.iter().any(|a| wildcard_match(a, path, false)),
+            Scope::SignedPrefix(prefix) => {
+                path.starts_with(prefix.as_str())
+                    || path.strip_prefix('/').is_some_and(|p| p.starts_with(prefix.as_str()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Any => f.write_str("any stream"),
+            Scope::Streams(g) => write!(f, "streams {}", g.join(", ")),
+            Scope::Acl(a) => write!(f, "acl {}", a.join("!")),
+            Scope::SignedPrefix(p) => write!(f, "signed path {p}"),
+        }
+    }
+}
+
+/// When a credential is valid, and how much clock skew to forgive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// Start, unix seconds.
+    pub not_before: Option<i64>,
+    /// End, unix seconds.
+    pub expires_at: Option<i64>,
+    /// Seconds of clock skew forgiven at both ends.
+    pub leeway: u32,
+}
+
+/// The verified content of a credential: what the policy engine then enforces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grant {
+    /// The scheme that verified it.
+    pub scheme: SchemeKind,
+    /// Viewer or user id (`sub`), when the token is user-bound.
+    pub subject: Option<String>,
+    /// Token id (`jti`, EdgeAuth `id`), for revocation and session grouping.
+    pub token_id: Option<String>,
+    /// SHA-256 of the credential text, hex: revocation "by the token itself".
+    pub fingerprint: String,
+    /// Validity window.
+    pub validity: Validity,
+    /// Path scope.
+    pub scope: Scope,
+    /// IP binding carried by the credential.
+    pub ip_binding: Option<IpRange>,
+    /// Play or publish.
+    pub purpose: Purpose,
+    /// Session limit from the credential.
+    pub max_sessions: Option<u32>,
+    /// Referrer hosts the credential allows (empty: no restriction from the token).
+    pub referrers: Vec<String>,
+    /// Whether the credential lets a request without Referer through its referrer list.
+    pub allow_no_referrer: Option<bool>,
+    /// User-Agent patterns the credential allows (empty: no restriction).
+    pub user_agents: Vec<String>,
+    /// Ordered access rules from the credential.
+    pub access_rules: Vec<AccessRule>,
+    /// All claims as decoded, for display.
+    pub claims: Value,
+}
+
+impl Grant {
+    /// A grant with only the scheme's basic facts; schemes fill in the rest.
+    pub fn new(scheme: SchemeKind, credential: &str, claims: Value) -> Grant {
+        use sha2::{Digest, Sha256};
+        Grant {
+            scheme,
+            subject: None,
+            token_id: None,
+            fingerprint: crate::encoding::hex(&Sha256::digest(credential.as_bytes())),
+            validity: Validity::default(),
+            scope: Scope::Any,
+            ip_binding: None,
+            purpose: Purpose::Play,
+            max_sessions: None,
+            referrers: Vec::new(),
+            allow_no_referrer: None,
+            user_agents: Vec::new(),
+            access_rules: Vec::new(),
+            claims,
+        }
+    }
+
+    /// The key sessions are counted under: the user for user-bound tokens, else the token.
+    pub fn session_key(&self) -> String {
+        match (&self.subject, &self.token_id) {
+            (Some(sub), _) => format!("sub:{sub}"),
+            (None, Some(jti)) => format!("jti:{jti}"),
+            (None, None) => format!("fp:{}", self.fingerprint),
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! JWT signing keys, each bound to exactly one algorithm, and key sets chosen by `kid`.
+//!
+//! A key never changes algorithm: an HMAC secret is only ever HS256/384/512 as configured,
+//! an RSA key only RS256, and so on, so a token header cannot steer verification onto
+//! another algorithm (no `none`, no RS→HS key confusion).
+
+use core::fmt;
+
+use hmac::{Hmac, Mac};
+use p256::ecdsa::signature::{Signer, Verifier};
+use rand_core::CryptoRngCore;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use rsa::BigUint;
+use serde_json::{json, Map, Value};
+use sha2::{Sha256, Sha384, Sha512};
+
+use crate::denial::Error;
+use crate::encoding::{b64_url, b64_url_decode};
+
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The JWS algorithms streamgate signs and verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// HMAC with SHA-256.
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ];
+
+    /// The JOSE name (`HS256`, `EdDSA`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+            Algorithm::RS256 => "RS256",
+            Algorithm::ES256 => "ES256",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JOSE name, exactly (case matters, as in JOSE).
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// Whether this is an HMAC algorithm (a shared secret).
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone)]
+enum Material {
+    Hmac(Vec<u8>),
+    RsaPrivate(Box<rsa::RsaPrivateKey>),
+    RsaPublic(Box<rsa::RsaPublicKey>),
+    EcPrivate(p256::ecdsa::SigningKey),
+    EcPublic(p256::ecdsa::VerifyingKey),
+    EdPrivate(Box<ed25519_dalek::SigningKey>),
+    EdPublic(ed25519_dalek::VerifyingKey),
+}
+
+/// A key bound to one algorithm, with an optional `kid`.
+#[derive(Clone)]
+pub struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    material: Material,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private", &self.is_private())
+            .finish()
+    }
+}
+
+impl Key {
+    /// An HMAC key for `alg` (HS256/384/512). The secret must not be empty.
+    pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Key, Error> {
+        if !alg.is_hmac() {
+            return Err(Error::key(format!("{alg} is not an HMAC algorithm; a shared secret cannot be used with it")));
+        }
+        if secret.is_empty() {
+            return Err(Error::key("HMAC secret is empty"));
+        }
+        Ok(Key { kid: None, alg, material: Material::Hmac(secret.to_vec()) })
+    }
+
+    /// Loads a PEM key: PKCS#8 (`PRIVATE KEY`), SPKI (`PUBLIC KEY`), PKCS#1
+    /// (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`). The algorithm follows from the
+    /// key type; `expected`, when given, must agree.
+    pub fn from_pem(pem: &str, expected: Option<Algorithm>) -> Result<Key, Error> {
+        let pem = pem.trim();
+        let material = if pem.contains("-----BEGIN PRIVATE KEY-----") {
+            if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+                Material::EcPrivate(k)
+            } else if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+                Material::EdPrivate(Box::new(k))
+            } else {
+                let k = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+                    .map_err(|e| Error::key(format!("unsupported or damaged PKCS#8 key: {e}")))?;
+                Material::RsaPrivate(Box::new(k))
+            }
+        } else if pem.contains("-----BEGIN PUBLIC KEY-----") {
+            if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
+                Material::EcPublic(k)
+            } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
+                Material::EdPublic(k)
+            } else {
+                let k = rsa::RsaPublicKey::from_public_key_pem(pem)
+                    .map_err(|e| Error::key(format!("unsupported or damaged public key: {e}")))?;
+                Material::RsaPublic(Box::new(k))
+            }
+        } else if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            let k = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
+                .map_err(|e| Error::key(format!("damaged PKCS#1 RSA key: {e}")))?;
+            Material::RsaPrivate(Box::new(k))
+        } else if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
+            let k = p256::SecretKey::from_sec1_pem(pem)
+                .map_err(|e| Error::key(format!("unsupported or damaged EC key (only P-256): {e}")))?;
+            Material::EcPrivate(k.into())
+        } else {
+            return Err(Error::key("not a PEM key (no PRIVATE KEY / PUBLIC KEY block)"));
+        };
+        Key::bind(material, expected)
+    }
+
+    /// Loads one JWK (RFC 7517): `oct`, `RSA`, `EC` (P-256) or `OKP` (Ed25519).
+    pub fn from_jwk(jwk: &Value) -> Result<Key, Error> {
+        let obj = jwk.as_object().ok_or_else(|| Error::key("JWK is not a JSON object"))?;
+        let text = |name: &str| obj.get(name).and_then(Value::as_str);
+        let bytes = |name: &str| -> Result<Vec<u8>, Error> {
+            let v = text(name).ok_or_else(|| Error::key(format!("JWK lacks \"{name}\"")))?;
+            b64_url_decode(v).ok_or_else(|| Error::key(format!("JWK \"{name}\" is not base64url")))
+        };
+        let declared = match text("alg") {
+            Some(name) => Some(
+                Algorithm::parse(name).ok_or_else(|| Error::key(format!("JWK alg {name:?} is not supported")))?,
+            ),
+            None => None,
+        };
+        let material = match text("kty") {
+            Some("oct") => {
+                let alg = declared.ok_or_else(|| Error::key("an oct JWK must say its \"alg\""))?;
+                return Ok(Key::hmac(alg, &bytes("k")?)?.with_kid(text("kid")));
+            }
+            Some("RSA") => {
+                let n = BigUint::from_bytes_be(&bytes("n")?);
+                let e = BigUint::from_bytes_be(&bytes("e")?);
+                if obj.contains_key("d") {
+                    let d = BigUint::from_bytes_be(&bytes("d")?);
+                    let primes = match (bytes("p"), bytes("q")) {
+                        (Ok(p), Ok(q)) => vec![BigUint::from_bytes_be(&p), BigUint::from_bytes_be(&q)],
+                        _ => Vec::new(),
+                    };
+                    let k = rsa::RsaPrivateKey::from_components(n, e, d, primes)
+                        .map_err(|e| Error::key(format!("bad RSA JWK: {e}")))?;
+                    Material::RsaPrivate(Box::new(k))
+                } else {
+                    let k = rsa::RsaPublicKey::new(n, e).map_err(|e| Error::key(format!("bad RSA JWK: {e}")))?;
+                    Material::RsaPublic(Box::new(k))
+                }
+            }
+            Some("EC") => {
+                if text("crv") != Some("P-256") {
+                    return Err(Error::key("only EC keys on P-256 are supported"));
+                }
+                if obj.contains_key("d") {
+                    let k = p256::ecdsa::SigningKey::from_slice(&bytes("d")?)
+                        .map_err(|_| Error::key("bad P-256 private key"))?;
+                    Material::EcPrivate(k)
+                } else {
+                    let (x, y) = (bytes("x")?, bytes("y")?);
+                    if x.len() != 32 || y.len() != 32 {
+                        return Err(Error::key("P-256 coordinates must be 32 bytes"));
+                    }
+                    let mut sec1 = vec![0x04];
+                    sec1.extend_from_slice(&x);
+                    sec1.extend_from_slice(&y);
+                    let k = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                        .map_err(|_| Error::key("P-256 point is not on the curve"))?;
+                    Material::EcPublic(k)
+                }
+            }
+            Some("OKP") => {
+                if text("crv") != Some("Ed25519") {
+                    return Err(Error::key("only OKP keys on Ed25519 are supported"));
+                }
+                let fixed = |v: Vec<u8>| -> Result<[u8; 32], Error> {
+                    v.try_into().map_err(|_| Error::key("Ed25519 keys are 32 bytes"))
+                };
+                if obj.contains_key("d") {
+                    let k = ed25519_dalek::SigningKey::from_bytes(&fixed(bytes("d")?)?);
+                    Material::EdPrivate(Box::new(k))
+                } else {
+                    let k = ed25519_dalek::VerifyingKey::from_bytes(&fixed(bytes("x")?)?)
+                        .map_err(|_| Error::key("bad Ed25519 public key"))?;
+                    Material::EdPublic(k)
+                }
+            }
+            Some(other) => return Err(Error::key(format!("JWK kty {other:?} is not supported"))),
+            None => return Err(Error::key("JWK lacks \"kty\"")),
+        };
+        Ok(Key::bind(material, declared)?.with_kid(text("kid")))
+    }
+
+    /// Generates a new key for `alg` with the caller's randomness (RSA: 2048 bits).
+    pub fn generate(alg: Algorithm, rng: &mut impl CryptoRngCore) -> Result<Key, Error> {
+        let material = match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                let len = match alg {
+                    Algorithm::HS256 => 32,
+                    Algorithm::HS384 => 48,
+                    _ => 64,
+                };
+                let mut secret = vec![0u8; len];
+                rng.fill_bytes(&mut secret);
+                Material::Hmac(secret)
+            }
+            Algorithm::RS256 => {
+                let k = rsa::RsaPrivateKey::new(rng, MIN_RSA_BITS)
+                    .map_err(|e| Error::key(format!("RSA generation failed: {e}")))?;
+                Material::RsaPrivate(Box::new(k))
+            }
+            Algorithm::ES256 => Material::EcPrivate(p256::ecdsa::SigningKey::random(rng)),
+            Algorithm::EdDSA => {
+                let mut seed = [0u8; 32];
+                rng.fill_bytes(&mut seed);
+                Material::EdPrivate(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
+            }
+        };
+        Ok(Key { kid: None, alg, material })
+    }
+
+    fn bind(material: Material, expected: Option<Algorithm>) -> Result<Key, Error> {
+        let alg = match &material {
+            Material::Hmac(_) => expected.unwrap_or(Algorithm::HS256),
+            Material::RsaPrivate(_) | Material::RsaPublic(_) => Algorithm::RS256,
+            Material::EcPrivate(_) | Material::EcPublic(_) => Algorithm::ES256,
+            Material::EdPrivate(_) | Material::EdPublic(_) => Algorithm::EdDSA,
+        };
+        if let Some(want) = expected {
+            if want != alg {
+                return Err(Error::key(format!("key is for {alg}, not {want}")));
+            }
+        }
+        let rsa_bits = match &material {
+            Material::RsaPrivate(k) => Some(k.size() * 8),
+            Material::RsaPublic(k) => Some(k.size() * 8),
+            _ => None,
+        };
+        if let Some(bits) = rsa_bits.filter(|b| *b < MIN_RSA_BITS) {
+            return Err(Error::key(format!("RSA key of {bits} bits is too small (minimum {MIN_RSA_BITS})")));
+        }
+        Ok(Key { kid: None, alg, material })
+    }
+
+    /// The same key with `kid` set (or cleared with `None`).
+    pub fn with_kid(mut self, kid: Option<&str>) -> Key {
+        self.kid = kid.map(str::to_owned);
+        self
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The one algorithm this key is for.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Whether the key can sign (a private key or an HMAC secret).
+    pub fn is_private(&self) -> bool {
+        !matches!(self.material, Material::RsaPublic(_) | Material::EcPublic(_) | Material::EdPublic(_))
+    }
+
+    /// The public half, for distribution (an HMAC key has none).
+    pub fn public_key(&self) -> Option<Key> {
+        let material = match &self.material {
+            Material::Hmac(_) => return None,
+            Material::RsaPrivate(k) => Material::RsaPublic(Box::new(k.to_public_key())),
+            Material::EcPrivate(k) => Material::EcPublic(*k.verifying_key()),
+            Material::EdPrivate(k) => Material::EdPublic(k.verifying_key()),
+            public => public.clone(),
+        };
+        Some(Key { kid: self.kid.clone(), alg: self.alg, material })
+    }
+
+    /// Signs `message` (the JWS signing input).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        match &self.material {
+            Material::Hmac(secret) => Ok(hmac_tag(self.alg, secret, message)),
+            Material::RsaPrivate(k) => {
+                let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
+                let sig: rsa::pkcs1v15::Signature = signer.sign(message);
+                Ok(rsa::signature::SignatureEncoding::to_vec(&sig))
+            }
+            Material::EcPrivate(k) => {
+                let sig: p256::ecdsa::Signature = k.sign(message);
+                Ok(sig.to_bytes().to_vec())
+            }
+            Material::EdPrivate(k) => Ok(k.sign(message).to_bytes().to_vec()),
+            _ => Err(Error::key("a public key cannot sign")),
+        }
+    }
+
+    /// Verifies `signature` over `message`; HMAC tags are compared in constant time.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            Material::Hmac(secret) => crate::encoding::ct_eq(&hmac_tag(self.alg, secret, message), signature),
+            Material::RsaPrivate(k) => rsa_verify(&k.to_public_key(), message, signature),
+            Material::RsaPublic(k) => rsa_verify(k, message, signature),
+            Material::EcPrivate(k) => ec_verify(k.verifying_key(), message, signature),
+            Material::EcPublic(k) => ec_verify(k, message, signature),
+            Material::EdPrivate(k) => ed_verify(&k.verifying_key(), message, signature),
+            Material::EdPublic(k) => ed_verify(k, message, signature),
+        }
+    }
+
+    /// The key as a JWK; private parts only when `include_private`.
+    pub fn to_jwk(&self, include_private: bool) -> Value {
+        let mut jwk = Map::new();
+        let b = |bytes: &[u8]| Value::String(b64_url(bytes));
+        match &self.material {
+            Material::Hmac(secret) => {
+                jwk.insert("kty".into(), json!("oct"));
+                if include_private {
+                    jwk.insert("k".into(), b(secret));
+                }
+            }
+            Material::RsaPrivate(k) => {
+                rsa_public_jwk(&mut jwk, &k.to_public_key());
+                if include_private {
+                    jwk.insert("d".into(), b(&k.d().to_bytes_be()));
+                    if let [p, q] = k.primes() {
+                        jwk.insert("p".into(), b(&p.to_bytes_be()));
+                        jwk.insert("q".into(), b(&q.to_bytes_be()));
+                    }
+                }
+            }
+            Material::RsaPublic(k) => rsa_public_jwk(&mut jwk, k),
+            Material::EcPrivate(k) => {
+                ec_public_jwk(&mut jwk, k.verifying_key());
+                if include_private {
+                    jwk.insert("d".into(), b(&k.to_bytes()));
+                }
+            }
+            Material::EcPublic(k) => ec_public_jwk(&mut jwk, k),
+            Material::EdPrivate(k) => {
+                ed_public_jwk(&mut jwk, &k.verifying_key());
+                if include_private {
+                    jwk.insert("d".into(), b(k.as_bytes()));
+                }
+            }
+            Material::EdPublic(k) => ed_public_jwk(&mut jwk, k),
+        }
+        jwk.insert("alg".into(), json!(self.alg.as_str()));
+        if let Some(kid) = &self.kid {
+            jwk.insert("kid".into(), json!(kid));
+        }
+        Value::Object(jwk)
+    }
+
+    /// The key as PEM (PKCS#8 private or SPKI public); `None` for HMAC secrets.
+    pub fn to_pem(&self) -> Option<String> {
+        let pem = match &self.material {
+            Material::Hmac(_) => return None,
+            Material::RsaPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
+            Material::RsaPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
+            Material::EcPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
+            Material::EcPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
+            Material::EdPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
+            Material::EdPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
+        };
+        pem
+    }
+}
+
+fn hmac_tag(alg: Algorithm, secret: &[u8], message: &[u8]) -> Vec<u8> {
+    fn tag<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length, so construction cannot fail.
+        match <M as hmac::digest::KeyInit>::new_from_slice(secret) {
+            Ok(mut mac) => {
+                mac.update(message);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+    match alg {
+        Algorithm::HS384 => tag::<Hmac<Sha384>>(secret, message),
+        Algorithm::HS512 => tag::<Hmac<Sha512>>(secret, message),
+        _ => tag::<Hmac<Sha256>>(secret, message),
+    }
+}
+
+fn rsa_verify(key: &rsa::RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
+    let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone());
+    rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|sig| verifier.verify(message, &sig).is_ok())
+}
+
+fn ec_verify(key: &p256::ecdsa::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    p256::ecdsa::Signature::from_slice(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
+}
+
+fn ed_verify(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    ed25519_dalek::Signature::from_slice(signature).is_ok_and(|sig| key.verify_strict(message, &sig).is_ok())
+}
+
+fn rsa_public_jwk(jwk: &mut Map<String, Value>, k: &rsa::RsaPublicKey) {
+    jwk.insert("kty".into(), json!("RSA"));
+    jwk.insert("n".into(), Value::String(b64_url(&k.n().to_bytes_be())));
+    jwk.insert("e".into(), Value::String(b64_url(&k.e().to_bytes_be())));
+}
+
+fn ec_public_jwk(jwk: &mut Map<String, Value>, k: &p256::ecdsa::VerifyingKey) {
+    let point = k.to_encoded_point(false);
+    jwk.insert("kty".into(), json!("EC"));
+    jwk.insert("crv".into(), json!("P-256"));
+    if let (Some(x), Some(y)) = (point.x(), point.y()) {
+        jwk.insert("x".into(), Value::String(b64_url(x)));
+        jwk.insert("y".into(), Value::String(b64_url(y)));
+    }
+}
+
+fn ed_public_jwk(jwk: &mut Map<String, Value>, k: &ed25519_dalek::VerifyingKey) {
+    jwk.insert("kty".into(), json!("OKP"));
+    jwk.insert("crv".into(), json!("Ed25519"));
+    jwk.insert("x".into(), Value::String(b64_url(k.as_bytes())));
+}
+
+/// Several keys; a token's `kid` chooses among them.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    /// A set of the given keys.
+    pub fn new(keys: Vec<Key>) -> KeySet {
+        KeySet { keys }
+    }
+
+    /// Loads a JWKS (`{"keys": [...]}`) or a single JWK.
+    pub fn from_jwks(json: &Value) -> Result<KeySet, Error> {
+        match json.get("keys").and_then(Value::as_array) {
+            Some(list) => list.iter().map(Key::from_jwk).collect::<Result<Vec<_>, _>>().map(KeySet::new),
+            None if json.get("kty").is_some() => Ok(KeySet::new(vec![Key::from_jwk(json)?])),
+            None => Err(Error::key("neither a JWKS ({\"keys\": [...]}) nor a JWK")),
+        }
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// Adds a key.
+    pub fn push(&mut self, key: Key) {
+        self.keys.push(key);
+    }
+
+    /// The public JWKS for distribution (HMAC keys are left out).
+    pub fn to_public_jwks(&self) -> Value {
+        let keys: Vec<Value> = self.keys.iter().filter_map(Key::public_key).map(|k| k.to_jwk(false)).collect();
+        json!({ "keys": keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn hmac_keys_refuse_other_algorithms_and_empty_secrets() {
+        assert!(Key::hmac(Algorithm::RS256, b"secret").is_err());
+        assert!(Key::hmac(Algorithm::HS256, b"").is_err());
+        let key = Key::hmac(Algorithm::HS384, b"secret").unwrap();
+        let sig = key.sign(b"msg").unwrap();
+        assert_eq!(sig.len(), 48);
+        assert!(key.verify(b"msg", &sig));
+        assert!(!key.verify(b"msg2", &sig));
+    }
+
+    #[test]
+    fn asymmetric_keys_round_trip_through_jwk_and_pem() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+            let key = Key::generate(alg, &mut OsRng).unwrap().with_kid(Some("k1"));
+            let sig = key.sign(b"hello").unwrap();
+            let public = Key::from_jwk(&key.public_key().unwrap().to_jwk(false)).unwrap();
+            assert_eq!(public.kid(), Some("k1"));
+            assert!(!public.is_private());
+            assert!(public.verify(b"hello", &sig));
+            assert!(public.sign(b"x").is_err());
+            let private = Key::from_jwk(&key.to_jwk(true)).unwrap();
+            assert!(private.verify(b"hello", &private.sign(b"hello").unwrap()));
+            let from_pem = Key::from_pem(&key.to_pem().unwrap(), Some(alg)).unwrap();
+            assert!(from_pem.verify(b"hello", &sig));
+            let pub_pem = Key::from_pem(&public.to_pem().unwrap(), None).unwrap();
+            assert_eq!(pub_pem.alg(), alg);
+        }
+    }
+
+    #[test]
+    fn pem_algorithm_must_agree() {
+        let key = Key::generate(Algorithm::ES256, &mut OsRng).unwrap();
+        let err = Key::from_pem(&key.to_pem().unwrap(), Some(Algorithm::EdDSA)).unwrap_err();
+        assert!(err.to_string().contains("ES256"), "{err}");
+        assert!(Key::from_pem("hello", None).is_err());
+    }
+
+    #[test]
+    fn jwk_errors_are_specific() {
+        let no_alg = Key::from_jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap_err();
+        assert!(no_alg.to_string().contains("alg"), "{no_alg}");
+        let curve = Key::from_jwk(&json!({"kty": "EC", "crv": "P-384", "x": "", "y": ""})).unwrap_err();
+        assert!(curve.to_string().contains("P-256"), "{curve}");
+        assert!(KeySet::from_jwks(&json!({"nope": 1})).is_err());
+        let debug = format!("{:?}", Key::hmac(Algorithm::HS256, b"topsecret").unwrap());
+        assert!(!debug.contains("topsecret"));
+    }
+}

@@ -1,0 +1,314 @@
+//! The policy engine: given a verified [`Grant`] and the request's facts, allow or deny.
+//!
+//! Checks run in a fixed order and the first failure decides: validity window,
+//! revocation, IP block list, purpose, stream scope, IP binding, Referer, User-Agent,
+//! access rules (operator's, then the token's), and last the session limit, so that a
+//! denied request never occupies a session slot.
+
+pub mod ip;
+pub mod path;
+pub mod pattern;
+
+use std::net::IpAddr;
+
+use crate::claims::{AccessRule, Purpose, RuleAction, RuleMatcher};
+use crate::denial::Denial;
+use crate::grant::Grant;
+use crate::revocation::{IpBlocklist, RevocationList};
+use crate::sessions::{Admission, SessionLimiter, SessionRequest};
+use ip::{any_contains, IpRange};
+use pattern::{host_matches, referrer_host, wildcard_match};
+
+/// The facts of one request, as the adapter saw them. All optional but `path`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The request path as received (may be percent-encoded; normalized by the engine).
+    pub path: String,
+    /// The direct peer's address (socket, or `CF-Connecting-IP`).
+    pub peer_ip: Option<IpAddr>,
+    /// `X-Forwarded-For`, believed only from trusted proxies.
+    pub forwarded_for: Option<String>,
+    /// `Referer` header.
+    pub referer: Option<String>,
+    /// `User-Agent` header; missing is treated as empty.
+    pub user_agent: Option<String>,
+    /// Two-letter country of the client.
+    pub country: Option<String>,
+    /// Autonomous system number of the client.
+    pub asn: Option<u32>,
+    /// What the request does.
+    pub purpose: Purpose,
+    /// Player session id (for reconnects), when the adapter knows one.
+    pub session_id: Option<String>,
+    /// Whether this request starts or refreshes a session (a manifest fetch).
+    pub starts_session: bool,
+}
+
+/// What the engine derives from a [`RequestContext`] before any check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The normalized path (see [`path::normalize_path`]).
+    pub path: String,
+    /// The client IP, `X-Forwarded-For` applied where the peer is trusted.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// Referer rules set by the operator (Wrench-style lists).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferrerRules {
+    /// Hosts allowed; empty means any host.
+    pub allow: Vec<String>,
+    /// Hosts denied, checked first.
+    pub deny: Vec<String>,
+    /// Whether a request without Referer passes (native players and privacy settings
+    /// send none, so the default is yes).
+    pub allow_missing: bool,
+}
+
+impl Default for ReferrerRules {
+    fn default() -> Self {
+        ReferrerRules { allow: Vec::new(), deny: Vec::new(), allow_missing: true }
+    }
+}
+
+/// User-Agent rules set by the operator: `*` wildcards, case-insensitive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserAgentRules {
+    /// Patterns allowed; empty means any.
+    pub allow: Vec<String>,
+    /// Patterns denied, checked first.
+    pub deny: Vec<String>,
+}
+
+/// Operator policy: what applies to every credential, whatever the scheme.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpRange>,
+    /// Client ranges exempt from IP binding (office networks, monitoring).
+    pub ip_bypass: Vec<IpRange>,
+    /// Widen single-address IPv4 bindings to this prefix (e.g. 24) for mobile hand-offs.
+    pub ipv4_binding_prefix: Option<u8>,
+    /// Widen single-address IPv6 bindings to this prefix (e.g. 64).
+    pub ipv6_binding_prefix: Option<u8>,
+    /// Referer rules.
+    pub referrers: ReferrerRules,
+    /// User-Agent rules.
+    pub user_agents: UserAgentRules,
+    /// Ordered IP/country rules evaluated before the token's own.
+    pub access_rules: Vec<AccessRule>,
+    /// Session limit for tokens that set none; `None` means unlimited.
+    pub default_max_sessions: Option<u32>,
+}
+
+/// The state the engine consults: revocations, the IP block list and session counting.
+/// Adapters implement these over KV, Durable Objects or memory.
+pub struct Hooks<'a> {
+    /// Revoked token ids.
+    pub revocations: &'a dyn RevocationList,
+    /// Blocked client ranges.
+    pub blocklist: &'a dyn IpBlocklist,
+    /// Session counting; `None` when the caller does not count sessions.
+    pub sessions: Option<&'a mut dyn SessionLimiter>,
+}
+
+impl Policy {
+    /// Applies every check to `grant` for the request `ctx` at `now`. `facts` holds what
+    /// was derived from `ctx` once: the normalized path and the resolved client IP.
+    pub fn evaluate(
+        &self,
+        grant: &Grant,
+        ctx: &RequestContext,
+        facts: &RequestFacts,
+        now: i64,
+        hooks: &mut Hooks<'_>,
+    ) -> Result<(), Denial> {
+        let client = facts.client_ip;
+        let normalized_path = facts.path.as_str();
+        check_validity(grant, now)?;
+        let revocation_ids = grant.token_id.iter().chain(core::iter::once(&grant.fingerprint));
+        for id in revocation_ids {
+            if hooks.revocations.is_revoked(id, now) {
+                return Err(Denial::Revoked { token_id: id.clone() });
+            }
+        }
+        if let Some(ip) = client {
+            if hooks.blocklist.is_blocked(ip, now) {
+                return Err(Denial::IpBlocked { ip });
+            }
+        }
+        if grant.purpose != ctx.purpose {
+            return Err(Denial::PurposeMismatch { token: grant.purpose, request: ctx.purpose });
+        }
+        if !grant.scope.covers(normalized_path) {
+            return Err(Denial::ScopeMismatch {
+                path: normalized_path.to_owned(),
+                scope: grant.scope.to_string(),
+            });
+        }
+        self.check_ip_binding(grant, client)?;
+        self.check_referrer(grant, ctx.referer.as_deref())?;
+        self.check_user_agent(grant, ctx.user_agent.as_deref().unwrap_or(""))?;
+        check_access_rules(&self.access_rules, client, ctx.country.as_deref(), "operator")?;
+        check_access_rules(&grant.access_rules, client, ctx.country.as_deref(), "token")?;
+        self.check_sessions(grant, ctx, now, hooks)
+    }
+
+    /// Derives the normalized path and the client IP (after the trusted-proxy rules).
+    pub fn resolve(&self, ctx: &RequestContext) -> Result<RequestFacts, Denial> {
+        Ok(RequestFacts {
+            path: path::normalize_path(&ctx.path)?,
+            client_ip: ip::client_ip(ctx.peer_ip, ctx.forwarded_for.as_deref(), &self.trusted_proxies),
+        })
+    }
+
+    fn check_ip_binding(&self, grant: &Grant, client: Option<IpAddr>) -> Result<(), Denial> {
+        let Some(binding) = grant.ip_binding else { return Ok(()) };
+        let binding = binding.widened(self.ipv4_binding_prefix, self.ipv6_binding_prefix);
+        match client {
+            Some(ip) if binding.contains(ip) || any_contains(&self.ip_bypass, ip) => Ok(()),
+            _ => Err(Denial::IpMismatch { client, expected: binding.to_string() }),
+        }
+    }
+
+    fn check_referrer(&self, grant: &Grant, referer: Option<&str>) -> Result<(), Denial> {
+        let rules = &self.referrers;
+        let present = referer.map(str::trim).filter(|r| !r.is_empty());
+        let Some(raw) = present else {
+            let allowed = rules.allow_missing
+                && (grant.referrers.is_empty() || grant.allow_no_referrer.unwrap_or(false));
+            return if allowed {
+                Ok(())
+            } else {
+                Err(Denial::ReferrerDenied { referrer: None, why: "a Referer is required" })
+            };
+        };
+        let Some(host) = referrer_host(raw) else {
+            return Err(Denial::ReferrerDenied {
+                referrer: Some(raw.to_owned()),
+                why: "Referer is not a URL with a host",
+            });
+        };
+        let denied = |why| Err(Denial::ReferrerDenied { referrer: Some(host.clone()), why });
+        if rules.deny.iter().any(|p| host_matches(p, &host)) {
+            return denied("host is on the deny list");
+        }
+        if !rules.allow.is_empty() && !rules.allow.iter().any(|p| host_matches(p, &host)) {
+            return denied("host is not on the operator's allow list");
+        }
+        if !grant.referrers.is_empty() && !grant.referrers.iter().any(|p| host_matches(p, &host)) {
+            return denied("host is not among the token's referrers");
+        }
+        Ok(())
+    }
+
+    fn check_user_agent(&self, grant: &Grant, user_agent: &str) -> Result<(), Denial> {
+        let rules = &self.user_agents;
+        let matches = |patterns: &[String]| patterns.iter().any(|p| wildcard_match(p, user_agent, true));
+        let why = if matches(&rules.deny) {
+            "matches a denied pattern"
+        } else if !rules.allow.is_empty() && !matches(&rules.allow) {
+            "matches no allowed pattern"
+        } else if !grant.user_agents.is_empty() && !matches(&grant.user_agents) {
+            "matches none of the token's patterns"
+        } else {
+            return Ok(());
+        };
+        Err(Denial::UserAgentDenied { user_agent: user_agent.to_owned(), why })
+    }
+
+    fn check_sessions(
+        &self,
+        grant: &Grant,
+        ctx: &RequestContext,
+        now: i64,
+        hooks: &mut Hooks<'_>,
+    ) -> Result<(), Denial> {
+        let limit = grant.max_sessions.or(self.default_max_sessions);
+        let (Some(limit), true, Some(sessions)) = (limit, ctx.starts_session, hooks.sessions.as_deref_mut())
+        else {
+            return Ok(());
+        };
+        let request = SessionRequest {
+            key: &grant.session_key(),
+            session_id: ctx.session_id.as_deref(),
+            limit,
+        };
+        match sessions.admit(&request, now) {
+            Admission::Admitted => Ok(()),
+            Admission::Full { limit, active } => Err(Denial::TooManySessions { limit, active }),
+        }
+    }
+}
+
+fn check_validity(grant: &Grant, now: i64) -> Result<(), Denial> {
+    let v = grant.validity;
+    let leeway = i64::from(v.leeway);
+    if let Some(exp) = v.expires_at {
+        if now >= exp.saturating_add(leeway) {
+            return Err(Denial::Expired { expires_at: exp, now, leeway: v.leeway });
+        }
+    }
+    if let Some(nbf) = v.not_before {
+        if now < nbf.saturating_sub(leeway) {
+            return Err(Denial::NotYetValid { not_before: nbf, now, leeway: v.leeway });
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates ordered rules: the first that matches decides; none matching allows.
+/// A block by a catch-all rule is reported as `ip_mismatch` when every earlier allow rule
+/// was an IP rule (the request was outside the allowed ranges), else as `geo_denied`.
+fn check_access_rules(
+    rules: &[AccessRule],
+    client: Option<IpAddr>,
+    country: Option<&str>,
+    owner: &str,
+) -> Result<(), Denial> {
+    let country_code = country.and_then(|c| crate::claims::CountryCode::parse(c).ok());
+    let mut only_ip_allows = true;
+    let mut any_allow = false;
+    for (index, rule) in rules.iter().enumerate() {
+        let matched = match &rule.matcher {
+            RuleMatcher::Ip { ip } => client.is_some_and(|c| any_contains(ip, c)),
+            RuleMatcher::Country { country: list } => {
+                country_code.as_ref().is_some_and(|c| list.contains(c))
+            }
+            RuleMatcher::Any => true,
+        };
+        if rule.action == RuleAction::Allow {
+            any_allow = true;
+            only_ip_allows &= matches!(rule.matcher, RuleMatcher::Ip { .. });
+        }
+        if !matched {
+            continue;
+        }
+        if rule.action == RuleAction::Allow {
+            return Ok(());
+        }
+        let described = format!("{owner} access rule #{} ({})", index + 1, describe(&rule.matcher));
+        let ip_reason = matches!(rule.matcher, RuleMatcher::Ip { .. })
+            || (matches!(rule.matcher, RuleMatcher::Any) && any_allow && only_ip_allows);
+        return Err(if ip_reason {
+            Denial::IpMismatch { client, expected: described }
+        } else {
+            Denial::GeoDenied { country: country.map(str::to_owned), rule: described }
+        });
+    }
+    Ok(())
+}
+
+fn describe(matcher: &RuleMatcher) -> String {
+    match matcher {
+        RuleMatcher::Ip { ip } => {
+            let list: Vec<String> = ip.iter().map(ToString::to_string).collect();
+            format!("block ip {}", list.join(","))
+        }
+        RuleMatcher::Country { country } => {
+            let list: Vec<&str> = country.iter().map(|c| c.as_str()).collect();
+            format!("block country {}", list.join(","))
+        }
+        RuleMatcher::Any => "block any".to_owned(),
+    }
+}

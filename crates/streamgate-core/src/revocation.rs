@@ -1,0 +1,101 @@
+//! Revocation and IP block lists: the traits the policy engine asks, and in-memory stores.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::policy::ip::IpRange;
+
+/// Answers whether a token id (a `jti`, an EdgeAuth `id`, or a credential fingerprint)
+/// is revoked at `now`.
+pub trait RevocationList {
+    /// Whether `token_id` is revoked.
+    fn is_revoked(&self, token_id: &str, now: i64) -> bool;
+}
+
+/// Answers whether a client IP is blocked at `now`.
+pub trait IpBlocklist {
+    /// Whether `ip` is blocked.
+    fn is_blocked(&self, ip: IpAddr, now: i64) -> bool;
+}
+
+/// Revocations held in memory, each with an optional end (unix seconds).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryRevocations {
+    entries: HashMap<String, Option<i64>>,
+}
+
+impl MemoryRevocations {
+    /// Revokes `token_id` until `until` (forever when `None`).
+    pub fn revoke(&mut self, token_id: impl Into<String>, until: Option<i64>) {
+        self.entries.insert(token_id.into(), until);
+    }
+
+    /// Lifts a revocation; returns whether there was one.
+    pub fn unrevoke(&mut self, token_id: &str) -> bool {
+        self.entries.remove(token_id).is_some()
+    }
+}
+
+impl RevocationList for MemoryRevocations {
+    fn is_revoked(&self, token_id: &str, now: i64) -> bool {
+        self.entries.get(token_id).is_some_and(|until| until.is_none_or(|end| now < end))
+    }
+}
+
+/// Blocked ranges held in memory, each with an optional end (unix seconds).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryBlocklist {
+    entries: Vec<(IpRange, Option<i64>)>,
+}
+
+impl MemoryBlocklist {
+    /// Blocks `range` until `until` (forever when `None`).
+    pub fn block(&mut self, range: IpRange, until: Option<i64>) {
+        self.entries.retain(|(r, _)| *r != range);
+        self.entries.push((range, until));
+    }
+
+    /// Unblocks exactly `range`; returns whether it was blocked.
+    pub fn unblock(&mut self, range: &IpRange) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|(r, _)| r != range);
+        before != self.entries.len()
+    }
+}
+
+impl IpBlocklist for MemoryBlocklist {
+    fn is_blocked(&self, ip: IpAddr, now: i64) -> bool {
+        self.entries
+            .iter()
+            .any(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_expire_and_lift() {
+        let mut list = MemoryRevocations::default();
+        list.revoke("a", Some(100));
+        list.revoke("b", None);
+        assert!(list.is_revoked("a", 99));
+        assert!(!list.is_revoked("a", 100));
+        assert!(list.is_revoked("b", i64::MAX));
+        assert!(list.unrevoke("b"));
+        assert!(!list.is_revoked("b", 0));
+        assert!(!list.unrevoke("b"));
+    }
+
+    #[test]
+    fn blocklist_matches_ranges() {
+        let mut list = MemoryBlocklist::default();
+        let range = IpRange::parse("192.0.2.0/24").unwrap();
+        list.block(range, None);
+        assert!(list.is_blocked("192.0.2.9".parse().unwrap(), 0));
+        assert!(!list.is_blocked("192.0.3.9".parse().unwrap(), 0));
+        assert!(list.unblock(&range));
+        assert!(!list.is_blocked("192.0.2.9".parse().unwrap(), 0));
+    }
+}

@@ -1,0 +1,244 @@
+//! Token schemes behind one trait, and where their credentials live in a URL.
+
+pub mod edgeauth;
+pub mod jwt;
+pub mod secure_link;
+pub mod wmsauth;
+
+use core::fmt;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::denial::Denial;
+use crate::grant::Grant;
+use crate::policy::RequestFacts;
+
+/// Credentials longer than this are refused before any parsing work.
+pub const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
+
+/// The supported credential formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SchemeKind {
+    /// streamgate playback JWT (`token=`).
+    Jwt,
+    /// Nimble Streamer / WMSPanel `wmsAuthSign=`.
+    WmsAuth,
+    /// Akamai EdgeAuth 2.0 (`hdnts=` or `__token__=`).
+    EdgeAuth,
+    /// nginx `secure_link_md5` (`md5=` and `expires=`).
+    SecureLink,
+}
+
+impl SchemeKind {
+    /// Every scheme, in detection order.
+    pub const ALL: [SchemeKind; 4] =
+        [SchemeKind::Jwt, SchemeKind::WmsAuth, SchemeKind::EdgeAuth, SchemeKind::SecureLink];
+
+    /// The name used in configuration, output and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemeKind::Jwt => "jwt",
+            SchemeKind::WmsAuth => "wmsauth",
+            SchemeKind::EdgeAuth => "edgeauth",
+            SchemeKind::SecureLink => "secure-link",
+        }
+    }
+
+    /// Parses a scheme name.
+    pub fn parse(name: &str) -> Option<SchemeKind> {
+        SchemeKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The query parameters that carry this scheme's credential.
+    pub fn query_params(self) -> &'static [&'static str] {
+        match self {
+            SchemeKind::Jwt => &["token"],
+            SchemeKind::WmsAuth => &["wmsAuthSign"],
+            SchemeKind::EdgeAuth => &["hdnts", "__token__"],
+            SchemeKind::SecureLink => &["md5", "expires"],
+        }
+    }
+}
+
+impl fmt::Display for SchemeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scheme verifies a credential's signature and format, and says what it grants.
+/// Time, IP, scope and every other policy check happen afterwards, in the policy engine.
+pub trait Scheme {
+    /// Which scheme this is.
+    fn kind(&self) -> SchemeKind;
+    /// Verifies `credential` for the request described by `facts`.
+    fn verify(&self, credential: &str, facts: &RequestFacts) -> Result<Grant, Denial>;
+}
+
+/// A credential found in a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// Its scheme.
+    pub kind: SchemeKind,
+    /// Its text. For secure-link, `md5,expires` (nginx's `secure_link` order).
+    pub value: String,
+}
+
+/// Splits a URL or path-with-query into `(path, query)`; the fragment is dropped.
+pub fn split_url(url: &str) -> (&str, &str) {
+    let no_fragment = url.split('#').next().unwrap_or("");
+    let rest = match no_fragment.split_once("://") {
+        Some((_, after_scheme)) => {
+            let end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
+            after_scheme.get(end..).unwrap_or("")
+        }
+        None => no_fragment,
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (if path.is_empty() { "/" } else { path }, query)
+}
+
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+fn decode(value: &str) -> String {
+    percent_decode_str(value).decode_utf8_lossy().into_owned()
+}
+
+/// Finds the first credential in a query string (without the leading `?`).
+/// Values are percent-decoded (never `+` to space: base64 uses `+`), except EdgeAuth's,
+/// which Akamai signs as they appear in the URL.
+pub fn find_in_query(query: &str) -> Option<Credential> {
+    let get = |name: &str| query_pairs(query).find(|(k, _)| decode(k) == name).map(|(_, v)| v);
+    for kind in SchemeKind::ALL {
+        let value = match kind {
+            SchemeKind::SecureLink => match (get("md5"), get("expires")) {
+                (Some(md5), expires) => Some(format!("{},{}", decode(md5), expires.map(decode).unwrap_or_default())),
+                (None, _) => None,
+            },
+            SchemeKind::EdgeAuth => kind.query_params().iter().find_map(|n| get(n)).map(str::to_owned),
+            _ => kind.query_params().iter().find_map(|n| get(n)).map(decode),
+        };
+        if let Some(value) = value {
+            return Some(Credential { kind, value });
+        }
+    }
+    None
+}
+
+/// Removes every credential parameter from a query, keeping all others byte-identical and
+/// in order (LL-HLS `_HLS_msn`, `_HLS_part`, `_HLS_skip` included).
+pub fn strip_credentials(query: &str) -> String {
+    let is_credential = |key: &str| {
+        let key = decode(key);
+        SchemeKind::ALL.iter().any(|k| k.query_params().contains(&key.as_str()))
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty() && !is_credential(p.split_once('=').map_or(*p, |(k, _)| k)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Characters escaped in query values we write: everything but RFC 3986 unreserved.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The query parameters that carry `credential` in a URL, ready to append.
+pub fn credential_params(credential: &Credential) -> Vec<(&'static str, String)> {
+    let escaped = |v: &str| utf8_percent_encode(v, QUERY_VALUE).to_string();
+    match credential.kind {
+        SchemeKind::Jwt => vec![("token", credential.value.clone())],
+        SchemeKind::WmsAuth => vec![("wmsAuthSign", escaped(&credential.value))],
+        // Akamai's generators put the token into the URL as is.
+        SchemeKind::EdgeAuth => vec![("hdnts", credential.value.clone())],
+        SchemeKind::SecureLink => {
+            let (md5, expires) = credential.value.split_once(',').unwrap_or((&credential.value, ""));
+            let mut params = vec![("md5", md5.to_owned())];
+            if !expires.is_empty() {
+                params.push(("expires", expires.to_owned()));
+            }
+            params
+        }
+    }
+}
+
+/// Appends the credential to `url`, before any `#fragment`, keeping the existing query.
+pub fn signed_url(url: &str, credential: &Credential) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let mut out = base.to_owned();
+    for (name, value) in credential_params(credential) {
+        let sep = if out.contains('?') { if out.ends_with('?') || out.ends_with('&') { "" } else { "&" } } else { "?" };
+        out.push_str(sep);
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&value);
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// Guesses the scheme of a bare credential (for tools; the edge uses parameter names).
+pub fn detect_scheme(token: &str) -> Option<SchemeKind> {
+    let t = token.trim();
+    if t.contains("hmac=") && t.contains("exp=") {
+        return Some(SchemeKind::EdgeAuth);
+    }
+    if t.split('.').count() == 3 && t.starts_with("eyJ") {
+        return Some(SchemeKind::Jwt);
+    }
+    let decoded = crate::encoding::b64_std_decode(&t.replace(' ', "+"))?;
+    decoded.starts_with(b"server_time=").then_some(SchemeKind::WmsAuth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_urls() {
+        assert_eq!(split_url("https://h.test/a/b.m3u8?x=1&y=2#f"), ("/a/b.m3u8", "x=1&y=2"));
+        assert_eq!(split_url("https://h.test"), ("/", ""));
+        assert_eq!(split_url("https://h.test?token=a"), ("/", "token=a"));
+        assert_eq!(split_url("/live/x.ts?token=a"), ("/live/x.ts", "token=a"));
+    }
+
+    #[test]
+    fn finds_each_scheme() {
+        let c = find_in_query("a=1&token=eyJ.x.y").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::Jwt, "eyJ.x.y"));
+        let c = find_in_query("wmsAuthSign=c2Vy%2B%3D").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::WmsAuth, "c2Vy+="));
+        let c = find_in_query("__token__=exp=1~acl=%2f*~hmac=ab").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::EdgeAuth, "exp=1~acl=%2f*~hmac=ab"));
+        let c = find_in_query("expires=5&md5=abc").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::SecureLink, "abc,5"));
+        assert_eq!(find_in_query("a=1&b=2"), None);
+    }
+
+    #[test]
+    fn strips_only_credentials() {
+        assert_eq!(
+            strip_credentials("_HLS_msn=5&token=abc&_HLS_part=2&x=%20y"),
+            "_HLS_msn=5&_HLS_part=2&x=%20y"
+        );
+        assert_eq!(strip_credentials("md5=a&expires=1"), "");
+    }
+
+    #[test]
+    fn signed_urls_keep_query_and_fragment() {
+        let c = Credential { kind: SchemeKind::Jwt, value: "t".into() };
+        assert_eq!(signed_url("https://h/a.m3u8?x=1#frag", &c), "https://h/a.m3u8?x=1&token=t#frag");
+        assert_eq!(signed_url("/a.m3u8", &c), "/a.m3u8?token=t");
+        let w = Credential { kind: SchemeKind::WmsAuth, value: "ab+/=".into() };
+        assert_eq!(signed_url("/a", &w), "/a?wmsAuthSign=ab%2B%2F%3D");
+        let s = Credential { kind: SchemeKind::SecureLink, value: "m,9".into() };
+        assert_eq!(signed_url("/a", &s), "/a?md5=m&expires=9");
+    }
+}

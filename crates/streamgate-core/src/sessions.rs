@@ -1,0 +1,147 @@
+//! Concurrent-session counting: the trait the policy engine asks, and a pure session table
+//! that an edge Durable Object or the CLI can hold.
+
+use std::collections::HashMap;
+
+/// One session start (or heartbeat) to admit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionRequest<'a> {
+    /// What sessions are counted under (see [`crate::Grant::session_key`]).
+    pub key: &'a str,
+    /// The player's session id; a known id is a heartbeat or a reconnect, never a new slot.
+    pub session_id: Option<&'a str>,
+    /// Maximum concurrent sessions.
+    pub limit: u32,
+}
+
+/// The answer to a [`SessionRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The session may play.
+    Admitted,
+    /// The limit is reached.
+    Full {
+        /// The limit in force.
+        limit: u32,
+        /// Sessions active now.
+        active: u32,
+    },
+}
+
+/// Admits or refuses sessions.
+pub trait SessionLimiter {
+    /// Registers the session (or refreshes it) if the limit allows.
+    fn admit(&mut self, request: &SessionRequest<'_>, now: i64) -> Admission;
+}
+
+/// What to do with a new session when the limit is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AtLimit {
+    /// Refuse the newcomer (the default).
+    #[default]
+    RejectNew,
+    /// Admit the newcomer and end the least recently seen session.
+    EvictOldest,
+}
+
+/// Sessions per key, expiring after an idle time. Pure: time comes in as `now`.
+#[derive(Clone, Debug)]
+pub struct SessionTable {
+    idle_timeout: i64,
+    at_limit: AtLimit,
+    sessions: HashMap<String, Vec<(String, i64)>>,
+    anonymous_counter: u64,
+}
+
+impl SessionTable {
+    /// A table whose sessions end after `idle_timeout` seconds without a heartbeat.
+    pub fn new(idle_timeout: u32, at_limit: AtLimit) -> SessionTable {
+        SessionTable {
+            idle_timeout: i64::from(idle_timeout),
+            at_limit,
+            sessions: HashMap::new(),
+            anonymous_counter: 0,
+        }
+    }
+
+    /// Active sessions under `key` at `now`.
+    pub fn active(&self, key: &str, now: i64) -> u32 {
+        self.sessions.get(key).map_or(0, |list| {
+            let live = list.iter().filter(|(_, seen)| now - seen < self.idle_timeout).count();
+            u32::try_from(live).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+impl SessionLimiter for SessionTable {
+    fn admit(&mut self, request: &SessionRequest<'_>, now: i64) -> Admission {
+        let idle = self.idle_timeout;
+        let list = self.sessions.entry(request.key.to_owned()).or_default();
+        list.retain(|(_, seen)| now - seen < idle);
+        if let Some(id) = request.session_id {
+            if let Some(entry) = list.iter_mut().find(|(sid, _)| sid == id) {
+                entry.1 = now;
+                return Admission::Admitted;
+            }
+        }
+        let active = u32::try_from(list.len()).unwrap_or(u32::MAX);
+        if active >= request.limit {
+            match self.at_limit {
+                AtLimit::RejectNew => return Admission::Full { limit: request.limit, active },
+                AtLimit::EvictOldest => {
+                    if request.limit == 0 {
+                        return Admission::Full { limit: 0, active };
+                    }
+                    list.sort_by_key(|(_, seen)| *seen);
+                    let excess = list.len() + 1 - request.limit as usize;
+                    list.drain(..excess.min(list.len()));
+                }
+            }
+        }
+        let id = match request.session_id {
+            Some(id) => id.to_owned(),
+            None => {
+                self.anonymous_counter += 1;
+                format!("anonymous-{}", self.anonymous_counter)
+            }
+        };
+        list.push((id, now));
+        Admission::Admitted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(id: &'a str, limit: u32) -> SessionRequest<'a> {
+        SessionRequest { key: "jti:t", session_id: Some(id), limit }
+    }
+
+    #[test]
+    fn rejects_beyond_limit_but_admits_heartbeats() {
+        let mut table = SessionTable::new(60, AtLimit::RejectNew);
+        assert_eq!(table.admit(&req("a", 2), 0), Admission::Admitted);
+        assert_eq!(table.admit(&req("b", 2), 1), Admission::Admitted);
+        assert_eq!(table.admit(&req("c", 2), 2), Admission::Full { limit: 2, active: 2 });
+        // Reconnect of a known session does not count twice.
+        assert_eq!(table.admit(&req("a", 2), 3), Admission::Admitted);
+        assert_eq!(table.active("jti:t", 3), 2);
+        // After idle expiry a slot frees up.
+        assert_eq!(table.admit(&req("c", 2), 70), Admission::Admitted);
+        assert_eq!(table.active("jti:t", 70), 1);
+    }
+
+    #[test]
+    fn evict_oldest_makes_room() {
+        let mut table = SessionTable::new(60, AtLimit::EvictOldest);
+        assert_eq!(table.admit(&req("a", 1), 0), Admission::Admitted);
+        assert_eq!(table.admit(&req("b", 1), 5), Admission::Admitted);
+        assert_eq!(table.active("jti:t", 5), 1);
+        // "a" was evicted: it now needs a slot of its own again.
+        assert_eq!(table.admit(&req("a", 1), 6), Admission::Admitted);
+        assert_eq!(table.active("jti:t", 6), 1);
+        let zero = SessionRequest { key: "k", session_id: None, limit: 0 };
+        assert_eq!(table.admit(&zero, 0), Admission::Full { limit: 0, active: 0 });
+    }
+}
