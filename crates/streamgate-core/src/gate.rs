@@ -6,6 +6,9 @@ use crate::policy::{Hooks, Policy, RequestContext, RequestFacts};
 use crate::schemes::{Credential, Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
 
 /// The outcome of one check.
+// One decision is made and dropped per request; boxing the common case would only add
+// an allocation to the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// The request may pass.

@@ -400,16 +400,15 @@ impl Key {
 
     /// The key as PEM (PKCS#8 private or SPKI public); `None` for HMAC secrets.
     pub fn to_pem(&self) -> Option<String> {
-        let pem = match &self.material {
-            Material::Hmac(_) => return None,
+        match &self.material {
+            Material::Hmac(_) => None,
             Material::RsaPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
             Material::RsaPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
             Material::EcPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
             Material::EcPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
             Material::EdPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
             Material::EdPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
-        };
-        pem
+        }
     }
 }
 
@@ -505,6 +504,7 @@ impl KeySet {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_types)] // tests bring their own randomness, as callers do
 mod tests {
     use super::*;
     use rand_core::OsRng;

@@ -330,27 +330,36 @@ pub fn sign(hex_key: &str, algorithm: EdgeAlgorithm, request: &EdgeAuthRequest) 
     if let Some(ip) = &request.ip {
         IpRange::parse(ip).map_err(|e| Error::input("ip", e))?;
     }
-    let esc = |v: &str| request.escape.escape(v);
+    // A value holding the field delimiter would split the token (Akamai's Python
+    // generator does not escape `~`); refuse rather than emit a token no edge can parse.
+    let delimiter_free = |field: &'static str, value: &str| {
+        if value.contains('~') {
+            Err(Error::input(field, "contains '~', the EdgeAuth field delimiter"))
+        } else {
+            Ok(value.to_owned())
+        }
+    };
+    let esc = |field: &'static str, v: &str| delimiter_free(field, &request.escape.escape(v));
     let mut fields = Vec::new();
     if let Some(ip) = &request.ip {
-        fields.push(format!("ip={}", esc(ip)));
+        fields.push(format!("ip={}", esc("ip", ip)?));
     }
     if let Some(st) = request.start {
         fields.push(format!("st={st}"));
     }
     fields.push(format!("exp={expires}"));
     if !is_url {
-        fields.push(format!("acl={}", request.acl.join("!")));
+        fields.push(format!("acl={}", delimiter_free("acl", &request.acl.join("!"))?));
     }
     if let Some(id) = &request.id {
-        fields.push(format!("id={}", esc(id)));
+        fields.push(format!("id={}", esc("id", id)?));
     }
     if let Some(data) = &request.data {
-        fields.push(format!("data={}", esc(data)));
+        fields.push(format!("data={}", esc("data", data)?));
     }
     let signed_text = fields.join("~");
     let scheme = EdgeAuthScheme { key, algorithm, salt: request.salt.clone(), leeway: 0 };
-    let url = request.url.as_deref().map(esc);
+    let url = request.url.as_deref().map(|u| request.escape.escape(u));
     let mac = algorithm.mac(&scheme.key, scheme.hash_source(&signed_text, url.as_deref()).as_bytes());
     Ok(format!("{signed_text}~hmac={}", hex(&mac)))
 }
