@@ -130,8 +130,8 @@ pub enum Denial {
 /// What a verifier signed, for the "why does my signature not match?" question.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignatureExplanation {
-    /// The canonical string-to-sign, with any secret replaced by `<secret>`.
-    pub canonical: String,
+    /// Every canonical string-to-sign the verifier tried, secrets replaced by `<secret>`.
+    pub tried: Vec<String>,
     /// How it was built (the recipe, e.g. `ip + key + server_time + validminutes`).
     pub recipe: String,
 }
@@ -160,6 +160,48 @@ impl Denial {
             Denial::TooManySessions { .. } => ReasonCode::TooManySessions,
         }
     }
+
+    /// The check that refused the request, one of [`Denial::STAGES`].
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Denial::UnsafePath { .. } => "request path",
+            Denial::MissingToken => "credential present",
+            Denial::Malformed { .. } => "credential format",
+            Denial::UnknownKey { .. } | Denial::AlgNotAllowed { .. } => "key and algorithm",
+            Denial::BadSignature { .. } => "signature",
+            Denial::ForeignToken { .. } => "issuer and audience",
+            Denial::Expired { .. } | Denial::NotYetValid { .. } => "validity window",
+            Denial::Revoked { .. } => "revocation",
+            Denial::IpBlocked { .. } => "IP block list",
+            Denial::PurposeMismatch { .. } => "purpose",
+            Denial::ScopeMismatch { .. } => "stream scope",
+            Denial::IpMismatch { .. } => "IP binding and IP rules",
+            Denial::ReferrerDenied { .. } => "referrer",
+            Denial::UserAgentDenied { .. } => "user agent",
+            Denial::GeoDenied { .. } => "access rules",
+            Denial::TooManySessions { .. } => "sessions",
+        }
+    }
+
+    /// The checks in the order the gate runs them.
+    pub const STAGES: [&'static str; 16] = [
+        "request path",
+        "credential present",
+        "credential format",
+        "key and algorithm",
+        "signature",
+        "issuer and audience",
+        "validity window",
+        "revocation",
+        "IP block list",
+        "purpose",
+        "stream scope",
+        "IP binding and IP rules",
+        "referrer",
+        "user agent",
+        "access rules",
+        "sessions",
+    ];
 
     /// Shorthand for a [`Denial::Malformed`].
     pub fn malformed(why: impl Into<String>) -> Denial {

@@ -50,6 +50,14 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Drops the `null` members of a JSON object, so displayed claims show what is present.
+pub fn present_fields(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
 /// When a credential is valid, and how much clock skew to forgive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Validity {

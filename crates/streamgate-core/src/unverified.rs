@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::grant::present_fields;
+
 use crate::denial::Denial;
 use crate::schemes::{detect_scheme, edgeauth, find_in_query, jwt, split_url, wmsauth, SchemeKind};
 
@@ -53,5 +55,5 @@ pub fn inspect(token_or_url: &str) -> Result<Inspection, Denial> {
             json!({ "md5": md5, "expires": (!expires.is_empty()).then_some(expires) })
         }
     };
-    Ok(Inspection { scheme, fields })
+    Ok(Inspection { scheme, fields: present_fields(fields) })
 }

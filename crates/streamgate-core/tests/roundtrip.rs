@@ -1,6 +1,8 @@
 //! Property tests: whatever is signed verifies, for every scheme and algorithm; and a
 //! change to any signed input is refused.
 
+#![allow(clippy::disallowed_types)] // tests bring their own randomness, as callers do
+
 mod common;
 
 use std::sync::OnceLock;
@@ -17,7 +19,6 @@ use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest, WmsAuth
 use streamgate_core::schemes::SchemeKind;
 use streamgate_core::{Gate, Policy, ReasonCode};
 
-#[allow(clippy::disallowed_types)]
 fn keys() -> &'static Vec<Key> {
     static KEYS: OnceLock<Vec<Key>> = OnceLock::new();
     KEYS.get_or_init(|| {

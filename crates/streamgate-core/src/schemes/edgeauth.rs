@@ -228,15 +228,14 @@ impl EdgeAuthScheme {
                 return Ok(*style);
             }
         }
-        let first_url = urls.first().and_then(|(u, _)| u.as_deref());
-        let canonical = self.hash_source(&fields.signed_text, first_url);
-        let canonical = match &self.salt {
-            Some(salt) => canonical.replace(&format!("~salt={salt}"), "~salt=<secret>"),
-            None => canonical,
+        let mask = |source: String| match &self.salt {
+            Some(salt) => source.replace(&format!("~salt={salt}"), "~salt=<secret>"),
+            None => source,
         };
+        let tried = urls.iter().map(|(url, _)| mask(self.hash_source(&fields.signed_text, url.as_deref()))).collect();
         Err(Denial::BadSignature {
             explanation: Some(SignatureExplanation {
-                canonical,
+                tried,
                 recipe: format!(
                     "hmac-{}(hex key, token fields before ~hmac= [+ ~url=path] [+ ~salt=salt]); url tried unescaped, Python- and Node-escaped",
                     self.algorithm.as_str()
@@ -271,12 +270,12 @@ impl Scheme for EdgeAuthScheme {
             Some(ip) => Some(IpRange::parse(ip).map_err(|e| Denial::malformed(format!("ip field: {e}")))?),
             None => None,
         };
-        let claims = serde_json::json!({
+        let claims = crate::grant::present_fields(serde_json::json!({
             "ip": fields.ip, "st": fields.start, "exp": fields.expires,
             "acl": fields.acl, "url": fields.acl.is_none().then(|| facts.path.clone()),
             "id": fields.id, "data": fields.data,
             "url_escaping": style.map(EscapeStyle::as_str),
-        });
+        }));
         let mut grant = Grant::new(SchemeKind::EdgeAuth, token, claims);
         grant.validity = Validity { not_before: fields.start, expires_at: Some(fields.expires), leeway: self.leeway };
         grant.scope = match fields.acl {

@@ -119,7 +119,7 @@ impl Scheme for JwtScheme {
         if !usable.iter().any(|k| k.verify(signing_input.as_bytes(), &signature)) {
             return Err(Denial::BadSignature {
                 explanation: Some(SignatureExplanation {
-                    canonical: signing_input.to_owned(),
+                    tried: vec![signing_input.to_owned()],
                     recipe: format!("{alg}(key, base64url(header) + \".\" + base64url(payload))"),
                 }),
             });

@@ -167,12 +167,14 @@ impl Scheme for SecureLinkScheme {
         if !ct_eq(&Md5::digest(text.as_bytes()), &digest) {
             return Err(Denial::BadSignature {
                 explanation: Some(SignatureExplanation {
-                    canonical: self.expression.render("<secret>", &expires_rendered, &facts.path, &addr),
+                    tried: vec![self.expression.render("<secret>", &expires_rendered, &facts.path, &addr)],
                     recipe: "base64url(md5(expression)), without padding".into(),
                 }),
             });
         }
-        let claims = serde_json::json!({ "expires": expires, "uri": facts.path, "remote_addr": (!addr.is_empty()).then_some(&addr) });
+        let claims = crate::grant::present_fields(serde_json::json!({
+            "expires": expires, "uri": facts.path, "remote_addr": (!addr.is_empty()).then_some(&addr),
+        }));
         let mut grant = Grant::new(SchemeKind::SecureLink, credential, claims);
         grant.validity = Validity { not_before: None, expires_at: expires, leeway: self.leeway };
         if self.expression.uses(Variable::Uri) {

@@ -225,22 +225,25 @@ impl Scheme for WmsAuthScheme {
             ct_eq(&d, &expected)
         });
         let Some(stream) = matched else {
-            let stream = streams.first().copied().unwrap_or("");
+            let tried = streams
+                .iter()
+                .map(|stream| format!("{ip}<secret>{}{}{stream}", fields.server_time, fields.valid_minutes_text))
+                .collect();
             return Err(Denial::BadSignature {
                 explanation: Some(SignatureExplanation {
-                    canonical: format!("{ip}<secret>{}{}{stream}", fields.server_time, fields.valid_minutes_text),
+                    tried,
                     recipe: "base64(md5(ip + key + server_time + validminutes [+ signed_stream]))".into(),
                 }),
             });
         };
-        let claims = serde_json::json!({
+        let claims = crate::grant::present_fields(serde_json::json!({
             "server_time": fields.server_time,
             "server_time_unix": fields.server_time_unix,
             "validminutes": fields.valid_minutes,
             "strm_len": fields.stream_len,
             "signed_stream": fields.stream_len.map(|_| *stream),
             "ip_bound": self.ip_bound,
-        });
+        }));
         let mut grant = Grant::new(SchemeKind::WmsAuth, sign, claims);
         grant.validity = Validity {
             not_before: Some(fields.server_time_unix),
