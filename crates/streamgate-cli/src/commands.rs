@@ -78,7 +78,9 @@ fn keygen(a: KeygenArgs) -> Result<Outcome> {
     let render = |k: &Key, private: bool| -> Result<String> {
         match a.format {
             KeyFormat::Jwk => serde_json::to_string_pretty(&k.to_jwk(private)).map_err(|e| e.to_string()),
-            KeyFormat::Pem => k.to_pem().ok_or_else(|| format!("{alg} keys are secrets with no PEM form; use --format jwk")),
+            KeyFormat::Pem => {
+                k.to_pem().ok_or_else(|| format!("{alg} keys are secrets with no PEM form; use --format jwk"))
+            }
         }
     };
     let private_text = render(&key, true)?;
@@ -109,7 +111,8 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| format!("cannot create {} (it must not exist yet): {e}", path.display()))?;
+    let mut file =
+        options.open(path).map_err(|e| format!("cannot create {} (it must not exist yet): {e}", path.display()))?;
     writeln!(file, "{text}").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -322,13 +325,16 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         (Some(path.to_owned()), find_in_query(query))
     } else {
         let kind = match &a.scheme {
-            Some(name) => SchemeKind::parse(name).ok_or_else(|| format!("unknown --scheme {name:?} (jwt, wmsauth, edgeauth, secure-link)"))?,
+            Some(name) => SchemeKind::parse(name)
+                .ok_or_else(|| format!("unknown --scheme {name:?} (jwt, wmsauth, edgeauth, secure-link)"))?,
             None => detect_scheme(input).ok_or("cannot tell the token's scheme; pass --scheme")?,
         };
         (None, Some(Credential { kind, value: input.to_owned() }))
     };
     let credential = match (credential, &a.scheme) {
-        (Some(c), Some(name)) if c.kind.as_str() != name => return Err(format!("the URL carries a {} credential, not {name}", c.kind)),
+        (Some(c), Some(name)) if c.kind.as_str() != name => {
+            return Err(format!("the URL carries a {} credential, not {name}", c.kind))
+        }
         (c, _) => c,
     };
     let policy = Policy {
@@ -340,8 +346,10 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     if let Some(c) = &credential {
         gate = gate.with_scheme(build_scheme(c.kind, &a)?);
     }
-    let purpose = Purpose::parse(&a.purpose).ok_or_else(|| format!("--purpose must be play or publish, not {:?}", a.purpose))?;
-    let peer_ip = a.ip.as_deref().map(|s| s.parse().map_err(|_| format!("--ip {s:?} is not an IP address"))).transpose()?;
+    let purpose =
+        Purpose::parse(&a.purpose).ok_or_else(|| format!("--purpose must be play or publish, not {:?}", a.purpose))?;
+    let peer_ip =
+        a.ip.as_deref().map(|s| s.parse().map_err(|_| format!("--ip {s:?} is not an IP address"))).transpose()?;
     let ctx = RequestContext {
         path: a.path.clone().or(url_path).unwrap_or_else(|| "/".into()),
         peer_ip,
@@ -465,7 +473,10 @@ fn inspect(a: InspectArgs) -> Result<Outcome> {
         }
         Err(denial) => {
             if a.json {
-                println!("{}", json!({"verified": false, "reason": denial.reason().as_str(), "message": denial.to_string()}));
+                println!(
+                    "{}",
+                    json!({"verified": false, "reason": denial.reason().as_str(), "message": denial.to_string()})
+                );
             }
             eprintln!("streamgate: cannot decode: {}: {denial}", denial.reason());
             Ok(Outcome::Denied)

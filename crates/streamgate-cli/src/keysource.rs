@@ -40,7 +40,8 @@ pub fn jwt_keys(arg: &str, alg: Option<Algorithm>) -> Result<Vec<Key>, String> {
             Ok(set.keys().to_vec())
         }
         _ => {
-            let secret = if arg.starts_with('@') { bytes } else { text.map(|t| t.as_bytes().to_vec()).unwrap_or(bytes) };
+            let secret =
+                if arg.starts_with('@') { bytes } else { text.map(|t| t.as_bytes().to_vec()).unwrap_or(bytes) };
             let alg = alg.unwrap_or(Algorithm::HS256);
             if !alg.is_hmac() {
                 return Err(format!("{alg} needs a PEM or JWK key, not a secret string"));

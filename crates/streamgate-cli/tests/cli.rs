@@ -31,7 +31,13 @@ fn streamgate_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     };
     // Printed only when a test fails, like ripgrep's test harness.
-    println!("$ streamgate {}\nexit {}\n--- stdout\n{}--- stderr\n{}", args.join(" "), run.code, run.stdout, run.stderr);
+    println!(
+        "$ streamgate {}\nexit {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        run.code,
+        run.stdout,
+        run.stderr
+    );
     run
 }
 
@@ -55,8 +61,18 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn jwt_sign_then_verify_url_allowed_and_denied() {
     let url = ok(&[
-        "sign", "jwt", "--key", SECRET, "--stream", "live/match-*", "--now", NOW, "--ttl", "600",
-        "--url", "https://cdn.example/live/match-42/index.m3u8?_HLS_msn=5",
+        "sign",
+        "jwt",
+        "--key",
+        SECRET,
+        "--stream",
+        "live/match-*",
+        "--now",
+        NOW,
+        "--ttl",
+        "600",
+        "--url",
+        "https://cdn.example/live/match-42/index.m3u8?_HLS_msn=5",
     ]);
     assert!(url.starts_with("https://cdn.example/live/match-42/index.m3u8?_HLS_msn=5&token=ey"), "{url}");
     let allowed = streamgate(&["verify", &url, "--key", SECRET, "--now", "1700000100", "--json"]);
@@ -80,13 +96,26 @@ fn jwt_sign_then_verify_url_allowed_and_denied() {
 #[test]
 fn wmsauth_sign_then_verify_with_ip_and_explain() {
     let url = ok(&[
-        "sign", "wmsauth", "--key", SECRET, "--ip", "203.0.113.7", "--valid-minutes", "20",
-        "--stream", "live/stream", "--now", NOW, "--url", "http://nimble.example:8081/live/stream/playlist.m3u8",
+        "sign",
+        "wmsauth",
+        "--key",
+        SECRET,
+        "--ip",
+        "203.0.113.7",
+        "--valid-minutes",
+        "20",
+        "--stream",
+        "live/stream",
+        "--now",
+        NOW,
+        "--url",
+        "http://nimble.example:8081/live/stream/playlist.m3u8",
     ]);
     assert!(url.contains("?wmsAuthSign="), "{url}");
     let allowed = streamgate(&["verify", &url, "--key", SECRET, "--ip", "203.0.113.7", "--now", "1700000060"]);
     assert_eq!(allowed.code, 0);
-    let wrong_ip = streamgate(&["verify", &url, "--key", SECRET, "--ip", "203.0.113.8", "--now", "1700000060", "--explain"]);
+    let wrong_ip =
+        streamgate(&["verify", &url, "--key", SECRET, "--ip", "203.0.113.8", "--now", "1700000060", "--explain"]);
     assert_eq!(wrong_ip.code, 1);
     assert!(wrong_ip.stdout.contains("failed       signature"), "{}", wrong_ip.stdout);
     assert!(wrong_ip.stdout.contains("203.0.113.8<secret>11/14/2023 10:13:20 PM20live/stream"), "{}", wrong_ip.stdout);
@@ -96,15 +125,51 @@ fn wmsauth_sign_then_verify_with_ip_and_explain() {
 #[test]
 fn edgeauth_and_secure_link_from_the_shell() {
     let key = "52a152a152a152a152a152a152a1";
-    let token = ok(&["sign", "edgeauth", "--key", key, "--acl", "/live/*", "--now", NOW, "--ttl", "300", "--ip", "192.0.2.4"]);
+    let token =
+        ok(&["sign", "edgeauth", "--key", key, "--acl", "/live/*", "--now", NOW, "--ttl", "300", "--ip", "192.0.2.4"]);
     assert!(token.starts_with("ip=192.0.2.4~exp=1700000300~acl=/live/*~hmac="), "{token}");
-    let run = streamgate(&["verify", &token, "--key", key, "--path", "/live/x.ts", "--ip", "192.0.2.4", "--now", NOW, "--json"]);
+    let run = streamgate(&[
+        "verify",
+        &token,
+        "--key",
+        key,
+        "--path",
+        "/live/x.ts",
+        "--ip",
+        "192.0.2.4",
+        "--now",
+        NOW,
+        "--json",
+    ]);
     assert_eq!(run.code, 0);
     assert_eq!(json(&run)["scheme"], "edgeauth");
-    let elsewhere = streamgate(&["verify", &token, "--key", key, "--path", "/live/x.ts", "--ip", "192.0.2.5", "--now", NOW, "--json"]);
+    let elsewhere = streamgate(&[
+        "verify",
+        &token,
+        "--key",
+        key,
+        "--path",
+        "/live/x.ts",
+        "--ip",
+        "192.0.2.5",
+        "--now",
+        NOW,
+        "--json",
+    ]);
     assert_eq!(json(&elsewhere)["reason"], "ip_mismatch");
 
-    let link = ok(&["sign", "secure-link", "--key", "secret", "--ip", "127.0.0.1", "--exp", "2147483647", "--url", "http://h.example/s/link"]);
+    let link = ok(&[
+        "sign",
+        "secure-link",
+        "--key",
+        "secret",
+        "--ip",
+        "127.0.0.1",
+        "--exp",
+        "2147483647",
+        "--url",
+        "http://h.example/s/link",
+    ]);
     assert_eq!(link, "http://h.example/s/link?md5=_e4Nc3iduzkWRm01TBBNYw&expires=2147483647");
     let run = streamgate(&["verify", &link, "--key", "secret", "--ip", "127.0.0.1", "--now", NOW]);
     assert_eq!(run.code, 0);
@@ -122,7 +187,19 @@ fn keygen_sign_verify_for_every_asymmetric_algorithm() {
         let public_jwk: Value = serde_json::from_str(&std::fs::read_to_string(&public[1..]).unwrap()).unwrap();
         assert!(public_jwk.get("d").is_none(), "public file holds private parts");
         let token = ok(&["sign", "jwt", "--key", &format!("@{p}"), "--stream", "vod/**", "--now", NOW]);
-        let run = streamgate(&["verify", &token, "--key", &public, "--key", SECRET, "--path", "/vod/a/b.ts", "--now", NOW, "--json"]);
+        let run = streamgate(&[
+            "verify",
+            &token,
+            "--key",
+            &public,
+            "--key",
+            SECRET,
+            "--path",
+            "/vod/a/b.ts",
+            "--now",
+            NOW,
+            "--json",
+        ]);
         assert_eq!(run.code, 0, "{alg}");
         // Refusing to overwrite an existing key file.
         assert_eq!(streamgate(&["keygen", "--alg", alg, "--out", p]).code, 2);
@@ -139,7 +216,10 @@ fn keygen_sign_verify_for_every_asymmetric_algorithm() {
 #[test]
 fn keys_come_from_env_and_are_never_echoed() {
     let token = ok(&["sign", "jwt", "--key", SECRET, "--now", NOW, "--stream", "a"]);
-    let run = streamgate_env(&["verify", &token, "--key", "env:SG_TEST_KEY", "--path", "/a", "--now", NOW], &[("SG_TEST_KEY", SECRET)]);
+    let run = streamgate_env(
+        &["verify", &token, "--key", "env:SG_TEST_KEY", "--path", "/a", "--now", NOW],
+        &[("SG_TEST_KEY", SECRET)],
+    );
     assert_eq!(run.code, 0);
     let missing = streamgate(&["verify", &token, "--key", "env:SG_NOT_SET_ANYWHERE", "--path", "/a", "--now", NOW]);
     assert_eq!(missing.code, 2);
@@ -193,8 +273,21 @@ fn inspect_is_marked_unverified() {
 
 #[test]
 fn policy_flags_reach_every_hook() {
-    let token = ok(&["sign", "jwt", "--key", SECRET, "--now", NOW, "--stream", "a", "--jti", "t-1", "--max-sessions", "2"]);
-    let base = ["verify", token.as_str(), "--key", SECRET, "--path", "/a/x.ts", "--ip", "198.51.100.4", "--now", NOW, "--json"];
+    let token =
+        ok(&["sign", "jwt", "--key", SECRET, "--now", NOW, "--stream", "a", "--jti", "t-1", "--max-sessions", "2"]);
+    let base = [
+        "verify",
+        token.as_str(),
+        "--key",
+        SECRET,
+        "--path",
+        "/a/x.ts",
+        "--ip",
+        "198.51.100.4",
+        "--now",
+        NOW,
+        "--json",
+    ];
     let with = |extra: &[&str]| {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

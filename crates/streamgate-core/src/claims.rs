@@ -58,9 +58,7 @@ impl<'de> Deserialize<'de> for NumericDate {
                 f.write_str("a NumericDate in unix seconds")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
-                crate::timestamp::check_seconds("NumericDate", v)
-                    .map(NumericDate)
-                    .map_err(E::custom)
+                crate::timestamp::check_seconds("NumericDate", v).map(NumericDate).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
                 let v = i64::try_from(v).map_err(|_| E::custom("NumericDate out of range"))?;
@@ -243,10 +241,7 @@ mod tests {
         assert_eq!(claims.purpose, Some(Purpose::Publish));
         assert_eq!(claims.extra.get("custom"), Some(&serde_json::json!({"x": 1})));
         let rules = claims.access_rules.unwrap();
-        assert_eq!(
-            rules[0].matcher,
-            RuleMatcher::Country { country: vec![CountryCode::parse("FR").unwrap()] }
-        );
+        assert_eq!(rules[0].matcher, RuleMatcher::Country { country: vec![CountryCode::parse("FR").unwrap()] });
         assert_eq!(rules[1].matcher, RuleMatcher::Any);
     }
 

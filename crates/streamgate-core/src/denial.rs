@@ -256,12 +256,9 @@ impl fmt::Display for Denial {
                 Some(c) => write!(f, "country {c} blocked by {rule}"),
                 None => write!(f, "unknown country blocked by {rule}"),
             },
-            Denial::PurposeMismatch { token, request } => write!(
-                f,
-                "token is for {} but the request is {}",
-                token.as_str(),
-                request.as_str()
-            ),
+            Denial::PurposeMismatch { token, request } => {
+                write!(f, "token is for {} but the request is {}", token.as_str(), request.as_str())
+            }
             Denial::Revoked { token_id } => write!(f, "token {token_id:?} is revoked"),
             Denial::IpBlocked { ip } => write!(f, "client IP {ip} is blocked"),
             Denial::TooManySessions { limit, active } => {

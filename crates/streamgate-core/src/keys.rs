@@ -41,14 +41,8 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every supported algorithm.
-    pub const ALL: [Algorithm; 6] = [
-        Algorithm::HS256,
-        Algorithm::HS384,
-        Algorithm::HS512,
-        Algorithm::RS256,
-        Algorithm::ES256,
-        Algorithm::EdDSA,
-    ];
+    pub const ALL: [Algorithm; 6] =
+        [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
     /// The JOSE name (`HS256`, `EdDSA`, ...).
     pub fn as_str(self) -> &'static str {
@@ -169,9 +163,9 @@ impl Key {
             b64_url_decode(v).ok_or_else(|| Error::key(format!("JWK \"{name}\" is not base64url")))
         };
         let declared = match text("alg") {
-            Some(name) => Some(
-                Algorithm::parse(name).ok_or_else(|| Error::key(format!("JWK alg {name:?} is not supported")))?,
-            ),
+            Some(name) => {
+                Some(Algorithm::parse(name).ok_or_else(|| Error::key(format!("JWK alg {name:?} is not supported")))?)
+            }
             None => None,
         };
         let material = match text("kty") {

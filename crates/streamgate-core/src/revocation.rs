@@ -65,9 +65,7 @@ impl MemoryBlocklist {
 
 impl IpBlocklist for MemoryBlocklist {
     fn is_blocked(&self, ip: IpAddr, now: i64) -> bool {
-        self.entries
-            .iter()
-            .any(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
+        self.entries.iter().any(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
     }
 }
 

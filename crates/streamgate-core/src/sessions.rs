@@ -56,12 +56,7 @@ pub struct SessionTable {
 impl SessionTable {
     /// A table whose sessions end after `idle_timeout` seconds without a heartbeat.
     pub fn new(idle_timeout: u32, at_limit: AtLimit) -> SessionTable {
-        SessionTable {
-            idle_timeout: i64::from(idle_timeout),
-            at_limit,
-            sessions: HashMap::new(),
-            anonymous_counter: 0,
-        }
+        SessionTable { idle_timeout: i64::from(idle_timeout), at_limit, sessions: HashMap::new(), anonymous_counter: 0 }
     }
 
     /// Active sessions under `key` at `now`.

@@ -31,9 +31,7 @@ pub fn parse_seconds(field: &'static str, text: &str) -> Result<i64, Error> {
         };
         return Err(Error::input(field, why));
     }
-    let value: i64 = text
-        .parse()
-        .map_err(|_| Error::input(field, format!("{text:?} is out of range")))?;
+    let value: i64 = text.parse().map_err(|_| Error::input(field, format!("{text:?} is out of range")))?;
     check_seconds(field, value)
 }
 

@@ -25,8 +25,7 @@ pub fn inspect(token_or_url: &str) -> Result<Inspection, Denial> {
         let credential = find_in_query(query).ok_or(Denial::MissingToken)?;
         (credential.kind, credential.value)
     } else {
-        let kind = detect_scheme(input)
-            .ok_or_else(|| Denial::malformed("not a JWT, wmsAuthSign or EdgeAuth token"))?;
+        let kind = detect_scheme(input).ok_or_else(|| Denial::malformed("not a JWT, wmsAuthSign or EdgeAuth token"))?;
         (kind, input.to_owned())
     };
     let fields = match scheme {

@@ -79,7 +79,8 @@ fn every_reason_code_is_reachable() {
 
     let mut stores = Stores::default();
     let missing = {
-        let mut hooks = streamgate_core::Hooks { revocations: &stores.revocations, blocklist: &stores.blocklist, sessions: None };
+        let mut hooks =
+            streamgate_core::Hooks { revocations: &stores.revocations, blocklist: &stores.blocklist, sessions: None };
         g.check(None, &play(ok_path), NOW, &mut hooks)
     };
     deny(missing, ReasonCode::MissingToken, &mut seen);
@@ -94,7 +95,8 @@ fn every_reason_code_is_reachable() {
         "{}.{}",
         good.rsplit_once('.').unwrap().0.split('.').next().unwrap(),
         b64_url(serde_json::to_string(&tampered).unwrap().as_bytes())
-    ) + "." + good.rsplit('.').next().unwrap();
+    ) + "."
+        + good.rsplit('.').next().unwrap();
     deny(check(&g, SchemeKind::Jwt, &forged, &play("/secret/x"), NOW), ReasonCode::BadSignature, &mut seen);
 
     let unknown = with_header(&good, json!({"alg": "HS256", "kid": "gone"}));
@@ -104,7 +106,11 @@ fn every_reason_code_is_reachable() {
 
     deny(check(&g, SchemeKind::Jwt, &good, &play(ok_path), NOW + 600 + 30), ReasonCode::Expired, &mut seen);
     deny(check(&g, SchemeKind::Jwt, &good, &play(ok_path), NOW - 60 - 31), ReasonCode::NotYetValid, &mut seen);
-    deny(check(&g, SchemeKind::Jwt, &good, &play("/live/matchbox/index.m3u8"), NOW), ReasonCode::ScopeMismatch, &mut seen);
+    deny(
+        check(&g, SchemeKind::Jwt, &good, &play("/live/matchbox/index.m3u8"), NOW),
+        ReasonCode::ScopeMismatch,
+        &mut seen,
+    );
 
     let mut bound = claims();
     bound.ip = Some(IpRange::parse("203.0.113.0/24").unwrap());
@@ -219,7 +225,10 @@ fn garbage_tokens_never_panic_and_are_malformed() {
     for junk in ["", "...", "a.b", "a.b.c.d", "eyJ.eyJ.", "\u{0}\u{1}", "💥.💥.💥", "e30.e30.e30"] {
         let decision = check(&gate(), SchemeKind::Jwt, junk, &play("/live/match-1/a.ts"), NOW);
         let code = reason(&decision);
-        assert!(matches!(code, ReasonCode::Malformed | ReasonCode::MissingToken | ReasonCode::AlgNotAllowed), "{junk:?}: {code}");
+        assert!(
+            matches!(code, ReasonCode::Malformed | ReasonCode::MissingToken | ReasonCode::AlgNotAllowed),
+            "{junk:?}: {code}"
+        );
     }
     // Valid signature over claims of the wrong types.
     let bad_claims = r#"{"exp":"tomorrow"}"#;
@@ -244,9 +253,11 @@ fn forwarded_for_and_bypass_lists_apply() {
         ..Default::default()
     };
     let g = gate_with(policy);
-    let via_proxy = RequestContext { forwarded_for: Some("203.0.113.99".into()), ..ctx("/live/match-1/a.ts", "10.1.2.3") };
+    let via_proxy =
+        RequestContext { forwarded_for: Some("203.0.113.99".into()), ..ctx("/live/match-1/a.ts", "10.1.2.3") };
     assert!(check(&g, SchemeKind::Jwt, &t, &via_proxy, NOW).is_allowed(), "widened to /24 behind a trusted proxy");
-    let spoofed = RequestContext { forwarded_for: Some("203.0.113.7".into()), ..ctx("/live/match-1/a.ts", "198.51.100.1") };
+    let spoofed =
+        RequestContext { forwarded_for: Some("203.0.113.7".into()), ..ctx("/live/match-1/a.ts", "198.51.100.1") };
     assert_eq!(reason(&check(&g, SchemeKind::Jwt, &t, &spoofed, NOW)), ReasonCode::IpMismatch);
     assert!(check(&g, SchemeKind::Jwt, &t, &ctx("/live/match-1/a.ts", "192.0.2.50"), NOW).is_allowed(), "bypass list");
 }
@@ -254,20 +265,31 @@ fn forwarded_for_and_bypass_lists_apply() {
 #[test]
 fn referrer_rules_cover_missing_and_wildcards() {
     let strict = gate_with(Policy {
-        referrers: ReferrerRules { allow: vec!["*.example.com".into()], deny: vec!["bad.example.com".into()], allow_missing: false },
+        referrers: ReferrerRules {
+            allow: vec!["*.example.com".into()],
+            deny: vec!["bad.example.com".into()],
+            allow_missing: false,
+        },
         ..Default::default()
     });
     let good = token(&claims());
     let with_ref = |r: Option<&str>| RequestContext { referer: r.map(str::to_owned), ..play("/live/match-1/a.ts") };
     assert!(check(&strict, SchemeKind::Jwt, &good, &with_ref(Some("https://www.example.com/p")), NOW).is_allowed());
     for r in [None, Some("https://bad.example.com/"), Some("https://example.com/"), Some("garbage")] {
-        assert_eq!(reason(&check(&strict, SchemeKind::Jwt, &good, &with_ref(r), NOW)), ReasonCode::ReferrerDenied, "{r:?}");
+        assert_eq!(
+            reason(&check(&strict, SchemeKind::Jwt, &good, &with_ref(r), NOW)),
+            ReasonCode::ReferrerDenied,
+            "{r:?}"
+        );
     }
     // Token-carried referrers narrow further.
     let mut scoped = claims();
     scoped.referrers = Some(vec!["player.example.com".into()]);
     let t = token(&scoped);
-    assert_eq!(reason(&check(&gate(), SchemeKind::Jwt, &t, &with_ref(Some("https://www.example.com/")), NOW)), ReasonCode::ReferrerDenied);
+    assert_eq!(
+        reason(&check(&gate(), SchemeKind::Jwt, &t, &with_ref(Some("https://www.example.com/")), NOW)),
+        ReasonCode::ReferrerDenied
+    );
     assert!(check(&gate(), SchemeKind::Jwt, &t, &with_ref(Some("https://player.example.com/")), NOW).is_allowed());
 }
 
@@ -275,7 +297,10 @@ fn referrer_rules_cover_missing_and_wildcards() {
 fn access_rules_first_match_wins() {
     let mut c = claims();
     c.access_rules = Some(vec![
-        AccessRule { action: RuleAction::Allow, matcher: RuleMatcher::Ip { ip: vec![IpRange::parse("198.51.100.0/24").unwrap()] } },
+        AccessRule {
+            action: RuleAction::Allow,
+            matcher: RuleMatcher::Ip { ip: vec![IpRange::parse("198.51.100.0/24").unwrap()] },
+        },
         AccessRule { action: RuleAction::Block, matcher: RuleMatcher::Any },
     ]);
     let t = token(&c);
@@ -295,7 +320,10 @@ fn issuer_and_audience_are_checked_when_configured() {
     c.aud = Some(streamgate_core::claims::Audience::Many(vec!["other".into(), "streamgate".into()]));
     assert!(check(&g, SchemeKind::Jwt, &token(&c), &play("/live/match-1/a.ts"), NOW).is_allowed());
     c.aud = Some(streamgate_core::claims::Audience::One("other".into()));
-    assert_eq!(reason(&check(&g, SchemeKind::Jwt, &token(&c), &play("/live/match-1/a.ts"), NOW)), ReasonCode::ScopeMismatch);
+    assert_eq!(
+        reason(&check(&g, SchemeKind::Jwt, &token(&c), &play("/live/match-1/a.ts"), NOW)),
+        ReasonCode::ScopeMismatch
+    );
 }
 
 #[test]
@@ -310,4 +338,19 @@ fn tokens_without_exp_are_refused_by_default() {
     c.exp = None;
     let decision = check(&gate(), SchemeKind::Jwt, &token(&c), &play("/live/match-1/a.ts"), NOW);
     assert_eq!(reason(&decision), ReasonCode::Malformed);
+}
+
+/// Regression (found by the PyJWT interop run): a key configured without a `kid` (one PEM
+/// key) must verify tokens whose header names a kid; named keys still must match by name.
+#[test]
+fn kidless_keys_serve_tokens_with_any_kid() {
+    let unnamed = Key::hmac(Algorithm::HS256, b"reason-code test secret, 32+ bytes").unwrap();
+    let token = jwt::sign(&claims(), &unnamed.clone().with_kid(Some("issuer-7"))).unwrap();
+    let g = Gate::new(Policy::default()).with_scheme(Box::new(JwtScheme::new(KeySet::new(vec![unnamed]))));
+    assert!(check(&g, SchemeKind::Jwt, &token, &play("/live/match-1/a.ts"), NOW).is_allowed());
+    // With only named keys, an unknown kid is unknown_key.
+    assert_eq!(
+        reason(&check(&gate(), SchemeKind::Jwt, &token, &play("/live/match-1/a.ts"), NOW)),
+        ReasonCode::UnknownKey
+    );
 }

@@ -22,10 +22,7 @@ use streamgate_core::{Gate, Policy, ReasonCode};
 fn keys() -> &'static Vec<Key> {
     static KEYS: OnceLock<Vec<Key>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        Algorithm::ALL
-            .iter()
-            .map(|&alg| Key::generate(alg, &mut OsRng).unwrap().with_kid(Some(alg.as_str())))
-            .collect()
+        Algorithm::ALL.iter().map(|&alg| Key::generate(alg, &mut OsRng).unwrap().with_kid(Some(alg.as_str()))).collect()
     })
 }
 

@@ -25,7 +25,8 @@ fn rfc7515_gate() -> Gate {
 
 #[test]
 fn rfc7515_a1_verifies_before_exp() {
-    let decision = check(&rfc7515_gate(), SchemeKind::Jwt, RFC7515_A1_TOKEN, &ctx("/any", "192.0.2.1"), RFC7515_A1_EXP - 1);
+    let decision =
+        check(&rfc7515_gate(), SchemeKind::Jwt, RFC7515_A1_TOKEN, &ctx("/any", "192.0.2.1"), RFC7515_A1_EXP - 1);
     assert!(decision.is_allowed(), "{decision:?}");
     let claims = &decision.grant().unwrap().claims;
     assert_eq!(claims["iss"], "joe");
@@ -219,10 +220,28 @@ fn edgeauth_signed_ip_is_enforced() {
 fn nginx_documented_secure_link_verifies() {
     let scheme = SecureLinkScheme::new("secret", DEFAULT_EXPRESSION).unwrap();
     let gate = Gate::new(Policy::default()).with_scheme(Box::new(scheme));
-    let good = check(&gate, SchemeKind::SecureLink, "_e4Nc3iduzkWRm01TBBNYw,2147483647", &ctx("/s/link", "127.0.0.1"), 1_700_000_000);
+    let good = check(
+        &gate,
+        SchemeKind::SecureLink,
+        "_e4Nc3iduzkWRm01TBBNYw,2147483647",
+        &ctx("/s/link", "127.0.0.1"),
+        1_700_000_000,
+    );
     assert!(good.is_allowed(), "{good:?}");
-    let other_ip = check(&gate, SchemeKind::SecureLink, "_e4Nc3iduzkWRm01TBBNYw,2147483647", &ctx("/s/link", "127.0.0.2"), 1_700_000_000);
+    let other_ip = check(
+        &gate,
+        SchemeKind::SecureLink,
+        "_e4Nc3iduzkWRm01TBBNYw,2147483647",
+        &ctx("/s/link", "127.0.0.2"),
+        1_700_000_000,
+    );
     assert_eq!(reason(&other_ip), ReasonCode::BadSignature);
-    let other_path = check(&gate, SchemeKind::SecureLink, "_e4Nc3iduzkWRm01TBBNYw,2147483647", &ctx("/s/other", "127.0.0.1"), 1_700_000_000);
+    let other_path = check(
+        &gate,
+        SchemeKind::SecureLink,
+        "_e4Nc3iduzkWRm01TBBNYw,2147483647",
+        &ctx("/s/other", "127.0.0.1"),
+        1_700_000_000,
+    );
     assert_eq!(reason(&other_path), ReasonCode::BadSignature);
 }

@@ -62,9 +62,9 @@ impl IpRange {
             IpNet::V6(_) => v6,
         };
         match target {
-            Some(len) if len < self.0.prefix_len() => IpNet::new(self.0.addr(), len)
-                .map(|n| IpRange(n.trunc()))
-                .unwrap_or(*self),
+            Some(len) if len < self.0.prefix_len() => {
+                IpNet::new(self.0.addr(), len).map(|n| IpRange(n.trunc())).unwrap_or(*self)
+            }
             _ => *self,
         }
     }

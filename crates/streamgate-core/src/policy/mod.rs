@@ -141,10 +141,7 @@ impl Policy {
             return Err(Denial::PurposeMismatch { token: grant.purpose, request: ctx.purpose });
         }
         if !grant.scope.covers(normalized_path) {
-            return Err(Denial::ScopeMismatch {
-                path: normalized_path.to_owned(),
-                scope: grant.scope.to_string(),
-            });
+            return Err(Denial::ScopeMismatch { path: normalized_path.to_owned(), scope: grant.scope.to_string() });
         }
         self.check_ip_binding(grant, client)?;
         self.check_referrer(grant, ctx.referer.as_deref())?;
@@ -175,8 +172,8 @@ impl Policy {
         let rules = &self.referrers;
         let present = referer.map(str::trim).filter(|r| !r.is_empty());
         let Some(raw) = present else {
-            let allowed = rules.allow_missing
-                && (grant.referrers.is_empty() || grant.allow_no_referrer.unwrap_or(false));
+            let allowed =
+                rules.allow_missing && (grant.referrers.is_empty() || grant.allow_no_referrer.unwrap_or(false));
             return if allowed {
                 Ok(())
             } else {
@@ -225,15 +222,10 @@ impl Policy {
         hooks: &mut Hooks<'_>,
     ) -> Result<(), Denial> {
         let limit = grant.max_sessions.or(self.default_max_sessions);
-        let (Some(limit), true, Some(sessions)) = (limit, ctx.starts_session, hooks.sessions.as_deref_mut())
-        else {
+        let (Some(limit), true, Some(sessions)) = (limit, ctx.starts_session, hooks.sessions.as_deref_mut()) else {
             return Ok(());
         };
-        let request = SessionRequest {
-            key: &grant.session_key(),
-            session_id: ctx.session_id.as_deref(),
-            limit,
-        };
+        let request = SessionRequest { key: &grant.session_key(), session_id: ctx.session_id.as_deref(), limit };
         match sessions.admit(&request, now) {
             Admission::Admitted => Ok(()),
             Admission::Full { limit, active } => Err(Denial::TooManySessions { limit, active }),
@@ -272,9 +264,7 @@ fn check_access_rules(
     for (index, rule) in rules.iter().enumerate() {
         let matched = match &rule.matcher {
             RuleMatcher::Ip { ip } => client.is_some_and(|c| any_contains(ip, c)),
-            RuleMatcher::Country { country: list } => {
-                country_code.as_ref().is_some_and(|c| list.contains(c))
-            }
+            RuleMatcher::Country { country: list } => country_code.as_ref().is_some_and(|c| list.contains(c)),
             RuleMatcher::Any => true,
         };
         if rule.action == RuleAction::Allow {

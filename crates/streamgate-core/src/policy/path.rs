@@ -24,9 +24,7 @@ pub fn normalize_path(raw: &str) -> Result<String, Denial> {
         if !valid_escapes(segment) {
             return Err(unsafe_path("invalid percent-escape in path"));
         }
-        let decoded = percent_decode_str(segment)
-            .decode_utf8()
-            .map_err(|_| unsafe_path("path is not valid UTF-8"))?;
+        let decoded = percent_decode_str(segment).decode_utf8().map_err(|_| unsafe_path("path is not valid UTF-8"))?;
         if decoded.chars().any(char::is_control) {
             return Err(unsafe_path("control character in path"));
         }

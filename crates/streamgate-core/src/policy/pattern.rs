@@ -44,10 +44,9 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
     let pattern = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
     let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
     match pattern.strip_prefix("*.") {
-        Some(base) => host
-            .strip_suffix(base)
-            .and_then(|head| head.strip_suffix('.'))
-            .is_some_and(|label| !label.is_empty()),
+        Some(base) => {
+            host.strip_suffix(base).and_then(|head| head.strip_suffix('.')).is_some_and(|label| !label.is_empty())
+        }
         None => pattern == host,
     }
 }
@@ -57,11 +56,8 @@ pub fn referrer_host(referer: &str) -> Option<String> {
     let (_, rest) = referer.trim().split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host_port = authority.rsplit('@').next()?;
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        host_port.split(':').next()?
-    };
+    let host =
+        if let Some(v6) = host_port.strip_prefix('[') { v6.split(']').next()? } else { host_port.split(':').next()? };
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 

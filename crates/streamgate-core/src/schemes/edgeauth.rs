@@ -170,14 +170,15 @@ pub fn decode(token: &str) -> Result<EdgeAuthFields, Denial> {
         return Err(Denial::malformed(format!("token is over the {MAX_CREDENTIAL_BYTES}-byte limit")));
     }
     let token = token.trim();
-    let (signed_text, hmac) = token
-        .rsplit_once("~hmac=")
-        .ok_or_else(|| Denial::malformed("EdgeAuth token lacks a final ~hmac= field"))?;
-    let mut fields = EdgeAuthFields { hmac: hmac.to_owned(), signed_text: signed_text.to_owned(), ..Default::default() };
+    let (signed_text, hmac) =
+        token.rsplit_once("~hmac=").ok_or_else(|| Denial::malformed("EdgeAuth token lacks a final ~hmac= field"))?;
+    let mut fields =
+        EdgeAuthFields { hmac: hmac.to_owned(), signed_text: signed_text.to_owned(), ..Default::default() };
     let mut expires = None;
     let mut seen: Vec<&str> = Vec::new();
     for piece in signed_text.split('~') {
-        let (name, value) = piece.split_once('=').ok_or_else(|| Denial::malformed(format!("field {piece:?} has no '='")))?;
+        let (name, value) =
+            piece.split_once('=').ok_or_else(|| Denial::malformed(format!("field {piece:?} has no '='")))?;
         if seen.contains(&name) {
             return Err(Denial::malformed(format!("field {name:?} appears twice")));
         }

@@ -97,18 +97,22 @@ impl Scheme for JwtScheme {
             return Err(Denial::malformed("header lists critical extensions (crit), none are supported"));
         }
         let alg = Algorithm::parse(&header.alg).ok_or_else(|| Denial::AlgNotAllowed { alg: header.alg.clone() })?;
+        // A `kid` picks the keys named so; keys configured without a kid serve any token
+        // (a single PEM key, say). Either way the key's own algorithm must match.
+        let keys = self.keys.keys();
         let candidates: Vec<&Key> = match &header.kid {
             Some(kid) => {
-                let by_kid: Vec<&Key> = self.keys.keys().iter().filter(|k| k.kid() == Some(kid.as_str())).collect();
-                if by_kid.is_empty() {
-                    return Err(Denial::UnknownKey { kid: Some(kid.clone()) });
+                let named: Vec<&Key> = keys.iter().filter(|k| k.kid() == Some(kid.as_str())).collect();
+                if named.is_empty() {
+                    keys.iter().filter(|k| k.kid().is_none()).collect()
+                } else {
+                    named
                 }
-                by_kid
             }
-            None => self.keys.keys().iter().collect(),
+            None => keys.iter().collect(),
         };
         if candidates.is_empty() {
-            return Err(Denial::UnknownKey { kid: None });
+            return Err(Denial::UnknownKey { kid: header.kid.clone() });
         }
         let usable: Vec<&Key> = candidates.into_iter().filter(|k| k.alg() == alg).collect();
         if usable.is_empty() {
@@ -161,11 +165,7 @@ impl JwtScheme {
 fn grant_from(claims: PlaybackClaims, token: &str, leeway: u32) -> Grant {
     let display = serde_json::to_value(&claims).unwrap_or(Value::Null);
     let mut grant = Grant::new(SchemeKind::Jwt, token, display);
-    grant.validity = Validity {
-        not_before: claims.nbf.map(|d| d.0),
-        expires_at: claims.exp.map(|d| d.0),
-        leeway,
-    };
+    grant.validity = Validity { not_before: claims.nbf.map(|d| d.0), expires_at: claims.exp.map(|d| d.0), leeway };
     grant.scope = match claims.streams {
         Some(streams) => Scope::Streams(streams),
         None => Scope::Any,
@@ -210,7 +210,10 @@ pub fn sign(claims: &PlaybackClaims, key: &Key) -> Result<String, Error> {
     token.push('.');
     token.push_str(&b64_url(&signature));
     if token.len() > MAX_CREDENTIAL_BYTES {
-        return Err(Error::input("claims", format!("token would be {} bytes, over the {MAX_CREDENTIAL_BYTES}-byte limit", token.len())));
+        return Err(Error::input(
+            "claims",
+            format!("token would be {} bytes, over the {MAX_CREDENTIAL_BYTES}-byte limit", token.len()),
+        ));
     }
     Ok(token)
 }

@@ -171,7 +171,15 @@ pub fn signed_url(url: &str, credential: &Credential) -> String {
     };
     let mut out = base.to_owned();
     for (name, value) in credential_params(credential) {
-        let sep = if out.contains('?') { if out.ends_with('?') || out.ends_with('&') { "" } else { "&" } } else { "?" };
+        let sep = if out.contains('?') {
+            if out.ends_with('?') || out.ends_with('&') {
+                ""
+            } else {
+                "&"
+            }
+        } else {
+            "?"
+        };
         out.push_str(sep);
         out.push_str(name);
         out.push('=');
@@ -224,10 +232,7 @@ mod tests {
 
     #[test]
     fn strips_only_credentials() {
-        assert_eq!(
-            strip_credentials("_HLS_msn=5&token=abc&_HLS_part=2&x=%20y"),
-            "_HLS_msn=5&_HLS_part=2&x=%20y"
-        );
+        assert_eq!(strip_credentials("_HLS_msn=5&token=abc&_HLS_part=2&x=%20y"), "_HLS_msn=5&_HLS_part=2&x=%20y");
         assert_eq!(strip_credentials("md5=a&expires=1"), "");
     }
 

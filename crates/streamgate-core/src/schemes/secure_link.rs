@@ -66,7 +66,9 @@ impl Expression {
                 other => {
                     return Err(Error::input(
                         "expression",
-                        format!("unsupported variable ${other} (supported: $secure_link_expires, $uri, $remote_addr, $key)"),
+                        format!(
+                            "unsupported variable ${other} (supported: $secure_link_expires, $uri, $remote_addr, $key)"
+                        ),
                     ))
                 }
             };
@@ -133,7 +135,9 @@ impl SecureLinkScheme {
             (Some(e), true) => check_seconds("expires", e)?.to_string(),
             (None, false) => String::new(),
             (None, true) => return Err(Error::input("expires", "the expression uses $secure_link_expires")),
-            (Some(_), false) => return Err(Error::input("expires", "the expression has no $secure_link_expires to sign it")),
+            (Some(_), false) => {
+                return Err(Error::input("expires", "the expression has no $secure_link_expires to sign it"))
+            }
         };
         let addr = self.remote_addr(client).map_err(|_| Error::input("ip", "the expression uses $remote_addr"))?;
         let text = self.expression.render(&self.secret, &expires, uri, &addr);

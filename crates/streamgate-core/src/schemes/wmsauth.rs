@@ -126,7 +126,11 @@ pub fn parse_server_time(text: &str) -> Result<i64, Denial> {
     };
     let numbers = |s: &str| -> Option<Vec<u32>> {
         s.split(['/', ':'])
-            .map(|n| (!n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse().ok()).flatten())
+            .map(|n| {
+                (!n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| n.parse().ok())
+                    .flatten()
+            })
             .collect()
     };
     let (Some([month, day, year]), Some([hour, minute, second])) = (
@@ -144,8 +148,9 @@ pub fn parse_server_time(text: &str) -> Result<i64, Denial> {
         _ => return Err(bad()),
     };
     let month = u8::try_from(month).ok().and_then(|m| Month::try_from(m).ok()).ok_or_else(bad)?;
-    let date = Date::from_calendar_date(i32::try_from(year).map_err(|_| bad())?, month, u8::try_from(day).map_err(|_| bad())?)
-        .map_err(|_| bad())?;
+    let date =
+        Date::from_calendar_date(i32::try_from(year).map_err(|_| bad())?, month, u8::try_from(day).map_err(|_| bad())?)
+            .map_err(|_| bad())?;
     let clock = Time::from_hms(
         u8::try_from(hour24).map_err(|_| bad())?,
         u8::try_from(minute).map_err(|_| bad())?,
@@ -167,14 +172,12 @@ pub fn format_server_time(unix: i64, style: DateStyle) -> Result<String, Error> 
     };
     let month = u8::from(t.month());
     Ok(match style {
-        DateStyle::Php => format!(
-            "{month}/{}/{} {hour12}:{:02}:{:02} {meridiem}",
-            t.day(), t.year(), t.minute(), t.second()
-        ),
-        DateStyle::ZeroPadded => format!(
-            "{month:02}/{:02}/{} {hour12:02}:{:02}:{:02} {meridiem}",
-            t.day(), t.year(), t.minute(), t.second()
-        ),
+        DateStyle::Php => {
+            format!("{month}/{}/{} {hour12}:{:02}:{:02} {meridiem}", t.day(), t.year(), t.minute(), t.second())
+        }
+        DateStyle::ZeroPadded => {
+            format!("{month:02}/{:02}/{} {hour12:02}:{:02}:{:02} {meridiem}", t.day(), t.year(), t.minute(), t.second())
+        }
     })
 }
 
@@ -307,7 +310,10 @@ mod tests {
         let padded = parse_server_time("05/04/2012 08:33:05 AM").unwrap();
         assert_eq!(php, 1_336_120_385);
         assert_eq!(php, padded);
-        assert_eq!(parse_server_time("5/4/2012 12:00:00 AM").unwrap() + 12 * 3600, parse_server_time("5/4/2012 12:00:00 PM").unwrap());
+        assert_eq!(
+            parse_server_time("5/4/2012 12:00:00 AM").unwrap() + 12 * 3600,
+            parse_server_time("5/4/2012 12:00:00 PM").unwrap()
+        );
         for bad in ["5/4/2012 13:00:00 PM", "5/4/2012 8:33:05", "2012-05-04 08:33:05 AM", "2/30/2012 1:00:00 AM", ""] {
             assert!(parse_server_time(bad).is_err(), "{bad}");
         }
