@@ -1,4 +1,5 @@
-//! Byte-level helpers shared by the schemes: base64 flavours, hex and constant-time equality.
+//! Byte-level helpers shared by the schemes: base64 flavours, hex, HMAC and constant-time
+//! equality.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -7,6 +8,19 @@ use subtle::ConstantTimeEq;
 /// Constant-time equality of two byte strings (length is not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// HMAC of `message` under `key` with the hash `M` names (`Hmac<Sha256>`, ...).
+pub fn hmac_tag<M: hmac::Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so construction cannot fail; an empty tag never
+    // matches a real one.
+    match <M as hmac::digest::KeyInit>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Standard base64 with padding (WMSAuth).

@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use p256::ecdsa::signature::{Signer, Verifier};
 use rand_core::CryptoRngCore;
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
 
 use crate::denial::Error;
-use crate::encoding::{b64_url, b64_url_decode};
+use crate::encoding::{self, b64_url, b64_url_decode};
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -407,20 +407,10 @@ impl Key {
 }
 
 fn hmac_tag(alg: Algorithm, secret: &[u8], message: &[u8]) -> Vec<u8> {
-    fn tag<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length, so construction cannot fail.
-        match <M as hmac::digest::KeyInit>::new_from_slice(secret) {
-            Ok(mut mac) => {
-                mac.update(message);
-                mac.finalize().into_bytes().to_vec()
-            }
-            Err(_) => Vec::new(),
-        }
-    }
     match alg {
-        Algorithm::HS384 => tag::<Hmac<Sha384>>(secret, message),
-        Algorithm::HS512 => tag::<Hmac<Sha512>>(secret, message),
-        _ => tag::<Hmac<Sha256>>(secret, message),
+        Algorithm::HS384 => encoding::hmac_tag::<Hmac<Sha384>>(secret, message),
+        Algorithm::HS512 => encoding::hmac_tag::<Hmac<Sha512>>(secret, message),
+        _ => encoding::hmac_tag::<Hmac<Sha256>>(secret, message),
     }
 }
 

@@ -5,14 +5,14 @@
 //! generators escape the URL differently when `escape_early` is on (space as `+` vs
 //! `%20`, `~ ! ' ( ) *` escaped or not); the verifier accepts each and reports which matched.
 
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use md5::Md5;
 use percent_encoding::percent_decode_str;
 use sha1::Sha1;
 use sha2::Sha256;
 
 use crate::denial::{Denial, Error, SignatureExplanation};
-use crate::encoding::{ct_eq, hex, hex_decode};
+use crate::encoding::{ct_eq, hex, hex_decode, hmac_tag};
 use crate::grant::{Grant, Scope, Validity};
 use crate::policy::ip::IpRange;
 use crate::policy::RequestFacts;
@@ -52,19 +52,10 @@ impl EdgeAlgorithm {
     }
 
     fn mac(self, key: &[u8], message: &[u8]) -> Vec<u8> {
-        fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
-            match <M as hmac::digest::KeyInit>::new_from_slice(key) {
-                Ok(mut mac) => {
-                    mac.update(message);
-                    mac.finalize().into_bytes().to_vec()
-                }
-                Err(_) => Vec::new(),
-            }
-        }
         match self {
-            EdgeAlgorithm::Sha256 => run::<Hmac<Sha256>>(key, message),
-            EdgeAlgorithm::Sha1 => run::<Hmac<Sha1>>(key, message),
-            EdgeAlgorithm::Md5 => run::<Hmac<Md5>>(key, message),
+            EdgeAlgorithm::Sha256 => hmac_tag::<Hmac<Sha256>>(key, message),
+            EdgeAlgorithm::Sha1 => hmac_tag::<Hmac<Sha1>>(key, message),
+            EdgeAlgorithm::Md5 => hmac_tag::<Hmac<Md5>>(key, message),
         }
     }
 }
