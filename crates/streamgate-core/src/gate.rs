@@ -59,6 +59,13 @@ pub struct Gate {
     schemes: Vec<Box<dyn Scheme>>,
 }
 
+impl core::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Schemes hold keys: show only which kinds are accepted.
+        f.debug_struct("Gate").field("policy", &self.policy).field("accepted", &self.accepted()).finish()
+    }
+}
+
 impl Gate {
     /// A gate with `policy` and no schemes yet.
     pub fn new(policy: Policy) -> Gate {

@@ -38,6 +38,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod claims;
+pub mod config;
 mod denial;
 pub mod encoding;
 mod gate;

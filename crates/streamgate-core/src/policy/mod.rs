@@ -11,6 +11,8 @@ pub mod pattern;
 
 use std::net::IpAddr;
 
+use serde::Deserialize;
+
 use crate::claims::{AccessRule, Purpose, RuleAction, RuleMatcher};
 use crate::denial::Denial;
 use crate::grant::Grant;
@@ -20,11 +22,14 @@ use ip::{any_contains, IpRange};
 use pattern::{host_matches, referrer_host, wildcard_match};
 
 /// The facts of one request, as the adapter saw them. All optional but `path`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// From JSON (see [`crate::config`]), members are camelCase and `peer_ip` is `ip`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RequestContext {
     /// The request path as received (may be percent-encoded; normalized by the engine).
     pub path: String,
     /// The direct peer's address (socket, or `CF-Connecting-IP`).
+    #[serde(rename = "ip")]
     pub peer_ip: Option<IpAddr>,
     /// `X-Forwarded-For`, believed only from trusted proxies.
     pub forwarded_for: Option<String>,
@@ -54,7 +59,8 @@ pub struct RequestFacts {
 }
 
 /// Referer rules set by the operator (Wrench-style lists).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ReferrerRules {
     /// Hosts allowed; empty means any host.
     pub allow: Vec<String>,
@@ -72,7 +78,8 @@ impl Default for ReferrerRules {
 }
 
 /// User-Agent rules set by the operator: `*` wildcards, case-insensitive.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UserAgentRules {
     /// Patterns allowed; empty means any.
     pub allow: Vec<String>,
@@ -81,7 +88,8 @@ pub struct UserAgentRules {
 }
 
 /// Operator policy: what applies to every credential, whatever the scheme.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Policy {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpRange>,

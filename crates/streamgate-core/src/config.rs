@@ -1,0 +1,246 @@
+//! Gates, keys and request facts from JSON, for the adapters (the npm package, the edge
+//! worker). One mapping, so every adapter reads configuration the same way.
+//!
+//! A key set is an array; each entry is one of:
+//! - `{"alg": "HS256", "secret": "text"}` or `{"alg": "HS256", "secretBase64url": "…"}`
+//! - `{"jwk": {…}}` or `{"pem": "-----BEGIN …"}`, with an optional `"alg"` that must agree
+//! - `{"keys": [ …JWKS… ]}`
+//! - `{"scheme": "wmsauth", "secret": "…", "tolerance"?: 90, "ipBound"?: true}`
+//! - `{"scheme": "edgeauth", "key": "hex", "algorithm"?: "sha256", "salt"?: "…", "leeway"?: 0}`
+//! - `{"scheme": "secure-link", "secret": "…", "expression"?: "…", "leeway"?: 0}`
+//!
+//! Any entry may carry `"kid"`. Unknown members are errors, not silently ignored.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::denial::Error;
+use crate::encoding::b64_url_decode;
+use crate::gate::Gate;
+use crate::keys::{Algorithm, Key, KeySet};
+use crate::policy::{Policy, RequestContext};
+use crate::schemes::edgeauth::{EdgeAlgorithm, EdgeAuthScheme};
+use crate::schemes::jwt::JwtScheme;
+use crate::schemes::secure_link::{SecureLinkScheme, DEFAULT_EXPRESSION};
+use crate::schemes::wmsauth::WmsAuthScheme;
+
+/// JWT verification options, besides the keys.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtOptions {
+    /// Clock leeway in seconds (default 30).
+    pub leeway: Option<u32>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required audience.
+    pub audience: Option<String>,
+    /// Whether `exp` is required (default true).
+    pub require_exp: Option<bool>,
+}
+
+/// Everything a gate needs: keys, JWT options and policy.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GateConfig {
+    /// The key set (see the module docs).
+    #[serde(default)]
+    pub keys: Vec<Value>,
+    /// JWT options.
+    #[serde(default)]
+    pub jwt: JwtOptions,
+    /// Operator policy.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+fn object<'a>(entry: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Error> {
+    entry.as_object().ok_or_else(|| Error::key(format!("{what} must be an object")))
+}
+
+fn text<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Error> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::key(format!("key member \"{name}\" must be a string"))),
+    }
+}
+
+fn require<'a>(obj: &'a Map<String, Value>, name: &str, what: &str) -> Result<&'a str, Error> {
+    text(obj, name)?.ok_or_else(|| Error::key(format!("{what} needs \"{name}\"")))
+}
+
+fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<u32>, Error> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| Error::key(format!("key member \"{name}\" must be a whole number of seconds"))),
+    }
+}
+
+fn only(obj: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), Error> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(Error::key(format!("{what}: unknown member \"{unknown}\""))),
+        None => Ok(()),
+    }
+}
+
+/// Parses the JWT keys of one key-set entry (`None` for an entry of another scheme).
+pub fn jwt_keys(entry: &Value) -> Result<Option<Vec<Key>>, Error> {
+    let obj = object(entry, "a key")?;
+    if obj.contains_key("scheme") {
+        return Ok(None);
+    }
+    let alg = match text(obj, "alg")? {
+        Some(name) => Some(Algorithm::parse(name).ok_or_else(|| Error::key(format!("unsupported alg {name:?}")))?),
+        None => None,
+    };
+    let kid = text(obj, "kid")?;
+    let keys = if let Some(list) = obj.get("keys") {
+        only(obj, &["keys"], "a JWKS")?;
+        KeySet::from_jwks(&Value::Object(Map::from_iter([("keys".to_owned(), list.clone())])))?.keys().to_vec()
+    } else if let Some(jwk) = obj.get("jwk") {
+        only(obj, &["jwk", "alg", "kid"], "a JWK key")?;
+        let key = Key::from_jwk(jwk)?;
+        if let Some(want) = alg.filter(|a| *a != key.alg()) {
+            return Err(Error::key(format!("JWK is for {}, not {want}", key.alg())));
+        }
+        vec![match kid {
+            Some(k) => key.with_kid(Some(k)),
+            None => key,
+        }]
+    } else if let Some(pem) = text(obj, "pem")? {
+        only(obj, &["pem", "alg", "kid"], "a PEM key")?;
+        vec![Key::from_pem(pem, alg)?.with_kid(kid)]
+    } else {
+        only(obj, &["alg", "secret", "secretBase64url", "kid"], "an HMAC key")?;
+        let alg = alg.ok_or_else(|| Error::key("an HMAC key needs \"alg\" (HS256, HS384 or HS512)"))?;
+        let secret = match (text(obj, "secret")?, text(obj, "secretBase64url")?) {
+            (Some(s), None) => s.as_bytes().to_vec(),
+            (None, Some(b)) => b64_url_decode(b).ok_or_else(|| Error::key("secretBase64url is not base64url"))?,
+            _ => return Err(Error::key("an HMAC key needs exactly one of \"secret\" and \"secretBase64url\"")),
+        };
+        vec![Key::hmac(alg, &secret)?.with_kid(kid)]
+    };
+    Ok(Some(keys))
+}
+
+impl GateConfig {
+    /// Parses a configuration from JSON text.
+    pub fn from_json(text: &str) -> Result<GateConfig, Error> {
+        serde_json::from_str(text).map_err(|e| Error::input("config", e.to_string()))
+    }
+
+    /// Builds the gate: one scheme per kind of key present.
+    pub fn build(self) -> Result<Gate, Error> {
+        let mut jwt = KeySet::default();
+        let mut gate = Gate::new(self.policy);
+        for entry in &self.keys {
+            if let Some(keys) = jwt_keys(entry)? {
+                keys.into_iter().for_each(|k| jwt.push(k));
+                continue;
+            }
+            let obj = object(entry, "a key")?;
+            match text(obj, "scheme")? {
+                Some("jwt") => return Err(Error::key("JWT keys are given without \"scheme\"")),
+                Some("wmsauth") => {
+                    only(obj, &["scheme", "secret", "tolerance", "ipBound", "kid"], "a wmsauth key")?;
+                    let mut scheme = WmsAuthScheme::new(require(obj, "secret", "a wmsauth key")?);
+                    if scheme.key.is_empty() {
+                        return Err(Error::key("wmsauth secret is empty"));
+                    }
+                    scheme.tolerance = number(obj, "tolerance")?.unwrap_or(scheme.tolerance);
+                    if let Some(bound) = obj.get("ipBound") {
+                        scheme.ip_bound = bound.as_bool().ok_or_else(|| Error::key("ipBound must be true or false"))?;
+                    }
+                    gate = gate.with_scheme(Box::new(scheme));
+                }
+                Some("edgeauth") => {
+                    only(obj, &["scheme", "key", "algorithm", "salt", "leeway", "kid"], "an edgeauth key")?;
+                    let algorithm = match text(obj, "algorithm")? {
+                        Some(name) => EdgeAlgorithm::parse(name).ok_or_else(|| {
+                            Error::key(format!("edgeauth algorithm {name:?} is not sha256, sha1 or md5"))
+                        })?,
+                        None => EdgeAlgorithm::default(),
+                    };
+                    let mut scheme = EdgeAuthScheme::new(require(obj, "key", "an edgeauth key")?, algorithm)?;
+                    scheme.salt = text(obj, "salt")?.map(str::to_owned);
+                    scheme.leeway = number(obj, "leeway")?.unwrap_or(0);
+                    gate = gate.with_scheme(Box::new(scheme));
+                }
+                Some("secure-link") => {
+                    only(obj, &["scheme", "secret", "expression", "leeway", "kid"], "a secure-link key")?;
+                    let expression = text(obj, "expression")?.unwrap_or(DEFAULT_EXPRESSION);
+                    let mut scheme = SecureLinkScheme::new(require(obj, "secret", "a secure-link key")?, expression)?;
+                    scheme.leeway = number(obj, "leeway")?.unwrap_or(0);
+                    gate = gate.with_scheme(Box::new(scheme));
+                }
+                other => return Err(Error::key(format!("unknown key scheme {other:?}"))),
+            }
+        }
+        if !jwt.keys().is_empty() {
+            let mut scheme = JwtScheme::new(jwt);
+            scheme.leeway = self.jwt.leeway.unwrap_or(scheme.leeway);
+            scheme.issuer = self.jwt.issuer;
+            scheme.audience = self.jwt.audience;
+            scheme.require_exp = self.jwt.require_exp.unwrap_or(true);
+            gate = gate.with_scheme(Box::new(scheme));
+        }
+        if gate.accepted().is_empty() {
+            return Err(Error::key("the key set is empty"));
+        }
+        Ok(gate)
+    }
+}
+
+/// Parses request facts from JSON: `{"path", "ip", "forwardedFor", "referer", "userAgent",
+/// "country", "asn", "purpose", "sessionId", "startsSession"}`, all optional.
+pub fn request_context(text: &str) -> Result<RequestContext, Error> {
+    serde_json::from_str(text).map_err(|e| Error::input("context", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_every_scheme_from_json() {
+        let config = GateConfig::from_json(
+            r#"{"keys": [
+                {"alg": "HS256", "secret": "s3cret", "kid": "a"},
+                {"alg": "HS512", "secretBase64url": "c2VjcmV0"},
+                {"scheme": "wmsauth", "secret": "k", "tolerance": 60},
+                {"scheme": "edgeauth", "key": "abcd", "algorithm": "sha1"},
+                {"scheme": "secure-link", "secret": "s"}
+            ], "jwt": {"leeway": 5}, "policy": {"referrers": {"allow": ["*.example.com"]}}}"#,
+        )
+        .unwrap();
+        assert!(config.policy.referrers.allow_missing, "default kept when the member is absent");
+        let gate = config.build().unwrap();
+        assert_eq!(gate.accepted().len(), 4);
+    }
+
+    #[test]
+    fn refuses_unknown_members_and_bad_keys() {
+        let bad = |json: &str| GateConfig::from_json(json).and_then(GateConfig::build).unwrap_err().to_string();
+        assert!(bad(r#"{"keys": [{"alg": "HS256", "secret": "x", "extra": 1}]}"#).contains("extra"));
+        assert!(bad(r#"{"keys": [{"secret": "x"}]}"#).contains("alg"));
+        assert!(bad(r#"{"keys": [{"alg": "RS256", "secret": "x"}]}"#).contains("HMAC"));
+        assert!(bad(r#"{"keys": []}"#).contains("empty"));
+        assert!(bad(r#"{"keys": [{"scheme": "edgeauth", "key": "zz"}]}"#).contains("hex"));
+        assert!(bad(r#"{"keys": [{"scheme": "nope"}]}"#).contains("nope"));
+        assert!(bad(r#"{"kees": []}"#).contains("kees"));
+    }
+
+    #[test]
+    fn parses_request_context() {
+        let ctx =
+            request_context(r#"{"path": "/a", "ip": "192.0.2.1", "userAgent": "x", "purpose": "publish"}"#).unwrap();
+        assert_eq!(ctx.peer_ip, "192.0.2.1".parse().ok());
+        assert_eq!(ctx.purpose, crate::claims::Purpose::Publish);
+        let err = request_context(r#"{"ip": "nope"}"#).unwrap_err();
+        assert!(err.to_string().contains("invalid IP"), "{err}");
+    }
+}

@@ -1,0 +1,127 @@
+//! # streamgate-wasm
+//!
+//! The bindings behind the npm package `streamgate`. Thin by design: JSON in, JSON out,
+//! every decision made by `streamgate-core`. Failures are thrown as a JSON string
+//! `{"code": …, "message": …}`; the JS glue turns it into a `StreamgateError` whose
+//! `code` is a reason code (denials) or `invalid_key` / `invalid_input`.
+//!
+//! What it is not: a place for policy. Time comes in from JS (`now`, unix seconds).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod sign;
+
+use serde_json::json;
+use streamgate_core::config::{request_context, GateConfig};
+use streamgate_core::keys::{Algorithm, Key};
+use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
+use streamgate_core::schemes::{find_in_query, split_url, Credential, SchemeKind};
+use streamgate_core::{Decision, Denial, Error, Gate, Hooks, ReasonCode};
+use wasm_bindgen::prelude::*;
+
+/// A thrown error: `{"code", "message"}` as JSON text.
+pub(crate) fn thrown(code: &str, message: impl core::fmt::Display) -> String {
+    json!({ "code": code, "message": message.to_string() }).to_string()
+}
+
+pub(crate) fn config_error(error: &Error) -> String {
+    thrown(error.code(), error)
+}
+
+fn denial_error(denial: &Denial) -> String {
+    thrown(denial.reason().as_str(), denial)
+}
+
+/// Seconds from JS (`Date.now() / 1000` or a caller's value), checked to be a sane integer.
+pub(crate) fn seconds(now: f64) -> Result<i64, String> {
+    if now.is_finite()
+        && now.fract() == 0.0
+        && (0.0..=streamgate_core::timestamp::MAX_UNIX_SECONDS as f64).contains(&now)
+    {
+        // Finite, integral and in range: the cast is exact.
+        Ok(now as i64)
+    } else {
+        Err(thrown("invalid_input", format!("now must be whole unix seconds, got {now}")))
+    }
+}
+
+/// A gate built once from a key set and options, reused for every verification.
+#[wasm_bindgen]
+pub struct Verifier {
+    gate: Gate,
+}
+
+#[wasm_bindgen]
+impl Verifier {
+    /// Builds a verifier from `{"keys": [...], "jwt": {...}, "policy": {...}}`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: &str) -> Result<Verifier, String> {
+        let gate = GateConfig::from_json(config).and_then(GateConfig::build).map_err(|e| config_error(&e))?;
+        Ok(Verifier { gate })
+    }
+
+    /// Verifies a bare credential of `scheme`; returns `{"scheme", "claims"}` as JSON.
+    pub fn verify_token(&self, scheme: &str, token: &str, context: &str, now: f64) -> Result<String, String> {
+        let kind =
+            SchemeKind::parse(scheme).ok_or_else(|| thrown("invalid_input", format!("unknown scheme {scheme:?}")))?;
+        self.decide(Some(Credential { kind, value: token.to_owned() }), context, None, now)
+    }
+
+    /// Verifies a signed URL, finding the credential in its query; the URL's path is the
+    /// request path unless the context gives one.
+    pub fn verify_url(&self, url: &str, context: &str, now: f64) -> Result<String, String> {
+        let (path, query) = split_url(url);
+        self.decide(find_in_query(query), context, Some(path), now)
+    }
+}
+
+impl Verifier {
+    fn decide(
+        &self,
+        credential: Option<Credential>,
+        context: &str,
+        path: Option<&str>,
+        now: f64,
+    ) -> Result<String, String> {
+        let now = seconds(now)?;
+        let mut ctx = request_context(context).map_err(|e| config_error(&e))?;
+        if let (true, Some(path)) = (ctx.path.is_empty(), path) {
+            path.clone_into(&mut ctx.path);
+        }
+        let (revocations, blocklist) = (MemoryRevocations::default(), MemoryBlocklist::default());
+        let mut hooks = Hooks { revocations: &revocations, blocklist: &blocklist, sessions: None };
+        match self.gate.check(credential.as_ref(), &ctx, now, &mut hooks) {
+            Decision::Allow { grant, .. } => {
+                Ok(json!({ "scheme": grant.scheme.as_str(), "claims": grant.claims }).to_string())
+            }
+            Decision::Deny { denial, .. } => Err(denial_error(&denial)),
+        }
+    }
+}
+
+/// Signs per `options` (`{"scheme": …}`, see the npm docs); with `url`, returns the signed URL.
+#[wasm_bindgen]
+pub fn sign(options: &str, url: Option<String>, now: f64) -> Result<String, String> {
+    sign::sign(options, url.as_deref(), seconds(now)?)
+}
+
+/// Generates a key for `alg`: `{"alg", "kid"?, "jwk", "publicJwk"?}` as JSON.
+#[wasm_bindgen(js_name = generateKey)]
+pub fn generate_key(alg: &str, kid: Option<String>) -> Result<String, String> {
+    let alg = Algorithm::parse(alg).ok_or_else(|| thrown("invalid_input", format!("unsupported algorithm {alg:?}")))?;
+    let key = Key::generate(alg, &mut rand_core::OsRng).map_err(|e| config_error(&e))?.with_kid(kid.as_deref());
+    let public = key.public_key().map(|k| k.to_jwk(false));
+    Ok(json!({ "alg": alg.as_str(), "kid": kid, "jwk": key.to_jwk(true), "publicJwk": public }).to_string())
+}
+
+/// The reason-code table: `[{"code", "status", "description"}]` as JSON.
+#[wasm_bindgen(js_name = reasonCodes)]
+pub fn reason_codes() -> String {
+    let rows: Vec<_> = ReasonCode::ALL
+        .iter()
+        .map(|c| json!({ "code": c.as_str(), "status": c.http_status(), "description": c.description() }))
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}

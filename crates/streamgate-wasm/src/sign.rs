@@ -1,0 +1,180 @@
+//! Signing options from JS, mapped onto the core's signers.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use streamgate_core::claims::PlaybackClaims;
+use streamgate_core::config::jwt_keys;
+use streamgate_core::policy::path::normalize_path;
+use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EscapeStyle};
+use streamgate_core::schemes::secure_link::{SecureLinkScheme, DEFAULT_EXPRESSION};
+use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest};
+use streamgate_core::schemes::{jwt, signed_url, split_url, Credential, SchemeKind};
+use streamgate_core::Error;
+
+use crate::{config_error, thrown};
+
+/// One ACL or several, as akamai-edgeauth accepts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Acl {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "scheme", deny_unknown_fields)]
+enum SignOptions {
+    #[serde(rename = "jwt", rename_all = "camelCase")]
+    Jwt { key: Value, claims: Map<String, Value>, expires_in: Option<i64> },
+    #[serde(rename = "wmsauth", rename_all = "camelCase")]
+    WmsAuth {
+        key: String,
+        #[serde(default)]
+        ip: String,
+        valid_minutes: u32,
+        stream: Option<String>,
+        date_style: Option<String>,
+    },
+    #[serde(rename = "edgeauth", rename_all = "camelCase")]
+    EdgeAuth {
+        key: String,
+        algorithm: Option<String>,
+        acl: Option<Acl>,
+        url: Option<String>,
+        ip: Option<String>,
+        start_time: Option<i64>,
+        end_time: Option<i64>,
+        window_seconds: Option<i64>,
+        session_id: Option<String>,
+        payload: Option<String>,
+        salt: Option<String>,
+        #[serde(default)]
+        escape_early: bool,
+        escape_style: Option<String>,
+    },
+    #[serde(rename = "secure-link", rename_all = "camelCase")]
+    SecureLink {
+        secret: String,
+        expression: Option<String>,
+        uri: Option<String>,
+        ip: Option<String>,
+        expires: Option<i64>,
+        expires_in: Option<i64>,
+    },
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> String {
+    config_error(&Error::input(field, why))
+}
+
+pub(crate) fn sign(options: &str, url: Option<&str>, now: i64) -> Result<String, String> {
+    let options: SignOptions = serde_json::from_str(options).map_err(|e| thrown("invalid_input", e))?;
+    let credential = match options {
+        SignOptions::Jwt { key, mut claims, expires_in } => {
+            let mut keys = jwt_keys(&key).map_err(|e| config_error(&e))?.unwrap_or_default();
+            if keys.len() != 1 {
+                return Err(invalid("key", "signing needs exactly one JWT key"));
+            }
+            let key = keys.remove(0);
+            claims.entry("iat").or_insert_with(|| now.into());
+            match (claims.contains_key("exp"), expires_in) {
+                (false, Some(seconds)) if seconds > 0 => {
+                    claims.insert("exp".into(), now.saturating_add(seconds).into());
+                }
+                (false, Some(seconds)) => return Err(invalid("expiresIn", format!("{seconds} is not positive"))),
+                (false, None) => {
+                    return Err(invalid("claims", "playback tokens must expire: set claims.exp or expiresIn"))
+                }
+                (true, _) => {}
+            }
+            let claims: PlaybackClaims =
+                serde_json::from_value(Value::Object(claims)).map_err(|e| invalid("claims", e.to_string()))?;
+            Credential { kind: SchemeKind::Jwt, value: jwt::sign(&claims, &key).map_err(|e| config_error(&e))? }
+        }
+        SignOptions::WmsAuth { key, ip, valid_minutes, stream, date_style } => {
+            let date_style = match date_style.as_deref() {
+                None | Some("php") => DateStyle::Php,
+                Some("padded") => DateStyle::ZeroPadded,
+                Some(other) => return Err(invalid("dateStyle", format!("{other:?} is not php or padded"))),
+            };
+            let request =
+                WmsAuthRequest { ip: &ip, server_time: now, valid_minutes, stream: stream.as_deref(), date_style };
+            Credential {
+                kind: SchemeKind::WmsAuth,
+                value: wmsauth::sign(&key, &request).map_err(|e| config_error(&e))?,
+            }
+        }
+        SignOptions::EdgeAuth {
+            key,
+            algorithm,
+            acl,
+            url: url_path,
+            ip,
+            start_time,
+            end_time,
+            window_seconds,
+            session_id,
+            payload,
+            salt,
+            escape_early,
+            escape_style,
+        } => {
+            let algorithm = match algorithm.as_deref() {
+                None => EdgeAlgorithm::Sha256,
+                Some(name) => EdgeAlgorithm::parse(name)
+                    .ok_or_else(|| invalid("algorithm", format!("{name:?} is not sha256, sha1 or md5")))?,
+            };
+            let escape = match (escape_early, escape_style.as_deref()) {
+                (false, _) => EscapeStyle::None,
+                (true, None | Some("node")) => EscapeStyle::Node,
+                (true, Some("python")) => EscapeStyle::Python,
+                (true, Some(other)) => return Err(invalid("escapeStyle", format!("{other:?} is not node or python"))),
+            };
+            let expires = match (end_time, window_seconds) {
+                (Some(end), _) => end,
+                (None, Some(window)) if window > 0 => start_time.unwrap_or(now).saturating_add(window),
+                _ => return Err(invalid("endTime", "give endTime or a positive windowSeconds")),
+            };
+            let acl = match acl {
+                None => Vec::new(),
+                Some(Acl::One(a)) => vec![a],
+                Some(Acl::Many(list)) => list,
+            };
+            let request = EdgeAuthRequest {
+                acl,
+                url: url_path,
+                ip,
+                start: start_time,
+                expires,
+                id: session_id,
+                data: payload,
+                salt,
+                escape,
+            };
+            Credential {
+                kind: SchemeKind::EdgeAuth,
+                value: edgeauth::sign(&key, algorithm, &request).map_err(|e| config_error(&e))?,
+            }
+        }
+        SignOptions::SecureLink { secret, expression, uri, ip, expires, expires_in } => {
+            let scheme = SecureLinkScheme::new(&secret, expression.as_deref().unwrap_or(DEFAULT_EXPRESSION))
+                .map_err(|e| config_error(&e))?;
+            let uri = match (uri, url) {
+                (Some(u), _) => u,
+                (None, Some(url)) => split_url(url).0.to_owned(),
+                (None, None) => return Err(invalid("uri", "give uri, or sign a URL")),
+            };
+            let uri = normalize_path(&uri).map_err(|d| invalid("uri", d.to_string()))?;
+            let ip =
+                ip.map(|s| s.parse().map_err(|_| invalid("ip", format!("{s:?} is not an IP address")))).transpose()?;
+            let expires = expires.or(expires_in.map(|s| now.saturating_add(s)));
+            let md5 = scheme.sign(&uri, ip, expires).map_err(|e| config_error(&e))?;
+            let value = format!("{md5},{}", expires.map(|e| e.to_string()).unwrap_or_default());
+            Credential { kind: SchemeKind::SecureLink, value }
+        }
+    };
+    Ok(match url {
+        Some(url) => signed_url(url, &credential),
+        None => credential.value,
+    })
+}

@@ -1,0 +1,160 @@
+// The wasm-backed API, shared by every entry point. Entries differ only in how they load
+// the wasm, which they hand to bindings.install().
+
+import { wasm } from './bindings.mjs';
+import { StreamgateError, fromThrown, invalidInput } from './errors.mjs';
+
+export { StreamgateError, REASON_CODES } from './errors.mjs';
+export { decodeToken, withToken, TokenRefresher, hlsTokenConfig } from './browser.mjs';
+
+const clock = () => Math.floor(Date.now() / 1000);
+
+function base64url(bytes) {
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * A key object as the wasm side reads it: secret bytes become base64url, and the
+ * `publicKey` that generateKey() attaches is dropped (it is not part of the key).
+ */
+function normalizeKey(key) {
+  if (key === null || typeof key !== 'object' || Array.isArray(key)) {
+    throw new StreamgateError('invalid_key', 'a key must be an object such as { alg: "HS256", secret }');
+  }
+  const { publicKey, secret, ...rest } = key;
+  if (secret instanceof Uint8Array || secret instanceof ArrayBuffer) {
+    return { ...rest, secretBase64url: base64url(new Uint8Array(secret)) };
+  }
+  return secret === undefined ? rest : { ...rest, secret };
+}
+
+function normalizeKeys(keys) {
+  return Array.isArray(keys) ? keys.map(normalizeKey) : [normalizeKey(keys)];
+}
+
+function nowFrom(value) {
+  if (value === undefined) return clock();
+  if (typeof value !== 'number') throw invalidInput('now must be unix seconds (a number)');
+  return value;
+}
+
+/** The request facts as JSON, and `now` taken out of them. */
+function contextJson(context) {
+  if (context === undefined || context === null) return ['{}', clock()];
+  if (typeof context !== 'object') throw invalidInput('context must be an object');
+  const { now, ...facts } = context;
+  return [JSON.stringify(facts), nowFrom(now)];
+}
+
+function call(fn) {
+  try {
+    return fn();
+  } catch (thrown) {
+    throw fromThrown(thrown);
+  }
+}
+
+function requireObject(value, name) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidInput(`${name} must be an object`);
+  return value;
+}
+
+/**
+ * A verifier for `keys` and `options`: parse the keys once, verify many times.
+ * `verify(token, context, scheme = 'jwt')` and `verifyUrl(url, context)` return
+ * `{ scheme, claims }` or throw a StreamgateError whose `code` says why.
+ */
+export function createVerifier(keys, options = {}) {
+  if (keys === null || typeof keys !== 'object') throw new StreamgateError('invalid_key', 'keys must be a key, an array of keys or a JWKS');
+  const { leeway, issuer, audience, requireExp, policy, ...unknown } = requireObject(options, 'options');
+  if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
+  const config = JSON.stringify({ keys: normalizeKeys(keys), jwt: { leeway, issuer, audience, requireExp }, policy });
+  const Verifier = wasm().Verifier;
+  const verifier = call(() => new Verifier(config));
+  return {
+    verify(token, context, scheme = 'jwt') {
+      if (typeof token !== 'string') throw invalidInput('token must be a string');
+      const [facts, now] = contextJson(context);
+      return JSON.parse(call(() => verifier.verify_token(scheme, token, facts, now)));
+    },
+    verifyUrl(url, context) {
+      if (typeof url !== 'string') throw invalidInput('url must be a string');
+      const [facts, now] = contextJson(context);
+      return JSON.parse(call(() => verifier.verify_url(url, facts, now)));
+    },
+  };
+}
+
+// Verifiers cached per keys object (and options), so passing the same keys is cheap.
+const cache = new WeakMap();
+
+function cachedVerifier(keys, options) {
+  if (keys === null || typeof keys !== 'object') return createVerifier(keys, options);
+  let byOptions = cache.get(keys);
+  if (!byOptions) cache.set(keys, (byOptions = new Map()));
+  const optionsKey = options ? JSON.stringify(options) : '';
+  let verifier = byOptions.get(optionsKey);
+  if (!verifier) byOptions.set(optionsKey, (verifier = createVerifier(keys, options)));
+  return verifier;
+}
+
+function sign(options, url, now) {
+  const bindings = wasm();
+  return call(() => bindings.sign(JSON.stringify(options), url, nowFrom(now)));
+}
+
+/** Signs a playback JWT. `options`: `{ expiresIn?, now? }` (seconds). */
+export function signPlaybackToken(claims, key, options = {}) {
+  requireObject(claims, 'claims');
+  const { expiresIn, now } = requireObject(options, 'options');
+  return sign({ scheme: 'jwt', key: normalizeKey(key), claims, expiresIn }, undefined, now);
+}
+
+/** Verifies a playback JWT against the request `context` → `{ claims }`. */
+export function verifyPlaybackToken(token, keys, context, options) {
+  const { claims } = cachedVerifier(keys, options).verify(token, context, 'jwt');
+  return { claims };
+}
+
+/** Signs `url` in any scheme (`options.scheme`: jwt, wmsauth, edgeauth, secure-link). */
+export function signUrl(url, options) {
+  if (typeof url !== 'string') throw invalidInput('url must be a string');
+  const { scheme = 'jwt', now, ...rest } = requireObject(options, 'options');
+  if (scheme === 'jwt') {
+    const { key, claims = {}, expiresIn, ...unknown } = rest;
+    if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
+    return sign({ scheme, key: normalizeKey(key), claims, expiresIn }, url, now);
+  }
+  return sign({ scheme, ...rest }, url, now);
+}
+
+/** Verifies a signed URL of any scheme → `{ scheme, claims }`. */
+export function verifyUrl(url, keys, context, options) {
+  return cachedVerifier(keys, options).verifyUrl(url, context);
+}
+
+/** A Nimble `wmsAuthSign` value. */
+export function wmsAuthSign(options) {
+  const { now, ...rest } = requireObject(options, 'options');
+  return sign({ scheme: 'wmsauth', ...rest }, undefined, now);
+}
+
+/** An Akamai EdgeAuth 2.0 token; options as in akamai-edgeauth, plus `acl` or `url`. */
+export function edgeAuthToken(options) {
+  const { now, startTime, ...rest } = requireObject(options, 'options');
+  const start = startTime === 'now' ? nowFrom(now) : startTime;
+  return sign({ scheme: 'edgeauth', startTime: start, ...rest }, undefined, now);
+}
+
+/** A new key: `{ alg, kid?, jwk, publicKey? }`; give verifiers `publicKey`. */
+export function generateKey(alg, { kid } = {}) {
+  if (typeof alg !== 'string') throw invalidInput('alg must be a string such as "ES256"');
+  const bindings = wasm();
+  const out = JSON.parse(call(() => bindings.generateKey(alg, kid)));
+  const withKid = (key) => (kid === undefined ? key : { ...key, kid });
+  const key = withKid({ alg: out.alg, jwk: out.jwk });
+  if (out.publicJwk) key.publicKey = withKid({ alg: out.alg, jwk: out.publicJwk });
+  return key;
+}

@@ -1,0 +1,170 @@
+// Browser helpers: no wasm, no secrets. Decode tokens (UNVERIFIED), attach them to player
+// requests, and refresh them before they expire. Signing keys never belong in a browser:
+// tokens come from your server.
+
+import { StreamgateError } from './errors.mjs';
+
+export { StreamgateError, REASON_CODES } from './errors.mjs';
+
+function malformed(message) {
+  return new StreamgateError('malformed', message);
+}
+
+function decodeBase64(text, urlSafe) {
+  let b64 = urlSafe ? text.replace(/-/g, '+').replace(/_/g, '/') : text.replace(/ /g, '+');
+  if (urlSafe && /[=+/]/.test(text)) throw malformed('JWT parts are unpadded base64url');
+  while (b64.length % 4) b64 += '=';
+  let binary;
+  try {
+    binary = atob(b64);
+  } catch {
+    throw malformed('not base64');
+  }
+  return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+}
+
+function json(text, what) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw malformed(`${what} is not JSON`);
+  }
+}
+
+function fields(text, separator) {
+  const out = {};
+  for (const piece of text.split(separator)) {
+    const at = piece.indexOf('=');
+    if (at > 0) out[piece.slice(0, at)] = piece.slice(at + 1);
+  }
+  return out;
+}
+
+/**
+ * Decodes a token WITHOUT verifying it: for showing expiry or scheduling a refresh, never
+ * for access decisions. Returns `{ scheme, header?, claims, verified: false }`.
+ */
+export function decodeToken(token) {
+  if (typeof token !== 'string' || token.trim() === '') throw new StreamgateError('missing_token', 'token must be a non-empty string');
+  const t = token.trim();
+  if (t.length > 8192) throw malformed('token is over the 8192-byte limit');
+  const parts = t.split('.');
+  if (parts.length === 3 && t.startsWith('eyJ')) {
+    return { scheme: 'jwt', header: json(decodeBase64(parts[0], true), 'header'), claims: json(decodeBase64(parts[1], true), 'payload'), verified: false };
+  }
+  if (t.includes('hmac=') && t.includes('exp=')) {
+    const f = fields(t, '~');
+    const claims = { exp: Number(f.exp) };
+    if (f.st) claims.st = Number(f.st);
+    for (const name of ['ip', 'acl', 'id', 'data']) if (f[name] !== undefined) claims[name] = f[name];
+    return { scheme: 'edgeauth', claims, verified: false };
+  }
+  const decoded = decodeBase64(t, false);
+  if (decoded.startsWith('server_time=')) {
+    const f = fields(decoded, '&');
+    return { scheme: 'wmsauth', claims: { server_time: f.server_time, validminutes: Number(f.validminutes), ...(f.strm_len ? { strm_len: Number(f.strm_len) } : {}) }, verified: false };
+  }
+  throw malformed('not a JWT, wmsAuthSign or EdgeAuth token');
+}
+
+/**
+ * Returns `url` with `param=token` in its query (replacing an earlier value), before any
+ * `#fragment`; other parameters, LL-HLS `_HLS_*` included, are kept as they were.
+ */
+export function withToken(url, token, { param = 'token' } = {}) {
+  if (typeof url !== 'string') throw new StreamgateError('invalid_input', 'url must be a string');
+  if (typeof token !== 'string' || token === '') return url;
+  const hash = url.indexOf('#');
+  const base = hash >= 0 ? url.slice(0, hash) : url;
+  const fragment = hash >= 0 ? url.slice(hash) : '';
+  const q = base.indexOf('?');
+  const path = q >= 0 ? base.slice(0, q) : base;
+  const kept = q >= 0 ? base.slice(q + 1).split('&').filter((p) => p && p.split('=')[0] !== param) : [];
+  kept.push(`${param}=${encodeURIComponent(token)}`);
+  return `${path}?${kept.join('&')}${fragment}`;
+}
+
+/**
+ * Keeps a fresh token: calls your async `fetchToken()` (which returns a token string, or
+ * `{ token, expiresAt }`) at start and again `refreshBeforeSeconds` before expiry. On a
+ * failed refresh it keeps the current token, reports to `onError` and retries.
+ */
+export class TokenRefresher {
+  constructor({ fetchToken, refreshBeforeSeconds = 30, retrySeconds = 5, onError, onRefresh, clock = () => Date.now() / 1000 } = {}) {
+    if (typeof fetchToken !== 'function') throw new StreamgateError('invalid_input', 'fetchToken must be an async function');
+    Object.assign(this, { fetchToken, refreshBeforeSeconds, retrySeconds, onError, onRefresh, clock });
+    this.current = null;
+    this.expiresAt = null;
+    this.timer = null;
+    this.stopped = true;
+  }
+
+  /** The current token (null before the first fetch). */
+  get token() {
+    return this.current;
+  }
+
+  /** Fetches the first token and schedules refreshes; resolves with the token. */
+  async start() {
+    this.stopped = false;
+    await this.refresh();
+    return this.current;
+  }
+
+  /** Cancels scheduled refreshes. */
+  stop() {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Fetches a token now. */
+  async refresh() {
+    try {
+      const got = await this.fetchToken();
+      const token = typeof got === 'string' ? got : got && got.token;
+      if (typeof token !== 'string' || token === '') throw new StreamgateError('invalid_input', 'fetchToken returned no token');
+      let expiresAt = typeof got === 'object' && typeof got.expiresAt === 'number' ? got.expiresAt : null;
+      if (expiresAt === null) {
+        try {
+          const { claims } = decodeToken(token);
+          expiresAt = typeof claims.exp === 'number' ? claims.exp : null;
+        } catch { /* an opaque token: refresh on the retry interval */ }
+      }
+      this.current = token;
+      this.expiresAt = expiresAt;
+      if (this.onRefresh) this.onRefresh(token);
+      this.schedule(expiresAt === null ? this.retrySeconds : expiresAt - this.refreshBeforeSeconds - this.clock());
+    } catch (error) {
+      if (this.onError) this.onError(error);
+      this.schedule(this.retrySeconds);
+      if (this.current === null) throw error;
+    }
+    return this.current;
+  }
+
+  schedule(seconds) {
+    if (this.stopped) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const delay = Math.max(1, Math.min(seconds, 2_147_483)) * 1000;
+    this.timer = setTimeout(() => { this.refresh().catch(() => {}); }, delay);
+  }
+}
+
+/**
+ * hls.js configuration that puts the current token on every manifest, key and segment
+ * request. `source` is a token string, a TokenRefresher, or a function returning a token.
+ *   new Hls({ ...hlsTokenConfig(refresher) })
+ */
+export function hlsTokenConfig(source, { param = 'token' } = {}) {
+  const current = () => (typeof source === 'string' ? source : typeof source === 'function' ? source() : source && source.token);
+  return {
+    xhrSetup(xhr, url) {
+      // hls.js does not open the request again once xhrSetup has opened it.
+      xhr.open('GET', withToken(url, current(), { param }), true);
+    },
+    fetchSetup(context, init) {
+      return new Request(withToken(context.url, current(), { param }), init);
+    },
+  };
+}

@@ -1,0 +1,12 @@
+// CommonJS build input (bundled to dist/index.cjs by scripts/build.mjs): synchronous
+// instantiation, no top-level await, so `require('streamgate')` just works.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as bindings from '../dist/wasm/streamgate_wasm.js';
+import { install } from './bindings.mjs';
+
+bindings.initSync({ module: readFileSync(join(__dirname, 'wasm', 'streamgate_wasm_bg.wasm')) });
+install(bindings);
+
+export const ready = Promise.resolve();
+export * from './api.mjs';

@@ -1,0 +1,11 @@
+// Cloudflare Workers (workerd): Workers cannot compile wasm from bytes at run time, so the
+// module is imported (wrangler bundles .wasm imports as a WebAssembly.Module).
+import * as bindings from '../dist/wasm/streamgate_wasm.js';
+import module from '../dist/wasm/streamgate_wasm_bg.wasm';
+import { install } from './bindings.mjs';
+
+bindings.initSync({ module });
+install(bindings);
+
+export const ready = Promise.resolve();
+export * from './api.mjs';
