@@ -39,17 +39,19 @@ run(join(npmDir, 'node_modules', '.bin', 'wasm-opt'), [
   wasmFile, '-o', wasmFile,
 ]);
 
-console.log('==> esbuild dist/index.cjs');
-await esbuild.build({
-  entryPoints: [join(npmDir, 'src', 'node.cjs.mjs')],
-  outfile: join(dist, 'index.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node18',
-  // The glue's async init reads import.meta.url; the CommonJS entry never calls it.
-  logOverride: { 'empty-import-meta': 'silent' },
-});
+for (const [entry, out] of [['node.cjs.mjs', 'index.cjs'], ['browser.mjs', 'browser.cjs']]) {
+  console.log(`==> esbuild dist/${out}`);
+  await esbuild.build({
+    entryPoints: [join(npmDir, 'src', entry)],
+    outfile: join(dist, out),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node18',
+    // The glue's async init reads import.meta.url; the CommonJS entry never calls it.
+    logOverride: { 'empty-import-meta': 'silent' },
+  });
+}
 
 // Sizes, as a browser would download them (minified, gzipped).
 async function bundledSize(entry) {

@@ -40,12 +40,15 @@ function nowFrom(value) {
   return value;
 }
 
-/** The request facts as JSON, and `now` taken out of them. */
+/** The request facts as JSON, with `now` and `activeSessions` taken out of them. */
 function contextJson(context) {
-  if (context === undefined || context === null) return ['{}', clock()];
+  if (context === undefined || context === null) return ['{}', clock(), undefined];
   if (typeof context !== 'object') throw invalidInput('context must be an object');
-  const { now, ...facts } = context;
-  return [JSON.stringify(facts), nowFrom(now)];
+  const { now, activeSessions, ...facts } = context;
+  if (activeSessions !== undefined && !(Number.isInteger(activeSessions) && activeSessions >= 0)) {
+    throw invalidInput('activeSessions must be a whole number');
+  }
+  return [JSON.stringify(facts), nowFrom(now), activeSessions];
 }
 
 function call(fn) {
@@ -68,21 +71,21 @@ function requireObject(value, name) {
  */
 export function createVerifier(keys, options = {}) {
   if (keys === null || typeof keys !== 'object') throw new StreamgateError('invalid_key', 'keys must be a key, an array of keys or a JWKS');
-  const { leeway, issuer, audience, requireExp, policy, ...unknown } = requireObject(options, 'options');
+  const { leeway, issuer, audience, requireExp, policy, revoked, blockedIps, ...unknown } = requireObject(options, 'options');
   if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
   const config = JSON.stringify({ keys: normalizeKeys(keys), jwt: { leeway, issuer, audience, requireExp }, policy });
   const Verifier = wasm().Verifier;
-  const verifier = call(() => new Verifier(config));
+  const verifier = call(() => new Verifier(config, JSON.stringify({ revoked, blockedIps })));
   return {
     verify(token, context, scheme = 'jwt') {
       if (typeof token !== 'string') throw invalidInput('token must be a string');
-      const [facts, now] = contextJson(context);
-      return JSON.parse(call(() => verifier.verify_token(scheme, token, facts, now)));
+      const [facts, now, active] = contextJson(context);
+      return JSON.parse(call(() => verifier.verify_token(scheme, token, facts, now, active)));
     },
     verifyUrl(url, context) {
       if (typeof url !== 'string') throw invalidInput('url must be a string');
-      const [facts, now] = contextJson(context);
-      return JSON.parse(call(() => verifier.verify_url(url, facts, now)));
+      const [facts, now, active] = contextJson(context);
+      return JSON.parse(call(() => verifier.verify_url(url, facts, now, active)));
     },
   };
 }

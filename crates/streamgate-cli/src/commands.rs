@@ -16,7 +16,7 @@ use streamgate_core::schemes::jwt::{self, JwtScheme};
 use streamgate_core::schemes::secure_link::SecureLinkScheme;
 use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest, WmsAuthScheme};
 use streamgate_core::schemes::{detect_scheme, find_in_query, signed_url, split_url, Credential, Scheme, SchemeKind};
-use streamgate_core::sessions::{Admission, SessionLimiter, SessionRequest};
+use streamgate_core::sessions::{KnownCount, SessionLimiter};
 use streamgate_core::{unverified, Decision, Denial, Gate, Hooks, Policy, ReasonCode, RequestContext};
 
 use crate::cli::*;
@@ -304,19 +304,6 @@ fn ranges(flag: &str, values: &[String]) -> Result<Vec<IpRange>> {
     values.iter().map(|v| IpRange::parse(v).map_err(|e| format!("{flag}: {e}"))).collect()
 }
 
-/// The session count given with --active-sessions.
-struct KnownSessions(u32);
-
-impl SessionLimiter for KnownSessions {
-    fn admit(&mut self, request: &SessionRequest<'_>, _now: i64) -> Admission {
-        if self.0 < request.limit {
-            Admission::Admitted
-        } else {
-            Admission::Full { limit: request.limit, active: self.0 }
-        }
-    }
-}
-
 fn verify(a: VerifyArgs) -> Result<Outcome> {
     let now = a.now.unwrap_or_else(clock);
     let input = a.input.trim();
@@ -370,7 +357,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     for range in ranges("--blocked-ip", &a.blocked_ips)? {
         blocklist.block(range, None);
     }
-    let mut sessions = KnownSessions(a.active_sessions.unwrap_or(0));
+    let mut sessions = KnownCount(a.active_sessions.unwrap_or(0));
     let mut hooks = Hooks {
         revocations: &revocations,
         blocklist: &blocklist,

@@ -34,6 +34,21 @@ pub trait SessionLimiter {
     fn admit(&mut self, request: &SessionRequest<'_>, now: i64) -> Admission;
 }
 
+/// A limiter for callers that already know how many sessions are active (an offline
+/// check, or a count fetched from a store): admits while that count is under the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownCount(pub u32);
+
+impl SessionLimiter for KnownCount {
+    fn admit(&mut self, request: &SessionRequest<'_>, _now: i64) -> Admission {
+        if self.0 < request.limit {
+            Admission::Admitted
+        } else {
+            Admission::Full { limit: request.limit, active: self.0 }
+        }
+    }
+}
+
 /// What to do with a new session when the limit is reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AtLimit {

@@ -16,8 +16,10 @@ mod sign;
 use serde_json::json;
 use streamgate_core::config::{request_context, GateConfig};
 use streamgate_core::keys::{Algorithm, Key};
+use streamgate_core::policy::ip::IpRange;
 use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
 use streamgate_core::schemes::{find_in_query, split_url, Credential, SchemeKind};
+use streamgate_core::sessions::{KnownCount, SessionLimiter};
 use streamgate_core::{Decision, Denial, Error, Gate, Hooks, ReasonCode};
 use wasm_bindgen::prelude::*;
 
@@ -51,29 +53,59 @@ pub(crate) fn seconds(now: f64) -> Result<i64, String> {
 #[wasm_bindgen]
 pub struct Verifier {
     gate: Gate,
+    revocations: MemoryRevocations,
+    blocklist: MemoryBlocklist,
+}
+
+/// Revocation and block lists the caller holds: `{"revoked": [ids], "blockedIps": [ranges]}`.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+struct Lists {
+    revoked: Vec<String>,
+    blocked_ips: Vec<IpRange>,
 }
 
 #[wasm_bindgen]
 impl Verifier {
-    /// Builds a verifier from `{"keys": [...], "jwt": {...}, "policy": {...}}`.
+    /// Builds a verifier from `{"keys": [...], "jwt": {...}, "policy": {...}}` and the
+    /// caller's lists `{"revoked": [...], "blockedIps": [...]}`.
     #[wasm_bindgen(constructor)]
-    pub fn new(config: &str) -> Result<Verifier, String> {
+    pub fn new(config: &str, lists: &str) -> Result<Verifier, String> {
         let gate = GateConfig::from_json(config).and_then(GateConfig::build).map_err(|e| config_error(&e))?;
-        Ok(Verifier { gate })
+        let lists: Lists = serde_json::from_str(lists).map_err(|e| thrown("invalid_input", e))?;
+        let mut revocations = MemoryRevocations::default();
+        lists.revoked.into_iter().for_each(|id| revocations.revoke(id, None));
+        let mut blocklist = MemoryBlocklist::default();
+        lists.blocked_ips.into_iter().for_each(|range| blocklist.block(range, None));
+        Ok(Verifier { gate, revocations, blocklist })
     }
 
     /// Verifies a bare credential of `scheme`; returns `{"scheme", "claims"}` as JSON.
-    pub fn verify_token(&self, scheme: &str, token: &str, context: &str, now: f64) -> Result<String, String> {
+    /// `active_sessions`, when known, makes this a session start checked against the limit.
+    pub fn verify_token(
+        &self,
+        scheme: &str,
+        token: &str,
+        context: &str,
+        now: f64,
+        active_sessions: Option<u32>,
+    ) -> Result<String, String> {
         let kind =
             SchemeKind::parse(scheme).ok_or_else(|| thrown("invalid_input", format!("unknown scheme {scheme:?}")))?;
-        self.decide(Some(Credential { kind, value: token.to_owned() }), context, None, now)
+        self.decide(Some(Credential { kind, value: token.to_owned() }), context, None, now, active_sessions)
     }
 
     /// Verifies a signed URL, finding the credential in its query; the URL's path is the
     /// request path unless the context gives one.
-    pub fn verify_url(&self, url: &str, context: &str, now: f64) -> Result<String, String> {
+    pub fn verify_url(
+        &self,
+        url: &str,
+        context: &str,
+        now: f64,
+        active_sessions: Option<u32>,
+    ) -> Result<String, String> {
         let (path, query) = split_url(url);
-        self.decide(find_in_query(query), context, Some(path), now)
+        self.decide(find_in_query(query), context, Some(path), now, active_sessions)
     }
 }
 
@@ -84,14 +116,20 @@ impl Verifier {
         context: &str,
         path: Option<&str>,
         now: f64,
+        active_sessions: Option<u32>,
     ) -> Result<String, String> {
         let now = seconds(now)?;
         let mut ctx = request_context(context).map_err(|e| config_error(&e))?;
         if let (true, Some(path)) = (ctx.path.is_empty(), path) {
             path.clone_into(&mut ctx.path);
         }
-        let (revocations, blocklist) = (MemoryRevocations::default(), MemoryBlocklist::default());
-        let mut hooks = Hooks { revocations: &revocations, blocklist: &blocklist, sessions: None };
+        ctx.starts_session = active_sessions.is_some();
+        let mut sessions = KnownCount(active_sessions.unwrap_or(0));
+        let mut hooks = Hooks {
+            revocations: &self.revocations,
+            blocklist: &self.blocklist,
+            sessions: active_sessions.map(|_| &mut sessions as &mut dyn SessionLimiter),
+        };
         match self.gate.check(credential.as_ref(), &ctx, now, &mut hooks) {
             Decision::Allow { grant, .. } => {
                 Ok(json!({ "scheme": grant.scheme.as_str(), "claims": grant.claims }).to_string())

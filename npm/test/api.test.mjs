@@ -1,0 +1,232 @@
+// The public API through the package's own name (so the conditional exports are what is
+// tested), in whichever Node runs this file.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as sg from 'streamgate';
+
+const NOW = 1_700_000_000;
+const key = { alg: 'HS256', secret: 'api-test-secret-0123456789abcdef', kid: 'k1' };
+const keys = [key];
+
+function token(claims = {}, options = {}) {
+  return sg.signPlaybackToken({ jti: 't-1', streams: ['live/match-*'], ...claims }, key, { expiresIn: 600, now: NOW, ...options });
+}
+
+function denied(fn, code) {
+  assert.throws(fn, (err) => {
+    assert.ok(err instanceof sg.StreamgateError, `not a StreamgateError: ${err}`);
+    assert.equal(err.code, code, err.message);
+    assert.doesNotMatch(err.message, /panicked|unreachable|RuntimeError/);
+    return true;
+  });
+}
+
+const ok = { path: '/live/match-42/index.m3u8', ip: '198.51.100.7', now: NOW };
+
+describe('exports', () => {
+  it('has every documented export', () => {
+    for (const name of ['ready', 'createVerifier', 'signPlaybackToken', 'verifyPlaybackToken', 'signUrl', 'verifyUrl',
+      'wmsAuthSign', 'edgeAuthToken', 'decodeToken', 'generateKey', 'withToken', 'TokenRefresher', 'hlsTokenConfig',
+      'StreamgateError', 'REASON_CODES']) {
+      assert.ok(name in sg, `missing export ${name}`);
+    }
+    assert.equal(sg.REASON_CODES.length, 16);
+  });
+});
+
+describe('playback tokens', () => {
+  it('sign then verify returns the claims', async () => {
+    await sg.ready;
+    const { claims } = sg.verifyPlaybackToken(token({ sub: 'viewer-1' }), keys, ok);
+    assert.equal(claims.sub, 'viewer-1');
+    assert.equal(claims.exp, NOW + 600);
+    assert.equal(claims.iat, NOW);
+  });
+
+  it('round-trips every algorithm with generated keys', () => {
+    for (const alg of ['HS256', 'HS384', 'HS512', 'ES256', 'EdDSA', 'RS256']) {
+      const k = sg.generateKey(alg, { kid: alg });
+      const t = sg.signPlaybackToken({ streams: ['vod/**'] }, k, { expiresIn: 60, now: NOW });
+      const verifyWith = k.publicKey ?? k;
+      assert.equal(sg.verifyPlaybackToken(t, [verifyWith], { path: '/vod/a/b.ts', now: NOW }).claims.streams[0], 'vod/**', alg);
+      if (k.publicKey) assert.equal(k.publicKey.jwk.d, undefined, 'public key leaks d');
+    }
+  });
+
+  it('accepts secrets as bytes and JWKS key sets', () => {
+    const bytes = { alg: 'HS512', secret: new TextEncoder().encode('byte secret for hs512') };
+    const t = sg.signPlaybackToken({}, bytes, { expiresIn: 60, now: NOW });
+    assert.ok(sg.verifyPlaybackToken(t, [bytes], { now: NOW }).claims.exp);
+    const es = sg.generateKey('ES256', { kid: 'es' });
+    const t2 = sg.signPlaybackToken({}, es, { expiresIn: 60, now: NOW });
+    assert.ok(sg.verifyPlaybackToken(t2, { keys: [{ ...es.publicKey.jwk, kid: 'es' }] }, { now: NOW }).claims.exp);
+  });
+
+  it('reaches every reason code', () => {
+    const seen = new Set();
+    const expect = (fn, code) => { denied(fn, code); seen.add(code); };
+    const good = token({ max_sessions: 2 });
+    expect(() => sg.verifyPlaybackToken('', keys, ok), 'missing_token');
+    expect(() => sg.verifyPlaybackToken('a.b', keys, ok), 'malformed');
+    expect(() => sg.verifyPlaybackToken(good.slice(0, -3) + (good.endsWith('AAA') ? 'BBB' : 'AAA'), keys, ok), 'bad_signature');
+    expect(() => sg.verifyPlaybackToken(good, [{ ...key, kid: 'other' }], ok), 'unknown_key');
+    expect(() => sg.verifyPlaybackToken(good, [{ ...key, alg: 'HS512', kid: 'k1' }], ok), 'alg_not_allowed');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, now: NOW + 700 }), 'expired');
+    expect(() => sg.verifyPlaybackToken(token({ nbf: NOW + 100 }), keys, ok), 'not_yet_valid');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, path: '/live/matchbox/x.ts' }), 'scope_mismatch');
+    expect(() => sg.verifyPlaybackToken(token({ ip: '203.0.113.0/24' }), keys, ok), 'ip_mismatch');
+    const strict = { policy: { referrers: { allow: ['*.example.com'], allowMissing: false }, userAgents: { deny: ['*curl*'] } } };
+    expect(() => sg.verifyPlaybackToken(good, keys, ok, strict), 'referrer_denied');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, referer: 'https://www.example.com/', userAgent: 'curl/8.0' }, strict), 'user_agent_denied');
+    const geo = token({ access_rules: [{ type: 'ip.geoip.country', action: 'block', country: ['FR'] }] });
+    expect(() => sg.verifyPlaybackToken(geo, keys, { ...ok, country: 'FR' }), 'geo_denied');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, purpose: 'publish' }), 'purpose_mismatch');
+    expect(() => sg.verifyPlaybackToken(good, keys, ok, { revoked: ['t-1'] }), 'revoked');
+    expect(() => sg.verifyPlaybackToken(good, keys, ok, { blockedIps: ['198.51.100.0/24'] }), 'ip_blocked');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, activeSessions: 2 }), 'too_many_sessions');
+    assert.ok(sg.verifyPlaybackToken(good, keys, { ...ok, activeSessions: 1 }));
+    assert.deepEqual([...seen].sort(), [...sg.REASON_CODES].sort());
+  });
+
+  it('refuses alg none and tokens signed with the wrong key type', () => {
+    const [, payload] = token().split('.');
+    const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`;
+    denied(() => sg.verifyPlaybackToken(none, keys, ok), 'alg_not_allowed');
+  });
+
+  it('gives typed errors for bad input, never a crash', () => {
+    denied(() => sg.verifyPlaybackToken(42, keys, ok), 'invalid_input');
+    denied(() => sg.verifyPlaybackToken(token(), [], ok), 'invalid_key');
+    denied(() => sg.verifyPlaybackToken(token(), null, ok), 'invalid_key');
+    denied(() => sg.verifyPlaybackToken(token(), [{ alg: 'HS256' }], ok), 'invalid_key');
+    denied(() => sg.verifyPlaybackToken(token(), [{ alg: 'XX1', secret: 's' }], ok), 'invalid_key');
+    denied(() => sg.verifyPlaybackToken(token(), keys, 'not an object'), 'invalid_input');
+    denied(() => sg.verifyPlaybackToken(token(), keys, { ...ok, ip: 'not-an-ip' }), 'invalid_input');
+    denied(() => sg.verifyPlaybackToken(token(), keys, { ...ok, now: 1.5 }), 'invalid_input');
+    denied(() => sg.verifyPlaybackToken(token(), keys, { ...ok, bogus: 1 }), 'invalid_input');
+    denied(() => sg.verifyPlaybackToken('x'.repeat(9000), keys, ok), 'malformed');
+    denied(() => sg.verifyPlaybackToken('\u0000\uffff.\ud800.💥', keys, ok), 'malformed');
+    denied(() => sg.signPlaybackToken({}, key), 'invalid_input');
+    denied(() => sg.signPlaybackToken({ exp: 1_700_000_000_000 }, key), 'invalid_input');
+    denied(() => sg.signPlaybackToken({ ip: 'nope' }, key, { expiresIn: 5 }), 'invalid_input');
+    denied(() => sg.signPlaybackToken(null, key), 'invalid_input');
+    denied(() => sg.signPlaybackToken({}, { alg: 'RS256', secret: 'x' }, { expiresIn: 5 }), 'invalid_key');
+    denied(() => sg.generateKey('none'), 'invalid_input');
+    for (let i = 0; i < 200; i++) {
+      const junk = Buffer.from(Array.from({ length: i }, (_, j) => (j * 7919 + i) % 256)).toString('latin1');
+      assert.throws(() => sg.verifyPlaybackToken(junk, keys, ok), sg.StreamgateError);
+    }
+  });
+
+  it('keeps working after errors (no poisoned instance)', () => {
+    for (let i = 0; i < 50; i++) assert.throws(() => sg.verifyPlaybackToken('garbage', keys, ok));
+    assert.ok(sg.verifyPlaybackToken(token(), keys, ok).claims);
+  });
+});
+
+describe('signed URLs in every scheme', () => {
+  it('jwt', () => {
+    const url = sg.signUrl('https://cdn.example/live/match-1/index.m3u8?_HLS_msn=4#t=1', { key, claims: { streams: ['live/match-*'] }, expiresIn: 60, now: NOW });
+    assert.match(url, /^https:\/\/cdn\.example\/live\/match-1\/index\.m3u8\?_HLS_msn=4&token=eyJ[^#]+#t=1$/);
+    const out = sg.verifyUrl(url, keys, { now: NOW });
+    assert.equal(out.scheme, 'jwt');
+  });
+
+  it('wmsauth', () => {
+    const url = sg.signUrl('http://nimble.example:8081/live/stream/playlist.m3u8', { scheme: 'wmsauth', key: 'defaultpassword', ip: '203.0.113.7', validMinutes: 20, stream: 'live/stream', now: NOW });
+    const wms = [{ scheme: 'wmsauth', secret: 'defaultpassword' }];
+    assert.equal(sg.verifyUrl(url, wms, { ip: '203.0.113.7', now: NOW + 60 }).scheme, 'wmsauth');
+    denied(() => sg.verifyUrl(url, wms, { ip: '203.0.113.8', now: NOW + 60 }), 'bad_signature');
+    assert.equal(sg.wmsAuthSign({ key: 'defaultpassword', ip: '203.0.113.7', validMinutes: 20, now: NOW }), new URL(sg.signUrl('http://h/x', { scheme: 'wmsauth', key: 'defaultpassword', ip: '203.0.113.7', validMinutes: 20, now: NOW })).searchParams.get('wmsAuthSign'));
+  });
+
+  it('edgeauth', () => {
+    const hex = '52a152a152a152a152a152a152a1';
+    const url = sg.signUrl('https://media.example/vod/film/master.m3u8', { scheme: 'edgeauth', key: hex, acl: '/vod/*', endTime: NOW + 300 });
+    assert.match(url, /\?hdnts=exp=1700000300~acl=\/vod\/\*~hmac=[0-9a-f]{64}$/);
+    assert.equal(sg.verifyUrl(url, [{ scheme: 'edgeauth', key: hex }], { now: NOW }).scheme, 'edgeauth');
+    denied(() => sg.verifyUrl(url, [{ scheme: 'edgeauth', key: hex }], { now: NOW + 301 }), 'expired');
+  });
+
+  it('secure-link', () => {
+    const url = sg.signUrl('http://127.0.0.1/s/link', { scheme: 'secure-link', secret: 'secret', ip: '127.0.0.1', expires: 2147483647 });
+    assert.equal(url, 'http://127.0.0.1/s/link?md5=_e4Nc3iduzkWRm01TBBNYw&expires=2147483647');
+    assert.equal(sg.verifyUrl(url, [{ scheme: 'secure-link', secret: 'secret' }], { ip: '127.0.0.1', now: NOW }).scheme, 'secure-link');
+  });
+
+  it('a verifier holds keys of several schemes at once', () => {
+    const verifier = sg.createVerifier([key, { scheme: 'edgeauth', key: 'abcd' }]);
+    const url = sg.signUrl('https://h/live/match-2/a.ts', { key, claims: { streams: ['live/match-*'] }, expiresIn: 60, now: NOW });
+    assert.equal(verifier.verifyUrl(url, { now: NOW }).scheme, 'jwt');
+    denied(() => verifier.verifyUrl('https://h/a.ts?wmsAuthSign=abc', { now: NOW }), 'unknown_key');
+    denied(() => verifier.verifyUrl('https://h/a.ts', { now: NOW }), 'missing_token');
+  });
+});
+
+describe('browser helpers (no wasm)', () => {
+  it('decodeToken is unverified and typed', () => {
+    const decoded = sg.decodeToken(token({ sub: 'me' }));
+    assert.equal(decoded.verified, false);
+    assert.equal(decoded.scheme, 'jwt');
+    assert.equal(decoded.claims.sub, 'me');
+    assert.equal(decoded.header.alg, 'HS256');
+    assert.equal(sg.decodeToken(sg.edgeAuthToken({ key: 'abcd', acl: '/*', endTime: NOW })).claims.exp, NOW);
+    assert.equal(sg.decodeToken(sg.wmsAuthSign({ key: 'k', ip: '', validMinutes: 5, now: NOW })).claims.validminutes, 5);
+    denied(() => sg.decodeToken('nonsense!'), 'malformed');
+    denied(() => sg.decodeToken(''), 'missing_token');
+  });
+
+  it('withToken keeps other parameters and the fragment', () => {
+    assert.equal(sg.withToken('seg_1.ts', 'T'), 'seg_1.ts?token=T');
+    assert.equal(sg.withToken('/a/b.m3u8?_HLS_msn=3&token=old#x', 'new token'), '/a/b.m3u8?_HLS_msn=3&token=new%20token#x');
+    assert.equal(sg.withToken('https://h/a.m4s?x=1', 'T', { param: 'jwt' }), 'https://h/a.m4s?x=1&jwt=T');
+  });
+
+  it('hlsTokenConfig opens each request with the current token', () => {
+    let current = 'first';
+    const config = sg.hlsTokenConfig(() => current);
+    const opened = [];
+    const xhr = { open: (method, url, async) => opened.push([method, url, async]) };
+    config.xhrSetup(xhr, 'https://h/live/index.m3u8?_HLS_msn=1');
+    current = 'second';
+    config.xhrSetup(xhr, 'https://h/live/seg.ts');
+    assert.deepEqual(opened, [
+      ['GET', 'https://h/live/index.m3u8?_HLS_msn=1&token=first', true],
+      ['GET', 'https://h/live/seg.ts?token=second', true],
+    ]);
+    const request = config.fetchSetup({ url: 'https://h/x.m4s' }, {});
+    assert.equal(request.url, 'https://h/x.m4s?token=second');
+  });
+
+  it('TokenRefresher refreshes before expiry and keeps the token on failure', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let clock = NOW;
+    let calls = 0;
+    let fail = false;
+    const errors = [];
+    const refresher = new sg.TokenRefresher({
+      clock: () => clock,
+      refreshBeforeSeconds: 30,
+      onError: (e) => errors.push(e),
+      fetchToken: async () => {
+        calls += 1;
+        if (fail) throw new Error('network down');
+        return token({ jti: `t-${calls}` }, { expiresIn: 120, now: clock });
+      },
+    });
+    const first = await refresher.start();
+    assert.equal(sg.decodeToken(first).claims.jti, 't-1');
+    clock += 90;
+    t.mock.timers.tick(90_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls, 2, 'refreshed 30 s before expiry');
+    assert.equal(sg.decodeToken(refresher.token).claims.jti, 't-2');
+    fail = true;
+    clock += 90;
+    t.mock.timers.tick(90_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(errors.length, 1);
+    assert.equal(sg.decodeToken(refresher.token).claims.jti, 't-2', 'kept the last good token');
+    refresher.stop();
+  });
+});
