@@ -363,9 +363,11 @@ impl Key {
                 rsa_public_jwk(&mut jwk, &k.to_public_key());
                 if include_private {
                     jwk.insert("d".into(), b(&k.d().to_bytes_be()));
-                    if let [p, q] = k.primes() {
-                        jwk.insert("p".into(), b(&p.to_bytes_be()));
-                        jwk.insert("q".into(), b(&q.to_bytes_be()));
+                    // RFC 7518 6.3.2: with any of p, q, dp, dq, qi present, all must be.
+                    if let ([p, q], Some(dp), Some(dq), Some(qi)) = (k.primes(), k.dp(), k.dq(), k.crt_coefficient()) {
+                        for (name, value) in [("p", p), ("q", q), ("dp", dp), ("dq", dq), ("qi", &qi)] {
+                            jwk.insert(name.into(), b(&value.to_bytes_be()));
+                        }
                     }
                 }
             }
@@ -521,6 +523,17 @@ mod tests {
             let pub_pem = Key::from_pem(&public.to_pem().unwrap(), None).unwrap();
             assert_eq!(pub_pem.alg(), alg);
         }
+    }
+
+    #[test]
+    fn private_rsa_jwk_carries_every_crt_member() {
+        let key = Key::generate(Algorithm::RS256, &mut OsRng).unwrap();
+        let jwk = key.to_jwk(true);
+        for member in ["n", "e", "d", "p", "q", "dp", "dq", "qi"] {
+            assert!(jwk.get(member).is_some(), "missing {member}");
+        }
+        let back = Key::from_jwk(&jwk).unwrap();
+        assert!(key.verify(b"m", &back.sign(b"m").unwrap()));
     }
 
     #[test]
