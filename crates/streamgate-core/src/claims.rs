@@ -1,8 +1,6 @@
 //! Playback claims: the typed content of a streamgate JWT, validated as it is parsed.
 
 use core::fmt;
-use std::collections::BTreeMap;
-
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -78,13 +76,37 @@ impl<'de> Deserialize<'de> for NumericDate {
 }
 
 /// `aud`: one audience or several.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Audience {
     /// A single audience string.
     One(String),
     /// Several audiences.
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A direct visitor: `untagged` would buffer the value and try each variant.
+        struct AudienceVisitor;
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = Audience;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience::One(v.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.push(one);
+                }
+                Ok(Audience::Many(all))
+            }
+        }
+        deserializer.deserialize_any(AudienceVisitor)
+    }
 }
 
 impl Audience {
@@ -173,7 +195,9 @@ pub struct AccessRule {
     pub matcher: RuleMatcher,
 }
 
-/// The claims of a streamgate playback JWT. Unknown claims are kept in `extra`.
+/// The claims of a streamgate playback JWT that the gate enforces. Other claims are
+/// ignored here (they stay in the signed payload, see [`crate::Grant::claims_json`]);
+/// no `flatten` catch-all, which would make serde buffer every token twice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlaybackClaims {
     /// Viewer or user id; a token with `sub` is user-bound for session counting.
@@ -221,9 +245,6 @@ pub struct PlaybackClaims {
     /// Ordered IP/country rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_rules: Option<Vec<AccessRule>>,
-    /// Any other claims, kept for display and for applications.
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -231,15 +252,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_full_claims_and_keeps_extras() {
-        let json = r#"{"sub":"u1","exp":1700000000.9,"streams":["live/a"],"ip":"10.0.0.0/8",
+    fn parses_full_claims_and_ignores_others() {
+        let json = r#"{"sub":"u1","aud":["a","b"],"exp":1700000000.9,"streams":["live/a"],"ip":"10.0.0.0/8",
             "purpose":"publish","max_sessions":2,"custom":{"x":1},
             "access_rules":[{"type":"ip.geoip.country","action":"block","country":["fr"]},
                             {"type":"any","action":"allow"}]}"#;
         let claims: PlaybackClaims = serde_json::from_str(json).unwrap();
         assert_eq!(claims.exp, Some(NumericDate(1_700_000_000)));
         assert_eq!(claims.purpose, Some(Purpose::Publish));
-        assert_eq!(claims.extra.get("custom"), Some(&serde_json::json!({"x": 1})));
+        assert!(claims.aud.as_ref().is_some_and(|a| a.contains("b") && !a.contains("c")));
+        assert!(serde_json::from_str::<PlaybackClaims>(r#"{"aud":7}"#).is_err());
         let rules = claims.access_rules.unwrap();
         assert_eq!(rules[0].matcher, RuleMatcher::Country { country: vec![CountryCode::parse("FR").unwrap()] });
         assert_eq!(rules[1].matcher, RuleMatcher::Any);

@@ -78,8 +78,8 @@ pub struct Grant {
     pub subject: Option<String>,
     /// Token id (`jti`, EdgeAuth `id`), for revocation and session grouping.
     pub token_id: Option<String>,
-    /// SHA-256 of the credential text, hex: revocation "by the token itself".
-    pub fingerprint: String,
+    /// The credential as presented (for [`Grant::fingerprint`]).
+    pub credential: String,
     /// Validity window.
     pub validity: Validity,
     /// Path scope.
@@ -98,19 +98,18 @@ pub struct Grant {
     pub user_agents: Vec<String>,
     /// Ordered access rules from the credential.
     pub access_rules: Vec<AccessRule>,
-    /// All claims as decoded, for display.
-    pub claims: Value,
+    /// All claims as JSON text: the JWT payload as signed, or the scheme's decoded fields.
+    pub claims_json: String,
 }
 
 impl Grant {
     /// A grant with only the scheme's basic facts; schemes fill in the rest.
-    pub fn new(scheme: SchemeKind, credential: &str, claims: Value) -> Grant {
-        use sha2::{Digest, Sha256};
+    pub fn new(scheme: SchemeKind, credential: &str, claims_json: String) -> Grant {
         Grant {
             scheme,
             subject: None,
             token_id: None,
-            fingerprint: crate::encoding::hex(&Sha256::digest(credential.as_bytes())),
+            credential: credential.to_owned(),
             validity: Validity::default(),
             scope: Scope::Any,
             ip_binding: None,
@@ -120,8 +119,19 @@ impl Grant {
             allow_no_referrer: None,
             user_agents: Vec::new(),
             access_rules: Vec::new(),
-            claims,
+            claims_json,
         }
+    }
+
+    /// SHA-256 of the credential text, hex: what revoking "by the token itself" stores.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        crate::encoding::hex(&Sha256::digest(self.credential.as_bytes()))
+    }
+
+    /// The claims as a JSON value (parsed from [`Grant::claims_json`]).
+    pub fn claims(&self) -> Value {
+        serde_json::from_str(&self.claims_json).unwrap_or(Value::Null)
     }
 
     /// The key sessions are counted under: the user for user-bound tokens, else the token.
@@ -129,7 +139,7 @@ impl Grant {
         match (&self.subject, &self.token_id) {
             (Some(sub), _) => format!("sub:{sub}"),
             (None, Some(jti)) => format!("jti:{jti}"),
-            (None, None) => format!("fp:{}", self.fingerprint),
+            (None, None) => format!("fp:{}", self.fingerprint()),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use hmac::Hmac;
+use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::{Signer, Verifier};
 use rand_core::CryptoRngCore;
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -73,9 +73,41 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// An HMAC key with its inner and outer pad already hashed, cloned per use.
+#[derive(Clone)]
+enum HmacState {
+    S256(Hmac<Sha256>),
+    S384(Hmac<Sha384>),
+    S512(Hmac<Sha512>),
+}
+
+impl HmacState {
+    fn new(alg: Algorithm, secret: &[u8]) -> Result<HmacState, Error> {
+        let bad = |_| Error::key("HMAC key rejected");
+        Ok(match alg {
+            Algorithm::HS384 => HmacState::S384(<Hmac<Sha384> as Mac>::new_from_slice(secret).map_err(bad)?),
+            Algorithm::HS512 => HmacState::S512(<Hmac<Sha512> as Mac>::new_from_slice(secret).map_err(bad)?),
+            _ => HmacState::S256(<Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(bad)?),
+        })
+    }
+
+    fn tag(&self, message: &[u8]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(mac: &M, message: &[u8]) -> Vec<u8> {
+            let mut mac = mac.clone();
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
+        }
+        match self {
+            HmacState::S256(m) => run(m, message),
+            HmacState::S384(m) => run(m, message),
+            HmacState::S512(m) => run(m, message),
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Material {
-    Hmac(Vec<u8>),
+    Hmac(Vec<u8>, Box<HmacState>),
     RsaPrivate(Box<rsa::RsaPrivateKey>),
     RsaPublic(Box<rsa::RsaPublicKey>),
     EcPrivate(p256::ecdsa::SigningKey),
@@ -112,7 +144,7 @@ impl Key {
         if secret.is_empty() {
             return Err(Error::key("HMAC secret is empty"));
         }
-        Ok(Key { kid: None, alg, material: Material::Hmac(secret.to_vec()) })
+        Ok(Key { kid: None, alg, material: Material::Hmac(secret.to_vec(), Box::new(HmacState::new(alg, secret)?)) })
     }
 
     /// Loads a PEM key: PKCS#8 (`PRIVATE KEY`), SPKI (`PUBLIC KEY`), PKCS#1
@@ -244,7 +276,7 @@ impl Key {
                 };
                 let mut secret = vec![0u8; len];
                 rng.fill_bytes(&mut secret);
-                Material::Hmac(secret)
+                return Key::hmac(alg, &secret);
             }
             Algorithm::RS256 => {
                 let k = rsa::RsaPrivateKey::new(rng, MIN_RSA_BITS)
@@ -263,7 +295,7 @@ impl Key {
 
     fn bind(material: Material, expected: Option<Algorithm>) -> Result<Key, Error> {
         let alg = match &material {
-            Material::Hmac(_) => expected.unwrap_or(Algorithm::HS256),
+            Material::Hmac(..) => expected.unwrap_or(Algorithm::HS256),
             Material::RsaPrivate(_) | Material::RsaPublic(_) => Algorithm::RS256,
             Material::EcPrivate(_) | Material::EcPublic(_) => Algorithm::ES256,
             Material::EdPrivate(_) | Material::EdPublic(_) => Algorithm::EdDSA,
@@ -308,7 +340,7 @@ impl Key {
     /// The public half, for distribution (an HMAC key has none).
     pub fn public_key(&self) -> Option<Key> {
         let material = match &self.material {
-            Material::Hmac(_) => return None,
+            Material::Hmac(..) => return None,
             Material::RsaPrivate(k) => Material::RsaPublic(Box::new(k.to_public_key())),
             Material::EcPrivate(k) => Material::EcPublic(*k.verifying_key()),
             Material::EdPrivate(k) => Material::EdPublic(k.verifying_key()),
@@ -320,7 +352,7 @@ impl Key {
     /// Signs `message` (the JWS signing input).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         match &self.material {
-            Material::Hmac(secret) => Ok(hmac_tag(self.alg, secret, message)),
+            Material::Hmac(_, state) => Ok(state.tag(message)),
             Material::RsaPrivate(k) => {
                 let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
                 let sig: rsa::pkcs1v15::Signature = signer.sign(message);
@@ -338,7 +370,7 @@ impl Key {
     /// Verifies `signature` over `message`; HMAC tags are compared in constant time.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
-            Material::Hmac(secret) => crate::encoding::ct_eq(&hmac_tag(self.alg, secret, message), signature),
+            Material::Hmac(_, state) => encoding::ct_eq(&state.tag(message), signature),
             Material::RsaPrivate(k) => rsa_verify(&k.to_public_key(), message, signature),
             Material::RsaPublic(k) => rsa_verify(k, message, signature),
             Material::EcPrivate(k) => ec_verify(k.verifying_key(), message, signature),
@@ -353,7 +385,7 @@ impl Key {
         let mut jwk = Map::new();
         let b = |bytes: &[u8]| Value::String(b64_url(bytes));
         match &self.material {
-            Material::Hmac(secret) => {
+            Material::Hmac(secret, _) => {
                 jwk.insert("kty".into(), json!("oct"));
                 if include_private {
                     jwk.insert("k".into(), b(secret));
@@ -397,7 +429,7 @@ impl Key {
     /// The key as PEM (PKCS#8 private or SPKI public); `None` for HMAC secrets.
     pub fn to_pem(&self) -> Option<String> {
         match &self.material {
-            Material::Hmac(_) => None,
+            Material::Hmac(..) => None,
             Material::RsaPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
             Material::RsaPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
             Material::EcPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
@@ -405,14 +437,6 @@ impl Key {
             Material::EdPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
             Material::EdPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
         }
-    }
-}
-
-fn hmac_tag(alg: Algorithm, secret: &[u8], message: &[u8]) -> Vec<u8> {
-    match alg {
-        Algorithm::HS384 => encoding::hmac_tag::<Hmac<Sha384>>(secret, message),
-        Algorithm::HS512 => encoding::hmac_tag::<Hmac<Sha512>>(secret, message),
-        _ => encoding::hmac_tag::<Hmac<Sha256>>(secret, message),
     }
 }
 

@@ -10,6 +10,12 @@ use crate::policy::ip::IpRange;
 pub trait RevocationList {
     /// Whether `token_id` is revoked.
     fn is_revoked(&self, token_id: &str, now: i64) -> bool;
+
+    /// Whether the list is known to hold nothing, so lookups (and hashing the credential
+    /// for its fingerprint) can be skipped. Stores that cannot tell cheaply say `false`.
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Answers whether a client IP is blocked at `now`.
@@ -39,6 +45,10 @@ impl MemoryRevocations {
 impl RevocationList for MemoryRevocations {
     fn is_revoked(&self, token_id: &str, now: i64) -> bool {
         self.entries.get(token_id).is_some_and(|until| until.is_none_or(|end| now < end))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

@@ -28,7 +28,7 @@ fn rfc7515_a1_verifies_before_exp() {
     let decision =
         check(&rfc7515_gate(), SchemeKind::Jwt, RFC7515_A1_TOKEN, &ctx("/any", "192.0.2.1"), RFC7515_A1_EXP - 1);
     assert!(decision.is_allowed(), "{decision:?}");
-    let claims = &decision.grant().unwrap().claims;
+    let claims = decision.grant().unwrap().claims();
     assert_eq!(claims["iss"], "joe");
     assert_eq!(claims["http://example.com/is_root"], true);
 }
@@ -155,7 +155,7 @@ fn edgeauth_reports_which_escaping_matched() {
         .map(|&i| {
             let v = &EDGE_VECTORS[i];
             let d = check(&gate, SchemeKind::EdgeAuth, v.token, &ctx(v.path, "203.0.113.7"), 1_700_000_300);
-            d.grant().unwrap().claims["url_escaping"].as_str().unwrap().to_owned()
+            d.grant().unwrap().claims()["url_escaping"].as_str().unwrap().to_owned()
         })
         .collect();
     assert_eq!(styles, ["escape_early (Python style)", "escape_early (Node style)"]);

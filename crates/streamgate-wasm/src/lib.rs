@@ -131,8 +131,9 @@ impl Verifier {
             sessions: active_sessions.map(|_| &mut sessions as &mut dyn SessionLimiter),
         };
         match self.gate.check(credential.as_ref(), &ctx, now, &mut hooks) {
+            // The claims are JSON already (for a JWT, the payload as signed): no re-encoding.
             Decision::Allow { grant, .. } => {
-                Ok(json!({ "scheme": grant.scheme.as_str(), "claims": grant.claims }).to_string())
+                Ok(format!(r#"{{"scheme":"{}","claims":{}}}"#, grant.scheme.as_str(), grant.claims_json))
             }
             Decision::Deny { denial, .. } => Err(denial_error(&denial)),
         }

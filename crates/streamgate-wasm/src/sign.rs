@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use streamgate_core::claims::PlaybackClaims;
 use streamgate_core::config::jwt_keys;
 use streamgate_core::policy::path::normalize_path;
 use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EscapeStyle};
@@ -87,9 +86,7 @@ pub(crate) fn sign(options: &str, url: Option<&str>, now: i64) -> Result<String,
                 }
                 (true, _) => {}
             }
-            let claims: PlaybackClaims =
-                serde_json::from_value(Value::Object(claims)).map_err(|e| invalid("claims", e.to_string()))?;
-            Credential { kind: SchemeKind::Jwt, value: jwt::sign(&claims, &key).map_err(|e| config_error(&e))? }
+            Credential { kind: SchemeKind::Jwt, value: jwt::sign_json(&claims, &key).map_err(|e| config_error(&e))? }
         }
         SignOptions::WmsAuth { key, ip, valid_minutes, stream, date_style } => {
             let date_style = match date_style.as_deref() {

@@ -268,7 +268,7 @@ impl Scheme for EdgeAuthScheme {
             "id": fields.id, "data": fields.data,
             "url_escaping": style.map(EscapeStyle::as_str),
         }));
-        let mut grant = Grant::new(SchemeKind::EdgeAuth, token, claims);
+        let mut grant = Grant::new(SchemeKind::EdgeAuth, token, claims.to_string());
         grant.validity = Validity { not_before: fields.start, expires_at: Some(fields.expires), leeway: self.leeway };
         grant.scope = match fields.acl {
             Some(acl) => Scope::Acl(acl),

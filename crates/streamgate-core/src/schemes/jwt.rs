@@ -5,7 +5,7 @@
 //! [`PlaybackClaims`]; expiry and all other checks are the policy engine's.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::claims::{NumericDate, PlaybackClaims};
 use crate::denial::{Denial, Error, SignatureExplanation};
@@ -128,10 +128,12 @@ impl Scheme for JwtScheme {
                 }),
             });
         }
-        let claims: PlaybackClaims = serde_json::from_slice(&decode_json(p, "payload")?)
-            .map_err(|e| Denial::malformed(format!("claims: {e}")))?;
+        let payload = String::from_utf8(decode_json(p, "payload")?)
+            .map_err(|_| Denial::malformed("payload is not UTF-8 JSON"))?;
+        let claims: PlaybackClaims =
+            serde_json::from_str(&payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
         self.check_registered(&claims)?;
-        Ok(grant_from(claims, token, self.leeway))
+        Ok(grant_from(claims, token, payload, self.leeway))
     }
 }
 
@@ -162,9 +164,8 @@ impl JwtScheme {
     }
 }
 
-fn grant_from(claims: PlaybackClaims, token: &str, leeway: u32) -> Grant {
-    let display = serde_json::to_value(&claims).unwrap_or(Value::Null);
-    let mut grant = Grant::new(SchemeKind::Jwt, token, display);
+fn grant_from(claims: PlaybackClaims, token: &str, payload: String, leeway: u32) -> Grant {
+    let mut grant = Grant::new(SchemeKind::Jwt, token, payload);
     grant.validity = Validity { not_before: claims.nbf.map(|d| d.0), expires_at: claims.exp.map(|d| d.0), leeway };
     grant.scope = match claims.streams {
         Some(streams) => Scope::Streams(streams),
@@ -185,17 +186,32 @@ fn grant_from(claims: PlaybackClaims, token: &str, leeway: u32) -> Grant {
 /// Signs `claims` with `key`. Time claims must be whole seconds in a sane range; the
 /// header carries the key's algorithm and `kid`.
 pub fn sign(claims: &PlaybackClaims, key: &Key) -> Result<String, Error> {
-    for (name, value) in [("exp", claims.exp), ("nbf", claims.nbf), ("iat", claims.iat)] {
+    match serde_json::to_value(claims) {
+        Ok(Value::Object(map)) => sign_json(&map, key),
+        _ => Err(Error::input("claims", "claims do not serialize to a JSON object")),
+    }
+}
+
+/// Signs a claims object that may hold claims of the application's own besides the
+/// playback claims; those are checked as [`PlaybackClaims`] first and signed as given.
+pub fn sign_json(claims: &Map<String, Value>, key: &Key) -> Result<String, Error> {
+    let typed: PlaybackClaims =
+        serde_json::from_value(Value::Object(claims.clone())).map_err(|e| Error::input("claims", e.to_string()))?;
+    for (name, value) in [("exp", typed.exp), ("nbf", typed.nbf), ("iat", typed.iat)] {
         if let Some(NumericDate(v)) = value {
             check_seconds(name, v)?;
         }
+        // Signed time claims are integers, whatever the caller passed.
+        if claims.get(name).is_some_and(|v| !v.is_i64() && !v.is_u64()) {
+            return Err(Error::input(name, "must be whole seconds (an integer)"));
+        }
     }
-    if let (Some(nbf), Some(exp)) = (claims.nbf, claims.exp) {
+    if let (Some(nbf), Some(exp)) = (typed.nbf, typed.exp) {
         if exp <= nbf {
             return Err(Error::input("exp", "expires before it becomes valid (exp <= nbf)"));
         }
     }
-    if let Some(streams) = &claims.streams {
+    if let Some(streams) = &typed.streams {
         if streams.iter().any(|s| s.trim_matches('/').is_empty()) {
             return Err(Error::input("streams", "an empty stream pattern would match nothing"));
         }

@@ -179,7 +179,7 @@ impl Scheme for SecureLinkScheme {
         let claims = crate::grant::present_fields(serde_json::json!({
             "expires": expires, "uri": facts.path, "remote_addr": (!addr.is_empty()).then_some(&addr),
         }));
-        let mut grant = Grant::new(SchemeKind::SecureLink, credential, claims);
+        let mut grant = Grant::new(SchemeKind::SecureLink, credential, claims.to_string());
         grant.validity = Validity { not_before: None, expires_at: expires, leeway: self.leeway };
         if self.expression.uses(Variable::Uri) {
             grant.scope = Scope::SignedPrefix(facts.path.clone());

@@ -247,7 +247,7 @@ impl Scheme for WmsAuthScheme {
             "signed_stream": fields.stream_len.map(|_| *stream),
             "ip_bound": self.ip_bound,
         }));
-        let mut grant = Grant::new(SchemeKind::WmsAuth, sign, claims);
+        let mut grant = Grant::new(SchemeKind::WmsAuth, sign, claims.to_string());
         grant.validity = Validity {
             not_before: Some(fields.server_time_unix),
             expires_at: Some(fields.server_time_unix + i64::from(fields.valid_minutes) * 60),
