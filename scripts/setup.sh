@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what streamgate needs on a fresh machine, idempotently: each step checks
 # first and skips what is already there.
-#   scripts/setup.sh           Rust pieces for building and running
-#   scripts/setup.sh --peers   also the interop peers (Python venv, nginx)
+#   scripts/setup.sh           Rust and npm pieces for building and running
+#   scripts/setup.sh --peers   also the test peers (Python venv, nginx, Chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,26 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
+# The wasm-bindgen CLI must be the exact version in Cargo.lock (the workspace pins it).
+bindgen_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
+if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" = "$bindgen_version" ]; then
+  skip "wasm-bindgen CLI $bindgen_version"
+else
+  step "Installing wasm-bindgen CLI $bindgen_version (takes a few minutes once)"
+  cargo install wasm-bindgen-cli --version "$bindgen_version"
+fi
+
+command -v node >/dev/null || { echo "node is missing: install Node.js 18 or later" >&2; exit 1; }
+stamp=npm/node_modules/.package-lock.sha256
+want_hash=$(sha256sum npm/package-lock.json | cut -d' ' -f1)
+if [ -d npm/node_modules ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_hash" ]; then
+  skip "npm dependencies (wasm-opt, esbuild, Node 22, peers)"
+else
+  step "Installing npm dependencies (npm ci)"
+  (cd npm && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want_hash" > "$stamp"
+fi
+
 $want_peers || exit 0
 
 venv=.venv
@@ -40,21 +60,32 @@ else
   echo "$want_hash" > "$stamp"
 fi
 
-if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
-  skip "nginx (secure_link peer)"
-else
-  step "Installing nginx-light (secure_link peer) from Debian"
+# Debian packages: installs quietly, without starting any service they bring.
+apt_install() {
   if [ "$(id -u)" -ne 0 ]; then
-    echo "installing nginx needs root; run: sudo apt-get install nginx-light" >&2
+    echo "installing $* needs root; run: sudo apt-get install $*" >&2
     exit 1
   fi
-  # Keep the package from starting a system-wide nginx: the tests start their own.
-  created_policy=false
+  local created_policy=false
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     created_policy=true
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq nginx-light >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-  $created_policy && rm -f /usr/sbin/policy-rc.d
+  apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$@" >/dev/null; }
+  if $created_policy; then rm -f /usr/sbin/policy-rc.d; fi
+}
+
+if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+  skip "nginx (secure_link peer)"
+else
+  step "Installing nginx-light (secure_link peer) from Debian"
+  apt_install nginx-light
+fi
+
+if [ -x /usr/bin/chromium ]; then
+  skip "Chromium (browser tests)"
+else
+  step "Installing Chromium (browser tests) from Debian"
+  apt_install chromium
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check streamgate has: formatting, lints, the wasm32 build of the core, the
-# Rust test suites and the interop suite against real peers. Installs what it needs first.
+# Rust test suites, the interop suite against real peers, and the npm package's build and
+# suites in two Node versions and a real browser. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +25,17 @@ cargo test --workspace --locked
 step "Interop against real peers (PyJWT, akamai-edgeauth, nginx secure_link)"
 cargo build -p streamgate-cli --locked
 .venv/bin/python tests/interop/peers.py target/debug/streamgate
+
+step "npm package: build (wasm-bindgen, wasm-opt, esbuild) and size report"
+(cd npm && npm run --silent build)
+
+step "npm package tests in Node $(node --version) (API, interop, types, Chromium + hls.js, npm pack + Vite)"
+(cd npm && node --test --test-concurrency=1 test/*.test.mjs test/*.test.cjs)
+
+step "npm package tests in Node $(npm/node_modules/.bin/node --version)"
+(cd npm && node_modules/.bin/node --test --test-concurrency=1 test/*.test.mjs test/*.test.cjs)
+
+step "npm benchmark smoke run (figures only; see npm run bench for real numbers)"
+(cd npm && BENCH_SECONDS=0.05 node_modules/.bin/node bench/bench.mjs | tail -3)
 
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"

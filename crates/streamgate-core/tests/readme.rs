@@ -2,9 +2,7 @@
 
 use streamgate_core::ReasonCode;
 
-#[test]
-fn readme_reason_table_matches_the_code() {
-    let readme = include_str!("../../../README.md");
+fn check(readme: &str, which: &str) {
     let start = readme.find("<!-- reason-codes:start -->").expect("start marker");
     let end = readme.find("<!-- reason-codes:end -->").expect("end marker");
     let table = readme[start..end].lines().skip(1).collect::<Vec<_>>().join("\n");
@@ -12,5 +10,11 @@ fn readme_reason_table_matches_the_code() {
     for code in ReasonCode::ALL {
         expected.push_str(&format!("\n| `{}` | {} | {} |", code.as_str(), code.http_status(), code.description()));
     }
-    assert_eq!(table.trim(), expected, "README reason-code table differs from ReasonCode; paste the expected table");
+    assert_eq!(table.trim(), expected, "{which}: reason-code table differs from ReasonCode; paste the expected table");
+}
+
+#[test]
+fn readme_reason_tables_match_the_code() {
+    check(include_str!("../../../README.md"), "README.md");
+    check(include_str!("../../../npm/README.md"), "npm/README.md");
 }
