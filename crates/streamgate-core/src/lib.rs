@@ -44,6 +44,7 @@ pub mod encoding;
 mod gate;
 pub mod grant;
 pub mod keys;
+pub mod manifests;
 pub mod policy;
 mod reason;
 pub mod revocation;

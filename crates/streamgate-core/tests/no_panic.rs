@@ -73,6 +73,26 @@ proptest! {
         }
         let _ = streamgate_core::encoding::hex_decode(&text);
         let _ = streamgate_core::timestamp::parse_seconds("t", &text);
+        let propagation = streamgate_core::manifests::Propagation {
+            host: "gate.example.com".into(), param: "token".into(), credential: "T".into(),
+        };
+        let _ = streamgate_core::manifests::hls::rewrite(&text, &propagation);
+        let _ = streamgate_core::manifests::dash::rewrite(&text, &propagation);
+    }
+
+    #[test]
+    fn manifest_rewriting_never_panics_and_only_adds(lines in proptest::collection::vec(
+        prop_oneof!["#EXT-X-[A-Z-]{1,10}:[A-Z]{1,5}=\"[a-jl-z/.:?=&]{0,12}\"(,[A-Z]{1,4}=[0-9]{1,3})?", "[a-jl-z0-9/._:-]{0,20}", "#[ -~]{0,20}", "<[A-Za-z]{1,12}( [a-z]{1,6}=\"[a-z$/.:]{0,10}\")?/?>", "</[A-Za-z]{1,8}>"],
+        0..12,
+    )) {
+        let text = lines.join("\n");
+        let propagation = streamgate_core::manifests::Propagation {
+            host: "gate.example.com".into(), param: "token".into(), credential: "T".into(),
+        };
+        for out in [streamgate_core::manifests::hls::rewrite(&text, &propagation), streamgate_core::manifests::dash::rewrite(&text, &propagation)] {
+            let stripped = out.replace("&amp;token=T", "").replace("?token=T", "").replace("&token=T", "");
+            prop_assert_eq!(&stripped, &text.replace("&amp;token=T", "").replace("?token=T", "").replace("&token=T", ""));
+        }
     }
 
     #[test]
