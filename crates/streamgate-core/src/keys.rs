@@ -9,7 +9,6 @@ use core::fmt;
 use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::{Signer, Verifier};
 use rand_core::CryptoRngCore;
-use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::BigUint;
@@ -158,9 +157,7 @@ impl Key {
             } else if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
                 Material::EdPrivate(Box::new(k))
             } else {
-                let k = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-                    .map_err(|e| Error::key(format!("unsupported or damaged PKCS#8 key: {e}")))?;
-                Material::RsaPrivate(Box::new(k))
+                Material::RsaPrivate(Box::new(rsa_private_from_pem(pem)?))
             }
         } else if pem.contains("-----BEGIN PUBLIC KEY-----") {
             if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
@@ -173,9 +170,7 @@ impl Key {
                 Material::RsaPublic(Box::new(k))
             }
         } else if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
-            let k = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
-                .map_err(|e| Error::key(format!("damaged PKCS#1 RSA key: {e}")))?;
-            Material::RsaPrivate(Box::new(k))
+            Material::RsaPrivate(Box::new(rsa_private_from_pem(pem)?))
         } else if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
             let k = p256::SecretKey::from_sec1_pem(pem)
                 .map_err(|e| Error::key(format!("unsupported or damaged EC key (only P-256): {e}")))?;
@@ -209,13 +204,8 @@ impl Key {
                 let n = BigUint::from_bytes_be(&bytes("n")?);
                 let e = BigUint::from_bytes_be(&bytes("e")?);
                 if obj.contains_key("d") {
-                    let d = BigUint::from_bytes_be(&bytes("d")?);
-                    let primes = match (bytes("p"), bytes("q")) {
-                        (Ok(p), Ok(q)) => vec![BigUint::from_bytes_be(&p), BigUint::from_bytes_be(&q)],
-                        _ => Vec::new(),
-                    };
-                    let k = rsa::RsaPrivateKey::from_components(n, e, d, primes)
-                        .map_err(|e| Error::key(format!("bad RSA JWK: {e}")))?;
+                    let (d, p, q) = (bytes("d")?, bytes("p")?, bytes("q")?);
+                    let k = rsa_private_from_parts(&n.to_bytes_be(), &e.to_bytes_be(), &d, &p, &q)?;
                     Material::RsaPrivate(Box::new(k))
                 } else {
                     let k = rsa::RsaPublicKey::new(n, e).map_err(|e| Error::key(format!("bad RSA JWK: {e}")))?;
@@ -440,6 +430,48 @@ impl Key {
     }
 }
 
+/// Builds an RSA private key only from components that cannot make the `rsa` crate panic
+/// (it assumes consistent inputs; a panic in wasm would poison the isolate): both primes,
+/// each above 1, multiplying to `n`, and `1 < d < n`, `e > 1`; then `rsa`'s own checks.
+fn rsa_private_from_parts(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Result<rsa::RsaPrivateKey, Error> {
+    let [n, e, d, p, q] = [n, e, d, p, q].map(BigUint::from_bytes_be);
+    let one = BigUint::from(1u8);
+    let consistent = p > one && q > one && &p * &q == n && d > one && d < n && e > one && e < n;
+    if !consistent {
+        return Err(Error::key("RSA private key components are inconsistent (p*q != n, or d/e out of range)"));
+    }
+    let key = rsa::RsaPrivateKey::from_components(n, e, d, vec![p, q])
+        .map_err(|e| Error::key(format!("bad RSA private key: {e}")))?;
+    key.validate().map_err(|e| Error::key(format!("bad RSA private key: {e}")))?;
+    Ok(key)
+}
+
+/// Reads a PKCS#8 or PKCS#1 RSA private key through [`rsa_private_from_parts`].
+fn rsa_private_from_pem(pem: &str) -> Result<rsa::RsaPrivateKey, Error> {
+    use rsa::pkcs1::der::{Decode, SecretDocument};
+    let damaged = |e: &dyn core::fmt::Display| Error::key(format!("unsupported or damaged RSA key: {e}"));
+    let (label, document) = SecretDocument::from_pem(pem).map_err(|e| damaged(&e))?;
+    let pkcs1_der = match label {
+        "PRIVATE KEY" => {
+            let info = rsa::pkcs8::PrivateKeyInfo::from_der(document.as_bytes()).map_err(|e| damaged(&e))?;
+            if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
+                return Err(Error::key("PKCS#8 key is not an RSA key"));
+            }
+            info.private_key.to_vec()
+        }
+        "RSA PRIVATE KEY" => document.as_bytes().to_vec(),
+        other => return Err(Error::key(format!("unexpected PEM label {other:?}"))),
+    };
+    let k = rsa::pkcs1::RsaPrivateKey::from_der(&pkcs1_der).map_err(|e| damaged(&e))?;
+    rsa_private_from_parts(
+        k.modulus.as_bytes(),
+        k.public_exponent.as_bytes(),
+        k.private_exponent.as_bytes(),
+        k.prime1.as_bytes(),
+        k.prime2.as_bytes(),
+    )
+}
+
 fn rsa_verify(key: &rsa::RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
     let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone());
     rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|sig| verifier.verify(message, &sig).is_ok())
@@ -558,6 +590,27 @@ mod tests {
         }
         let back = Key::from_jwk(&jwk).unwrap();
         assert!(key.verify(b"m", &back.sign(b"m").unwrap()));
+    }
+
+    /// Regression (found by tests/no_panic.rs): inconsistent RSA private components made
+    /// the `rsa` crate panic during import, which in wasm would poison the isolate.
+    #[test]
+    fn inconsistent_rsa_private_jwks_are_errors_not_panics() {
+        let b = |bytes: &[u8]| Value::String(b64_url(bytes));
+        for (n, d, p, q) in [
+            (&[0x0b][..], &[0x05][..], &[0x01][..], &[0x0b][..]),
+            (&[0xc5, 0x01], &[0x07], &[0x0d], &[0x0d]),
+            (&[0x8f], &[0xff, 0xff], &[0x0b], &[0x0d]),
+            (&[0x00], &[0x00], &[0x00], &[0x00]),
+        ] {
+            let jwk = json!({"kty": "RSA", "n": b(n), "e": b(&[1, 0, 1]), "d": b(d), "p": b(p), "q": b(q)});
+            assert!(Key::from_jwk(&jwk).is_err(), "{jwk}");
+        }
+        // The input the property test found: d present but empty, no primes; `rsa` then
+        // tried to recover the primes and underflowed.
+        let found = json!({"kty": "RSA", "alg": "HS256", "e": "AaaAAQ", "d": "",
+            "n": "0_aa_--0-aa0aA_000a_AA0a-a0_a0A_-A-A0_A___0A_a0A_a-AaAAa0aA00w"});
+        assert!(Key::from_jwk(&found).is_err());
     }
 
     #[test]
