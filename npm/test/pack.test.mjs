@@ -1,36 +1,21 @@
 // What users get: `npm pack`, then install the tarball into an empty Node project (ESM and
 // CommonJS) and into a Vite app, build it, and run it in Chromium.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize } from 'node:path';
+import { extname, join, normalize } from 'node:path';
 import { after, before, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as sg from 'streamgate';
 import { launch } from './support/chromium.mjs';
+import { installInto as install, npmDir, pack, run } from './support/pack.mjs';
 
-const npmDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const work = mkdtempSync(join(tmpdir(), 'streamgate-pack-'));
+let work;
 let tarball;
-
-function run(cmd, args, cwd) {
-  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function installInto(name, extraPackageJson = {}) {
-  const dir = join(work, name);
-  mkdirSync(dir);
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, private: true, version: '1.0.0', ...extraPackageJson }));
-  run('npm', ['install', '--no-audit', '--no-fund', '--offline', tarball], dir);
-  return dir;
-}
+const installInto = (name, extra) => install(work, tarball, name, extra);
 
 before(() => {
-  const out = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], npmDir));
-  tarball = join(work, out[0].filename);
-  const files = out[0].files.map((f) => f.path);
+  let files;
+  ({ work, tarball, files } = pack());
   assert.ok(files.includes('dist/wasm/streamgate_wasm_bg.wasm'), 'the wasm is in the package');
   assert.ok(files.includes('dist/index.cjs') && files.includes('types/index.d.ts'));
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/')), `unexpected files: ${files}`);

@@ -1,0 +1,60 @@
+// The packed package in Deno, Bun and workerd (JS Workers), running the same conformance
+// checks as Node does here.
+import assert from 'node:assert/strict';
+import { copyFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import * as esbuild from 'esbuild';
+import * as sg from 'streamgate';
+import { conformance } from './runtimes/conformance.mjs';
+import { installInto, npmDir, pack, run } from './support/pack.mjs';
+
+const bin = (name) => join(npmDir, 'node_modules', '.bin', name);
+let work;
+let project;
+
+before(() => {
+  let tarball;
+  ({ work, tarball } = pack());
+  project = installInto(work, tarball, 'runtimes-app', { type: 'module' });
+  for (const file of ['conformance.mjs', 'script.mjs', 'worker.mjs']) {
+    copyFileSync(join(npmDir, 'test', 'runtimes', file), join(project, file));
+  }
+});
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function assertAllPassed(output, runtime) {
+  const result = JSON.parse(output.trim().split('\n').pop());
+  assert.deepEqual(result.failed, [], `${runtime} failures`);
+  assert.equal(result.passed.length, 7, `${runtime} ran every check`);
+}
+
+it('Node (this process)', async () => {
+  assertAllPassed(JSON.stringify(await conformance(sg)), 'node');
+});
+
+it('Deno', () => {
+  const out = run(bin('deno'), ['run', '--quiet', '--allow-read', '--allow-env', 'script.mjs'], project, { DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' });
+  assertAllPassed(out, 'deno');
+});
+
+it('Bun', () => {
+  assertAllPassed(run(bin('bun'), ['script.mjs'], project), 'bun');
+});
+
+it('Cloudflare Workers (workerd via Miniflare), bundled as wrangler would', async () => {
+  const outdir = join(project, 'worker-dist');
+  await esbuild.build({
+    entryPoints: [join(project, 'worker.mjs')],
+    outdir,
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['module', 'main'],
+    loader: { '.wasm': 'copy' },
+    absWorkingDir: project,
+  });
+  assertAllPassed(run(bin('node'), [join(npmDir, 'test', 'runtimes', 'workerd.mjs'), join(outdir, 'worker.js')], project), 'workerd');
+});
