@@ -229,7 +229,7 @@ pub struct SignSecureLinkArgs {
 pub struct VerifyArgs {
     /// The token, or a signed URL (the scheme is detected from its parameters).
     pub input: String,
-    /// Scheme of a bare token: jwt, wmsauth, edgeauth or secure-link (md5,expires).
+    /// Scheme of a bare token: jwt, wmsauth, edgeauth, secure-link (md5,expires) or session.
     #[arg(long)]
     pub scheme: Option<String>,
     /// Key (repeatable, to form a key set): secret, @file (PEM/JWK/JWKS/raw) or env:NAME.

@@ -49,6 +49,13 @@ pub fn inspect(token_or_url: &str) -> Result<Inspection, Denial> {
                 "id": f.id, "data": f.data, "hmac": f.hmac,
             })
         }
+        SchemeKind::Session => {
+            let payload = value.split('.').nth(1).and_then(crate::encoding::b64_url_decode);
+            let claims: Value = payload
+                .and_then(|p| serde_json::from_slice(&p).ok())
+                .ok_or_else(|| Denial::malformed("not a v1 session credential"))?;
+            json!({ "session": claims })
+        }
         SchemeKind::SecureLink => {
             let (md5, expires) = value.split_once(',').unwrap_or((&value, ""));
             json!({ "md5": md5, "expires": (!expires.is_empty()).then_some(expires) })

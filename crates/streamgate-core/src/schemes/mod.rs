@@ -3,6 +3,7 @@
 pub mod edgeauth;
 pub mod jwt;
 pub mod secure_link;
+pub mod session;
 pub mod wmsauth;
 
 use core::fmt;
@@ -27,12 +28,15 @@ pub enum SchemeKind {
     EdgeAuth,
     /// nginx `secure_link_md5` (`md5=` and `expires=`).
     SecureLink,
+    /// The gate's own sliding session credential (`sgs=`), put into rewritten manifests.
+    Session,
 }
 
 impl SchemeKind {
-    /// Every scheme, in detection order.
-    pub const ALL: [SchemeKind; 4] =
-        [SchemeKind::Jwt, SchemeKind::WmsAuth, SchemeKind::EdgeAuth, SchemeKind::SecureLink];
+    /// Every scheme, in detection order (the gate's session credential first: a rewritten
+    /// URL carries it besides whatever the origin's playlist had).
+    pub const ALL: [SchemeKind; 5] =
+        [SchemeKind::Session, SchemeKind::Jwt, SchemeKind::WmsAuth, SchemeKind::EdgeAuth, SchemeKind::SecureLink];
 
     /// The name used in configuration, output and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl SchemeKind {
             SchemeKind::WmsAuth => "wmsauth",
             SchemeKind::EdgeAuth => "edgeauth",
             SchemeKind::SecureLink => "secure-link",
+            SchemeKind::Session => "session",
         }
     }
 
@@ -56,6 +61,7 @@ impl SchemeKind {
             SchemeKind::WmsAuth => &["wmsAuthSign"],
             SchemeKind::EdgeAuth => &["hdnts", "__token__"],
             SchemeKind::SecureLink => &["md5", "expires"],
+            SchemeKind::Session => &["sgs"],
         }
     }
 }
@@ -149,6 +155,7 @@ pub fn credential_params(credential: &Credential) -> Vec<(&'static str, String)>
     let escaped = |v: &str| utf8_percent_encode(v, QUERY_VALUE).to_string();
     match credential.kind {
         SchemeKind::Jwt => vec![("token", credential.value.clone())],
+        SchemeKind::Session => vec![("sgs", credential.value.clone())],
         SchemeKind::WmsAuth => vec![("wmsAuthSign", escaped(&credential.value))],
         // Akamai's generators put the token into the URL as is.
         SchemeKind::EdgeAuth => vec![("hdnts", credential.value.clone())],
@@ -195,6 +202,9 @@ pub fn signed_url(url: &str, credential: &Credential) -> String {
 /// Guesses the scheme of a bare credential (for tools; the edge uses parameter names).
 pub fn detect_scheme(token: &str) -> Option<SchemeKind> {
     let t = token.trim();
+    if t.starts_with("v1.") && t.split('.').count() == 3 {
+        return Some(SchemeKind::Session);
+    }
     if t.contains("hmac=") && t.contains("exp=") {
         return Some(SchemeKind::EdgeAuth);
     }
