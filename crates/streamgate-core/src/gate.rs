@@ -92,27 +92,46 @@ impl Gate {
         now: i64,
         hooks: &mut Hooks<'_>,
     ) -> Decision {
-        let deny = |denial| Decision::Deny { denial, grant: None };
-        let facts = match self.policy.resolve(ctx) {
-            Ok(f) => f,
-            Err(denial) => return deny(denial),
-        };
+        match self.verify(credential, ctx) {
+            Ok((grant, facts)) => self.evaluate(grant, ctx, facts, now, hooks),
+            Err(denial) => Decision::Deny { denial, grant: None },
+        }
+    }
+
+    /// The first half of [`Gate::check`]: path, presence, size, scheme and signature. An
+    /// adapter with asynchronous stores calls this, looks up what the grant names
+    /// (revocations of its token id, the client IP), then calls [`Gate::evaluate`].
+    pub fn verify(
+        &self,
+        credential: Option<&Credential>,
+        ctx: &RequestContext,
+    ) -> Result<(Grant, RequestFacts), Denial> {
+        let facts = self.policy.resolve(ctx)?;
         let Some(credential) = credential.filter(|c| !c.value.trim().is_empty()) else {
-            return deny(Denial::MissingToken);
+            return Err(Denial::MissingToken);
         };
         if credential.value.len() > MAX_CREDENTIAL_BYTES {
-            return deny(Denial::malformed(format!(
+            return Err(Denial::malformed(format!(
                 "credential is {} bytes, over the {MAX_CREDENTIAL_BYTES}-byte limit",
                 credential.value.len()
             )));
         }
         let Some(scheme) = self.schemes.iter().find(|s| s.kind() == credential.kind) else {
-            return deny(Denial::UnknownKey { kid: Some(format!("no {} key configured", credential.kind)) });
+            return Err(Denial::UnknownKey { kid: Some(format!("no {} key configured", credential.kind)) });
         };
-        let grant = match scheme.verify(&credential.value, &facts) {
-            Ok(g) => g,
-            Err(denial) => return deny(denial),
-        };
+        let grant = scheme.verify(&credential.value, &facts)?;
+        Ok((grant, facts))
+    }
+
+    /// The second half of [`Gate::check`]: every policy check on a verified grant.
+    pub fn evaluate(
+        &self,
+        grant: Grant,
+        ctx: &RequestContext,
+        facts: RequestFacts,
+        now: i64,
+        hooks: &mut Hooks<'_>,
+    ) -> Decision {
         match self.policy.evaluate(&grant, ctx, &facts, now, hooks) {
             Ok(()) => Decision::Allow { grant, facts },
             Err(denial) => Decision::Deny { denial, grant: Some(Box::new(grant)) },

@@ -78,6 +78,8 @@ pub struct Grant {
     pub subject: Option<String>,
     /// Token id (`jti`, EdgeAuth `id`), for revocation and session grouping.
     pub token_id: Option<String>,
+    /// The player session, for credentials the gate issued to one (its session credential).
+    pub session_id: Option<String>,
     /// The credential as presented (for [`Grant::fingerprint`]).
     pub credential: String,
     /// Validity window.
@@ -109,6 +111,7 @@ impl Grant {
             scheme,
             subject: None,
             token_id: None,
+            session_id: None,
             credential: credential.to_owned(),
             validity: Validity::default(),
             scope: Scope::Any,

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 /// One session start (or heartbeat) to admit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionRequest<'a> {
@@ -50,7 +52,8 @@ impl SessionLimiter for KnownCount {
 }
 
 /// What to do with a new session when the limit is reached.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AtLimit {
     /// Refuse the newcomer (the default).
     #[default]
@@ -59,25 +62,61 @@ pub enum AtLimit {
     EvictOldest,
 }
 
-/// Sessions per key, expiring after an idle time. Pure: time comes in as `now`.
+/// The sessions of one key: what a per-token Durable Object persists. Pure: time comes in
+/// as `now`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionList {
+    /// `(session id, last seen)` pairs.
+    pub sessions: Vec<(String, i64)>,
+}
+
+impl SessionList {
+    /// Drops sessions idle for `idle_timeout` seconds or more.
+    pub fn expire(&mut self, now: i64, idle_timeout: i64) {
+        self.sessions.retain(|(_, seen)| now - seen < idle_timeout);
+    }
+
+    /// Admits (or refreshes) session `sid` under `limit`, per `at_limit`.
+    pub fn admit(&mut self, sid: &str, limit: u32, now: i64, idle_timeout: i64, at_limit: AtLimit) -> Admission {
+        self.expire(now, idle_timeout);
+        if let Some(entry) = self.sessions.iter_mut().find(|(id, _)| id == sid) {
+            entry.1 = now;
+            return Admission::Admitted;
+        }
+        let active = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        if active >= limit {
+            if at_limit == AtLimit::RejectNew || limit == 0 {
+                return Admission::Full { limit, active };
+            }
+            self.sessions.sort_by_key(|(_, seen)| *seen);
+            let excess = self.sessions.len() + 1 - limit as usize;
+            self.sessions.drain(..excess.min(self.sessions.len()));
+        }
+        self.sessions.push((sid.to_owned(), now));
+        Admission::Admitted
+    }
+}
+
+/// Sessions per key in memory (the CLI and tests; the edge keeps one [`SessionList`] per
+/// Durable Object).
 #[derive(Clone, Debug)]
 pub struct SessionTable {
     idle_timeout: i64,
     at_limit: AtLimit,
-    sessions: HashMap<String, Vec<(String, i64)>>,
+    lists: HashMap<String, SessionList>,
     anonymous_counter: u64,
 }
 
 impl SessionTable {
     /// A table whose sessions end after `idle_timeout` seconds without a heartbeat.
     pub fn new(idle_timeout: u32, at_limit: AtLimit) -> SessionTable {
-        SessionTable { idle_timeout: i64::from(idle_timeout), at_limit, sessions: HashMap::new(), anonymous_counter: 0 }
+        SessionTable { idle_timeout: i64::from(idle_timeout), at_limit, lists: HashMap::new(), anonymous_counter: 0 }
     }
 
     /// Active sessions under `key` at `now`.
     pub fn active(&self, key: &str, now: i64) -> u32 {
-        self.sessions.get(key).map_or(0, |list| {
-            let live = list.iter().filter(|(_, seen)| now - seen < self.idle_timeout).count();
+        self.lists.get(key).map_or(0, |list| {
+            let live = list.sessions.iter().filter(|(_, seen)| now - seen < self.idle_timeout).count();
             u32::try_from(live).unwrap_or(u32::MAX)
         })
     }
@@ -85,29 +124,6 @@ impl SessionTable {
 
 impl SessionLimiter for SessionTable {
     fn admit(&mut self, request: &SessionRequest<'_>, now: i64) -> Admission {
-        let idle = self.idle_timeout;
-        let list = self.sessions.entry(request.key.to_owned()).or_default();
-        list.retain(|(_, seen)| now - seen < idle);
-        if let Some(id) = request.session_id {
-            if let Some(entry) = list.iter_mut().find(|(sid, _)| sid == id) {
-                entry.1 = now;
-                return Admission::Admitted;
-            }
-        }
-        let active = u32::try_from(list.len()).unwrap_or(u32::MAX);
-        if active >= request.limit {
-            match self.at_limit {
-                AtLimit::RejectNew => return Admission::Full { limit: request.limit, active },
-                AtLimit::EvictOldest => {
-                    if request.limit == 0 {
-                        return Admission::Full { limit: 0, active };
-                    }
-                    list.sort_by_key(|(_, seen)| *seen);
-                    let excess = list.len() + 1 - request.limit as usize;
-                    list.drain(..excess.min(list.len()));
-                }
-            }
-        }
         let id = match request.session_id {
             Some(id) => id.to_owned(),
             None => {
@@ -115,8 +131,8 @@ impl SessionLimiter for SessionTable {
                 format!("anonymous-{}", self.anonymous_counter)
             }
         };
-        list.push((id, now));
-        Admission::Admitted
+        let list = self.lists.entry(request.key.to_owned()).or_default();
+        list.admit(&id, request.limit, now, self.idle_timeout, self.at_limit)
     }
 }
 

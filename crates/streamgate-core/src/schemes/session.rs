@@ -121,6 +121,7 @@ impl Scheme for SessionScheme {
         let mut grant = Grant::new(SchemeKind::Session, credential, String::from_utf8_lossy(&payload).into_owned());
         grant.subject = claims.sub;
         grant.token_id = claims.jti;
+        grant.session_id = Some(claims.sid);
         grant.validity = Validity { not_before: None, expires_at: Some(claims.exp), leeway: 0 };
         grant.scope = Scope::SignedPrefix(claims.scope);
         grant.ip_binding = claims.ip;
@@ -152,6 +153,7 @@ mod tests {
         assert!(credential.starts_with("v1.") && !credential.contains(['+', '/', '=']), "{credential}");
         let grant = scheme.verify(&credential, &facts("/live/a/seg_1.ts")).unwrap();
         assert_eq!(grant.token_id.as_deref(), Some("jti-1"));
+        assert_eq!(grant.session_id.as_deref(), Some("sid-1"));
         assert_eq!(grant.subject.as_deref(), Some("viewer"));
         assert_eq!(grant.validity.expires_at, Some(1_060));
         assert_eq!(grant.scope, Scope::SignedPrefix("/live/a/".into()));
