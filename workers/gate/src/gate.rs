@@ -1,0 +1,179 @@
+//! The request flow: verify, look up revocations and the block list, apply the policy,
+//! count sessions on playlist fetches, fetch from the origin without the credential,
+//! and rewrite manifests so every follow-up request carries a session credential.
+
+use streamgate_core::claims::Purpose;
+use streamgate_core::manifests::{dash, hls, manifest_kind, ManifestKind, Propagation};
+use streamgate_core::schemes::session::scope_of;
+use streamgate_core::schemes::SchemeKind;
+use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext};
+use worker::{CfProperties, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
+
+use crate::session_hub::{self, Heartbeat, UsageRecord, Verdict};
+use crate::settings::{OnStoreError, Settings};
+use crate::{now_seconds, random_id, revocations, transport};
+
+/// The denial as the client sees it: status, `X-Streamgate-Reason` and a small JSON body.
+pub fn deny(denial: &Denial) -> Result<Response> {
+    let reason = denial.reason();
+    let body = serde_json::json!({ "error": reason.as_str(), "message": denial.to_string() });
+    let headers = Headers::new();
+    headers.set("X-Streamgate-Reason", reason.as_str())?;
+    headers.set("Cache-Control", "no-store")?;
+    if reason.http_status() == 401 {
+        headers.set("WWW-Authenticate", "Bearer realm=\"streamgate\"")?;
+    }
+    Ok(Response::from_json(&body)?.with_status(reason.http_status()).with_headers(headers))
+}
+
+fn request_context(req: &Request, path: &str, settings: &Settings) -> RequestContext {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let cf = req.cf();
+    RequestContext {
+        path: path.to_owned(),
+        peer_ip: header(&settings.client_ip_header).and_then(|v| v.trim().parse().ok()),
+        forwarded_for: header("X-Forwarded-For"),
+        referer: header("Referer"),
+        user_agent: header("User-Agent"),
+        country: cf.and_then(|c| c.country()),
+        asn: cf.and_then(|c| c.asn()),
+        purpose: if matches!(req.method(), Method::Post | Method::Put) { Purpose::Publish } else { Purpose::Play },
+        session_id: None,
+        starts_session: false,
+    }
+}
+
+/// Handles one viewer request.
+pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let url = req.url()?;
+    let query = url.query().unwrap_or("").to_owned();
+    let ctx = request_context(&req, url.path(), settings);
+    let now = now_seconds();
+    let credential = transport::credential(&req, &query);
+
+    let (grant, facts) = match settings.gate.verify(credential.as_ref(), &ctx) {
+        Ok(verified) => verified,
+        Err(denial) => return deny(&denial),
+    };
+    let mut ids: Vec<String> = grant.token_id.iter().cloned().collect();
+    if grant.scheme != SchemeKind::Session {
+        ids.push(grant.fingerprint());
+    }
+    let revoked = revocations::lookup(env, &ids, now).await?;
+    let blocks = revocations::blocks(env, now).await?;
+    let blocklist = revocations::blocklist(&blocks);
+    let mut hooks = Hooks { revocations: &revoked, blocklist: &blocklist, sessions: None };
+    let (grant, facts) = match settings.gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
+        Decision::Allow { grant, facts } => (grant, facts),
+        Decision::Deny { denial, .. } => return deny(&denial),
+    };
+
+    let manifest_by_path = manifest_kind(None, &facts.path);
+    let sid = match manifest_by_path {
+        Some(_) => match admit(env, settings, &grant, &req, &ctx, now).await? {
+            Ok(sid) => Some(sid),
+            Err(response) => return Ok(response),
+        },
+        None => None,
+    };
+
+    let origin_url = transport::origin_url(&settings.origin, &facts.path, &query);
+    let mut init = RequestInit::new();
+    init.with_method(req.method());
+    let forwarded = Headers::new();
+    for name in ["Range", "Accept", "If-None-Match", "If-Modified-Since"] {
+        if let Some(value) = req.headers().get(name)? {
+            forwarded.set(name, &value)?;
+        }
+    }
+    init.with_headers(forwarded);
+    if manifest_by_path.is_none() {
+        // Segments: one cache entry for every viewer, keyed without any credential.
+        init.with_cf_properties(CfProperties {
+            cache_everything: Some(true),
+            cache_key: Some(origin_url.clone()),
+            ..CfProperties::default()
+        });
+    }
+    let mut upstream = Fetch::Request(Request::new_with_init(&origin_url, &init)?).send().await?;
+    let content_type = upstream.headers().get("Content-Type")?;
+    let kind = manifest_kind(content_type.as_deref(), &facts.path);
+    let (Some(kind), true) = (kind, upstream.status_code() == 200) else {
+        return Ok(upstream);
+    };
+    let sid = sid.unwrap_or_else(random_id);
+    let credential = settings
+        .sessions
+        .issue(&grant, &sid, scope_of(&facts.path), now)
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let propagation = Propagation {
+        host: url
+            .host_str()
+            .map(|h| match url.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            })
+            .unwrap_or_default(),
+        param: "sgs".into(),
+        credential,
+    };
+    let text = upstream.text().await?;
+    let body = match kind {
+        ManifestKind::Hls => hls::rewrite(&text, &propagation),
+        ManifestKind::Dash => dash::rewrite(&text, &propagation),
+    };
+    let headers = Headers::new();
+    headers.set("Content-Type", content_type.as_deref().unwrap_or("application/vnd.apple.mpegurl"))?;
+    // Rewritten per viewer: never shared from a cache.
+    headers.set("Cache-Control", "private, no-store")?;
+    Ok(Response::ok(body)?.with_headers(headers))
+}
+
+/// Registers a playlist fetch with the session's Durable Object: a new session (entry
+/// token) is admitted against the limit; a reload (session credential) is a heartbeat.
+async fn admit(
+    env: &Env,
+    settings: &Settings,
+    grant: &Grant,
+    req: &Request,
+    ctx: &RequestContext,
+    now: i64,
+) -> Result<std::result::Result<String, Response>> {
+    let sid = grant.session_id.clone().unwrap_or_else(random_id);
+    let already_admitted = grant.session_id.is_some();
+    let cf = req.cf();
+    let beat = Heartbeat {
+        sid: sid.clone(),
+        jti: grant.token_id.clone(),
+        limit: grant.max_sessions.or(settings.gate.policy.default_max_sessions),
+        now,
+        idle: settings.idle_seconds,
+        at_limit: settings.at_limit,
+        record: UsageRecord {
+            at: now,
+            sid: sid.clone(),
+            ip: ctx.peer_ip.map(|ip| ip.to_string()),
+            country: ctx.country.clone(),
+            asn: ctx.asn,
+            as_organization: cf.and_then(|c| c.as_organization()),
+            referer: ctx.referer.clone(),
+            user_agent: ctx.user_agent.clone(),
+        },
+    };
+    let verdict = session_hub::heartbeat(env, &grant.session_key(), &beat).await;
+    match verdict {
+        Ok(Verdict::Admitted { .. }) => Ok(Ok(sid)),
+        // A reload of an admitted session is a heartbeat, not a new start.
+        Ok(Verdict::Full { .. }) if already_admitted => Ok(Ok(sid)),
+        Ok(Verdict::Full { limit, active }) => Ok(Err(deny(&Denial::TooManySessions { limit, active })?)),
+        Ok(Verdict::Revoked) => {
+            let token_id = grant.token_id.clone().unwrap_or_default();
+            Ok(Err(deny(&Denial::Revoked { token_id })?))
+        }
+        Err(_) if already_admitted || settings.on_store_error == OnStoreError::Open => Ok(Ok(sid)),
+        Err(error) => {
+            let body = serde_json::json!({ "error": "session_store_unavailable", "message": error.to_string() });
+            Ok(Err(Response::from_json(&body)?.with_status(503)))
+        }
+    }
+}

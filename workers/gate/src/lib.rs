@@ -1,0 +1,62 @@
+//! # streamgate-gate
+//!
+//! The edge gate: a Cloudflare Worker in front of a streaming origin. It lets through only
+//! requests with a valid credential, strips the credential before the origin (so every
+//! viewer shares cached segments), rewrites HLS/DASH manifests so players carry a sliding
+//! session credential, counts sessions in a Durable Object per token or user, and keeps
+//! revocations and blocked IPs in KV. Thin by design: every decision is streamgate-core's.
+//!
+//! Routes: `/healthz`, `/admin/*` (see admin), everything else is gated.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod admin;
+mod gate;
+mod revocations;
+mod session_hub;
+mod settings;
+mod transport;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+pub use session_hub::SessionHub;
+
+/// Unix seconds from the runtime's clock (the adapter's job; the core never reads one).
+pub(crate) fn now_seconds() -> i64 {
+    (worker::Date::now().as_millis() / 1000) as i64
+}
+
+/// A random 128-bit id, hex.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // Without randomness ids would collide; the clock at least separates them.
+        for (b, t) in bytes.iter_mut().zip(worker::Date::now().as_millis().to_le_bytes()) {
+            *b = t;
+        }
+    }
+    streamgate_core::encoding::hex(&bytes)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let settings = match settings::get(&env) {
+        Ok(s) => s,
+        Err(message) => {
+            let body = serde_json::json!({ "error": "misconfigured", "message": message });
+            return Ok(Response::from_json(&body)?.with_status(500));
+        }
+    };
+    let path = req.path();
+    if path == "/healthz" {
+        let schemes: Vec<&str> = settings.gate.accepted().iter().map(|k| k.as_str()).collect();
+        return Response::from_json(
+            &serde_json::json!({ "ok": true, "schemes": schemes, "version": env!("CARGO_PKG_VERSION") }),
+        );
+    }
+    if path.starts_with("/admin/") {
+        return admin::handle(req, &env, &settings).await;
+    }
+    gate::handle(req, &env, &settings).await
+}

@@ -1,0 +1,152 @@
+//! `SessionHub`: one Durable Object per session key (a token's `jti`, or a user's `sub`).
+//! It admits sessions against the limit, treats playlist reloads as heartbeats, records
+//! what misuse detection needs (bounded), and learns of revocations at once.
+
+use serde::{Deserialize, Serialize};
+use streamgate_core::sessions::{Admission, AtLimit, SessionList};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+
+/// The Durable Object binding.
+pub const BINDING: &str = "SESSIONS";
+/// Usage records kept per key (oldest dropped first).
+pub const MAX_RECORDS: usize = 256;
+
+/// What a heartbeat records for detection.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub at: i64,
+    pub sid: String,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub asn: Option<u32>,
+    #[serde(default)]
+    pub as_organization: Option<String>,
+    #[serde(default)]
+    pub referer: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// A session start or playlist reload.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub sid: String,
+    pub jti: Option<String>,
+    pub limit: Option<u32>,
+    pub now: i64,
+    pub idle: i64,
+    pub at_limit: AtLimit,
+    pub record: UsageRecord,
+}
+
+/// The hub's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Verdict {
+    Admitted { active: u32 },
+    Full { limit: u32, active: u32 },
+    Revoked,
+}
+
+#[durable_object]
+pub struct SessionHub {
+    state: State,
+}
+
+impl DurableObject for SessionHub {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let storage = self.state.storage();
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/heartbeat") => {
+                let beat: Heartbeat = req.json().await?;
+                let revoked: Vec<String> = storage.get("revoked").await?.unwrap_or_default();
+                if beat.jti.as_ref().is_some_and(|j| revoked.contains(j)) {
+                    return Response::from_json(&Verdict::Revoked);
+                }
+                let mut list: SessionList = storage.get("list").await?.unwrap_or_default();
+                let verdict = match beat.limit {
+                    Some(limit) => match list.admit(&beat.sid, limit, beat.now, beat.idle, beat.at_limit) {
+                        Admission::Admitted => None,
+                        Admission::Full { limit, active } => Some(Verdict::Full { limit, active }),
+                    },
+                    None => {
+                        list.admit(&beat.sid, u32::MAX, beat.now, beat.idle, beat.at_limit);
+                        None
+                    }
+                };
+                storage.put("list", &list).await?;
+                if verdict.is_none() {
+                    let mut records: Vec<UsageRecord> = storage.get("usage").await?.unwrap_or_default();
+                    records.push(beat.record);
+                    let excess = records.len().saturating_sub(MAX_RECORDS);
+                    records.drain(..excess);
+                    storage.put("usage", &records).await?;
+                }
+                let active = u32::try_from(list.sessions.len()).unwrap_or(u32::MAX);
+                Response::from_json(&verdict.unwrap_or(Verdict::Admitted { active }))
+            }
+            (Method::Post, "/revoke" | "/unrevoke") => {
+                let jti: String = req.json().await?;
+                let mut revoked: Vec<String> = storage.get("revoked").await?.unwrap_or_default();
+                revoked.retain(|j| *j != jti);
+                if path == "/revoke" {
+                    revoked.push(jti);
+                    // Open sessions end at their next playlist reload.
+                    storage.put("list", SessionList::default()).await?;
+                }
+                storage.put("revoked", &revoked).await?;
+                Response::ok("ok")
+            }
+            (Method::Get, "/sessions") => {
+                let list: SessionList = storage.get("list").await?.unwrap_or_default();
+                let usage: Vec<UsageRecord> = storage.get("usage").await?.unwrap_or_default();
+                Response::from_json(&serde_json::json!({ "sessions": list.sessions, "usage": usage }))
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+}
+
+fn stub(env: &Env, key: &str) -> Result<worker::Stub> {
+    env.durable_object(BINDING)?.id_from_name(key)?.get_stub()
+}
+
+async fn call(env: &Env, key: &str, method: Method, path: &str, body: Option<String>) -> Result<Response> {
+    let mut init = worker::RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let request = Request::new_with_init(&format!("https://session-hub{path}"), &init)?;
+    stub(env, key)?.fetch_with_request(request).await
+}
+
+/// Sends a heartbeat to `key`'s hub.
+pub async fn heartbeat(env: &Env, key: &str, beat: &Heartbeat) -> Result<Verdict> {
+    let body = serde_json::to_string(beat).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let mut response = call(env, key, Method::Post, "/heartbeat", Some(body)).await?;
+    if response.status_code() != 200 {
+        return Err(worker::Error::RustError(format!("session hub answered {}", response.status_code())));
+    }
+    response.json().await
+}
+
+/// Tells `key`'s hub that `jti` is (or no longer is) revoked.
+pub async fn set_revoked(env: &Env, key: &str, jti: &str, revoked: bool) -> Result<()> {
+    let path = if revoked { "/revoke" } else { "/unrevoke" };
+    let body = serde_json::to_string(jti).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    call(env, key, Method::Post, path, Some(body)).await.map(|_| ())
+}
+
+/// The sessions and recent usage of `key`.
+pub async fn list(env: &Env, key: &str) -> Result<Response> {
+    call(env, key, Method::Get, "/sessions", None).await
+}

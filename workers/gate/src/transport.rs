@@ -1,0 +1,38 @@
+//! Where credentials come from (query, cookie, `Authorization: Bearer`) and the origin URL
+//! with every credential stripped, which is also the cache key.
+
+use streamgate_core::schemes::{detect_scheme, find_in_query, strip_credentials, Credential, SchemeKind};
+use worker::Request;
+
+/// The cookie a native player or CDN without query strings can carry instead.
+pub const COOKIE: &str = "streamgate";
+
+/// The request's credential: the query first, then the cookie, then a Bearer token.
+pub fn credential(req: &Request, query: &str) -> Option<Credential> {
+    if let Some(found) = find_in_query(query) {
+        return Some(found);
+    }
+    let headers = req.headers();
+    let from_cookie = headers.get("Cookie").ok().flatten().and_then(|cookies| {
+        cookies
+            .split(';')
+            .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|v| v.strip_prefix('=')).map(str::to_owned))
+    });
+    let bearer = || {
+        headers.get("Authorization").ok().flatten().and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
+    };
+    from_cookie
+        .or_else(bearer)
+        .filter(|t| !t.is_empty())
+        .map(|value| Credential { kind: detect_scheme(&value).unwrap_or(SchemeKind::Jwt), value })
+}
+
+/// The origin URL for a normalized path and the request's query, credentials removed.
+pub fn origin_url(origin: &str, normalized_path: &str, query: &str) -> String {
+    let kept = strip_credentials(query);
+    if kept.is_empty() {
+        format!("{origin}{normalized_path}")
+    } else {
+        format!("{origin}{normalized_path}?{kept}")
+    }
+}

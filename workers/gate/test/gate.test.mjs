@@ -1,0 +1,191 @@
+// End-to-end: the built gate in workerd (Miniflare), in front of the demo origin served
+// by Miniflare's outbound service, which records what reached the origin.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const require = createRequire(join(root, 'npm', 'package.json'));
+const { Miniflare } = require('miniflare');
+const sg = await import(join(root, 'npm', 'src', 'node.mjs'));
+
+const KEY = { alg: 'HS256', secret: 'e2e gate secret 0123456789abcdef', kid: 'k1' };
+const ADMIN = 'e2e-admin-token-0123456789';
+const GATE = 'http://gate.test';
+const origin = [];
+const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4' };
+let mf;
+
+before(async () => {
+  mf = new Miniflare({
+    modules: true,
+    scriptPath: join(root, 'workers', 'gate', 'build', 'index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: '2026-07-01',
+    kvNamespaces: ['REVOCATIONS'],
+    durableObjects: { SESSIONS: 'SessionHub' },
+    bindings: {
+      KEYS: JSON.stringify([KEY]),
+      SESSION_SECRET: 'e2e session secret, thirty-two bytes or more',
+      ADMIN_TOKEN: ADMIN,
+      ORIGIN_URL: 'http://origin.test',
+      GATE_CONFIG: '{"policy": {"defaultMaxSessions": 5}}',
+      SESSION_TTL: '120',
+    },
+    outboundService: async (request) => {
+      const url = new URL(request.url);
+      origin.push(url.pathname + url.search);
+      try {
+        const body = await readFile(join(root, 'demo', 'origin', decodeURIComponent(url.pathname)));
+        return new Response(body, { headers: { 'content-type': types[extname(url.pathname)] ?? 'application/octet-stream' } });
+      } catch {
+        return new Response('not found', { status: 404 });
+      }
+    },
+  });
+});
+
+after(() => mf && mf.dispose());
+
+const token = (claims = {}, options = {}) =>
+  sg.signPlaybackToken({ jti: `t-${Math.random().toString(36).slice(2)}`, streams: ['hls/**', 'dash/**'], ...claims }, KEY, { expiresIn: 600, ...options });
+
+function get(path, { ip = '198.51.100.7', cf = {}, headers = {} } = {}) {
+  return mf.dispatchFetch(`${GATE}${path}`, { headers: { 'CF-Connecting-IP': ip, ...headers }, cf });
+}
+
+async function expectDenied(response, status, reason) {
+  assert.equal(response.status, status, await response.clone().text());
+  assert.equal(response.headers.get('x-streamgate-reason'), reason);
+  const body = await response.json();
+  assert.equal(body.error, reason);
+}
+
+/** Every URI in an HLS playlist, resolved against its URL. */
+function hlsUris(text, base) {
+  const uris = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) {
+      for (const m of line.matchAll(/URI="([^"]+)"/g)) uris.push(new URL(m[1], base));
+    } else if (line.trim()) {
+      uris.push(new URL(line.trim(), base));
+    }
+  }
+  return uris;
+}
+
+describe('gate', () => {
+  it('reports health', async () => {
+    const response = await get('/healthz');
+    assert.equal(response.status, 200);
+    assert.ok((await response.json()).schemes.includes('jwt'));
+  });
+
+  it('plays HLS end to end: manifests rewritten, every URI fetched, no credential reaches the origin', async () => {
+    origin.length = 0;
+    const master = await get(`/hls/master.m3u8?token=${token()}`);
+    assert.equal(master.status, 200);
+    const text = await master.text();
+    const variants = hlsUris(text, `${GATE}/hls/master.m3u8`);
+    assert.equal(variants.length, 2);
+    let segments = 0;
+    for (const variant of variants) {
+      assert.ok(variant.searchParams.get('sgs'), `no session credential on ${variant}`);
+      const playlist = await get(variant.pathname + variant.search);
+      assert.equal(playlist.status, 200, variant.href);
+      for (const uri of hlsUris(await playlist.text(), variant.href)) {
+        assert.ok(uri.searchParams.get('sgs'), uri.href);
+        const response = await get(uri.pathname + uri.search);
+        assert.equal(response.status, 200, uri.href);
+        assert.ok((await response.arrayBuffer()).byteLength > 0);
+        segments += 1;
+      }
+    }
+    assert.ok(segments >= 8, `fetched ${segments} segments and init segments`);
+    assert.ok(origin.length >= segments + 3);
+    for (const request of origin) assert.doesNotMatch(request, /token=|sgs=/, `credential reached the origin: ${request}`);
+  });
+
+  it('plays DASH: templates and init segments carry the credential', async () => {
+    const mpd = await get(`/dash/manifest.mpd?token=${token()}`);
+    assert.equal(mpd.status, 200);
+    const text = await mpd.text();
+    const media = [...text.matchAll(/(?:media|initialization)="([^"]+)"/g)].map((m) => m[1].replaceAll('&amp;', '&'));
+    assert.ok(media.length >= 4 && media.every((m) => m.includes('sgs=')), text);
+    const init = media.find((m) => m.startsWith('init-')).replace('$RepresentationID$', '0');
+    const chunk = media.find((m) => m.startsWith('chunk-')).replace('$RepresentationID$', '0').replace('$Number%03d$', '001');
+    for (const path of [init, chunk]) assert.equal((await get(`/dash/${path}`)).status, 200, path);
+  });
+
+  it('keeps LL-HLS and other parameters, strips only the credential', async () => {
+    origin.length = 0;
+    await get(`/hls/ts/index.m3u8?_HLS_msn=3&_HLS_part=1&token=${token()}&x=%20y`);
+    assert.deepEqual(origin, ['/hls/ts/index.m3u8?_HLS_msn=3&_HLS_part=1&x=%20y']);
+  });
+
+  it('accepts the credential from a cookie and from Authorization: Bearer', async () => {
+    assert.equal((await get('/hls/ts/seg_000.ts', { headers: { Cookie: `a=b; streamgate=${token()}` } })).status, 200);
+    assert.equal((await get('/hls/ts/seg_000.ts', { headers: { Authorization: `Bearer ${token()}` } })).status, 200);
+  });
+
+  it('answers every denial with its reason, never a 500', async () => {
+    await expectDenied(await get('/hls/master.m3u8'), 401, 'missing_token');
+    await expectDenied(await get('/hls/master.m3u8?token=garbage'), 401, 'malformed');
+    await expectDenied(await get(`/hls/master.m3u8?token=${'x'.repeat(9000)}`), 401, 'malformed');
+    await expectDenied(await get(`/hls/master.m3u8?token=${token({}, { now: 1_600_000_000 })}`), 403, 'expired');
+    await expectDenied(await get(`/hls/master.m3u8?token=${token({ nbf: Math.floor(Date.now() / 1000) + 3600 }, { expiresIn: 7200 })}`), 403, 'not_yet_valid');
+    await expectDenied(await get(`/private/a.m3u8?token=${token()}`), 403, 'scope_mismatch');
+    await expectDenied(await get(`/hls/../private/a.m3u8?token=${token()}`), 403, 'scope_mismatch');
+    await expectDenied(await get(`/hls/master.m3u8?token=${token({ ip: '203.0.113.0/24' })}`), 403, 'ip_mismatch');
+    const forged = token().slice(0, -4) + 'AAAA';
+    await expectDenied(await get(`/hls/master.m3u8?token=${forged}`), 403, 'bad_signature');
+    await expectDenied(await get(`/hls/master.m3u8?token=${sg.signPlaybackToken({}, { ...KEY, kid: 'other' }, { expiresIn: 60 })}`), 403, 'unknown_key');
+    const geo = token({ access_rules: [{ type: 'ip.geoip.country', action: 'block', country: ['FR'] }] });
+    await expectDenied(await get(`/hls/master.m3u8?token=${geo}`, { cf: { country: 'FR', asn: 3215 } }), 403, 'geo_denied');
+    assert.equal((await get(`/hls/master.m3u8?token=${geo}`, { cf: { country: 'DE' } })).status, 200);
+    for (const junk of ['%', '%zz', '\u0000', 'v1.' + 'A'.repeat(100) + '.x']) {
+      const response = await get(`/hls/master.m3u8?sgs=${encodeURIComponent(junk)}`);
+      assert.ok([401, 403].includes(response.status), `${junk}: ${response.status}`);
+    }
+  });
+
+  it('admits exactly max_sessions under parallel starts, and a reload is a heartbeat', async () => {
+    const t = token({ max_sessions: 2 });
+    const starts = await Promise.all(Array.from({ length: 6 }, () => get(`/hls/master.m3u8?token=${t}`)));
+    const statuses = starts.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 429, 429, 429, 429]);
+    const denied = starts.find((r) => r.status === 429);
+    assert.equal(denied.headers.get('x-streamgate-reason'), 'too_many_sessions');
+    const admitted = await starts.find((r) => r.status === 200).text();
+    const variant = hlsUris(admitted, `${GATE}/hls/master.m3u8`)[0];
+    assert.equal((await get(variant.pathname + variant.search)).status, 200, 'a reload of an admitted session passes');
+  });
+
+  it('revocation and IP blocking take effect; admin auth refuses wrong tokens', async () => {
+    const jti = `rev-${Date.now()}`;
+    const t = token({ jti });
+    const master = await get(`/hls/master.m3u8?token=${t}`);
+    const variant = hlsUris(await master.text(), `${GATE}/hls/master.m3u8`)[0];
+    const admin = (path, body, auth = ADMIN) =>
+      mf.dispatchFetch(`${GATE}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${auth}` }, body: JSON.stringify(body) });
+    assert.equal((await admin('/admin/revoke', { jti }, 'wrong')).status, 401);
+    assert.equal((await admin('/admin/revoke', { jti })).status, 200);
+    await expectDenied(await get(`/hls/master.m3u8?token=${t}`), 403, 'revoked');
+    await expectDenied(await get(variant.pathname + variant.search), 403, 'revoked');
+    assert.equal((await admin('/admin/unrevoke', { jti })).status, 200);
+    assert.equal((await get(`/hls/ts/seg_000.ts?token=${t}`)).status, 200);
+
+    assert.equal((await admin('/admin/block', { ip: '192.0.2.0/24' })).status, 200);
+    await expectDenied(await get(`/hls/ts/seg_000.ts?token=${token()}`, { ip: '192.0.2.44' }), 403, 'ip_blocked');
+    assert.equal((await admin('/admin/unblock', { ip: '192.0.2.0/24' })).status, 200);
+    assert.equal((await get(`/hls/ts/seg_000.ts?token=${token()}`, { ip: '192.0.2.44' })).status, 200);
+
+    const sessions = await mf.dispatchFetch(`${GATE}/admin/sessions?jti=${jti}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    assert.equal(sessions.status, 200);
+    const listed = await sessions.json();
+    assert.ok(listed.usage.length >= 1 && listed.usage[0].ip === '198.51.100.7', JSON.stringify(listed));
+  });
+});
