@@ -35,14 +35,26 @@ else
   cargo install wasm-bindgen-cli --version "$bindgen_version"
 fi
 
+# worker-build pairs with the `worker` crate version in Cargo.lock.
+worker_version=$(grep -A1 '^name = "worker"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
+if [ "$(worker-build --version 2>/dev/null)" = "$worker_version" ]; then
+  skip "worker-build $worker_version"
+else
+  step "Installing worker-build $worker_version (takes a few minutes once)"
+  cargo install worker-build --version "$worker_version"
+fi
+
 command -v node >/dev/null || { echo "node is missing: install Node.js 18 or later" >&2; exit 1; }
 stamp=npm/node_modules/.package-lock.sha256
 want_hash=$(sha256sum npm/package-lock.json | cut -d' ' -f1)
 if [ -d npm/node_modules ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_hash" ]; then
-  skip "npm dependencies (wasm-opt, esbuild, Node 22, peers)"
+  skip "npm dependencies (wasm-opt, esbuild, Node 22, wrangler, Miniflare, Deno, Bun, peers)"
 else
-  step "Installing npm dependencies (npm ci)"
-  (cd npm && npm ci --no-audit --no-fund --loglevel=error)
+  step "Installing npm dependencies"
+  # `npm install` with the lock file installs the locked versions. `npm ci` would refuse:
+  # the lock lists other platforms' optional binaries (deno, workerd) that the registry
+  # here does not serve, which an install skips as it should.
+  (cd npm && npm install --no-audit --no-fund --loglevel=error)
   echo "$want_hash" > "$stamp"
 fi
 

@@ -43,8 +43,28 @@ fn request_context(req: &Request, path: &str, settings: &Settings) -> RequestCon
     }
 }
 
+/// Adds CORS headers, so web players on other origins can read responses (and a denial's
+/// reason). Credentials travel in URLs, never in cookies across origins, so `*` is safe.
+fn with_cors(response: Response) -> Result<Response> {
+    let headers = response.headers().clone();
+    headers.set("Access-Control-Allow-Origin", "*")?;
+    headers.set("Access-Control-Expose-Headers", "X-Streamgate-Reason, Content-Length, Content-Range")?;
+    Ok(response.with_headers(headers))
+}
+
 /// Handles one viewer request.
 pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    if req.method() == Method::Options {
+        let headers = Headers::new();
+        headers.set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")?;
+        headers.set("Access-Control-Allow-Headers", "Authorization, Range")?;
+        headers.set("Access-Control-Max-Age", "86400")?;
+        return with_cors(Response::empty()?.with_status(204).with_headers(headers));
+    }
+    with_cors(serve(req, env, settings).await?)
+}
+
+async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let url = req.url()?;
     let query = url.query().unwrap_or("").to_owned();
     let ctx = request_context(&req, url.path(), settings);

@@ -60,6 +60,7 @@ function get(path, { ip = '198.51.100.7', cf = {}, headers = {} } = {}) {
 async function expectDenied(response, status, reason) {
   assert.equal(response.status, status, await response.clone().text());
   assert.equal(response.headers.get('x-streamgate-reason'), reason);
+  assert.equal(response.headers.get('access-control-allow-origin'), '*', 'web players can read the reason');
   const body = await response.json();
   assert.equal(body.error, reason);
 }
