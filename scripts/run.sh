@@ -1,49 +1,81 @@
 #!/usr/bin/env bash
-# The main job, locally. Until the edge gate lands this is the offline demo: it builds the
-# CLI, makes a key, signs playback URLs in all four schemes and shows what is allowed,
-# what is denied, and why.
+# The main job, locally: the edge gate under `wrangler dev` (real workerd, persisted KV and
+# Durable Objects) in front of the demo origin. Prints a signed playback URL, a denied one
+# and why, and the admin endpoint; runs until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
+gate_port=${GATE_PORT:-8787}
+origin_port=8788
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 scripts/setup.sh
-printf '\033[1m==> Building the streamgate CLI\033[0m\n'
+step "Building the streamgate CLI"
 cargo build -q -p streamgate-cli
-sg=target/debug/streamgate
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+sg="$root/target/debug/streamgate"
 
-# Echo a command with long arguments (tokens) shortened, then run it.
-show() {
-  local shown=() arg
-  for arg in "$@"; do
-    if [ ${#arg} -gt 70 ]; then shown+=("${arg:0:60}…"); else shown+=("$arg"); fi
-  done
-  printf '\n\033[1m$ %s\033[0m\n' "${shown[*]}"
-  "$@" || printf '(exit %s)\n' "$?"
-}
+state=.streamgate-demo
+mkdir -p "$state"
+if [ ! -f "$state/demo.jwk" ]; then
+  step "Making demo secrets in $state/ and .dev.vars (local only, gitignored)"
+  "$sg" keygen --alg HS256 --kid demo --out "$state/demo.jwk" 2>/dev/null
+  session_secret=$("$sg" keygen --alg HS512 | sed -n 's/.*"k": "\(.*\)".*/\1/p')
+  admin_token=$("$sg" keygen --alg HS256 | sed -n 's/.*"k": "\(.*\)".*/\1/p')
+  {
+    printf 'KEYS=[{"jwk": %s}]\n' "$(tr -d '\n ' < "$state/demo.jwk")"
+    printf 'SESSION_SECRET=%s\n' "$session_secret"
+    printf 'ADMIN_TOKEN=%s\n' "$admin_token"
+  } > .dev.vars
+fi
+admin_token=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)
 
-printf '\n\033[1m==> A signing key (ES256) for the demo, in %s\033[0m\n' "$work"
-$sg keygen --alg ES256 --kid demo --out "$work/demo.jwk"
+step "Starting the demo origin on 127.0.0.1:$origin_port"
+node scripts/demo-origin.mjs "$origin_port" &
+origin_pid=$!
+trap 'kill $origin_pid ${gate_pid:-} 2>/dev/null || true' EXIT
 
-url=$($sg sign jwt --key "@$work/demo.jwk" --stream 'live/match-*' --ttl 600 --sub viewer-1 --max-sessions 2 \
-  --url 'https://cdn.example.com/live/match-42/index.m3u8')
-printf '\nSigned playback URL:\n  %s\n' "$url"
+step "Starting the gate (wrangler dev builds it first; the first build takes a few minutes)"
+export WRANGLER_SEND_METRICS=false
+npm/node_modules/.bin/node npm/node_modules/wrangler/bin/wrangler.js dev --ip 127.0.0.1 --port "$gate_port" \
+  --persist-to .wrangler/state --log-level warn &
+gate_pid=$!
+gate="http://127.0.0.1:$gate_port"
+for _ in $(seq 1 600); do
+  curl -sf "$gate/healthz" >/dev/null 2>&1 && break
+  kill -0 $gate_pid 2>/dev/null || { echo "wrangler dev exited; see its output above" >&2; exit 1; }
+  sleep 1
+done
+curl -sf "$gate/healthz" >/dev/null || { echo "the gate did not come up on $gate" >&2; exit 1; }
 
-show $sg verify "$url" --key "@$work/demo.jwk.pub" --ip 198.51.100.7
-show $sg verify "${url/match-42/matchbox}" --key "@$work/demo.jwk.pub" --explain
-show $sg verify "$url" --key "@$work/demo.jwk.pub" --now $(( $(date +%s) + 3600 ))
+url=$("$sg" sign jwt --key "@$state/demo.jwk" --stream 'hls/**' --stream 'dash/**' --max-sessions 2 --ttl 3600 \
+  --sub demo-viewer --url "$gate/hls/master.m3u8" 2>/dev/null)
+dash=$("$sg" sign jwt --key "@$state/demo.jwk" --stream 'dash/**' --ttl 3600 --url "$gate/dash/manifest.mpd" 2>/dev/null)
+denied="$gate/private/secret.m3u8?${url#*\?}"
 
-nimble=$($sg sign wmsauth --key defaultpassword --ip 203.0.113.7 --valid-minutes 20 \
-  --url 'http://nimble.example.com:8081/live/stream/playlist.m3u8')
-show $sg verify "$nimble" --key defaultpassword --ip 203.0.113.7
-show $sg verify "$nimble" --key defaultpassword --ip 203.0.113.99 --explain
+cat <<EOT
 
-akamai=$($sg sign edgeauth --key 52a152a152a152a152a152a152a1 --acl '/vod/*' --ttl 300 \
-  --url 'https://media.example.com/vod/film/master.m3u8')
-show $sg verify "$akamai" --key 52a152a152a152a152a152a152a1
+The gate is up on $gate, in front of the demo origin on http://127.0.0.1:$origin_port.
 
-link=$($sg sign secure-link --key secret --ip 127.0.0.1 --ttl 300 --url 'http://127.0.0.1/s/link')
-show $sg verify "$link" --key secret --ip 127.0.0.1
+Protected stream (HLS; at most 2 concurrent players, valid for an hour):
+  $url
+Watch it in a browser:
+  http://127.0.0.1:$origin_port/player.html?src=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$url")
+DASH:
+  $dash
 
-printf '\nReason codes:\n'
-$sg reasons
+A URL that gets denied (the same token, outside its streams):
+  $denied
+EOT
+printf '  -> %s\n' "$(curl -s -o /dev/null -w 'HTTP %{http_code}, X-Streamgate-Reason: %header{x-streamgate-reason}' "$denied")"
+printf '  and without a token -> %s\n' "$(curl -s -o /dev/null -w 'HTTP %{http_code}, X-Streamgate-Reason: %header{x-streamgate-reason}' "$gate/hls/master.m3u8")"
+cat <<EOT
+
+Admin API (token in .dev.vars):
+  curl -X POST -H 'Authorization: Bearer $admin_token' $gate/admin/revoke -d '{"token": "<the token above>"}'
+  curl -X POST -H 'Authorization: Bearer $admin_token' $gate/admin/block  -d '{"ip": "203.0.113.0/24"}'
+  curl -H 'Authorization: Bearer $admin_token' '$gate/admin/sessions?sub=demo-viewer'
+
+Health: $gate/healthz. Ctrl-C stops both.
+EOT
+wait $gate_pid

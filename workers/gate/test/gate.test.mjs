@@ -1,57 +1,20 @@
 // End-to-end: the built gate in workerd (Miniflare), in front of the demo origin served
 // by Miniflare's outbound service, which records what reached the origin.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, extname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { ADMIN, KEY, admin, sg, startGate, token } from './support.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const require = createRequire(join(root, 'npm', 'package.json'));
-const { Miniflare } = require('miniflare');
-const sg = await import(join(root, 'npm', 'src', 'node.mjs'));
-
-const KEY = { alg: 'HS256', secret: 'e2e gate secret 0123456789abcdef', kid: 'k1' };
-const ADMIN = 'e2e-admin-token-0123456789';
 const GATE = 'http://gate.test';
-const origin = [];
-const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4' };
+let gate;
 let mf;
+let origin;
 
 before(async () => {
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: join(root, 'workers', 'gate', 'build', 'index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-07-01',
-    kvNamespaces: ['REVOCATIONS'],
-    durableObjects: { SESSIONS: 'SessionHub' },
-    bindings: {
-      KEYS: JSON.stringify([KEY]),
-      SESSION_SECRET: 'e2e session secret, thirty-two bytes or more',
-      ADMIN_TOKEN: ADMIN,
-      ORIGIN_URL: 'http://origin.test',
-      GATE_CONFIG: '{"policy": {"defaultMaxSessions": 5}}',
-      SESSION_TTL: '120',
-    },
-    outboundService: async (request) => {
-      const url = new URL(request.url);
-      origin.push(url.pathname + url.search);
-      try {
-        const body = await readFile(join(root, 'demo', 'origin', decodeURIComponent(url.pathname)));
-        return new Response(body, { headers: { 'content-type': types[extname(url.pathname)] ?? 'application/octet-stream' } });
-      } catch {
-        return new Response('not found', { status: 404 });
-      }
-    },
-  });
+  gate = await startGate();
+  ({ mf, origin } = gate);
 });
 
 after(() => mf && mf.dispose());
-
-const token = (claims = {}, options = {}) =>
-  sg.signPlaybackToken({ jti: `t-${Math.random().toString(36).slice(2)}`, streams: ['hls/**', 'dash/**'], ...claims }, KEY, { expiresIn: 600, ...options });
 
 function get(path, { ip = '198.51.100.7', cf = {}, headers = {} } = {}) {
   return mf.dispatchFetch(`${GATE}${path}`, { headers: { 'CF-Connecting-IP': ip, ...headers }, cf });
@@ -170,18 +133,16 @@ describe('gate', () => {
     const t = token({ jti });
     const master = await get(`/hls/master.m3u8?token=${t}`);
     const variant = hlsUris(await master.text(), `${GATE}/hls/master.m3u8`)[0];
-    const admin = (path, body, auth = ADMIN) =>
-      mf.dispatchFetch(`${GATE}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${auth}` }, body: JSON.stringify(body) });
-    assert.equal((await admin('/admin/revoke', { jti }, 'wrong')).status, 401);
-    assert.equal((await admin('/admin/revoke', { jti })).status, 200);
+    assert.equal((await admin(gate, '/admin/revoke', { jti }, 'wrong')).status, 401);
+    assert.equal((await admin(gate, '/admin/revoke', { jti })).status, 200);
     await expectDenied(await get(`/hls/master.m3u8?token=${t}`), 403, 'revoked');
     await expectDenied(await get(variant.pathname + variant.search), 403, 'revoked');
-    assert.equal((await admin('/admin/unrevoke', { jti })).status, 200);
+    assert.equal((await admin(gate, '/admin/unrevoke', { jti })).status, 200);
     assert.equal((await get(`/hls/ts/seg_000.ts?token=${t}`)).status, 200);
 
-    assert.equal((await admin('/admin/block', { ip: '192.0.2.0/24' })).status, 200);
+    assert.equal((await admin(gate, '/admin/block', { ip: '192.0.2.0/24' })).status, 200);
     await expectDenied(await get(`/hls/ts/seg_000.ts?token=${token()}`, { ip: '192.0.2.44' }), 403, 'ip_blocked');
-    assert.equal((await admin('/admin/unblock', { ip: '192.0.2.0/24' })).status, 200);
+    assert.equal((await admin(gate, '/admin/unblock', { ip: '192.0.2.0/24' })).status, 200);
     assert.equal((await get(`/hls/ts/seg_000.ts?token=${token()}`, { ip: '192.0.2.44' })).status, 200);
 
     const sessions = await mf.dispatchFetch(`${GATE}/admin/sessions?jti=${jti}`, { headers: { Authorization: `Bearer ${ADMIN}` } });

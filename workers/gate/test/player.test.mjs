@@ -1,0 +1,74 @@
+// hls.js in headless Chromium plays through the gate from the signed URL alone: every
+// request succeeds. With the token revoked, they fail.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { admin, root, startGate, token } from './support.mjs';
+
+const { launch } = await import(join(root, 'npm', 'test', 'support', 'chromium.mjs'));
+
+const PAGE = `<!doctype html><video id="v" muted autoplay playsinline></video><script src="/hls.js"></script><script>
+  const hls = new Hls();
+  hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.fatal = d.details; });
+  hls.loadSource(new URLSearchParams(location.search).get('src'));
+  hls.attachMedia(document.getElementById('v'));
+</script>`;
+
+let gate;
+let pages;
+
+before(async () => {
+  gate = await startGate({ listen: true });
+  const hlsjs = await readFile(join(root, 'npm', 'node_modules', 'hls.js', 'dist', 'hls.min.js'));
+  pages = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    res.writeHead(200, { 'content-type': path === '/hls.js' ? 'text/javascript' : 'text/html' });
+    res.end(path === '/hls.js' ? hlsjs : PAGE);
+  });
+  await new Promise((resolve) => pages.listen(0, '127.0.0.1', resolve));
+});
+
+after(async () => {
+  pages && pages.close();
+  gate && (await gate.mf.dispose());
+});
+
+async function play(src) {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const responses = [];
+    page.on('response', (r) => {
+      if (r.url().startsWith(gate.url)) responses.push({ url: r.url(), status: r.status(), reason: r.headers()['x-streamgate-reason'] });
+    });
+    await page.goto(`http://127.0.0.1:${pages.address().port}/?src=${encodeURIComponent(src)}`);
+    await page.waitForFunction(() => window.fatal || document.getElementById('v').currentTime > 2.5, null, { timeout: 30_000 });
+    const state = await page.evaluate(() => ({ fatal: window.fatal, time: document.getElementById('v').currentTime }));
+    return { ...state, responses };
+  } finally {
+    await browser.close();
+  }
+}
+
+it('plays from the signed URL alone; every request succeeds; revoked, they fail', async () => {
+  const jti = `player-${Date.now()}`;
+  const src = `${gate.url}/hls/master.m3u8?token=${token({ jti })}`;
+  const ok = await play(src);
+  assert.equal(ok.fatal, undefined, JSON.stringify(ok.responses.filter((r) => r.status !== 200)));
+  assert.ok(ok.time > 2.5);
+  assert.ok(ok.responses.length >= 4, `${ok.responses.length} requests`);
+  for (const r of ok.responses) assert.equal(r.status, 200, r.url);
+  assert.ok(ok.responses.slice(1).every((r) => r.url.includes('sgs=')), 'follow-up requests carry the session credential');
+
+  assert.equal((await admin(gate, '/admin/revoke', { jti })).status, 200);
+  const revoked = await play(src);
+  assert.ok(revoked.fatal, 'playback fails');
+  assert.equal(revoked.time, 0);
+  assert.ok(revoked.responses.length >= 1);
+  for (const r of revoked.responses) {
+    assert.equal(r.status, 403, r.url);
+    assert.equal(r.reason, 'revoked');
+  }
+});

@@ -1,0 +1,63 @@
+// The built gate in workerd (Miniflare), in front of the demo origin served by Miniflare's
+// outbound service, which records every request that reached the origin.
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const require = createRequire(join(root, 'npm', 'package.json'));
+const { Miniflare } = require('miniflare');
+export const sg = await import(join(root, 'npm', 'src', 'node.mjs'));
+
+export const KEY = { alg: 'HS256', secret: 'e2e gate secret 0123456789abcdef', kid: 'k1' };
+export const ADMIN = 'e2e-admin-token-0123456789';
+const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4' };
+
+/** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
+export async function startGate({ listen = false } = {}) {
+  const origin = [];
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: join(root, 'workers', 'gate', 'build', 'index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: '2026-07-01',
+    kvNamespaces: ['REVOCATIONS'],
+    durableObjects: { SESSIONS: 'SessionHub' },
+    bindings: {
+      KEYS: JSON.stringify([KEY]),
+      SESSION_SECRET: 'e2e session secret, thirty-two bytes or more',
+      ADMIN_TOKEN: ADMIN,
+      ORIGIN_URL: 'http://origin.test',
+      GATE_CONFIG: '{"policy": {"defaultMaxSessions": 5}}',
+      SESSION_TTL: '120',
+    },
+    ...(listen ? { host: '127.0.0.1', port: 0 } : {}),
+    outboundService: async (request) => {
+      const url = new URL(request.url);
+      origin.push(url.pathname + url.search);
+      try {
+        const body = await readFile(join(root, 'demo', 'origin', decodeURIComponent(url.pathname)));
+        return new Response(body, { headers: { 'content-type': types[extname(url.pathname)] ?? 'application/octet-stream' } });
+      } catch {
+        return new Response('not found', { status: 404 });
+      }
+    },
+  });
+  const url = listen ? (await mf.ready).origin : 'http://gate.test';
+  return { mf, origin, url };
+}
+
+/** A playback token for the demo streams. */
+export function token(claims = {}, options = {}) {
+  return sg.signPlaybackToken(
+    { jti: `t-${Math.random().toString(36).slice(2)}`, streams: ['hls/**', 'dash/**'], ...claims },
+    KEY,
+    { expiresIn: 600, ...options },
+  );
+}
+
+/** An admin call. */
+export function admin(gate, path, body, auth = ADMIN) {
+  return gate.mf.dispatchFetch(`${gate.url}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${auth}` }, body: JSON.stringify(body) });
+}
