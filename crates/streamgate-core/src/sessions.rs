@@ -51,6 +51,25 @@ impl SessionLimiter for KnownCount {
     }
 }
 
+/// The session id for a session started with an entry token: the same viewer (same token,
+/// client IP and User-Agent) coming back — a page reload, a player restart — gets the same
+/// id, so within the idle time it reuses its slot instead of counting twice.
+pub fn reconnect_id(
+    credential_fingerprint: &str,
+    client_ip: Option<std::net::IpAddr>,
+    user_agent: Option<&str>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(credential_fingerprint.as_bytes());
+    hash.update([0]);
+    hash.update(client_ip.map(|ip| ip.to_string()).unwrap_or_default().as_bytes());
+    hash.update([0]);
+    hash.update(user_agent.unwrap_or("").as_bytes());
+    let digest = hash.finalize();
+    crate::encoding::hex(digest.get(..16).unwrap_or(&digest))
+}
+
 /// What to do with a new session when the limit is reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -156,6 +175,17 @@ mod tests {
         // After idle expiry a slot frees up.
         assert_eq!(table.admit(&req("c", 2), 70), Admission::Admitted);
         assert_eq!(table.active("jti:t", 70), 1);
+    }
+
+    #[test]
+    fn reconnect_ids_are_stable_per_viewer() {
+        let ip = "198.51.100.7".parse().ok();
+        let a = reconnect_id("fp", ip, Some("hls.js"));
+        assert_eq!(a, reconnect_id("fp", ip, Some("hls.js")));
+        assert_ne!(a, reconnect_id("fp", "198.51.100.8".parse().ok(), Some("hls.js")));
+        assert_ne!(a, reconnect_id("fp", ip, Some("Safari")));
+        assert_ne!(a, reconnect_id("other", ip, Some("hls.js")));
+        assert_eq!(a.len(), 32);
     }
 
     #[test]

@@ -6,12 +6,13 @@ use streamgate_core::claims::Purpose;
 use streamgate_core::manifests::{dash, hls, manifest_kind, ManifestKind, Propagation};
 use streamgate_core::schemes::session::scope_of;
 use streamgate_core::schemes::SchemeKind;
+use streamgate_core::sessions::reconnect_id;
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext};
 use worker::{CfProperties, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
 use crate::session_hub::{self, Heartbeat, UsageRecord, Verdict};
 use crate::settings::{OnStoreError, Settings};
-use crate::{now_seconds, random_id, revocations, transport};
+use crate::{now_seconds, revocations, transport};
 
 /// The denial as the client sees it: status, `X-Streamgate-Reason` and a small JSON body.
 pub fn deny(denial: &Denial) -> Result<Response> {
@@ -88,15 +89,6 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         Decision::Deny { denial, .. } => return deny(&denial),
     };
 
-    let manifest_by_path = manifest_kind(None, &facts.path);
-    let sid = match manifest_by_path {
-        Some(_) => match admit(env, settings, &grant, &req, &ctx, now).await? {
-            Ok(sid) => Some(sid),
-            Err(response) => return Ok(response),
-        },
-        None => None,
-    };
-
     let origin_url = transport::origin_url(&settings.origin, &facts.path, &query);
     let mut init = RequestInit::new();
     init.with_method(req.method());
@@ -107,7 +99,7 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         }
     }
     init.with_headers(forwarded);
-    if manifest_by_path.is_none() {
+    if manifest_kind(None, &facts.path).is_none() {
         // Segments: one cache entry for every viewer, keyed without any credential.
         init.with_cf_properties(CfProperties {
             cache_everything: Some(true),
@@ -121,22 +113,20 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let (Some(kind), true) = (kind, upstream.status_code() == 200) else {
         return Ok(upstream);
     };
-    let sid = sid.unwrap_or_else(random_id);
+    // A playlist fetch starts a session or is its heartbeat.
+    let sid = match admit(env, settings, &grant, &req, &ctx, now).await? {
+        Ok(sid) => sid,
+        Err(response) => return Ok(response),
+    };
     let credential = settings
         .sessions
         .issue(&grant, &sid, scope_of(&facts.path), now)
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let propagation = Propagation {
-        host: url
-            .host_str()
-            .map(|h| match url.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_owned(),
-            })
-            .unwrap_or_default(),
-        param: "sgs".into(),
-        credential,
-    };
+    let host = url.host_str().map(|h| match url.port() {
+        Some(port) => format!("{h}:{port}"),
+        None => h.to_owned(),
+    });
+    let propagation = Propagation { host: host.unwrap_or_default(), param: "sgs".into(), credential };
     let text = upstream.text().await?;
     let body = match kind {
         ManifestKind::Hls => hls::rewrite(&text, &propagation),
@@ -159,7 +149,12 @@ async fn admit(
     ctx: &RequestContext,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
-    let sid = grant.session_id.clone().unwrap_or_else(random_id);
+    // A reload with the entry token (same viewer: token, IP, User-Agent) maps to the same
+    // session, so it does not count twice; a session credential names its session.
+    let sid = grant
+        .session_id
+        .clone()
+        .unwrap_or_else(|| reconnect_id(&grant.fingerprint(), ctx.peer_ip, ctx.user_agent.as_deref()));
     let already_admitted = grant.session_id.is_some();
     let cf = req.cf();
     let beat = Heartbeat {

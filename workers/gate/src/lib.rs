@@ -27,18 +27,6 @@ pub(crate) fn now_seconds() -> i64 {
     (worker::Date::now().as_millis() / 1000) as i64
 }
 
-/// A random 128-bit id, hex.
-pub(crate) fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        // Without randomness ids would collide; the clock at least separates them.
-        for (b, t) in bytes.iter_mut().zip(worker::Date::now().as_millis().to_le_bytes()) {
-            *b = t;
-        }
-    }
-    streamgate_core::encoding::hex(&bytes)
-}
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let settings = match settings::get(&env) {

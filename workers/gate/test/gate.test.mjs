@@ -41,6 +41,23 @@ function hlsUris(text, base) {
   return uris;
 }
 
+describe('sessions expire when idle', () => {
+  let idle;
+  before(async () => {
+    idle = await startGate({ bindings: { SESSION_IDLE: '2' } });
+  });
+  after(() => idle && idle.mf.dispose());
+
+  it('frees a slot after the idle time', async () => {
+    const t = token({ max_sessions: 1 });
+    const from = (ip) => idle.mf.dispatchFetch(`${idle.url}/hls/master.m3u8?token=${t}`, { headers: { 'CF-Connecting-IP': ip } });
+    assert.equal((await from('192.0.2.1')).status, 200);
+    assert.equal((await from('192.0.2.2')).status, 429);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal((await from('192.0.2.2')).status, 200, 'the first session went idle');
+  });
+});
+
 describe('gate', () => {
   it('reports health', async () => {
     const response = await get('/healthz');
@@ -110,6 +127,14 @@ describe('gate', () => {
     const geo = token({ access_rules: [{ type: 'ip.geoip.country', action: 'block', country: ['FR'] }] });
     await expectDenied(await get(`/hls/master.m3u8?token=${geo}`, { cf: { country: 'FR', asn: 3215 } }), 403, 'geo_denied');
     assert.equal((await get(`/hls/master.m3u8?token=${geo}`, { cf: { country: 'DE' } })).status, 200);
+    const [, payload] = token().split('.');
+    await expectDenied(await get(`/hls/master.m3u8?token=${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`), 403, 'alg_not_allowed');
+    const scoped = token({ referrers: ['player.example.com'], user_agents: ['*hls.js*'] });
+    await expectDenied(await get(`/hls/master.m3u8?token=${scoped}`, { headers: { Referer: 'https://pirate.example/', 'User-Agent': 'hls.js' } }), 403, 'referrer_denied');
+    await expectDenied(await get(`/hls/master.m3u8?token=${scoped}`, { headers: { Referer: 'https://player.example.com/', 'User-Agent': 'ffmpeg' } }), 403, 'user_agent_denied');
+    assert.equal((await get(`/hls/master.m3u8?token=${scoped}`, { headers: { Referer: 'https://player.example.com/', 'User-Agent': 'hls.js/1.7' } })).status, 200);
+    const publish = await mf.dispatchFetch(`${GATE}/hls/master.m3u8?token=${token()}`, { method: 'POST', body: 'x', headers: { 'CF-Connecting-IP': '198.51.100.7' } });
+    await expectDenied(publish, 403, 'purpose_mismatch');
     for (const junk of ['%', '%zz', '\u0000', 'v1.' + 'A'.repeat(100) + '.x']) {
       const response = await get(`/hls/master.m3u8?sgs=${encodeURIComponent(junk)}`);
       assert.ok([401, 403].includes(response.status), `${junk}: ${response.status}`);
@@ -118,7 +143,7 @@ describe('gate', () => {
 
   it('admits exactly max_sessions under parallel starts, and a reload is a heartbeat', async () => {
     const t = token({ max_sessions: 2 });
-    const starts = await Promise.all(Array.from({ length: 6 }, () => get(`/hls/master.m3u8?token=${t}`)));
+    const starts = await Promise.all(Array.from({ length: 6 }, (_, i) => get(`/hls/master.m3u8?token=${t}`, { ip: `203.0.113.${10 + i}` })));
     const statuses = starts.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, 200, 429, 429, 429, 429]);
     const denied = starts.find((r) => r.status === 429);
@@ -126,6 +151,14 @@ describe('gate', () => {
     const admitted = await starts.find((r) => r.status === 200).text();
     const variant = hlsUris(admitted, `${GATE}/hls/master.m3u8`)[0];
     assert.equal((await get(variant.pathname + variant.search)).status, 200, 'a reload of an admitted session passes');
+  });
+
+  it('lets the same viewer reconnect with the entry token without counting twice', async () => {
+    const t = token({ max_sessions: 1 });
+    const viewer = { ip: '198.51.100.50', headers: { 'User-Agent': 'hls.js test' } };
+    assert.equal((await get(`/hls/master.m3u8?token=${t}`, viewer)).status, 200);
+    assert.equal((await get(`/hls/master.m3u8?token=${t}`, viewer)).status, 200, 'page reload: same session');
+    await expectDenied(await get(`/hls/master.m3u8?token=${t}`, { ...viewer, ip: '198.51.100.51' }), 429, 'too_many_sessions');
   });
 
   it('revocation and IP blocking take effect; admin auth refuses wrong tokens', async () => {

@@ -15,7 +15,7 @@ export const ADMIN = 'e2e-admin-token-0123456789';
 const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4' };
 
 /** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
-export async function startGate({ listen = false } = {}) {
+export async function startGate({ listen = false, bindings = {} } = {}) {
   const origin = [];
   const mf = new Miniflare({
     modules: true,
@@ -31,6 +31,7 @@ export async function startGate({ listen = false } = {}) {
       ORIGIN_URL: 'http://origin.test',
       GATE_CONFIG: '{"policy": {"defaultMaxSessions": 5}}',
       SESSION_TTL: '120',
+      ...bindings,
     },
     ...(listen ? { host: '127.0.0.1', port: 0 } : {}),
     outboundService: async (request) => {
