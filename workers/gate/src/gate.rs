@@ -68,9 +68,13 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
 async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let url = req.url()?;
     let query = url.query().unwrap_or("").to_owned();
-    let ctx = request_context(&req, url.path(), settings);
+    let (in_path, path) = match transport::path_credential(url.path()) {
+        Some((credential, rest)) => (Some(credential), rest),
+        None => (None, url.path().to_owned()),
+    };
+    let ctx = request_context(&req, &path, settings);
     let now = now_seconds();
-    let credential = transport::credential(&req, &query);
+    let credential = transport::credential(&req, &query).or(in_path);
 
     let (grant, facts) = match settings.gate.verify(credential.as_ref(), &ctx) {
         Ok(verified) => verified,
@@ -136,6 +140,10 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     headers.set("Content-Type", content_type.as_deref().unwrap_or("application/vnd.apple.mpegurl"))?;
     // Rewritten per viewer: never shared from a cache.
     headers.set("Cache-Control", "private, no-store")?;
+    if settings.cookie_transport {
+        let cookie = transport::session_cookie(&propagation.credential, scope_of(&facts.path), settings.sessions.ttl);
+        headers.set("Set-Cookie", &cookie)?;
+    }
     Ok(Response::ok(body)?.with_headers(headers))
 }
 

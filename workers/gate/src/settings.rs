@@ -29,6 +29,8 @@ pub struct Settings {
     pub at_limit: AtLimit,
     pub on_store_error: OnStoreError,
     pub client_ip_header: String,
+    /// Also hand out the session credential as a path-scoped, time-bounded cookie.
+    pub cookie_transport: bool,
 }
 
 thread_local! {
@@ -86,5 +88,10 @@ fn parse(env: &Env) -> Result<Settings, String> {
         at_limit,
         on_store_error,
         client_ip_header: text(env, "CLIENT_IP_HEADER").unwrap_or_else(|| "CF-Connecting-IP".into()),
+        cookie_transport: match text(env, "COOKIE_TRANSPORT").as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => return Err(format!("COOKIE_TRANSPORT must be on or off, not {other:?}")),
+        },
     })
 }

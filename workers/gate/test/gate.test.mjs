@@ -41,10 +41,21 @@ function hlsUris(text, base) {
   return uris;
 }
 
-describe('sessions expire when idle', () => {
+describe('sessions expire when idle; the cookie transport', () => {
   let idle;
   before(async () => {
-    idle = await startGate({ bindings: { SESSION_IDLE: '2' } });
+    idle = await startGate({ bindings: { SESSION_IDLE: '2', COOKIE_TRANSPORT: 'on' } });
+  });
+
+  it('hands out a path-scoped, time-bounded session cookie that alone opens segments', async () => {
+    const response = await idle.mf.dispatchFetch(`${idle.url}/hls/ts/index.m3u8?token=${token()}`);
+    assert.equal(response.status, 200);
+    const cookie = response.headers.get('set-cookie');
+    assert.match(cookie, /^streamgate=v1\.[^;]+; Path=\/hls\/ts\/; Max-Age=120; HttpOnly; Secure; SameSite=None$/);
+    const value = cookie.split(';')[0];
+    assert.equal((await idle.mf.dispatchFetch(`${idle.url}/hls/ts/seg_001.ts`, { headers: { Cookie: value } })).status, 200);
+    const outside = await idle.mf.dispatchFetch(`${idle.url}/hls/fmp4/seg_001.m4s`, { headers: { Cookie: value } });
+    assert.equal(outside.status, 403, 'the cookie is scoped to its stream');
   });
   after(() => idle && idle.mf.dispose());
 
@@ -105,6 +116,14 @@ describe('gate', () => {
     origin.length = 0;
     await get(`/hls/ts/index.m3u8?_HLS_msn=3&_HLS_part=1&token=${token()}&x=%20y`);
     assert.deepEqual(origin, ['/hls/ts/index.m3u8?_HLS_msn=3&_HLS_part=1&x=%20y']);
+  });
+
+  it('accepts a credential embedded in the path, for players that drop query strings', async () => {
+    origin.length = 0;
+    const response = await get(`/~sg/${token()}/hls/master.m3u8`);
+    assert.equal(response.status, 200);
+    assert.deepEqual(origin, ['/hls/master.m3u8']);
+    await expectDenied(await get('/~sg/garbage/hls/master.m3u8'), 401, 'malformed');
   });
 
   it('accepts the credential from a cookie and from Authorization: Bearer', async () => {
