@@ -37,6 +37,9 @@ pub struct SessionClaims {
     /// IP binding carried over from the entry token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpRange>,
+    /// The entry token's session limit, for re-admission after an idle expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
     /// Expiry, unix seconds.
     pub exp: i64,
 }
@@ -71,6 +74,7 @@ impl SessionScheme {
             sub: grant.subject.clone(),
             scope: scope.to_owned(),
             ip: grant.ip_binding,
+            max: grant.max_sessions,
             exp: now.saturating_add(i64::from(self.ttl)),
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| Error::input("session", e.to_string()))?;
@@ -125,6 +129,7 @@ impl Scheme for SessionScheme {
         grant.validity = Validity { not_before: None, expires_at: Some(claims.exp), leeway: 0 };
         grant.scope = Scope::SignedPrefix(claims.scope);
         grant.ip_binding = claims.ip;
+        grant.max_sessions = claims.max;
         grant.purpose = Purpose::Play;
         Ok(grant)
     }
@@ -143,6 +148,7 @@ mod tests {
         grant.token_id = Some("jti-1".into());
         grant.subject = Some("viewer".into());
         grant.ip_binding = IpRange::parse("198.51.100.0/24").ok();
+        grant.max_sessions = Some(2);
         grant
     }
 
@@ -159,6 +165,8 @@ mod tests {
         assert_eq!(grant.scope, Scope::SignedPrefix("/live/a/".into()));
         assert!(grant.scope.covers("/live/a/seg_1.ts") && !grant.scope.covers("/live/b/seg_1.ts"));
         assert_eq!(grant.session_key(), "sub:viewer");
+        assert_eq!(grant.max_sessions, Some(2), "the limit survives into reloads");
+        assert_eq!(grant.ip_binding, IpRange::parse("198.51.100.0/24").ok());
     }
 
     #[test]
