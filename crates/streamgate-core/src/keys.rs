@@ -537,12 +537,6 @@ impl KeySet {
     pub fn push(&mut self, key: Key) {
         self.keys.push(key);
     }
-
-    /// The public JWKS for distribution (HMAC keys are left out).
-    pub fn to_public_jwks(&self) -> Value {
-        let keys: Vec<Value> = self.keys.iter().filter_map(Key::public_key).map(|k| k.to_jwk(false)).collect();
-        json!({ "keys": keys })
-    }
 }
 
 #[cfg(test)]
