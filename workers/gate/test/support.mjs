@@ -15,7 +15,7 @@ export const ADMIN = 'e2e-admin-token-0123456789';
 const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4' };
 
 /** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
-export async function startGate({ listen = false, bindings = {} } = {}) {
+export async function startGate({ listen = false, bindings = {}, sessionStore = true } = {}) {
   const origin = [];
   const mf = new Miniflare({
     modules: true,
@@ -23,7 +23,8 @@ export async function startGate({ listen = false, bindings = {} } = {}) {
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: '2026-07-01',
     kvNamespaces: ['REVOCATIONS'],
-    durableObjects: { SESSIONS: 'SessionHub' },
+    // Without the binding every session-store call fails: the store-failure path.
+    durableObjects: sessionStore ? { SESSIONS: 'SessionHub' } : {},
     bindings: {
       KEYS: JSON.stringify([KEY]),
       SESSION_SECRET: 'e2e session secret, thirty-two bytes or more',
