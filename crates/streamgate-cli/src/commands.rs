@@ -192,11 +192,8 @@ fn sign_jwt(a: SignJwtArgs) -> Result<Outcome> {
 
 fn sign_wmsauth(a: SignWmsArgs) -> Result<Outcome> {
     let key = keysource::read_text(&a.key)?;
-    let date_style = match a.date_style.as_str() {
-        "php" => DateStyle::Php,
-        "padded" => DateStyle::ZeroPadded,
-        other => return Err(format!("--date-style must be php or padded, not {other:?}")),
-    };
+    let date_style = DateStyle::parse(&a.date_style)
+        .ok_or_else(|| format!("--date-style must be php or padded, not {:?}", a.date_style))?;
     let request = WmsAuthRequest {
         ip: &a.ip,
         server_time: a.now.unwrap_or_else(clock),
@@ -214,11 +211,10 @@ fn edge_algorithm(name: &str) -> Result<EdgeAlgorithm> {
 
 fn sign_edgeauth(a: SignEdgeArgs) -> Result<Outcome> {
     let key = keysource::read_text(&a.key)?;
-    let escape = match (a.escape_early, a.escape_style.as_str()) {
-        (false, _) => EscapeStyle::None,
-        (true, "python") => EscapeStyle::Python,
-        (true, "node") => EscapeStyle::Node,
-        (true, other) => return Err(format!("--escape-style must be python or node, not {other:?}")),
+    let escape = match a.escape_early {
+        false => EscapeStyle::None,
+        true => EscapeStyle::of_generator(&a.escape_style)
+            .ok_or_else(|| format!("--escape-style must be python or node, not {:?}", a.escape_style))?,
     };
     let url_path = match (&a.url_path, a.acls.is_empty(), &a.url) {
         (Some(p), _, _) => Some(p.clone()),

@@ -90,9 +90,9 @@ pub(crate) fn sign(options: &str, url: Option<&str>, now: i64) -> Result<String,
         }
         SignOptions::WmsAuth { key, ip, valid_minutes, stream, date_style } => {
             let date_style = match date_style.as_deref() {
-                None | Some("php") => DateStyle::Php,
-                Some("padded") => DateStyle::ZeroPadded,
-                Some(other) => return Err(invalid("dateStyle", format!("{other:?} is not php or padded"))),
+                None => DateStyle::Php,
+                Some(name) => DateStyle::parse(name)
+                    .ok_or_else(|| invalid("dateStyle", format!("{name:?} is not php or padded")))?,
             };
             let request =
                 WmsAuthRequest { ip: &ip, server_time: now, valid_minutes, stream: stream.as_deref(), date_style };
@@ -123,9 +123,9 @@ pub(crate) fn sign(options: &str, url: Option<&str>, now: i64) -> Result<String,
             };
             let escape = match (escape_early, escape_style.as_deref()) {
                 (false, _) => EscapeStyle::None,
-                (true, None | Some("node")) => EscapeStyle::Node,
-                (true, Some("python")) => EscapeStyle::Python,
-                (true, Some(other)) => return Err(invalid("escapeStyle", format!("{other:?} is not node or python"))),
+                (true, None) => EscapeStyle::Node,
+                (true, Some(name)) => EscapeStyle::of_generator(name)
+                    .ok_or_else(|| invalid("escapeStyle", format!("{name:?} is not node or python")))?,
             };
             let expires = match (end_time, window_seconds) {
                 (Some(end), _) => end,

@@ -82,6 +82,15 @@ impl EscapeStyle {
         }
     }
 
+    /// The `escape_early` style of Akamai's generator named `python` or `node`.
+    pub fn of_generator(name: &str) -> Option<EscapeStyle> {
+        match name {
+            "python" => Some(EscapeStyle::Python),
+            "node" => Some(EscapeStyle::Node),
+            _ => None,
+        }
+    }
+
     /// Escapes `text` the way the generator of this style does.
     pub fn escape(self, text: &str) -> String {
         let keep = |b: u8| match self {

@@ -34,6 +34,17 @@ pub struct WmsAuthScheme {
     pub ip_bound: bool,
 }
 
+impl DateStyle {
+    /// Parses `php` or `padded`.
+    pub fn parse(name: &str) -> Option<DateStyle> {
+        match name {
+            "php" => Some(DateStyle::Php),
+            "padded" => Some(DateStyle::ZeroPadded),
+            _ => None,
+        }
+    }
+}
+
 impl WmsAuthScheme {
     /// A verifier with Nimble's defaults: 90 s tolerance, IP-bound.
     pub fn new(key: impl Into<String>) -> WmsAuthScheme {
