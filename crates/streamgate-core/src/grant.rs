@@ -58,6 +58,13 @@ pub fn present_fields(value: Value) -> Value {
     }
 }
 
+/// SHA-256 of a credential's text, hex: the id a token is revoked under when it is
+/// revoked by the token itself rather than by its `jti`.
+pub fn fingerprint(credential: &str) -> String {
+    use sha2::{Digest, Sha256};
+    crate::encoding::hex(&Sha256::digest(credential.as_bytes()))
+}
+
 /// When a credential is valid, and how much clock skew to forgive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Validity {
@@ -128,8 +135,7 @@ impl Grant {
 
     /// SHA-256 of the credential text, hex: what revoking "by the token itself" stores.
     pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        crate::encoding::hex(&Sha256::digest(self.credential.as_bytes()))
+        fingerprint(&self.credential)
     }
 
     /// The claims as a JSON value (parsed from [`Grant::claims_json`]).

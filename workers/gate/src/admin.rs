@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use streamgate_core::encoding::ct_eq;
+use streamgate_core::grant::fingerprint;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::unverified;
 use worker::{Env, Method, Request, Response, Result};
@@ -49,15 +50,10 @@ fn target(body: &Revoke) -> std::result::Result<(String, Vec<String>, Option<Str
             let jti = field("jti");
             let mut keys: Vec<String> = jti.iter().map(|j| format!("jti:{j}")).collect();
             keys.extend(field("sub").map(|s| format!("sub:{s}")));
-            Ok((fingerprint(token), keys, jti))
+            Ok((fingerprint(token.trim()), keys, jti))
         }
         _ => Err("give exactly one of \"jti\" and \"token\"".into()),
     }
-}
-
-/// What the gate looks up for a token revoked "by the token itself".
-fn fingerprint(token: &str) -> String {
-    streamgate_core::Grant::new(streamgate_core::schemes::SchemeKind::Jwt, token.trim(), String::new()).fingerprint()
 }
 
 /// Handles an `/admin/...` request.

@@ -80,10 +80,9 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         Ok(verified) => verified,
         Err(denial) => return deny(&denial),
     };
-    let mut ids: Vec<String> = grant.token_id.iter().cloned().collect();
-    if grant.scheme != SchemeKind::Session {
-        ids.push(grant.fingerprint());
-    }
+    // Entry tokens can be revoked by their text too; hashed once, reused for the session id.
+    let fingerprint = (grant.scheme != SchemeKind::Session).then(|| grant.fingerprint());
+    let ids: Vec<String> = grant.token_id.iter().chain(fingerprint.iter()).cloned().collect();
     let revoked = revocations::lookup(env, &ids, now).await?;
     let blocks = revocations::blocks(env, now).await?;
     let blocklist = revocations::blocklist(&blocks);
@@ -118,7 +117,7 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         return Ok(upstream);
     };
     // A playlist fetch starts a session or is its heartbeat.
-    let sid = match admit(env, settings, &grant, &req, &ctx, now).await? {
+    let sid = match admit(env, settings, &grant, fingerprint.as_deref(), &req, &ctx, now).await? {
         Ok(sid) => sid,
         Err(response) => return Ok(response),
     };
@@ -153,16 +152,19 @@ async fn admit(
     env: &Env,
     settings: &Settings,
     grant: &Grant,
+    fingerprint: Option<&str>,
     req: &Request,
     ctx: &RequestContext,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
     // A reload with the entry token (same viewer: token, IP, User-Agent) maps to the same
     // session, so it does not count twice; a session credential names its session.
-    let sid = grant
-        .session_id
-        .clone()
-        .unwrap_or_else(|| reconnect_id(&grant.fingerprint(), ctx.peer_ip, ctx.user_agent.as_deref()));
+    let reconnect = |fp: &str| reconnect_id(fp, ctx.peer_ip, ctx.user_agent.as_deref());
+    let sid = match (&grant.session_id, fingerprint) {
+        (Some(sid), _) => sid.clone(),
+        (None, Some(fp)) => reconnect(fp),
+        (None, None) => reconnect(&grant.fingerprint()),
+    };
     let already_admitted = grant.session_id.is_some();
     let cf = req.cf();
     let beat = Heartbeat {
