@@ -114,6 +114,13 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let content_type = upstream.headers().get("Content-Type")?;
     let kind = manifest_kind(content_type.as_deref(), &facts.path);
     let (Some(kind), true) = (kind, upstream.status_code() == 200) else {
+        // Media served under a session credential counts toward the session's usage record.
+        if let (Some(sid), 200 | 206, Method::Get) = (&grant.session_id, upstream.status_code(), req.method()) {
+            let length = upstream.headers().get("Content-Length")?.and_then(|l| l.parse().ok());
+            if let Some(bytes) = length {
+                session_hub::count_served(sid, bytes);
+            }
+        }
         return Ok(upstream);
     };
     // A playlist fetch starts a session or is its heartbeat.
@@ -183,9 +190,14 @@ async fn admit(
             as_organization: cf.and_then(|c| c.as_organization()),
             referer: ctx.referer.clone(),
             user_agent: ctx.user_agent.clone(),
+            bytes: session_hub::take_served(&sid),
         },
     };
     let verdict = session_hub::heartbeat(env, &grant.session_key(), &beat).await;
+    if let (Err(_), Some(bytes)) = (&verdict, beat.record.bytes) {
+        // Not recorded: keep the count for the next heartbeat.
+        session_hub::count_served(&sid, bytes);
+    }
     match verdict {
         Ok(Verdict::Admitted { .. }) => Ok(Ok(sid)),
         // A reload of an admitted session is a heartbeat, not a new start.

@@ -14,6 +14,8 @@ use worker::{Env, Result};
 pub const BINDING: &str = "REVOCATIONS";
 /// How long this isolate trusts what it read, seconds.
 pub const CACHE_SECONDS: i64 = 10;
+/// Token ids cached per isolate; past this, stale entries go, then all (isolate memory is small).
+const MAX_CACHED_IDS: usize = 8192;
 const BLOCKLIST_KEY: &str = "blocklist";
 
 /// One block-list entry.
@@ -46,6 +48,20 @@ fn key(id: &str) -> String {
     format!("revoked:{id}")
 }
 
+/// Caches what KV said of `id`, keeping the cache bounded.
+fn remember(id: &str, revoked: bool, now: i64) {
+    REVOKED.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= MAX_CACHED_IDS {
+            cache.retain(|_, (_, at)| now - *at < CACHE_SECONDS);
+            if cache.len() >= MAX_CACHED_IDS {
+                cache.clear();
+            }
+        }
+        cache.insert(id.to_owned(), (revoked, now));
+    });
+}
+
 /// Looks up `ids` (cached for [`CACHE_SECONDS`]); returns those revoked.
 pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Snapshot> {
     let mut revoked = Vec::new();
@@ -55,7 +71,7 @@ pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Snapshot> {
             Some(r) => r,
             None => {
                 let r = env.kv(BINDING)?.get(&key(id)).text().await.map_err(worker::Error::from)?.is_some();
-                REVOKED.with(|c| c.borrow_mut().insert(id.clone(), (r, now)));
+                remember(id, r, now);
                 r
             }
         };
@@ -74,14 +90,14 @@ pub async fn revoke(env: &Env, id: &str, ttl: Option<u64>, now: i64) -> Result<(
         put = put.expiration_ttl(ttl.max(60));
     }
     put.execute().await.map_err(worker::Error::from)?;
-    REVOKED.with(|c| c.borrow_mut().insert(id.to_owned(), (true, now)));
+    remember(id, true, now);
     Ok(())
 }
 
 /// Lifts a revocation.
 pub async fn unrevoke(env: &Env, id: &str, now: i64) -> Result<()> {
     env.kv(BINDING)?.delete(&key(id)).await.map_err(worker::Error::from)?;
-    REVOKED.with(|c| c.borrow_mut().insert(id.to_owned(), (false, now)));
+    remember(id, false, now);
     Ok(())
 }
 

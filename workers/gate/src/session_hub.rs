@@ -1,6 +1,13 @@
 //! `SessionHub`: one Durable Object per session key (a token's `jti`, or a user's `sub`).
 //! It admits sessions against the limit, treats playlist reloads as heartbeats, records
 //! what misuse detection needs (bounded), and learns of revocations at once.
+//!
+//! Segment requests never call the hub (that is the hot path): the bytes they serve are
+//! counted in the isolate and reported with the session's next heartbeat from it, so a
+//! usage record's `bytes` is what that isolate served since its previous heartbeat.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use streamgate_core::sessions::{Admission, AtLimit, SessionList};
@@ -10,6 +17,31 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, Resu
 pub const BINDING: &str = "SESSIONS";
 /// Usage records kept per key (oldest dropped first).
 pub const MAX_RECORDS: usize = 256;
+
+/// Sessions whose served bytes one isolate tracks between heartbeats; beyond this, new
+/// sessions go uncounted (their records say `bytes: null`) until a heartbeat frees a slot.
+const MAX_COUNTED_SESSIONS: usize = 4096;
+
+thread_local! {
+    static SERVED: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+}
+
+/// Counts `bytes` of media served to session `sid` by this isolate.
+pub fn count_served(sid: &str, bytes: u64) {
+    SERVED.with(|served| {
+        let mut served = served.borrow_mut();
+        if let Some(total) = served.get_mut(sid) {
+            *total = total.saturating_add(bytes);
+        } else if served.len() < MAX_COUNTED_SESSIONS {
+            served.insert(sid.to_owned(), bytes);
+        }
+    });
+}
+
+/// Takes the bytes counted for `sid` since its last heartbeat from this isolate.
+pub fn take_served(sid: &str) -> Option<u64> {
+    SERVED.with(|served| served.borrow_mut().remove(sid))
+}
 
 /// What a heartbeat records for detection.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -28,6 +60,9 @@ pub struct UsageRecord {
     pub referer: Option<String>,
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// Media bytes this isolate served to the session since its previous heartbeat, where known.
+    #[serde(default)]
+    pub bytes: Option<u64>,
 }
 
 /// A session start or playlist reload.

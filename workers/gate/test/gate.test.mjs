@@ -180,6 +180,39 @@ describe('gate', () => {
     await expectDenied(await get(`/hls/master.m3u8?token=${t}`, { ...viewer, ip: '198.51.100.51' }), 429, 'too_many_sessions');
   });
 
+  it('records usage per heartbeat: who, from where, and the media bytes served in between', async () => {
+    const jti = `usage-${Date.now()}`;
+    const viewer = { ip: '198.51.100.60', cf: { country: 'NL', asn: 64500, asOrganization: 'Example Hosting' }, headers: { Referer: 'https://player.example/', 'User-Agent': 'usage test' } };
+    const master = await get(`/hls/master.m3u8?token=${token({ jti })}`, viewer);
+    const variant = hlsUris(await master.text(), `${GATE}/hls/master.m3u8`)[0];
+    const playlist = await get(variant.pathname + variant.search, viewer);
+    const segments = hlsUris(await playlist.text(), variant.href).slice(0, 3);
+    let served = 0;
+    for (const segment of segments) {
+      const response = await get(segment.pathname + segment.search, viewer);
+      assert.equal(response.status, 200);
+      served += (await response.arrayBuffer()).byteLength;
+    }
+    const ranged = await get(segments[0].pathname + segments[0].search, { ...viewer, headers: { ...viewer.headers, Range: 'bytes=0-999' } });
+    assert.equal(ranged.status, 206);
+    served += (await ranged.arrayBuffer()).byteLength;
+    assert.equal((await get(variant.pathname + variant.search, viewer)).status, 200, 'the reload is the next heartbeat');
+
+    const listed = await (await mf.dispatchFetch(`${GATE}/admin/sessions?jti=${jti}`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
+    assert.equal(listed.usage.length, 3, JSON.stringify(listed.usage));
+    const [start, , reload] = listed.usage;
+    assert.equal(start.ip, '198.51.100.60');
+    assert.equal(start.country, 'NL');
+    assert.equal(start.asn, 64500);
+    assert.equal(start.as_organization, 'Example Hosting');
+    assert.equal(start.referer, 'https://player.example/');
+    assert.equal(start.user_agent, 'usage test');
+    assert.equal(start.bytes, null, 'nothing served before the first playlist');
+    assert.ok(served > 1000);
+    assert.equal(reload.bytes, served, 'segment bytes (full and ranged) reported with the next heartbeat');
+    assert.ok(listed.usage.every((u) => u.sid === reload.sid), 'one session');
+  });
+
   it('revocation and IP blocking take effect; admin auth refuses wrong tokens', async () => {
     const jti = `rev-${Date.now()}`;
     const t = token({ jti });

@@ -40,7 +40,17 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
       origin.push(url.pathname + url.search);
       try {
         const body = await readFile(join(root, 'demo', 'origin', decodeURIComponent(url.pathname)));
-        return new Response(body, { headers: { 'content-type': types[extname(url.pathname)] ?? 'application/octet-stream' } });
+        const headers = { 'content-type': types[extname(url.pathname)] ?? 'application/octet-stream' };
+        const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.get('range') ?? '');
+        if (range) {
+          const [start, end] = [Number(range[1]), Math.min(Number(range[2]), body.length - 1)];
+          headers['content-range'] = `bytes ${start}-${end}/${body.length}`;
+          headers['content-length'] = String(end + 1 - start);
+          return new Response(body.subarray(start, end + 1), { status: 206, headers });
+        }
+        // Like a static origin (nginx, object storage): the length is known up front.
+        headers['content-length'] = String(body.length);
+        return new Response(body, { headers });
       } catch {
         return new Response('not found', { status: 404 });
       }
