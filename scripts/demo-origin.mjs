@@ -10,7 +10,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const port = Number(process.argv[2] || 8788);
 const types = {
   '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment',
-  '.mp4': 'video/mp4', '.js': 'text/javascript', '.html': 'text/html; charset=utf-8',
+  '.mp4': 'video/mp4', '.jpg': 'image/jpeg', '.js': 'text/javascript', '.html': 'text/html; charset=utf-8',
 };
 
 const PLAYER = `<!doctype html><meta charset="utf-8"><title>streamgate demo player</title>
@@ -27,6 +27,8 @@ const PLAYER = `<!doctype html><meta charset="utf-8"><title>streamgate demo play
   const hls = new Hls();
   hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) status.textContent = 'playback failed: ' + d.details + (d.response ? ' (HTTP ' + d.response.code + ')' : ''); });
   hls.on(Hls.Events.FRAG_BUFFERED, () => { status.textContent = 'playing through the gate'; });
+  // The poster is on a public path of the gate (PUBLIC_PATHS): no credential needed.
+  if (src) document.getElementById('v').poster = new URL('/posters/demo.jpg', src).href;
   if (src) { hls.loadSource(src); hls.attachMedia(document.getElementById('v')); }
 </script>`;
 

@@ -73,6 +73,13 @@ impl MemoryBlocklist {
     }
 }
 
+impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {
+    /// Builds a list in one pass, keeping entries as given (no de-duplication).
+    fn from_iter<I: IntoIterator<Item = (IpRange, Option<i64>)>>(entries: I) -> Self {
+        Self { entries: entries.into_iter().collect() }
+    }
+}
+
 impl IpBlocklist for MemoryBlocklist {
     fn is_blocked(&self, ip: IpAddr, now: i64) -> bool {
         self.entries.iter().any(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
@@ -105,5 +112,16 @@ mod tests {
         assert!(!list.is_blocked("192.0.3.9".parse().unwrap(), 0));
         assert!(list.unblock(&range));
         assert!(!list.is_blocked("192.0.2.9".parse().unwrap(), 0));
+    }
+
+    #[test]
+    fn blocklist_built_in_one_pass_honours_ends() {
+        let v4 = IpRange::parse("198.51.100.0/24").unwrap();
+        let v6 = IpRange::parse("2001:db8::/32").unwrap();
+        let list: MemoryBlocklist = [(v4, Some(50)), (v6, None)].into_iter().collect();
+        assert!(list.is_blocked("198.51.100.1".parse().unwrap(), 49));
+        assert!(!list.is_blocked("198.51.100.1".parse().unwrap(), 50));
+        assert!(list.is_blocked("2001:db8::1".parse().unwrap(), i64::MAX));
+        assert!(!list.is_blocked("2001:db9::1".parse().unwrap(), 0));
     }
 }

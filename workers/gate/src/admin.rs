@@ -99,13 +99,13 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(r) => r,
                 Err(e) => return error(400, "invalid_input", e),
             };
-            let mut list = revocations::blocks(env, now).await?;
+            let mut list = revocations::blocks(env, now).await?.list.clone();
             list.retain(|b| b.range != range && b.until.is_none_or(|u| u > now));
             if path == "/admin/block" {
                 list.push(Block { range, until: body.ttl.map(|t| now.saturating_add(t)) });
             }
-            revocations::save_blocks(env, &list, now).await?;
-            Response::from_json(&serde_json::json!({ "ok": true, "blocked": list }))
+            let saved = revocations::save_blocks(env, list, now).await?;
+            Response::from_json(&serde_json::json!({ "ok": true, "blocked": saved.list }))
         }
         (Method::Get, "/admin/sessions") => {
             let url = req.url()?;

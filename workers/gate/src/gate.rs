@@ -4,10 +4,12 @@
 
 use streamgate_core::claims::Purpose;
 use streamgate_core::manifests::{dash, hls, manifest_kind, ManifestKind, Propagation};
+use streamgate_core::policy::path::stream_in_scope;
+use streamgate_core::revocation::IpBlocklist;
 use streamgate_core::schemes::session::scope_of;
 use streamgate_core::schemes::SchemeKind;
 use streamgate_core::sessions::reconnect_id;
-use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext};
+use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
 use worker::{CfProperties, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
 use crate::session_hub::{self, Heartbeat, UsageRecord, Verdict};
@@ -74,6 +76,13 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     };
     let ctx = request_context(&req, &path, settings);
     let now = now_seconds();
+    if let Some(facts) = public(settings, &ctx) {
+        let blocks = revocations::blocks(env, now).await?;
+        if let Some(ip) = facts.client_ip.filter(|ip| blocks.lookup.is_blocked(*ip, now)) {
+            return deny(&Denial::IpBlocked { ip });
+        }
+        return fetch_origin(&req, settings, &facts.path, &query).await;
+    }
     let credential = transport::credential(&req, &query).or(in_path);
 
     let (grant, facts) = match settings.gate.verify(credential.as_ref(), &ctx) {
@@ -85,32 +94,13 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let ids: Vec<String> = grant.token_id.iter().chain(fingerprint.iter()).cloned().collect();
     let revoked = revocations::lookup(env, &ids, now).await?;
     let blocks = revocations::blocks(env, now).await?;
-    let blocklist = revocations::blocklist(&blocks);
-    let mut hooks = Hooks { revocations: &revoked, blocklist: &blocklist, sessions: None };
+    let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
     let (grant, facts) = match settings.gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
         Decision::Allow { grant, facts } => (grant, facts),
         Decision::Deny { denial, .. } => return deny(&denial),
     };
 
-    let origin_url = transport::origin_url(&settings.origin, &facts.path, &query);
-    let mut init = RequestInit::new();
-    init.with_method(req.method());
-    let forwarded = Headers::new();
-    for name in ["Range", "Accept", "If-None-Match", "If-Modified-Since"] {
-        if let Some(value) = req.headers().get(name)? {
-            forwarded.set(name, &value)?;
-        }
-    }
-    init.with_headers(forwarded);
-    if manifest_kind(None, &facts.path).is_none() {
-        // Segments: one cache entry for every viewer, keyed without any credential.
-        init.with_cf_properties(CfProperties {
-            cache_everything: Some(true),
-            cache_key: Some(origin_url.clone()),
-            ..CfProperties::default()
-        });
-    }
-    let mut upstream = Fetch::Request(Request::new_with_init(&origin_url, &init)?).send().await?;
+    let mut upstream = fetch_origin(&req, settings, &facts.path, &query).await?;
     let content_type = upstream.headers().get("Content-Type")?;
     let kind = manifest_kind(content_type.as_deref(), &facts.path);
     let (Some(kind), true) = (kind, upstream.status_code() == 200) else {
@@ -151,6 +141,36 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         headers.set("Set-Cookie", &cookie)?;
     }
     Ok(Response::ok(body)?.with_headers(headers))
+}
+
+/// The request's facts when its normalized path is one of `PUBLIC_PATHS`.
+fn public(settings: &Settings, ctx: &RequestContext) -> Option<RequestFacts> {
+    if settings.public_paths.is_empty() {
+        return None;
+    }
+    let facts = settings.gate.policy.resolve(ctx).ok()?;
+    settings.public_paths.iter().any(|glob| stream_in_scope(glob, &facts.path)).then_some(facts)
+}
+
+/// Fetches `normalized_path` from the origin with the request's method and the headers a
+/// player needs (never its cookies or credentials). Segments are cached whatever their
+/// extension; the origin URL carries no credential, so it is a cache key every viewer
+/// shares (a custom `cacheKey` is Enterprise-only).
+async fn fetch_origin(req: &Request, settings: &Settings, normalized_path: &str, query: &str) -> Result<Response> {
+    let origin_url = transport::origin_url(&settings.origin, normalized_path, query);
+    let mut init = RequestInit::new();
+    init.with_method(req.method());
+    let forwarded = Headers::new();
+    for name in ["Range", "Accept", "If-None-Match", "If-Modified-Since"] {
+        if let Some(value) = req.headers().get(name)? {
+            forwarded.set(name, &value)?;
+        }
+    }
+    init.with_headers(forwarded);
+    if manifest_kind(None, normalized_path).is_none() {
+        init.with_cf_properties(CfProperties { cache_everything: Some(true), ..CfProperties::default() });
+    }
+    Fetch::Request(Request::new_with_init(&origin_url, &init)?).send().await
 }
 
 /// Registers a playlist fetch with the session's Durable Object: a new session (entry

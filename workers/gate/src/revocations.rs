@@ -4,10 +4,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::revocation::{IpBlocklist, MemoryBlocklist, RevocationList};
+use streamgate_core::revocation::{MemoryBlocklist, RevocationList};
 use worker::{Env, Result};
 
 /// The KV namespace binding.
@@ -26,9 +27,22 @@ pub struct Block {
     pub until: Option<i64>,
 }
 
+/// The block list as read from KV, with the lookup the policy engine asks, built once per read.
+pub struct Blocks {
+    pub list: Vec<Block>,
+    pub lookup: MemoryBlocklist,
+}
+
+impl Blocks {
+    fn new(list: Vec<Block>) -> Rc<Self> {
+        let lookup = list.iter().map(|b| (b.range, b.until)).collect();
+        Rc::new(Self { list, lookup })
+    }
+}
+
 thread_local! {
     static REVOKED: RefCell<HashMap<String, (bool, i64)>> = RefCell::new(HashMap::new());
-    static BLOCKS: RefCell<Option<(Vec<Block>, i64)>> = const { RefCell::new(None) };
+    static BLOCKS: RefCell<Option<(Rc<Blocks>, i64)>> = const { RefCell::new(None) };
 }
 
 /// The revocation state of the ids a request names, as read for it.
@@ -102,35 +116,28 @@ pub async fn unrevoke(env: &Env, id: &str, now: i64) -> Result<()> {
 }
 
 /// The block list (cached for [`CACHE_SECONDS`]).
-pub async fn blocks(env: &Env, now: i64) -> Result<Vec<Block>> {
-    if let Some(list) =
-        BLOCKS.with(|b| b.borrow().as_ref().filter(|(_, at)| now - at < CACHE_SECONDS).map(|(l, _)| l.clone()))
+pub async fn blocks(env: &Env, now: i64) -> Result<Rc<Blocks>> {
+    if let Some(blocks) = BLOCKS
+        .with(|b| b.borrow().as_ref().filter(|(_, at)| now - at < CACHE_SECONDS).map(|(blocks, _)| blocks.clone()))
     {
-        return Ok(list);
+        return Ok(blocks);
     }
     let list: Vec<Block> =
         env.kv(BINDING)?.get(BLOCKLIST_KEY).json().await.map_err(worker::Error::from)?.unwrap_or_default();
-    BLOCKS.with(|b| *b.borrow_mut() = Some((list.clone(), now)));
-    Ok(list)
+    let blocks = Blocks::new(list);
+    BLOCKS.with(|b| *b.borrow_mut() = Some((blocks.clone(), now)));
+    Ok(blocks)
 }
 
 /// Replaces the block list (an admin action; KV allows about one write per second per key).
-pub async fn save_blocks(env: &Env, list: &[Block], now: i64) -> Result<()> {
+pub async fn save_blocks(env: &Env, list: Vec<Block>, now: i64) -> Result<Rc<Blocks>> {
     env.kv(BINDING)?
-        .put(BLOCKLIST_KEY, list)
+        .put(BLOCKLIST_KEY, &list)
         .map_err(worker::Error::from)?
         .execute()
         .await
         .map_err(worker::Error::from)?;
-    BLOCKS.with(|b| *b.borrow_mut() = Some((list.to_vec(), now)));
-    Ok(())
-}
-
-/// The block list as the policy engine asks it.
-pub fn blocklist(list: &[Block]) -> impl IpBlocklist {
-    let mut memory = MemoryBlocklist::default();
-    for block in list {
-        memory.block(block.range, block.until);
-    }
-    memory
+    let blocks = Blocks::new(list);
+    BLOCKS.with(|b| *b.borrow_mut() = Some((blocks.clone(), now)));
+    Ok(blocks)
 }

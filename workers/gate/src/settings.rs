@@ -31,6 +31,9 @@ pub struct Settings {
     pub client_ip_header: String,
     /// Also hand out the session credential as a path-scoped, time-bounded cookie.
     pub cookie_transport: bool,
+    /// Streams (globs, as in the `streams` claim) served without a credential: posters,
+    /// thumbnails, subtitles. The IP block list still applies to them.
+    pub public_paths: Vec<String>,
 }
 
 thread_local! {
@@ -93,5 +96,32 @@ fn parse(env: &Env) -> Result<Settings, String> {
             Some("on") => true,
             Some(other) => return Err(format!("COOKIE_TRANSPORT must be on or off, not {other:?}")),
         },
+        public_paths: public_paths(text(env, "PUBLIC_PATHS").as_deref().unwrap_or(""))?,
     })
+}
+
+/// Parses `PUBLIC_PATHS` (comma-separated globs). A glob whose first segment is a wildcard
+/// would open every stream, so it is refused.
+fn public_paths(list: &str) -> Result<Vec<String>, String> {
+    let globs = list.split(',').map(|g| g.trim().trim_matches('/')).filter(|g| !g.is_empty());
+    globs
+        .map(|glob| match glob.split('/').next() {
+            Some(first) if !first.contains('*') => Ok(glob.to_owned()),
+            _ => Err(format!("PUBLIC_PATHS: {glob:?} starts with a wildcard and would open every stream")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_paths;
+
+    #[test]
+    fn public_paths_are_trimmed_globs_that_never_open_everything() {
+        assert_eq!(public_paths(" posters/ , /thumbs/*.jpg,,").unwrap(), ["posters", "thumbs/*.jpg"]);
+        assert!(public_paths("").unwrap().is_empty());
+        for wide in ["**", "*", "*/posters", "posters,**/x", "p*/x"] {
+            assert!(public_paths(wide).unwrap_err().contains("would open every stream"), "{wide}");
+        }
+    }
 }

@@ -69,6 +69,51 @@ describe('sessions expire when idle; the cookie transport', () => {
   });
 });
 
+describe('public paths', () => {
+  let open;
+  before(async () => {
+    open = await startGate({ bindings: { PUBLIC_PATHS: 'posters, hls/fmp4/init.mp4' } });
+  });
+  after(() => open && open.mf.dispose());
+  const fetchAs = (path, ip = '198.51.100.70') => open.mf.dispatchFetch(`${open.url}${path}`, { headers: { 'CF-Connecting-IP': ip } });
+
+  it('serves PUBLIC_PATHS without a credential, and nothing else', async () => {
+    const poster = await fetchAs('/posters/demo.jpg');
+    assert.equal(poster.status, 200);
+    assert.equal(poster.headers.get('content-type'), 'image/jpeg');
+    assert.ok((await poster.arrayBuffer()).byteLength > 1000);
+    assert.equal((await fetchAs('/hls/fmp4/init.mp4')).status, 200);
+    await expectDenied(await fetchAs('/hls/fmp4/seg_000.m4s'), 401, 'missing_token');
+    await expectDenied(await fetchAs('/hls/master.m3u8'), 401, 'missing_token');
+    // Matching is on the normalized path: a dot segment cannot climb out of a public path.
+    await expectDenied(await fetchAs('/posters/../hls/ts/seg_000.ts'), 401, 'missing_token');
+    await expectDenied(await fetchAs('/posters/%2e%2e/hls/ts/seg_000.ts'), 401, 'missing_token');
+    await expectDenied(await fetchAs('/posters%2f..%2fhls/ts/seg_000.ts'), 403, 'scope_mismatch');
+    await expectDenied(await fetchAs('/posterstash/x.jpg'), 401, 'missing_token');
+  });
+
+  it('strips credentials and applies the block list on public paths', async () => {
+    open.origin.length = 0;
+    assert.equal((await fetchAs(`/posters/demo.jpg?token=${token()}&w=320`)).status, 200);
+    assert.deepEqual(open.origin, ['/posters/demo.jpg?w=320']);
+    assert.equal((await admin(open, '/admin/block', { ip: '203.0.113.0/24' })).status, 200);
+    await expectDenied(await fetchAs('/posters/demo.jpg', '203.0.113.9'), 403, 'ip_blocked');
+  });
+
+  it('refuses a PUBLIC_PATHS entry that would open every stream', async () => {
+    const wide = await startGate({ bindings: { PUBLIC_PATHS: 'posters,**/x' } });
+    try {
+      const response = await wide.mf.dispatchFetch(`${wide.url}/posters/demo.jpg`);
+      assert.equal(response.status, 500);
+      const body = await response.json();
+      assert.equal(body.error, 'misconfigured');
+      assert.match(body.message, /PUBLIC_PATHS: "\*\*\/x" starts with a wildcard/);
+    } finally {
+      await wide.mf.dispose();
+    }
+  });
+});
+
 describe('gate', () => {
   it('reports health', async () => {
     const response = await get('/healthz');

@@ -12,12 +12,11 @@ export const sg = await import(join(root, 'npm', 'src', 'node.mjs'));
 
 export const KEY = { alg: 'HS256', secret: 'e2e gate secret 0123456789abcdef', kid: 'k1' };
 export const ADMIN = 'e2e-admin-token-0123456789';
-const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4' };
+export const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4', '.jpg': 'image/jpeg' };
 
-/** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
-export async function startGate({ listen = false, bindings = {}, sessionStore = true } = {}) {
-  const origin = [];
-  const mf = new Miniflare({
+/** The built gate as a Miniflare worker, with test secrets and `bindings` on top. */
+export function gateWorker({ bindings = {}, sessionStore = true } = {}) {
+  return {
     modules: true,
     scriptPath: join(root, 'workers', 'gate', 'build', 'index.js'),
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
@@ -34,6 +33,14 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
       SESSION_TTL: '120',
       ...bindings,
     },
+  };
+}
+
+/** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
+export async function startGate({ listen = false, bindings = {}, sessionStore = true } = {}) {
+  const origin = [];
+  const mf = new Miniflare({
+    ...gateWorker({ bindings, sessionStore }),
     ...(listen ? { host: '127.0.0.1', port: 0 } : {}),
     outboundService: async (request) => {
       const url = new URL(request.url);
