@@ -2,7 +2,7 @@
 # Installs what streamgate needs on a fresh machine, idempotently: each step checks
 # first and skips what is already there.
 #   scripts/setup.sh           Rust and npm pieces for building and running
-#   scripts/setup.sh --peers   also the test peers (Python venv, nginx, Chromium)
+#   scripts/setup.sh --peers   also the test peers and tools (Python venv, nginx, Chromium, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,4 +100,11 @@ if [ -x /usr/bin/chromium ]; then
 else
   step "Installing Chromium (browser tests) from Debian"
   apt_install chromium
+fi
+
+if command -v wrk >/dev/null; then
+  skip "wrk (gate load run)"
+else
+  step "Installing wrk (gate load run) from Debian"
+  apt_install wrk
 fi

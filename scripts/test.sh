@@ -40,7 +40,8 @@ step "Edge gate: build (worker-build) and end-to-end tests in workerd (Miniflare
 scripts/build-gate.sh
 (cd workers/gate && ../../npm/node_modules/.bin/node --test --test-concurrency=1 test/*.test.mjs)
 
-step "npm benchmark smoke run (figures only; see npm run bench for real numbers)"
+step "Benchmark smoke runs (figures only; see the README for real runs)"
 (cd npm && BENCH_SECONDS=0.05 node_modules/.bin/node bench/bench.mjs | tail -3)
+LOAD_SECONDS=1 LOAD_ROUNDS=1 npm/node_modules/.bin/node workers/gate/bench/load.mjs 2>/dev/null | tail -3
 
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"
