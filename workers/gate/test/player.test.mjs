@@ -1,5 +1,5 @@
-// hls.js in headless Chromium plays through the gate from the signed URL alone: every
-// request succeeds. With the token revoked, they fail.
+// Stock web players in headless Chromium play through the gate from the signed URL alone:
+// hls.js for HLS, dash.js for DASH. Every request succeeds; with the token revoked, they fail.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -9,11 +9,25 @@ import { admin, root, startGate, token } from './support.mjs';
 
 const { launch } = await import(join(root, 'npm', 'test', 'support', 'chromium.mjs'));
 
-const PAGE = `<!doctype html><video id="v" muted autoplay playsinline></video><script src="/hls.js"></script><script>
-  const hls = new Hls();
-  hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.fatal = d.details; });
-  hls.loadSource(new URLSearchParams(location.search).get('src'));
-  hls.attachMedia(document.getElementById('v'));
+// `?player=hls|dash&src=<signed URL>`; sets window.fatal on a fatal player error.
+const PAGE = `<!doctype html><video id="v" muted autoplay playsinline></video><script>
+  const params = new URLSearchParams(location.search);
+  const video = document.getElementById('v');
+  const script = document.createElement('script');
+  script.src = '/' + params.get('player') + '.js';
+  script.onload = () => {
+    if (params.get('player') === 'hls') {
+      const hls = new Hls();
+      hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.fatal = d.details; });
+      hls.loadSource(params.get('src'));
+      hls.attachMedia(video);
+    } else {
+      const dash = dashjs.MediaPlayer().create();
+      dash.on(dashjs.MediaPlayer.events.ERROR, (e) => { window.fatal = String(e.error && (e.error.message || e.error.code)); });
+      dash.initialize(video, params.get('src'), true);
+    }
+  };
+  document.head.appendChild(script);
 </script>`;
 
 let gate;
@@ -21,11 +35,14 @@ let pages;
 
 before(async () => {
   gate = await startGate({ listen: true });
-  const hlsjs = await readFile(join(root, 'npm', 'node_modules', 'hls.js', 'dist', 'hls.min.js'));
+  const players = {
+    '/hls.js': await readFile(join(root, 'npm', 'node_modules', 'hls.js', 'dist', 'hls.min.js')),
+    '/dash.js': await readFile(join(root, 'npm', 'node_modules', 'dashjs', 'dist', 'modern', 'umd', 'dash.all.min.js')),
+  };
   pages = createServer((req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    res.writeHead(200, { 'content-type': path === '/hls.js' ? 'text/javascript' : 'text/html' });
-    res.end(path === '/hls.js' ? hlsjs : PAGE);
+    const script = players[new URL(req.url, 'http://x').pathname];
+    res.writeHead(200, { 'content-type': script ? 'text/javascript' : 'text/html' });
+    res.end(script ?? PAGE);
   });
   await new Promise((resolve) => pages.listen(0, '127.0.0.1', resolve));
 });
@@ -35,7 +52,7 @@ after(async () => {
   gate && (await gate.mf.dispose());
 });
 
-async function play(src) {
+async function play(player, src) {
   const browser = await launch();
   try {
     const page = await browser.newPage();
@@ -43,7 +60,7 @@ async function play(src) {
     page.on('response', (r) => {
       if (r.url().startsWith(gate.url)) responses.push({ url: r.url(), status: r.status(), reason: r.headers()['x-streamgate-reason'] });
     });
-    await page.goto(`http://127.0.0.1:${pages.address().port}/?src=${encodeURIComponent(src)}`);
+    await page.goto(`http://127.0.0.1:${pages.address().port}/?player=${player}&src=${encodeURIComponent(src)}`);
     await page.waitForFunction(() => window.fatal || document.getElementById('v').currentTime > 2.5, null, { timeout: 30_000 });
     const state = await page.evaluate(() => ({ fatal: window.fatal, time: document.getElementById('v').currentTime }));
     return { ...state, responses };
@@ -52,23 +69,25 @@ async function play(src) {
   }
 }
 
-it('plays from the signed URL alone; every request succeeds; revoked, they fail', async () => {
-  const jti = `player-${Date.now()}`;
-  const src = `${gate.url}/hls/master.m3u8?token=${token({ jti })}`;
-  const ok = await play(src);
-  assert.equal(ok.fatal, undefined, JSON.stringify(ok.responses.filter((r) => r.status !== 200)));
-  assert.ok(ok.time > 2.5);
-  assert.ok(ok.responses.length >= 4, `${ok.responses.length} requests`);
-  for (const r of ok.responses) assert.equal(r.status, 200, r.url);
-  assert.ok(ok.responses.slice(1).every((r) => r.url.includes('sgs=')), 'follow-up requests carry the session credential');
+for (const [player, manifest] of [['hls', '/hls/master.m3u8'], ['dash', '/dash/manifest.mpd']]) {
+  it(`${player}.js plays from the signed URL alone; every request succeeds; revoked, they fail`, async () => {
+    const jti = `player-${player}-${Date.now()}`;
+    const src = `${gate.url}${manifest}?token=${token({ jti })}`;
+    const ok = await play(player, src);
+    assert.equal(ok.fatal, undefined, JSON.stringify(ok.responses.filter((r) => r.status !== 200)));
+    assert.ok(ok.time > 2.5);
+    assert.ok(ok.responses.length >= 4, `${ok.responses.length} requests`);
+    for (const r of ok.responses) assert.equal(r.status, 200, r.url);
+    assert.ok(ok.responses.slice(1).every((r) => r.url.includes('sgs=')), 'follow-up requests carry the session credential');
 
-  assert.equal((await admin(gate, '/admin/revoke', { jti })).status, 200);
-  const revoked = await play(src);
-  assert.ok(revoked.fatal, 'playback fails');
-  assert.equal(revoked.time, 0);
-  assert.ok(revoked.responses.length >= 1);
-  for (const r of revoked.responses) {
-    assert.equal(r.status, 403, r.url);
-    assert.equal(r.reason, 'revoked');
-  }
-});
+    assert.equal((await admin(gate, '/admin/revoke', { jti })).status, 200);
+    const revoked = await play(player, src);
+    assert.ok(revoked.fatal, 'playback fails');
+    assert.equal(revoked.time, 0);
+    assert.ok(revoked.responses.length >= 1);
+    for (const r of revoked.responses) {
+      assert.equal(r.status, 403, r.url);
+      assert.equal(r.reason, 'revoked');
+    }
+  });
+}
