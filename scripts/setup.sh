@@ -2,7 +2,7 @@
 # Installs what streamgate needs on a fresh machine, idempotently: each step checks
 # first and skips what is already there.
 #   scripts/setup.sh           Rust and npm pieces for building and running
-#   scripts/setup.sh --peers   also the test peers and tools (Python venv, nginx, Chromium, wrk)
+#   scripts/setup.sh --peers   also the test peers and tools (Python venv, nginx, Chromium, VLC, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -107,4 +107,11 @@ if command -v wrk >/dev/null; then
 else
   step "Installing wrk (gate load run) from Debian"
   apt_install wrk
+fi
+
+if command -v cvlc >/dev/null; then
+  skip "VLC (native player test)"
+else
+  step "Installing VLC, headless parts only (native player test) from Debian"
+  apt_install --no-install-recommends vlc-bin vlc-plugin-base
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check streamgate has: formatting, lints, the wasm32 build of the core, the
 # Rust test suites, the interop suite against real peers, and the npm package's build and
-# suites in two Node versions and a real browser, and the edge gate end to end in workerd.
+# suites in two Node versions and a real browser, and the edge gate end to end in workerd
+# with stock players (hls.js and dash.js in Chromium, VLC).
 # Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ step "npm package tests in Node $(node --version) (API, interop, types, Chromium
 step "npm package tests in Node $(npm/node_modules/.bin/node --version)"
 (cd npm && node_modules/.bin/node --test --test-concurrency=1 test/*.test.mjs test/*.test.cjs)
 
-step "Edge gate: build (worker-build) and end-to-end tests in workerd (Miniflare)"
+step "Edge gate: build (worker-build) and end-to-end tests in workerd (Miniflare), with hls.js, dash.js and VLC"
 scripts/build-gate.sh
 (cd workers/gate && ../../npm/node_modules/.bin/node --test --test-concurrency=1 test/*.test.mjs)
 
