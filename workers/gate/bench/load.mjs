@@ -9,13 +9,14 @@
 // worker in the same process, serving from memory like a warm CDN cache, so the origin
 // does not bound the figures. wrk drives the load; CPU per request is the workerd
 // process's user+system time over the case divided by the requests it served.
-// The cases run in turn, LOAD_ROUNDS times (default 3), so a noisy moment hits them alike;
-// each figure is the median over the rounds.
+// After a warm-up pass, the cases run in turn, LOAD_ROUNDS times (default 3), so a noisy
+// moment hits them alike; each figure is the median over the rounds.
 // Run: npm/node_modules/.bin/node workers/gate/bench/load.mjs   (after scripts/build-gate.sh)
 // LOAD_SECONDS sets the seconds per case and round (default 3).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { gzipSync } from 'node:zlib';
 import { extname, join, relative } from 'node:path';
 import { gateWorker, root, token, types } from '../test/support.mjs';
 
@@ -109,6 +110,11 @@ const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length
 
 /** Runs every case ROUNDS times in turn; one row per case, medians over the rounds. */
 function runAll(cases) {
+  // Warm-up, not measured: wasm tiers up to optimized code, isolates and caches fill.
+  for (const [name, server, url] of cases) {
+    process.stderr.write(`  warm-up: ${name}\n`);
+    execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', url]);
+  }
   const results = cases.map(() => []);
   for (let round = 1; round <= ROUNDS; round++) {
     cases.forEach(([name, server, url], i) => {
@@ -154,3 +160,10 @@ const cpu = (row) => `${(row['CPU ms/req'] - off['CPU ms/req']).toFixed(3)} ms`;
 console.log(`validation keeps ${keeps(session)} of the throughput with validation off (session credential; ${keeps(entryToken)} with an entry token)`);
 console.log(`validation adds ${cpu(session)} of workerd CPU per request (${cpu(entryToken)} with an entry token) and ${(session['p50 ms'] - off['p50 ms']).toFixed(2)} ms at p50`);
 console.log(`the gate with validation off runs at ${((100 * off['req/s']) / js['req/s']).toFixed(1)}% of a plain JavaScript pass-through worker`);
+
+// What ships: Cloudflare's limits are 3 MiB compressed on the free plan, 10 MiB on paid ones.
+const built = ['index_bg.wasm', 'index.js'].map((name) => readFileSync(join(root, 'workers', 'gate', 'build', name)));
+const kb = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
+const raw = built.reduce((sum, b) => sum + b.length, 0);
+const zipped = built.reduce((sum, b) => sum + gzipSync(b, { level: 9 }).length, 0);
+console.log(`gate bundle: ${kb(raw)} (wasm + glue), ${kb(zipped)} gzipped: ${((100 * zipped) / (3 * 1024 * 1024)).toFixed(0)}% of the free plan's 3 MiB`);
