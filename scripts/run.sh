@@ -37,6 +37,8 @@ trap 'kill $origin_pid ${gate_pid:-} 2>/dev/null || true' EXIT
 
 step "Starting the gate (wrangler dev builds it first; the first build takes a few minutes)"
 export WRANGLER_SEND_METRICS=false
+# wrangler dev would fetch a real `request.cf` from Cloudflare; the gate gets a placeholder.
+export CLOUDFLARE_CF_FETCH_ENABLED=false
 npm/node_modules/.bin/node npm/node_modules/wrangler/bin/wrangler.js dev --ip 127.0.0.1 --port "$gate_port" \
   --persist-to .wrangler/state --log-level warn &
 gate_pid=$!

@@ -7,6 +7,7 @@ const mf = new Miniflare({
   scriptPath,
   modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
   compatibilityDate: '2026-07-01',
+  cf: false, // a placeholder `request.cf`: never fetch the real one over the network
 });
 try {
   const response = await mf.dispatchFetch('http://localhost/');

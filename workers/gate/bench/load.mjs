@@ -69,7 +69,8 @@ const PASS_THROUGH = {
 /** Starts `front` on 127.0.0.1 with the origin worker behind it; returns its URL and workerd pid. */
 async function start(front) {
   const before = new Set(children());
-  const mf = new Miniflare({ host: '127.0.0.1', port: 0, workers: [{ ...front, name: 'front', outboundService: 'origin' }, originWorker()] });
+  // cf: false, a placeholder `request.cf`, never fetched over the network.
+  const mf = new Miniflare({ host: '127.0.0.1', port: 0, cf: false, workers: [{ ...front, name: 'front', outboundService: 'origin' }, originWorker()] });
   const url = (await mf.ready).origin;
   const pid = children().find((p) => !before.has(p));
   return { mf, url, pid };

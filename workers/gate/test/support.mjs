@@ -41,6 +41,7 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
   const origin = [];
   const mf = new Miniflare({
     ...gateWorker({ bindings, sessionStore }),
+    cf: false, // a placeholder `request.cf` (tests inject theirs): never fetched over the network
     ...(listen ? { host: '127.0.0.1', port: 0 } : {}),
     outboundService: async (request) => {
       const url = new URL(request.url);
