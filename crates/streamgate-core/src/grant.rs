@@ -1,5 +1,6 @@
 //! What a verified credential grants, in one shape for every scheme.
 
+use core::cell::OnceCell;
 use core::fmt;
 
 use serde_json::Value;
@@ -109,6 +110,24 @@ pub struct Grant {
     pub access_rules: Vec<AccessRule>,
     /// All claims as JSON text: the JWT payload as signed, or the scheme's decoded fields.
     pub claims_json: String,
+    /// For a session credential: the key its session was counted under when it was issued.
+    pub issued_session_key: Option<String>,
+    /// For a session credential issued for a token without `jti`: that token's fingerprint,
+    /// so revoking the token by its text also ends the sessions it opened.
+    pub entry_token_fingerprint: Option<String>,
+    /// [`Grant::fingerprint`], computed once.
+    fingerprint: Memo,
+}
+
+/// A value computed from other fields on first use. It takes no part in equality: two
+/// grants with the same credential have the same fingerprint, computed or not.
+#[derive(Clone, Debug, Default)]
+struct Memo(OnceCell<String>);
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
 }
 
 impl Grant {
@@ -130,12 +149,32 @@ impl Grant {
             user_agents: Vec::new(),
             access_rules: Vec::new(),
             claims_json,
+            issued_session_key: None,
+            entry_token_fingerprint: None,
+            fingerprint: Memo::default(),
         }
     }
 
     /// SHA-256 of the credential text, hex: what revoking "by the token itself" stores.
+    /// Hashed on first use, then kept.
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.credential)
+        self.fingerprint.0.get_or_init(|| fingerprint(&self.credential)).clone()
+    }
+
+    /// The fingerprint a revocation by the entry token's text is stored under: this
+    /// credential's own for an entry token; for a session credential, the entry token's
+    /// when it had no `jti` (with a `jti`, revocations name the `jti`).
+    pub fn entry_fingerprint(&self) -> Option<String> {
+        match self.scheme {
+            SchemeKind::Session => self.entry_token_fingerprint.clone(),
+            _ => Some(self.fingerprint()),
+        }
+    }
+
+    /// Every id a revocation of this grant's token may be stored under: its `jti` and the
+    /// entry token's fingerprint.
+    pub fn revocation_ids(&self) -> Vec<String> {
+        self.token_id.iter().cloned().chain(self.entry_fingerprint()).collect()
     }
 
     /// The claims as a JSON value (parsed from [`Grant::claims_json`]).
@@ -144,7 +183,11 @@ impl Grant {
     }
 
     /// The key sessions are counted under: the user for user-bound tokens, else the token.
+    /// A session credential keeps the key its entry token had.
     pub fn session_key(&self) -> String {
+        if let Some(key) = &self.issued_session_key {
+            return key.clone();
+        }
         match (&self.subject, &self.token_id) {
             (Some(sub), _) => format!("sub:{sub}"),
             (None, Some(jti)) => format!("jti:{jti}"),

@@ -95,6 +95,19 @@ impl SessionList {
         self.sessions.retain(|(_, seen)| now - seen < idle_timeout);
     }
 
+    /// Refreshes session `sid` if it is still active (seen within `idle_timeout`); returns
+    /// whether it was. A session that went idle or was evicted stays ended.
+    pub fn renew(&mut self, sid: &str, now: i64, idle_timeout: i64) -> bool {
+        self.expire(now, idle_timeout);
+        match self.sessions.iter_mut().find(|(id, _)| id == sid) {
+            Some(entry) => {
+                entry.1 = now;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Admits (or refreshes) session `sid` under `limit`, per `at_limit`.
     pub fn admit(&mut self, sid: &str, limit: u32, now: i64, idle_timeout: i64, at_limit: AtLimit) -> Admission {
         self.expire(now, idle_timeout);
@@ -158,6 +171,17 @@ impl SessionLimiter for SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renew_refreshes_only_active_sessions() {
+        let mut list = SessionList::default();
+        assert_eq!(list.admit("a", 1, 0, 60, AtLimit::RejectNew), Admission::Admitted);
+        assert!(list.renew("a", 50, 60));
+        assert!(list.renew("a", 100, 60), "the renewal at 50 kept it alive");
+        assert!(!list.renew("a", 160, 60), "idle for 60 s: ended");
+        assert!(!list.renew("never-admitted", 160, 60));
+        assert!(list.sessions.is_empty(), "renew never admits");
+    }
 
     fn req<'a>(id: &'a str, limit: u32) -> SessionRequest<'a> {
         SessionRequest { key: "jti:t", session_id: Some(id), limit }

@@ -39,18 +39,33 @@ fn authorized(req: &Request, settings: &Settings) -> bool {
     }
 }
 
-/// The session keys and revocation id a revoke request names.
-fn target(body: &Revoke) -> std::result::Result<(String, Vec<String>, Option<String>), String> {
+/// What a revoke request names: the revocation ids (stored in KV and told to the hubs)
+/// and the session keys whose hubs hold the token's open sessions.
+struct Target {
+    ids: Vec<String>,
+    hubs: Vec<String>,
+}
+
+fn target(body: &Revoke) -> std::result::Result<Target, String> {
     match (&body.jti, &body.token) {
-        (Some(jti), None) => Ok((jti.clone(), vec![format!("jti:{jti}")], Some(jti.clone()))),
+        (Some(jti), None) => Ok(Target { ids: vec![jti.clone()], hubs: vec![format!("jti:{jti}")] }),
         (None, Some(token)) => {
-            let claims = unverified::inspect(token).map(|i| i.fields).unwrap_or_default();
-            let field =
-                |name: &str| claims.get("claims").and_then(|c| c.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
-            let jti = field("jti");
-            let mut keys: Vec<String> = jti.iter().map(|j| format!("jti:{j}")).collect();
-            keys.extend(field("sub").map(|s| format!("sub:{s}")));
-            Ok((fingerprint(token.trim()), keys, jti))
+            // The token's text is its revocation id; its `jti` (EdgeAuth `id`) too, so that
+            // the session credentials it opened, which carry the `jti`, are refused as well.
+            let token = token.trim();
+            let fields = unverified::inspect(token).map(|i| i.fields).unwrap_or_default();
+            let text = |value: Option<&serde_json::Value>| value.and_then(|v| v.as_str()).map(str::to_owned);
+            let claims = fields.get("claims");
+            let jti = text(claims.and_then(|c| c.get("jti"))).or_else(|| text(fields.get("id")));
+            let sub = text(claims.and_then(|c| c.get("sub")));
+            let print = fingerprint(token);
+            // The key its sessions are counted under, as `Grant::session_key` derives it.
+            let hub = match (&sub, &jti) {
+                (Some(sub), _) => format!("sub:{sub}"),
+                (None, Some(jti)) => format!("jti:{jti}"),
+                (None, None) => format!("fp:{print}"),
+            };
+            Ok(Target { ids: std::iter::once(print).chain(jti).collect(), hubs: vec![hub] })
         }
         _ => Err("give exactly one of \"jti\" and \"token\"".into()),
     }
@@ -72,23 +87,26 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(b) => b,
                 Err(e) => return error(400, "invalid_input", e.to_string()),
             };
-            let (id, keys, jti) = match target(&body) {
+            let target = match target(&body) {
                 Ok(t) => t,
                 Err(e) => return error(400, "invalid_input", e),
             };
             let revoke = path == "/admin/revoke";
-            if revoke {
-                revocations::revoke(env, &id, body.ttl, now).await?;
-            } else {
-                revocations::unrevoke(env, &id, now).await?;
-            }
-            // Open sessions learn at once, not after KV propagates.
-            if let Some(jti) = &jti {
-                for key in &keys {
-                    session_hub::set_revoked(env, key, jti, revoke).await?;
+            for id in &target.ids {
+                if revoke {
+                    revocations::revoke(env, id, body.ttl, now).await?;
+                } else {
+                    revocations::unrevoke(env, id, now).await?;
+                }
+                // Open sessions learn at once, not after KV propagates.
+                let ttl = body.ttl.map(|ttl| ttl.max(revocations::MIN_TTL_SECONDS));
+                let until = ttl.map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+                let revocation = session_hub::Revocation { id: id.clone(), until, at: now };
+                for hub in &target.hubs {
+                    session_hub::set_revoked(env, hub, &revocation, revoke).await?;
                 }
             }
-            Response::from_json(&serde_json::json!({ "ok": true, "id": id, "revoked": revoke }))
+            Response::from_json(&serde_json::json!({ "ok": true, "ids": target.ids, "revoked": revoke }))
         }
         (Method::Post, "/admin/block" | "/admin/unblock") => {
             let body: BlockRequest = match req.json().await {

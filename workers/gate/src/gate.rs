@@ -6,8 +6,7 @@ use streamgate_core::claims::Purpose;
 use streamgate_core::manifests::{dash, hls, manifest_kind, ManifestKind, Propagation};
 use streamgate_core::policy::path::stream_in_scope;
 use streamgate_core::revocation::IpBlocklist;
-use streamgate_core::schemes::session::scope_of;
-use streamgate_core::schemes::SchemeKind;
+use streamgate_core::schemes::session::{lift_expiry_for_renewal, scope_of};
 use streamgate_core::sessions::reconnect_id;
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
 use worker::{CfProperties, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
@@ -89,10 +88,15 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         Ok(verified) => verified,
         Err(denial) => return deny(&denial),
     };
-    // Entry tokens can be revoked by their text too; hashed once, reused for the session id.
-    let fingerprint = (grant.scheme != SchemeKind::Session).then(|| grant.fingerprint());
-    let ids: Vec<String> = grant.token_id.iter().chain(fingerprint.iter()).cloned().collect();
-    let revoked = revocations::lookup(env, &ids, now).await?;
+    // Players reload a playlist by the URL they were first given, so a live stream keeps
+    // presenting the credential issued with its master playlist. Past its expiry it still
+    // names its session: the reload is renewed if the session store confirms the session
+    // is active. Segments are never renewed; each playlist hands out fresh credentials.
+    let lapsed_at = grant.validity.expires_at;
+    let renewal = manifest_kind(None, &facts.path).and_then(|_| lift_expiry_for_renewal(&grant, now));
+    let renewing = renewal.is_some();
+    let grant = renewal.unwrap_or(grant);
+    let revoked = revocations::lookup(env, &grant.revocation_ids(), now).await?;
     let blocks = revocations::blocks(env, now).await?;
     let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
     let (grant, facts) = match settings.gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
@@ -104,6 +108,10 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let content_type = upstream.headers().get("Content-Type")?;
     let kind = manifest_kind(content_type.as_deref(), &facts.path);
     let (Some(kind), true) = (kind, upstream.status_code() == 200) else {
+        if renewing {
+            // Only a playlist renews a lapsed credential.
+            return deny(&Denial::Expired { expires_at: lapsed_at.unwrap_or(now), now, leeway: 0 });
+        }
         // Media served under a session credential counts toward the session's usage record.
         if let (Some(sid), 200 | 206, Method::Get) = (&grant.session_id, upstream.status_code(), req.method()) {
             let length = upstream.headers().get("Content-Length")?.and_then(|l| l.parse().ok());
@@ -114,7 +122,8 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         return Ok(upstream);
     };
     // A playlist fetch starts a session or is its heartbeat.
-    let sid = match admit(env, settings, &grant, fingerprint.as_deref(), &req, &ctx, now).await? {
+    let reload = Reload { renewing, lapsed_at };
+    let sid = match admit(env, settings, &grant, reload, &req, &ctx, now).await? {
         Ok(sid) => sid,
         Err(response) => return Ok(response),
     };
@@ -173,34 +182,41 @@ async fn fetch_origin(req: &Request, settings: &Settings, normalized_path: &str,
     Fetch::Request(Request::new_with_init(&origin_url, &init)?).send().await
 }
 
+/// Whether a playlist fetch renews a lapsed session credential, and when it lapsed.
+#[derive(Clone, Copy)]
+struct Reload {
+    renewing: bool,
+    lapsed_at: Option<i64>,
+}
+
 /// Registers a playlist fetch with the session's Durable Object: a new session (entry
-/// token) is admitted against the limit; a reload (session credential) is a heartbeat.
+/// token) is admitted against the limit; a reload (session credential) is a heartbeat; a
+/// renewal goes through only if the session is still active.
 async fn admit(
     env: &Env,
     settings: &Settings,
     grant: &Grant,
-    fingerprint: Option<&str>,
+    reload: Reload,
     req: &Request,
     ctx: &RequestContext,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
     // A reload with the entry token (same viewer: token, IP, User-Agent) maps to the same
     // session, so it does not count twice; a session credential names its session.
-    let reconnect = |fp: &str| reconnect_id(fp, ctx.peer_ip, ctx.user_agent.as_deref());
-    let sid = match (&grant.session_id, fingerprint) {
-        (Some(sid), _) => sid.clone(),
-        (None, Some(fp)) => reconnect(fp),
-        (None, None) => reconnect(&grant.fingerprint()),
+    let sid = match &grant.session_id {
+        Some(sid) => sid.clone(),
+        None => reconnect_id(&grant.fingerprint(), ctx.peer_ip, ctx.user_agent.as_deref()),
     };
     let already_admitted = grant.session_id.is_some();
     let cf = req.cf();
     let beat = Heartbeat {
         sid: sid.clone(),
-        jti: grant.token_id.clone(),
+        ids: grant.revocation_ids(),
         limit: grant.max_sessions.or(settings.gate.policy.default_max_sessions),
         now,
         idle: settings.idle_seconds,
         at_limit: settings.at_limit,
+        renewal: reload.renewing,
         record: UsageRecord {
             at: now,
             sid: sid.clone(),
@@ -224,10 +240,18 @@ async fn admit(
         Ok(Verdict::Full { .. }) if already_admitted => Ok(Ok(sid)),
         Ok(Verdict::Full { limit, active }) => Ok(Err(deny(&Denial::TooManySessions { limit, active })?)),
         Ok(Verdict::Revoked) => {
-            let token_id = grant.token_id.clone().unwrap_or_default();
+            let token_id = beat.ids.first().cloned().unwrap_or_default();
             Ok(Err(deny(&Denial::Revoked { token_id })?))
         }
-        Err(_) if already_admitted || settings.on_store_error == OnStoreError::Open => Ok(Ok(sid)),
+        Ok(Verdict::Ended) => {
+            let expires_at = reload.lapsed_at.unwrap_or(now);
+            Ok(Err(deny(&Denial::Expired { expires_at, now, leeway: 0 })?))
+        }
+        // Admitted sessions keep playing through a store hiccup; renewing a lapsed
+        // credential unconfirmed is what ON_STORE_ERROR=open allows.
+        Err(_) if (already_admitted && !reload.renewing) || settings.on_store_error == OnStoreError::Open => {
+            Ok(Ok(sid))
+        }
         Err(error) => {
             let body = serde_json::json!({ "error": "session_store_unavailable", "message": error.to_string() });
             Ok(Err(Response::from_json(&body)?.with_status(503)))

@@ -15,6 +15,8 @@ use worker::{Env, Result};
 pub const BINDING: &str = "REVOCATIONS";
 /// How long this isolate trusts what it read, seconds.
 pub const CACHE_SECONDS: i64 = 10;
+/// KV's smallest expiration: a revocation TTL below it is raised to it.
+pub const MIN_TTL_SECONDS: u64 = 60;
 /// Token ids cached per isolate; past this, stale entries go, then all (isolate memory is small).
 const MAX_CACHED_IDS: usize = 8192;
 const BLOCKLIST_KEY: &str = "blocklist";
@@ -100,8 +102,7 @@ pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Snapshot> {
 pub async fn revoke(env: &Env, id: &str, ttl: Option<u64>, now: i64) -> Result<()> {
     let mut put = env.kv(BINDING)?.put(&key(id), "1").map_err(worker::Error::from)?;
     if let Some(ttl) = ttl {
-        // KV's smallest expiration is 60 s.
-        put = put.expiration_ttl(ttl.max(60));
+        put = put.expiration_ttl(ttl.max(MIN_TTL_SECONDS));
     }
     put.execute().await.map_err(worker::Error::from)?;
     remember(id, true, now);

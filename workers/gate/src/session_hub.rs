@@ -1,4 +1,5 @@
-//! `SessionHub`: one Durable Object per session key (a token's `jti`, or a user's `sub`).
+//! `SessionHub`: one Durable Object per session key (a user's `sub`, a token's `jti`, or the
+//! fingerprint of a token with neither).
 //! It admits sessions against the limit, treats playlist reloads as heartbeats, records
 //! what misuse detection needs (bounded), and learns of revocations at once.
 //!
@@ -69,21 +70,47 @@ pub struct UsageRecord {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub sid: String,
-    pub jti: Option<String>,
+    /// The ids a revocation of the token may be stored under ([`Grant::revocation_ids`]).
+    ///
+    /// [`Grant::revocation_ids`]: streamgate_core::Grant::revocation_ids
+    pub ids: Vec<String>,
     pub limit: Option<u32>,
     pub now: i64,
     pub idle: i64,
     pub at_limit: AtLimit,
+    /// A lapsed session credential: refresh the session only if it is still active.
+    pub renewal: bool,
     pub record: UsageRecord,
 }
+
+/// A revocation as a hub keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Revocation {
+    /// A `jti` or a token fingerprint.
+    pub id: String,
+    /// When the revocation lapses (its TTL), unix seconds; `None` until lifted.
+    pub until: Option<i64>,
+    /// When it was made (or lifted), unix seconds.
+    pub at: i64,
+}
+
+/// Where a hub keeps its revocations.
+const REVOCATIONS: &str = "revocations";
 
 /// The hub's answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Verdict {
-    Admitted { active: u32 },
-    Full { limit: u32, active: u32 },
+    Admitted {
+        active: u32,
+    },
+    Full {
+        limit: u32,
+        active: u32,
+    },
     Revoked,
+    /// A renewal for a session that went idle or was evicted.
+    Ended,
 }
 
 #[durable_object]
@@ -102,19 +129,18 @@ impl DurableObject for SessionHub {
         match (req.method(), path.as_str()) {
             (Method::Post, "/heartbeat") => {
                 let beat: Heartbeat = req.json().await?;
-                let revoked: Vec<String> = storage.get("revoked").await?.unwrap_or_default();
-                if beat.jti.as_ref().is_some_and(|j| revoked.contains(j)) {
+                let revoked: Vec<Revocation> = storage.get(REVOCATIONS).await?.unwrap_or_default();
+                if revoked.iter().any(|r| r.until.is_none_or(|until| beat.now < until) && beat.ids.contains(&r.id)) {
                     return Response::from_json(&Verdict::Revoked);
                 }
                 let mut list: SessionList = storage.get("list").await?.unwrap_or_default();
-                let verdict = match beat.limit {
-                    Some(limit) => match list.admit(&beat.sid, limit, beat.now, beat.idle, beat.at_limit) {
+                let limit = beat.limit.unwrap_or(u32::MAX);
+                let verdict = if beat.renewal {
+                    (!list.renew(&beat.sid, beat.now, beat.idle)).then_some(Verdict::Ended)
+                } else {
+                    match list.admit(&beat.sid, limit, beat.now, beat.idle, beat.at_limit) {
                         Admission::Admitted => None,
                         Admission::Full { limit, active } => Some(Verdict::Full { limit, active }),
-                    },
-                    None => {
-                        list.admit(&beat.sid, u32::MAX, beat.now, beat.idle, beat.at_limit);
-                        None
                     }
                 };
                 storage.put("list", &list).await?;
@@ -129,15 +155,16 @@ impl DurableObject for SessionHub {
                 Response::from_json(&verdict.unwrap_or(Verdict::Admitted { active }))
             }
             (Method::Post, "/revoke" | "/unrevoke") => {
-                let jti: String = req.json().await?;
-                let mut revoked: Vec<String> = storage.get("revoked").await?.unwrap_or_default();
-                revoked.retain(|j| *j != jti);
+                let revocation: Revocation = req.json().await?;
+                let mut revoked: Vec<Revocation> = storage.get(REVOCATIONS).await?.unwrap_or_default();
+                // Lifted and lapsed revocations go; what remains is bounded by the live ones.
+                revoked.retain(|r| r.id != revocation.id && r.until.is_none_or(|until| revocation.at < until));
                 if path == "/revoke" {
-                    revoked.push(jti);
+                    revoked.push(revocation);
                     // Open sessions end at their next playlist reload.
                     storage.put("list", SessionList::default()).await?;
                 }
-                storage.put("revoked", &revoked).await?;
+                storage.put(REVOCATIONS, &revoked).await?;
                 Response::ok("ok")
             }
             (Method::Get, "/sessions") => {
@@ -174,10 +201,11 @@ pub async fn heartbeat(env: &Env, key: &str, beat: &Heartbeat) -> Result<Verdict
     response.json().await
 }
 
-/// Tells `key`'s hub that `jti` is (or no longer is) revoked.
-pub async fn set_revoked(env: &Env, key: &str, jti: &str, revoked: bool) -> Result<()> {
+/// Tells `key`'s hub that a revocation id (a `jti` or a token fingerprint) is revoked
+/// (until `revocation.until`, when set) or, with `revoked` false, no longer is.
+pub async fn set_revoked(env: &Env, key: &str, revocation: &Revocation, revoked: bool) -> Result<()> {
     let path = if revoked { "/revoke" } else { "/unrevoke" };
-    let body = serde_json::to_string(jti).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let body = serde_json::to_string(revocation).map_err(|e| worker::Error::RustError(e.to_string()))?;
     call(env, key, Method::Post, path, Some(body)).await.map(|_| ())
 }
 

@@ -1,6 +1,7 @@
 // End-to-end: the built gate in workerd (Miniflare), in front of the demo origin served
 // by Miniflare's outbound service, which records what reached the origin.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, KEY, admin, sg, startGate, token } from './support.mjs';
 
@@ -59,6 +60,24 @@ describe('sessions expire when idle; the cookie transport', () => {
   });
   after(() => idle && idle.mf.dispose());
 
+  it('counts a token without jti under one key across reloads, so the limit holds while it plays', async () => {
+    // WMSAuth, secure_link and many JWTs carry no jti: the session is keyed by the token's
+    // fingerprint, and reloads with the session credential must count under that key.
+    const t = token({ jti: undefined, max_sessions: 1 });
+    const as = (ip) => ({ headers: { 'CF-Connecting-IP': ip } });
+    const master = await idle.mf.dispatchFetch(`${idle.url}/hls/master.m3u8?token=${t}`, as('192.0.2.31'));
+    assert.equal(master.status, 200);
+    let variant = hlsUris(await master.text(), `${idle.url}/hls/master.m3u8`)[0];
+    for (let i = 0; i < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      const reload = await idle.mf.dispatchFetch(variant.href, as('192.0.2.31'));
+      assert.equal(reload.status, 200);
+      variant = new URL(variant.pathname + '?' + new URL(hlsUris(await reload.text(), variant.href)[0]).search.slice(1), idle.url);
+    }
+    // Over SESSION_IDLE (2 s) since the start, but the first viewer kept reloading.
+    await expectDenied(await idle.mf.dispatchFetch(`${idle.url}/hls/master.m3u8?token=${t}`, as('192.0.2.32')), 429, 'too_many_sessions');
+  });
+
   it('frees a slot after the idle time', async () => {
     const t = token({ max_sessions: 1 });
     const from = (ip) => idle.mf.dispatchFetch(`${idle.url}/hls/master.m3u8?token=${t}`, { headers: { 'CF-Connecting-IP': ip } });
@@ -66,6 +85,45 @@ describe('sessions expire when idle; the cookie transport', () => {
     assert.equal((await from('192.0.2.2')).status, 429);
     await new Promise((resolve) => setTimeout(resolve, 2500));
     assert.equal((await from('192.0.2.2')).status, 200, 'the first session went idle');
+  });
+});
+
+describe('live playback outlives the session credential', () => {
+  let live;
+  before(async () => {
+    live = await startGate({ bindings: { SESSION_TTL: '1', SESSION_IDLE: '3' } });
+  });
+  after(() => live && live.mf.dispose());
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const at = (url) => live.mf.dispatchFetch(url, { headers: { 'CF-Connecting-IP': '198.51.100.90' } });
+
+  it('renews a lapsed credential on playlist reloads while the session is active, never on segments', async () => {
+    const master = await at(`${live.url}/hls/master.m3u8?token=${token()}`);
+    // The URL a player keeps reloading for as long as the stream plays.
+    const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
+    const first = await at(variant.href);
+    assert.equal(first.status, 200);
+    const oldSegment = hlsUris(await first.text(), variant.href)[0];
+    for (let i = 0; i < 3; i++) {
+      await sleep(1200); // past SESSION_TTL, within SESSION_IDLE of the previous reload
+      const reload = await at(variant.href);
+      assert.equal(reload.status, 200, `reload ${i}: ${await reload.clone().text()}`);
+      const segment = hlsUris(await reload.text(), variant.href)[0];
+      assert.equal((await at(segment.href)).status, 200, 'fresh credentials in the renewed playlist');
+    }
+    await expectDenied(await at(oldSegment.href), 403, 'expired');
+    await sleep(3500); // no reload for longer than SESSION_IDLE: the session ended
+    await expectDenied(await at(variant.href), 403, 'expired');
+  });
+
+  it('refuses the renewal of a revoked token at once', async () => {
+    const t = token({ jti: undefined });
+    const master = await at(`${live.url}/hls/master.m3u8?token=${t}`);
+    const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
+    assert.equal((await at(variant.href)).status, 200);
+    await sleep(1200);
+    assert.equal((await admin(live, '/admin/revoke', { token: t })).status, 200);
+    await expectDenied(await at(variant.href), 403, 'revoked');
   });
 });
 
@@ -256,6 +314,21 @@ describe('gate', () => {
     assert.ok(served > 1000);
     assert.equal(reload.bytes, served, 'segment bytes (full and ranged) reported with the next heartbeat');
     assert.ok(listed.usage.every((u) => u.sid === reload.sid), 'one session');
+  });
+
+  it('revoking a token without jti by its text ends the sessions it opened', async () => {
+    const t = token({ jti: undefined });
+    const master = await get(`/hls/master.m3u8?token=${t}`);
+    const variant = hlsUris(await master.text(), `${GATE}/hls/master.m3u8`)[0];
+    const playlist = await get(variant.pathname + variant.search);
+    const segment = hlsUris(await playlist.text(), variant.href)[0];
+    assert.equal((await get(segment.pathname + segment.search)).status, 200);
+    const revoked = await admin(gate, '/admin/revoke', { token: t });
+    assert.equal(revoked.status, 200);
+    assert.deepEqual((await revoked.json()).ids, [createHash('sha256').update(t).digest('hex')], 'revoked by its SHA-256');
+    await expectDenied(await get(variant.pathname + variant.search), 403, 'revoked');
+    await expectDenied(await get(segment.pathname + segment.search), 403, 'revoked');
+    await expectDenied(await get(`/hls/master.m3u8?token=${t}`), 403, 'revoked');
   });
 
   it('revocation and IP blocking take effect; admin auth refuses wrong tokens', async () => {

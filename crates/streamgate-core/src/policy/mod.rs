@@ -136,7 +136,7 @@ impl Policy {
         check_validity(grant, now)?;
         if !hooks.revocations.is_empty() {
             // The fingerprint costs a hash: only when there is a list to look it up in.
-            for id in grant.token_id.iter().cloned().chain(core::iter::once_with(|| grant.fingerprint())) {
+            for id in grant.revocation_ids() {
                 if hooks.revocations.is_revoked(&id, now) {
                     return Err(Denial::Revoked { token_id: id });
                 }

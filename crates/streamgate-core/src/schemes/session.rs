@@ -40,6 +40,9 @@ pub struct SessionClaims {
     /// The entry token's session limit, for re-admission after an idle expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u32>,
+    /// The entry token's fingerprint when it has no `jti`, checked against revocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp: Option<String>,
     /// Expiry, unix seconds.
     pub exp: i64,
 }
@@ -75,6 +78,7 @@ impl SessionScheme {
             scope: scope.to_owned(),
             ip: grant.ip_binding,
             max: grant.max_sessions,
+            fp: if grant.token_id.is_none() { grant.entry_fingerprint() } else { None },
             exp: now.saturating_add(i64::from(self.ttl)),
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| Error::input("session", e.to_string()))?;
@@ -84,6 +88,20 @@ impl SessionScheme {
         credential.push_str(&b64_url(&tag));
         Ok(credential)
     }
+}
+
+/// A session credential past its expiry, presented on a playlist reload, is renewable:
+/// players reload a playlist by the URL they were first given, so a live stream presents
+/// the same credential for as long as it plays. Returns the grant with its expiry lifted,
+/// for the caller to renew only if the session store confirms the session is still active
+/// (reloaded within the idle time, not evicted, not revoked). `None` for anything else.
+pub fn lift_expiry_for_renewal(grant: &Grant, now: i64) -> Option<Grant> {
+    let lapsed = grant.validity.expires_at.is_some_and(|exp| now >= exp);
+    (grant.scheme == SchemeKind::Session && lapsed).then(|| {
+        let mut renewable = grant.clone();
+        renewable.validity.expires_at = None;
+        renewable
+    })
 }
 
 /// The directory a manifest lives in (`/live/a/index.m3u8` → `/live/a/`), the natural
@@ -123,6 +141,8 @@ impl Scheme for SessionScheme {
         let claims: SessionClaims =
             serde_json::from_slice(&payload).map_err(|e| Denial::malformed(format!("session payload: {e}")))?;
         let mut grant = Grant::new(SchemeKind::Session, credential, String::from_utf8_lossy(&payload).into_owned());
+        grant.issued_session_key = Some(claims.key);
+        grant.entry_token_fingerprint = claims.fp;
         grant.subject = claims.sub;
         grant.token_id = claims.jti;
         grant.session_id = Some(claims.sid);
@@ -181,5 +201,38 @@ mod tests {
         assert!(SessionScheme::new(b"short", 60).is_err());
         assert_eq!(scope_of("/a/b/c.m3u8"), "/a/b/");
         assert_eq!(scope_of("x"), "/");
+    }
+
+    #[test]
+    fn a_token_without_jti_keeps_its_session_key_and_revocation_id_across_reloads() {
+        let scheme = SessionScheme::new(&[7u8; 32], 60).unwrap();
+        let entry = Grant::new(SchemeKind::WmsAuth, "wms-token-without-jti", "{}".into());
+        let entry_key = entry.session_key();
+        assert_eq!(entry_key, format!("fp:{}", crate::grant::fingerprint("wms-token-without-jti")));
+        let first = scheme.issue(&entry, "sid", "/live/", 0).unwrap();
+        let reload = scheme.verify(&first, &facts("/live/a.m3u8")).unwrap();
+        // A reload re-issues from the session grant: the key and revocation id must not drift
+        // to the fingerprint of the session credential itself.
+        let second = scheme.issue(&reload, "sid", "/live/", 30).unwrap();
+        let later = scheme.verify(&second, &facts("/live/a.m3u8")).unwrap();
+        for grant in [&reload, &later] {
+            assert_eq!(grant.session_key(), entry_key);
+            assert_eq!(grant.revocation_ids(), [crate::grant::fingerprint("wms-token-without-jti")]);
+        }
+        // With a jti, revocations name the jti and the credential carries no fingerprint.
+        let with_jti = scheme.verify(&scheme.issue(&entry_grant(), "sid", "/", 0).unwrap(), &facts("/")).unwrap();
+        assert_eq!(with_jti.revocation_ids(), ["jti-1"]);
+        assert_eq!(entry_grant().revocation_ids(), ["jti-1".to_owned(), crate::grant::fingerprint("entry-token")]);
+    }
+
+    #[test]
+    fn only_a_lapsed_session_credential_is_renewable() {
+        let scheme = SessionScheme::new(&[7u8; 32], 60).unwrap();
+        let grant = scheme.verify(&scheme.issue(&entry_grant(), "sid", "/", 1_000).unwrap(), &facts("/")).unwrap();
+        assert!(lift_expiry_for_renewal(&grant, 1_059).is_none(), "still valid: nothing to renew");
+        let lifted = lift_expiry_for_renewal(&grant, 1_060).unwrap();
+        assert_eq!(lifted.validity.expires_at, None);
+        assert_eq!(lifted.session_id.as_deref(), Some("sid"));
+        assert!(lift_expiry_for_renewal(&entry_grant(), i64::MAX).is_none(), "entry tokens never renew");
     }
 }
