@@ -134,6 +134,34 @@ fn dash_multi_period_with_base_urls() {
 }
 
 #[test]
+fn a_live_mpd_without_location_gets_one_that_carries_the_credential() {
+    let url = "https://gate.example.com/live/a/manifest.mpd?lang=en";
+    let live = "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"dynamic\" minimumUpdatePeriod=\"PT2S\">\n\t<ProgramInformation>\n\t</ProgramInformation>\n\t<BaseURL>media/</BaseURL>\n\t<ServiceDescription id=\"0\"/>\n\t<Period id=\"0\">\n\t\t<AdaptationSet><SegmentTemplate media=\"$Number$.m4s\"/></AdaptationSet>\n\t</Period>\n</MPD>\n";
+    let out = dash::rewrite_with_refresh(live, &propagation(), url);
+    // After ProgramInformation and BaseURL, before the first element that must follow it,
+    // indented like that element.
+    let expected = "<BaseURL>media/?token=TKN</BaseURL>\n\t<Location>https://gate.example.com/live/a/manifest.mpd?lang=en&amp;token=TKN</Location>\n\t<ServiceDescription";
+    assert!(out.contains(expected), "{out}");
+    assert_eq!(out.matches("<Location>").count(), 1);
+    let without =
+        out.replace("<Location>https://gate.example.com/live/a/manifest.mpd?lang=en&amp;token=TKN</Location>\n\t", "");
+    assert_only_credentials_added(live, &without);
+
+    // A static MPD is not refreshed: unchanged but for the credentials.
+    let vod = live.replace("type=\"dynamic\"", "type=\"static\"");
+    assert_eq!(dash::rewrite_with_refresh(&vod, &propagation(), url), dash::rewrite(&vod, &propagation()));
+    // A live MPD with its own Location keeps it (rewritten), and gets no second one.
+    let own =
+        live.replace("<ServiceDescription", "<Location>https://gate.example.com/x.mpd</Location><ServiceDescription");
+    let out = dash::rewrite_with_refresh(&own, &propagation(), url);
+    assert_eq!(out.matches("<Location>").count(), 1, "{out}");
+    assert!(out.contains("<Location>https://gate.example.com/x.mpd?token=TKN</Location>"));
+    // A manifest URL on another host is never given the credential, nor added.
+    let foreign = dash::rewrite_with_refresh(live, &propagation(), "https://other.example/m.mpd");
+    assert!(!foreign.contains("<Location>"), "{foreign}");
+}
+
+#[test]
 fn dash_foreign_base_at_the_top_keeps_everything_below_clean() {
     let mpd = r#"<MPD><BaseURL>https://cdn.other.example/</BaseURL><Period><BaseURL>p/</BaseURL><AdaptationSet><SegmentTemplate media="$Number$.m4s"/></AdaptationSet></Period></MPD>"#;
     assert_eq!(dash::rewrite(mpd, &propagation()), mpd);

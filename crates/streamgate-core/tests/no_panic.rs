@@ -78,6 +78,9 @@ proptest! {
         };
         let _ = streamgate_core::manifests::hls::rewrite(&text, &propagation);
         let _ = streamgate_core::manifests::dash::rewrite(&text, &propagation);
+        let _ = streamgate_core::manifests::dash::rewrite_with_refresh(&text, &propagation, &text);
+        let live = format!("<MPD type=\"dynamic\">{text}");
+        let _ = streamgate_core::manifests::dash::rewrite_with_refresh(&live, &propagation, "https://gate.example.com/m.mpd");
     }
 
     #[test]

@@ -139,7 +139,12 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let text = upstream.text().await?;
     let body = match kind {
         ManifestKind::Hls => hls::rewrite(&text, &propagation),
-        ManifestKind::Dash => dash::rewrite(&text, &propagation),
+        ManifestKind::Dash => {
+            // Live MPDs are refreshed from this URL, credential-free here; the rewrite adds one.
+            let own_url =
+                transport::origin_url(&format!("{}://{}", url.scheme(), propagation.host), &facts.path, &query);
+            dash::rewrite_with_refresh(&text, &propagation, &own_url)
+        }
     };
     let headers = Headers::new();
     headers.set("Content-Type", content_type.as_deref().unwrap_or("application/vnd.apple.mpegurl"))?;

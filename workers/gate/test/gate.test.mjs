@@ -116,6 +116,23 @@ describe('live playback outlives the session credential', () => {
     await expectDenied(await at(variant.href), 403, 'expired');
   });
 
+  it('points a live MPD at itself with a fresh credential, so refreshes outlive the entry token', async () => {
+    const entry = token();
+    const first = await at(`${live.url}/dash/live.mpd?token=${entry}&lang=en`);
+    assert.equal(first.status, 200);
+    let location = /<Location>([^<]+)<\/Location>/.exec(await first.text())[1].replaceAll('&amp;', '&');
+    assert.match(location, /^http:\/\/gate\.test\/dash\/live\.mpd\?lang=en&sgs=v1\./);
+    const vod = await (await at(`${live.url}/dash/manifest.mpd?token=${entry}`)).text();
+    assert.doesNotMatch(vod, /<Location>/, 'a static MPD is never refreshed');
+    for (let i = 0; i < 3; i++) {
+      await sleep(1200); // past each credential's SESSION_TTL
+      const refresh = await at(location);
+      assert.equal(refresh.status, 200, await refresh.clone().text());
+      location = /<Location>([^<]+)<\/Location>/.exec(await refresh.text())[1].replaceAll('&amp;', '&');
+    }
+    assert.doesNotMatch(location, /token=/, 'refreshes never depend on the entry token');
+  });
+
   it('refuses the renewal of a revoked token at once', async () => {
     const t = token({ jti: undefined });
     const master = await at(`${live.url}/hls/master.m3u8?token=${t}`);

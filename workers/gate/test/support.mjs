@@ -47,6 +47,11 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
       const url = new URL(request.url);
       origin.push(url.pathname + url.search);
       try {
+        if (url.pathname === '/dash/live.mpd') {
+          // The demo MPD as a live one, as a packager would publish it during an event.
+          const mpd = await readFile(join(root, 'demo', 'origin', 'dash', 'manifest.mpd'), 'utf8');
+          return new Response(mpd.replace('type="static"', 'type="dynamic" minimumUpdatePeriod="PT2S"'), { headers: { 'content-type': types['.mpd'] } });
+        }
         const body = await readFile(join(root, 'demo', 'origin', decodeURIComponent(url.pathname)));
         const headers = { 'content-type': types[extname(url.pathname)] ?? 'application/octet-stream' };
         const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.get('range') ?? '');

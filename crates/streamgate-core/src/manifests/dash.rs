@@ -29,12 +29,29 @@ fn local_name(qualified: &str) -> &str {
     qualified.rsplit(':').next().unwrap_or(qualified)
 }
 
+/// MPD children that may come before `Location` (ISO/IEC 23009-1 element order).
+const BEFORE_LOCATION: [&str; 3] = ["ProgramInformation", "BaseURL", "Location"];
+
 /// Rewrites an MPD. Relative URLs under a `BaseURL` that points to another host are left
 /// alone, so the credential never reaches that host (a player then fetches them without
 /// one, which the other host decides about).
 pub fn rewrite(mpd: &str, propagation: &Propagation) -> String {
+    rewrite_mpd(mpd, propagation, None)
+}
+
+/// Like [`rewrite`]; in addition, a dynamic (live) MPD without a `Location` gets one:
+/// `manifest_url` (the MPD's own URL on the gate) with the credential. Players refresh a
+/// live MPD from its `Location`, so refreshes carry the fresh credential of the last
+/// response instead of the entry URL's token, which may expire during the event.
+pub fn rewrite_with_refresh(mpd: &str, propagation: &Propagation, manifest_url: &str) -> String {
+    rewrite_mpd(mpd, propagation, Some(manifest_url))
+}
+
+fn rewrite_mpd(mpd: &str, propagation: &Propagation, manifest_url: Option<&str>) -> String {
     let mut out = String::with_capacity(mpd.len() + mpd.len() / 4);
     let mut stack: Vec<Frame> = Vec::new();
+    // The Location to add, once the root turns out to be a dynamic MPD without one.
+    let mut location: Option<String> = None;
     let mut rest = mpd;
     while let Some(lt) = rest.find('<') {
         let text = rest.get(..lt).unwrap_or("");
@@ -61,6 +78,20 @@ pub fn rewrite(mpd: &str, propagation: &Propagation) -> String {
         }
         let name_end = tag.find(|c: char| c.is_whitespace() || c == '>' || c == '/').unwrap_or(tag.len()).max(1);
         let name = tag.get(1..name_end).unwrap_or("");
+        if stack.is_empty() && local_name(name) == "MPD" && is_dynamic(tag) {
+            location = manifest_url.and_then(|url| propagation.apply(url, "&amp;"));
+        }
+        if stack.len() == 1 && BEFORE_LOCATION.contains(&local_name(name)) {
+            if local_name(name) == "Location" {
+                location = None;
+            }
+        } else if stack.len() == 1 {
+            if let Some(url) = location.take() {
+                // Indented like the element it precedes.
+                let indent = if text.trim().is_empty() { text } else { "" };
+                out.push_str(&format!("<Location>{url}</Location>{indent}"));
+            }
+        }
         let foreign = stack.last().is_some_and(|f| f.foreign);
         let attributes = URL_ATTRIBUTES.iter().find(|(element, _)| *element == local_name(name)).map(|(_, a)| *a);
         match attributes {
@@ -73,6 +104,11 @@ pub fn rewrite(mpd: &str, propagation: &Propagation) -> String {
     }
     rewrite_text(rest, &mut stack, propagation, &mut out);
     out
+}
+
+/// Whether an `<MPD …>` start tag says `type="dynamic"`.
+fn is_dynamic(tag: &str) -> bool {
+    ["type=\"dynamic\"", "type='dynamic'"].iter().any(|t| tag.split_whitespace().any(|attr| attr.starts_with(t)))
 }
 
 /// Where the tag starting at `<` ends, honouring quoted attribute values.
