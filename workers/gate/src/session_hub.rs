@@ -134,9 +134,14 @@ impl DurableObject for SessionHub {
                     return Response::from_json(&Verdict::Revoked);
                 }
                 let mut list: SessionList = storage.get("list").await?.unwrap_or_default();
+                let mut records: Vec<UsageRecord> = storage.get("usage").await?.unwrap_or_default();
                 let limit = beat.limit.unwrap_or(u32::MAX);
                 let verdict = if beat.renewal {
-                    (!list.renew(&beat.sid, beat.now, beat.idle)).then_some(Verdict::Ended)
+                    // A lapsed playlist URL renews only for the player that has been using it:
+                    // a copy handed to another player (another User-Agent) dies with its TTL.
+                    let last_seen = records.iter().rev().find(|r| r.sid == beat.sid);
+                    let same_player = last_seen.is_none_or(|r| r.user_agent == beat.record.user_agent);
+                    (!(same_player && list.renew(&beat.sid, beat.now, beat.idle))).then_some(Verdict::Ended)
                 } else {
                     match list.admit(&beat.sid, limit, beat.now, beat.idle, beat.at_limit) {
                         Admission::Admitted => None,
@@ -145,7 +150,6 @@ impl DurableObject for SessionHub {
                 };
                 storage.put("list", &list).await?;
                 if verdict.is_none() {
-                    let mut records: Vec<UsageRecord> = storage.get("usage").await?.unwrap_or_default();
                     records.push(beat.record);
                     let excess = records.len().saturating_sub(MAX_RECORDS);
                     records.drain(..excess);

@@ -133,6 +133,16 @@ describe('live playback outlives the session credential', () => {
     assert.doesNotMatch(location, /token=/, 'refreshes never depend on the entry token');
   });
 
+  it('renews a lapsed playlist URL only for the player that has been using it', async () => {
+    const as = (ua) => ({ headers: { 'CF-Connecting-IP': '198.51.100.91', 'User-Agent': ua } });
+    const master = await live.mf.dispatchFetch(`${live.url}/hls/master.m3u8?token=${token()}`, as('Player/1.0'));
+    const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
+    assert.equal((await live.mf.dispatchFetch(variant.href, as('Player/1.0'))).status, 200);
+    await sleep(1200);
+    await expectDenied(await live.mf.dispatchFetch(variant.href, as('Lavf/60.16.100')), 403, 'expired');
+    assert.equal((await live.mf.dispatchFetch(variant.href, as('Player/1.0'))).status, 200, 'the player itself goes on');
+  });
+
   it('refuses the renewal of a revoked token at once', async () => {
     const t = token({ jti: undefined });
     const master = await at(`${live.url}/hls/master.m3u8?token=${t}`);
