@@ -212,3 +212,37 @@ fn garbage_never_panics() {
         let _ = dash::rewrite(junk, &propagation());
     }
 }
+
+#[test]
+fn vod_manifests_know_how_long_they_play_and_live_ones_do_not() {
+    use streamgate_core::manifests::{presentation_seconds, ManifestKind};
+    let vod = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:6.006,\na.ts\n#EXTINF:6.006,title\nb.ts\n#EXTINF:2.5\nc.ts\n#EXT-X-ENDLIST\n";
+    assert_eq!(presentation_seconds(ManifestKind::Hls, vod), Some(15));
+    let live = vod.replace("#EXT-X-PLAYLIST-TYPE:VOD\n", "").replace("#EXT-X-ENDLIST\n", "");
+    assert_eq!(presentation_seconds(ManifestKind::Hls, &live), None);
+    assert_eq!(presentation_seconds(ManifestKind::Hls, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n"), None);
+    assert_eq!(
+        presentation_seconds(ManifestKind::Hls, "#EXTM3U\n#EXTINF:NaN,\n#EXTINF:-5,\n#EXTINF:1e400,\n#EXT-X-ENDLIST"),
+        Some(0)
+    );
+
+    let mpd =
+        |attrs: &str| format!("<?xml version=\"1.0\"?><!-- <MPD type=\"dynamic\"> --><MPD {attrs}><Period/></MPD>");
+    assert_eq!(
+        presentation_seconds(ManifestKind::Dash, &mpd(r#"type="static" mediaPresentationDuration="PT1H2M3.5S""#)),
+        Some(3_724)
+    );
+    assert_eq!(presentation_seconds(ManifestKind::Dash, &mpd(r#"mediaPresentationDuration='P1DT0.5S'"#)), Some(86_401));
+    assert_eq!(
+        presentation_seconds(ManifestKind::Dash, &mpd(r#"type="dynamic" mediaPresentationDuration="PT8S""#)),
+        None
+    );
+    assert_eq!(presentation_seconds(ManifestKind::Dash, &mpd(r#"type="static""#)), None);
+    for junk in ["P", "PT", "PT5", "PTxS", "P1Y", "PT1S2"] {
+        let attrs = format!(r#"mediaPresentationDuration="{junk}""#);
+        assert!(matches!(presentation_seconds(ManifestKind::Dash, &mpd(&attrs)), None | Some(0)), "{junk}");
+    }
+    let demo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/origin/dash/manifest.mpd")).unwrap();
+    assert_eq!(presentation_seconds(ManifestKind::Dash, &demo), Some(8));
+}

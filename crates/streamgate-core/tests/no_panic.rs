@@ -79,6 +79,9 @@ proptest! {
         let _ = streamgate_core::manifests::hls::rewrite(&text, &propagation);
         let _ = streamgate_core::manifests::dash::rewrite(&text, &propagation);
         let _ = streamgate_core::manifests::dash::rewrite_with_refresh(&text, &propagation, &text);
+        for kind in [streamgate_core::manifests::ManifestKind::Hls, streamgate_core::manifests::ManifestKind::Dash] {
+            let _ = streamgate_core::manifests::presentation_seconds(kind, &text);
+        }
         let live = format!("<MPD type=\"dynamic\">{text}");
         let _ = streamgate_core::manifests::dash::rewrite_with_refresh(&live, &propagation, "https://gate.example.com/m.mpd");
     }

@@ -3,13 +3,13 @@
 //! and rewrite manifests so every follow-up request carries a session credential.
 
 use streamgate_core::claims::Purpose;
-use streamgate_core::manifests::{dash, hls, manifest_kind, ManifestKind, Propagation};
+use streamgate_core::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
 use streamgate_core::policy::path::stream_in_scope;
 use streamgate_core::revocation::IpBlocklist;
-use streamgate_core::schemes::session::{lift_expiry_for_renewal, scope_of};
+use streamgate_core::schemes::session::{lift_expiry_for_renewal, scope_of, MAX_PRESENTATION_SECONDS};
 use streamgate_core::sessions::reconnect_id;
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
-use worker::{CfProperties, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
+use worker::{CfProperties, Context, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
 use crate::session_hub::{self, Heartbeat, UsageRecord, Verdict};
 use crate::settings::{OnStoreError, Settings};
@@ -55,7 +55,7 @@ fn with_cors(response: Response) -> Result<Response> {
 }
 
 /// Handles one viewer request.
-pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, ctx: &Context, settings: &Settings) -> Result<Response> {
     if req.method() == Method::Options {
         let headers = Headers::new();
         headers.set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")?;
@@ -63,10 +63,10 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         headers.set("Access-Control-Max-Age", "86400")?;
         return with_cors(Response::empty()?.with_status(204).with_headers(headers));
     }
-    with_cors(serve(req, env, settings).await?)
+    with_cors(serve(req, env, ctx, settings).await?)
 }
 
-async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> Result<Response> {
     let url = req.url()?;
     let query = url.query().unwrap_or("").to_owned();
     let (in_path, path) = match transport::path_credential(url.path()) {
@@ -112,11 +112,22 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
             // Only a playlist renews a lapsed credential.
             return deny(&Denial::Expired { expires_at: lapsed_at.unwrap_or(now), now, leeway: 0 });
         }
-        // Media served under a session credential counts toward the session's usage record.
+        // Media served under a session credential counts toward the session's usage record,
+        // and keeps a session that reloads no playlist (a VOD) counted, in the background.
         if let (Some(sid), 200 | 206, Method::Get) = (&grant.session_id, upstream.status_code(), req.method()) {
             let length = upstream.headers().get("Content-Length")?.and_then(|l| l.parse().ok());
             if let Some(bytes) = length {
                 session_hub::count_served(sid, bytes);
+            }
+            if session_hub::beat_due(sid, now, (settings.idle_seconds / 2).max(1)) {
+                let beat = heartbeat(settings, &grant, sid, &req, &ctx, now, false);
+                let (env, key) = (env.clone(), grant.session_key());
+                wctx.wait_until(async move {
+                    if let (Err(_), Some(bytes)) = (session_hub::heartbeat(&env, &key, &beat).await, beat.record.bytes)
+                    {
+                        session_hub::count_served(&beat.sid, bytes);
+                    }
+                });
             }
         }
         return Ok(upstream);
@@ -127,16 +138,18 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         Ok(sid) => sid,
         Err(response) => return Ok(response),
     };
+    let text = upstream.text().await?;
+    // A VOD manifest is loaded once and played to its end: its credentials cover that.
+    let presentation = presentation_seconds(kind, &text);
     let credential = settings
         .sessions
-        .issue(&grant, &sid, scope_of(&facts.path), now)
+        .issue_covering(&grant, &sid, scope_of(&facts.path), now, presentation)
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     let host = url.host_str().map(|h| match url.port() {
         Some(port) => format!("{h}:{port}"),
         None => h.to_owned(),
     });
     let propagation = Propagation { host: host.unwrap_or_default(), param: "sgs".into(), credential };
-    let text = upstream.text().await?;
     let body = match kind {
         ManifestKind::Hls => hls::rewrite(&text, &propagation),
         ManifestKind::Dash => {
@@ -151,7 +164,8 @@ async fn serve(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     // Rewritten per viewer: never shared from a cache.
     headers.set("Cache-Control", "private, no-store")?;
     if settings.cookie_transport {
-        let cookie = transport::session_cookie(&propagation.credential, scope_of(&facts.path), settings.sessions.ttl);
+        let lifetime = u64::from(settings.sessions.ttl) + presentation.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
+        let cookie = transport::session_cookie(&propagation.credential, scope_of(&facts.path), lifetime);
         headers.set("Set-Cookie", &cookie)?;
     }
     Ok(Response::ok(body)?.with_headers(headers))
@@ -187,6 +201,39 @@ async fn fetch_origin(req: &Request, settings: &Settings, normalized_path: &str,
     Fetch::Request(Request::new_with_init(&origin_url, &init)?).send().await
 }
 
+/// A heartbeat of session `sid`, with what this request tells about its viewer and the
+/// media bytes this isolate served it since its previous heartbeat.
+fn heartbeat(
+    settings: &Settings,
+    grant: &Grant,
+    sid: &str,
+    req: &Request,
+    ctx: &RequestContext,
+    now: i64,
+    renewal: bool,
+) -> Heartbeat {
+    Heartbeat {
+        sid: sid.to_owned(),
+        ids: grant.revocation_ids(),
+        limit: grant.max_sessions.or(settings.gate.policy.default_max_sessions),
+        now,
+        idle: settings.idle_seconds,
+        at_limit: settings.at_limit,
+        renewal,
+        record: UsageRecord {
+            at: now,
+            sid: sid.to_owned(),
+            ip: ctx.peer_ip.map(|ip| ip.to_string()),
+            country: ctx.country.clone(),
+            asn: ctx.asn,
+            as_organization: req.cf().and_then(|c| c.as_organization()),
+            referer: ctx.referer.clone(),
+            user_agent: ctx.user_agent.clone(),
+            bytes: session_hub::take_served(sid),
+        },
+    }
+}
+
 /// Whether a playlist fetch renews a lapsed session credential, and when it lapsed.
 #[derive(Clone, Copy)]
 struct Reload {
@@ -213,27 +260,8 @@ async fn admit(
         None => reconnect_id(&grant.fingerprint(), ctx.peer_ip, ctx.user_agent.as_deref()),
     };
     let already_admitted = grant.session_id.is_some();
-    let cf = req.cf();
-    let beat = Heartbeat {
-        sid: sid.clone(),
-        ids: grant.revocation_ids(),
-        limit: grant.max_sessions.or(settings.gate.policy.default_max_sessions),
-        now,
-        idle: settings.idle_seconds,
-        at_limit: settings.at_limit,
-        renewal: reload.renewing,
-        record: UsageRecord {
-            at: now,
-            sid: sid.clone(),
-            ip: ctx.peer_ip.map(|ip| ip.to_string()),
-            country: ctx.country.clone(),
-            asn: ctx.asn,
-            as_organization: cf.and_then(|c| c.as_organization()),
-            referer: ctx.referer.clone(),
-            user_agent: ctx.user_agent.clone(),
-            bytes: session_hub::take_served(&sid),
-        },
-    };
+    let beat = heartbeat(settings, grant, &sid, req, ctx, now, reload.renewing);
+    session_hub::note_beat(&sid, now);
     let verdict = session_hub::heartbeat(env, &grant.session_key(), &beat).await;
     if let (Err(_), Some(bytes)) = (&verdict, beat.record.bytes) {
         // Not recorded: keep the count for the next heartbeat.

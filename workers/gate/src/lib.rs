@@ -28,7 +28,7 @@ pub(crate) fn now_seconds() -> i64 {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = match settings::get(&env) {
         Ok(s) => s,
         Err(message) => {
@@ -46,5 +46,5 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     if path.starts_with("/admin/") {
         return admin::handle(req, &env, &settings).await;
     }
-    gate::handle(req, &env, &settings).await
+    gate::handle(req, &env, &ctx, &settings).await
 }

@@ -3,9 +3,12 @@
 //! It admits sessions against the limit, treats playlist reloads as heartbeats, records
 //! what misuse detection needs (bounded), and learns of revocations at once.
 //!
-//! Segment requests never call the hub (that is the hot path): the bytes they serve are
+//! Segment requests never wait for the hub (that is the hot path): the bytes they serve are
 //! counted in the isolate and reported with the session's next heartbeat from it, so a
-//! usage record's `bytes` is what that isolate served since its previous heartbeat.
+//! usage record's `bytes` is what that isolate served since its previous heartbeat. A
+//! session that only fetches segments (a VOD, which loads its playlist once) sends that
+//! heartbeat in the background, at most every half `SESSION_IDLE` per isolate, so it stays
+//! counted while it plays.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,6 +28,32 @@ const MAX_COUNTED_SESSIONS: usize = 4096;
 
 thread_local! {
     static SERVED: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+    static LAST_BEAT: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+}
+
+/// Notes that session `sid` sent a heartbeat from this isolate at `now`.
+pub fn note_beat(sid: &str, now: i64) {
+    LAST_BEAT.with(|beats| {
+        let mut beats = beats.borrow_mut();
+        if beats.len() >= MAX_COUNTED_SESSIONS && !beats.contains_key(sid) {
+            // Sessions not seen for an hour have long ended or moved to another isolate.
+            beats.retain(|_, at| now - *at < 3_600);
+            if beats.len() >= MAX_COUNTED_SESSIONS {
+                beats.clear();
+            }
+        }
+        beats.insert(sid.to_owned(), now);
+    });
+}
+
+/// Whether session `sid`, seen on a segment request, is due a heartbeat: none from this
+/// isolate in the last `interval` seconds. A due one is noted as sent.
+pub fn beat_due(sid: &str, now: i64, interval: i64) -> bool {
+    let due = LAST_BEAT.with(|beats| beats.borrow().get(sid).is_none_or(|at| now - at >= interval));
+    if due {
+        note_beat(sid, now);
+    }
+    due
 }
 
 /// Counts `bytes` of media served to session `sid` by this isolate.

@@ -21,7 +21,7 @@ pub fn path_credential(path: &str) -> Option<(Credential, String)> {
 }
 
 /// A `Set-Cookie` value carrying `credential` for the paths under `scope`, for `ttl` seconds.
-pub fn session_cookie(credential: &str, scope: &str, ttl: u32) -> String {
+pub fn session_cookie(credential: &str, scope: &str, ttl: u64) -> String {
     format!("{COOKIE}={credential}; Path={scope}; Max-Age={ttl}; HttpOnly; Secure; SameSite=None")
 }
 

@@ -52,7 +52,8 @@ describe('sessions expire when idle; the cookie transport', () => {
     const response = await idle.mf.dispatchFetch(`${idle.url}/hls/ts/index.m3u8?token=${token()}`);
     assert.equal(response.status, 200);
     const cookie = response.headers.get('set-cookie');
-    assert.match(cookie, /^streamgate=v1\.[^;]+; Path=\/hls\/ts\/; Max-Age=120; HttpOnly; Secure; SameSite=None$/);
+    // SESSION_TTL (120 s) plus the 8 s the VOD playlist plays.
+    assert.match(cookie, /^streamgate=v1\.[^;]+; Path=\/hls\/ts\/; Max-Age=128; HttpOnly; Secure; SameSite=None$/);
     const value = cookie.split(';')[0];
     assert.equal((await idle.mf.dispatchFetch(`${idle.url}/hls/ts/seg_001.ts`, { headers: { Cookie: value } })).status, 200);
     const outside = await idle.mf.dispatchFetch(`${idle.url}/hls/fmp4/seg_001.m4s`, { headers: { Cookie: value } });
@@ -97,10 +98,10 @@ describe('live playback outlives the session credential', () => {
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const at = (url) => live.mf.dispatchFetch(url, { headers: { 'CF-Connecting-IP': '198.51.100.90' } });
 
-  it('renews a lapsed credential on playlist reloads while the session is active, never on segments', async () => {
-    const master = await at(`${live.url}/hls/master.m3u8?token=${token()}`);
+  it('renews a lapsed credential on live playlist reloads while the session is active, never on segments', async () => {
+    const master = await at(`${live.url}/hls/live/master.m3u8?token=${token()}`);
     // The URL a player keeps reloading for as long as the stream plays.
-    const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
+    const variant = hlsUris(await master.text(), `${live.url}/hls/live/master.m3u8`)[0];
     const first = await at(variant.href);
     assert.equal(first.status, 200);
     const oldSegment = hlsUris(await first.text(), variant.href)[0];
@@ -131,6 +132,21 @@ describe('live playback outlives the session credential', () => {
       location = /<Location>([^<]+)<\/Location>/.exec(await refresh.text())[1].replaceAll('&amp;', '&');
     }
     assert.doesNotMatch(location, /token=/, 'refreshes never depend on the entry token');
+  });
+
+  it('keeps a VOD session counted by its segment requests, whose credentials cover the presentation', async () => {
+    const t = token({ max_sessions: 1 });
+    const master = await at(`${live.url}/hls/master.m3u8?token=${t}`);
+    const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
+    const segments = hlsUris(await (await at(variant.href)).text(), variant.href);
+    // The VOD playlist is loaded once; its segments are fetched for as long as it plays,
+    // long after SESSION_TTL (1 s) and SESSION_IDLE (3 s).
+    for (const segment of [...segments, ...segments]) {
+      await sleep(600);
+      assert.equal((await at(segment.href)).status, 200, segment.pathname);
+    }
+    const other = await live.mf.dispatchFetch(`${live.url}/hls/master.m3u8?token=${t}`, { headers: { 'CF-Connecting-IP': '203.0.113.99' } });
+    await expectDenied(other, 429, 'too_many_sessions');
   });
 
   it('renews a lapsed playlist URL only for the player that has been using it', async () => {

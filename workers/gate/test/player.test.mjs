@@ -13,6 +13,7 @@ const { launch } = await import(join(root, 'npm', 'test', 'support', 'chromium.m
 const PAGE = `<!doctype html><video id="v" muted autoplay playsinline></video><script>
   const params = new URLSearchParams(location.search);
   const video = document.getElementById('v');
+  video.addEventListener('playing', () => { if (window.t0 === undefined) window.t0 = video.currentTime; });
   const script = document.createElement('script');
   script.src = '/' + params.get('player') + '.js';
   script.onload = () => {
@@ -52,17 +53,22 @@ after(async () => {
   gate && (await gate.mf.dispose());
 });
 
-async function play(player, src) {
+/** Plays `src` until `seconds` of media have played (or a fatal error); every response from `via`. */
+async function play(player, src, { seconds = 2.5, via = gate } = {}) {
   const browser = await launch();
   try {
     const page = await browser.newPage();
     const responses = [];
     page.on('response', (r) => {
-      if (r.url().startsWith(gate.url)) responses.push({ url: r.url(), status: r.status(), reason: r.headers()['x-streamgate-reason'] });
+      if (r.url().startsWith(via.url)) responses.push({ url: r.url(), status: r.status(), reason: r.headers()['x-streamgate-reason'] });
     });
     await page.goto(`http://127.0.0.1:${pages.address().port}/?player=${player}&src=${encodeURIComponent(src)}`);
-    await page.waitForFunction(() => window.fatal || document.getElementById('v').currentTime > 2.5, null, { timeout: 30_000 });
-    const state = await page.evaluate(() => ({ fatal: window.fatal, time: document.getElementById('v').currentTime }));
+    await page.waitForFunction(
+      (s) => window.fatal || (window.t0 !== undefined && document.getElementById('v').currentTime - window.t0 > s),
+      seconds,
+      { timeout: 30_000 + seconds * 2000 },
+    );
+    const state = await page.evaluate(() => ({ fatal: window.fatal, time: document.getElementById('v').currentTime - (window.t0 ?? 0) }));
     return { ...state, responses };
   } finally {
     await browser.close();
@@ -91,3 +97,22 @@ for (const [player, manifest] of [['hls', '/hls/master.m3u8'], ['dash', '/dash/m
     }
   });
 }
+
+it('hls.js plays a live stream for several session-credential lifetimes without a failed request', async () => {
+  // SESSION_TTL 8 s: hls.js keeps reloading the media playlist URL it got from the master,
+  // whose credential lapses after 8 s; each reload is renewed while the session is active.
+  // (A segment is fetched up to a few seconds after the playlist that lists it, so the TTL
+  // must exceed that; the default is 120 s.)
+  const live = await startGate({ listen: true, bindings: { SESSION_TTL: '8', SESSION_IDLE: '20' } });
+  try {
+    const played = await play('hls', `${live.url}/hls/live/master.m3u8?token=${token()}`, { seconds: 18, via: live });
+    assert.equal(played.fatal, undefined, JSON.stringify(played.responses.filter((r) => r.status !== 200)));
+    assert.ok(played.time > 18, `played ${played.time} s`);
+    for (const r of played.responses) assert.equal(r.status, 200, r.url);
+    const reloads = played.responses.filter((r) => r.url.includes('/hls/live/index.m3u8'));
+    assert.ok(reloads.length >= 4, `${reloads.length} playlist loads`);
+    assert.equal(new Set(reloads.map((r) => r.url)).size, 1, 'hls.js reloads one URL, whose credential lapsed long ago');
+  } finally {
+    await live.mf.dispose();
+  }
+});

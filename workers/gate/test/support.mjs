@@ -39,6 +39,7 @@ export function gateWorker({ bindings = {}, sessionStore = true } = {}) {
 /** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
 export async function startGate({ listen = false, bindings = {}, sessionStore = true } = {}) {
   const origin = [];
+  const livePlaylist = liveStream();
   const mf = new Miniflare({
     ...gateWorker({ bindings, sessionStore }),
     cf: false, // a placeholder `request.cf` (tests inject theirs): never fetched over the network
@@ -47,6 +48,8 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
       const url = new URL(request.url);
       origin.push(url.pathname + url.search);
       try {
+        const live = livePlaylist(url.pathname);
+        if (live) return new Response(live.body, { headers: { 'content-type': live.type } });
         if (url.pathname === '/dash/live.mpd') {
           // The demo MPD as a live one, as a packager would publish it during an event.
           const mpd = await readFile(join(root, 'demo', 'origin', 'dash', 'manifest.mpd'), 'utf8');
@@ -71,6 +74,33 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
   });
   const url = listen ? (await mf.ready).origin : 'http://gate.test';
   return { mf, origin, url };
+}
+
+/**
+ * A live HLS stream, simulated from demo/origin/hls/live (30 s in 2-second segments): a
+ * master at /hls/live/master.m3u8, and a three-segment media playlist that slides on by a
+ * segment every two seconds from its first request, and ends after the last segment.
+ * Returns the playlist for a path, or null.
+ */
+function liveStream() {
+  let start;
+  return (path) => {
+    if (path === '/hls/live/master.m3u8') {
+      return { type: types['.m3u8'], body: '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=90000,CODECS="avc1.42c00a,mp4a.40.2"\nindex.m3u8\n' };
+    }
+    if (path !== '/hls/live/index.m3u8') return null;
+    start ??= Date.now();
+    return { type: types['.m3u8'], body: slidingWindow(Date.now() - start) };
+  };
+}
+
+function slidingWindow(elapsed) {
+  const published = Math.min(15, Math.floor(elapsed / 2000) + 3);
+  const first = published - 3;
+  const lines = ['#EXTM3U', '#EXT-X-VERSION:3', '#EXT-X-TARGETDURATION:2', `#EXT-X-MEDIA-SEQUENCE:${first}`];
+  for (let i = first; i < published; i++) lines.push('#EXTINF:2.000,', `seg_${String(i).padStart(3, '0')}.ts`);
+  if (published === 15) lines.push('#EXT-X-ENDLIST');
+  return lines.join('\n') + '\n';
 }
 
 /** A playback token for the demo streams. */

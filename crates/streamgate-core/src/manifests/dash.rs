@@ -106,6 +106,63 @@ fn rewrite_mpd(mpd: &str, propagation: &Propagation, manifest_url: Option<&str>)
     out
 }
 
+/// The length of a static (VOD) MPD, in whole seconds rounded up: its
+/// `mediaPresentationDuration`. `None` for a dynamic MPD, or when the duration is missing
+/// or not an ISO 8601 duration.
+pub fn presentation_seconds(mpd: &str) -> Option<u64> {
+    let tag = root_tag(mpd)?;
+    let name = tag.get(1..)?.split(|c: char| c.is_whitespace() || c == '>' || c == '/').next()?;
+    if local_name(name) != "MPD" || is_dynamic(tag) {
+        return None;
+    }
+    let value = tag.split("mediaPresentationDuration=").nth(1)?;
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    iso_duration_seconds(value.get(1..)?.split(quote).next()?)
+}
+
+/// The document's root start tag, past the XML declaration, comments and a doctype.
+fn root_tag(xml: &str) -> Option<&str> {
+    let mut rest = xml;
+    loop {
+        rest = rest.get(rest.find('<')?..)?;
+        let skip = [("<!--", "-->"), ("<?", "?>"), ("<!", ">")].iter().find(|(open, _)| rest.starts_with(open));
+        match skip {
+            Some((_, close)) => rest = rest.get(rest.find(close)? + close.len()..)?,
+            None => return rest.get(..tag_end(rest)),
+        }
+    }
+}
+
+/// `PnDTnHnMnS` (the form MPDs use; years and months are not) to whole seconds, rounded up.
+fn iso_duration_seconds(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((days, time)) => (days, time),
+        None => (rest, ""),
+    };
+    let mut total = match days {
+        "" => 0.0,
+        d => d.strip_suffix('D')?.parse::<f64>().ok()? * 86_400.0,
+    };
+    let mut number = String::new();
+    for c in time.chars() {
+        match c {
+            '0'..='9' | '.' => number.push(c),
+            'H' | 'M' | 'S' => {
+                let unit = match c {
+                    'H' => 3_600.0,
+                    'M' => 60.0,
+                    _ => 1.0,
+                };
+                total += number.parse::<f64>().ok()? * unit;
+                number.clear();
+            }
+            _ => return None,
+        }
+    }
+    (number.is_empty() && total.is_finite()).then(|| total.ceil().min(1e12) as u64)
+}
+
 /// Whether an `<MPD …>` start tag says `type="dynamic"`.
 fn is_dynamic(tag: &str) -> bool {
     ["type=\"dynamic\"", "type='dynamic'"].iter().any(|t| tag.split_whitespace().any(|attr| attr.starts_with(t)))

@@ -32,6 +32,26 @@ pub fn rewrite(playlist: &str, propagation: &Propagation) -> String {
     out
 }
 
+/// The length of a complete (VOD) media playlist, in whole seconds rounded up: the sum of
+/// its `EXTINF` durations. `None` for a live or event playlist (no `EXT-X-ENDLIST`, not
+/// `EXT-X-PLAYLIST-TYPE:VOD`) and for a master playlist.
+pub fn presentation_seconds(playlist: &str) -> Option<u64> {
+    let mut complete = false;
+    let mut total = 0.0_f64;
+    let mut segments = 0_usize;
+    for line in playlist.lines().map(str::trim) {
+        if line == "#EXT-X-ENDLIST" || line == "#EXT-X-PLAYLIST-TYPE:VOD" {
+            complete = true;
+        } else if let Some(info) = line.strip_prefix("#EXTINF:") {
+            let duration = info.split(',').next().unwrap_or("").trim().parse::<f64>().ok();
+            total += duration.filter(|d| d.is_finite() && *d > 0.0).unwrap_or(0.0);
+            segments += 1;
+        }
+    }
+    // Bounded before the cast: a hostile playlist cannot overflow anything.
+    (complete && segments > 0).then(|| total.ceil().min(1e12) as u64)
+}
+
 fn split_ending(line: &str) -> (&str, &str) {
     let body = line.trim_end_matches(['\n', '\r']);
     (body, line.get(body.len()..).unwrap_or(""))

@@ -44,6 +44,16 @@ pub fn manifest_kind(content_type: Option<&str>, path: &str) -> Option<ManifestK
     }
 }
 
+/// How long a complete (VOD) manifest plays, in seconds; `None` for live ones. A player
+/// loads a VOD playlist once and fetches its segments for that long, so the credentials
+/// in it must outlive the presentation.
+pub fn presentation_seconds(kind: ManifestKind, text: &str) -> Option<u64> {
+    match kind {
+        ManifestKind::Hls => hls::presentation_seconds(text),
+        ManifestKind::Dash => dash::presentation_seconds(text),
+    }
+}
+
 /// What to add, and where requests may go with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Propagation {

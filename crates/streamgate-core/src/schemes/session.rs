@@ -19,6 +19,9 @@ use crate::schemes::{Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
 
 const VERSION: &str = "v1";
 
+/// The longest presentation a VOD credential is stretched to cover: one day.
+pub const MAX_PRESENTATION_SECONDS: u64 = 86_400;
+
 /// What a session credential carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
@@ -70,6 +73,23 @@ impl SessionScheme {
     /// A credential for `grant`'s session `sid`, covering paths under `scope`, valid for
     /// `ttl` seconds from `now`.
     pub fn issue(&self, grant: &Grant, sid: &str, scope: &str, now: i64) -> Result<String, Error> {
+        self.issue_covering(grant, sid, scope, now, None)
+    }
+
+    /// Like [`SessionScheme::issue`], for the URLs of a VOD manifest that plays for
+    /// `presentation_seconds`: a player loads it once and fetches from it until the end, so
+    /// the credential lives `ttl` seconds past the presentation (at most
+    /// [`MAX_PRESENTATION_SECONDS`] of it).
+    pub fn issue_covering(
+        &self,
+        grant: &Grant,
+        sid: &str,
+        scope: &str,
+        now: i64,
+        presentation_seconds: Option<u64>,
+    ) -> Result<String, Error> {
+        let presentation = presentation_seconds.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
+        let lifetime = i64::from(self.ttl).saturating_add(i64::try_from(presentation).unwrap_or(0));
         let claims = SessionClaims {
             key: grant.session_key(),
             sid: sid.to_owned(),
@@ -79,7 +99,7 @@ impl SessionScheme {
             ip: grant.ip_binding,
             max: grant.max_sessions,
             fp: if grant.token_id.is_none() { grant.entry_fingerprint() } else { None },
-            exp: now.saturating_add(i64::from(self.ttl)),
+            exp: now.saturating_add(lifetime),
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| Error::input("session", e.to_string()))?;
         let mut credential = format!("{VERSION}.{}", b64_url(&payload));
@@ -234,5 +254,17 @@ mod tests {
         assert_eq!(lifted.validity.expires_at, None);
         assert_eq!(lifted.session_id.as_deref(), Some("sid"));
         assert!(lift_expiry_for_renewal(&entry_grant(), i64::MAX).is_none(), "entry tokens never renew");
+    }
+
+    #[test]
+    fn a_vod_credential_outlives_its_presentation() {
+        let scheme = SessionScheme::new(&[7u8; 32], 60).unwrap();
+        let exp = |presentation| {
+            let credential = scheme.issue_covering(&entry_grant(), "sid", "/", 1_000, presentation).unwrap();
+            scheme.verify(&credential, &facts("/")).unwrap().validity.expires_at
+        };
+        assert_eq!(exp(None), Some(1_060));
+        assert_eq!(exp(Some(7_200)), Some(1_000 + 7_200 + 60));
+        assert_eq!(exp(Some(u64::MAX)), Some(1_000 + 86_400 + 60), "capped at a day");
     }
 }
