@@ -16,6 +16,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { extname, join, relative } from 'node:path';
 import { gateWorker, root, token, types } from '../test/support.mjs';
@@ -30,6 +31,11 @@ if (spawnSync('wrk', ['--version']).error) {
   console.error('wrk is not installed: run scripts/setup.sh --peers (Debian package wrk)');
   process.exit(2);
 }
+
+/** Two cores or more and taskset (util-linux) at hand: workerd and wrk get a core each. */
+const PINNED = availableParallelism() >= 2 && !spawnSync('taskset', ['-V']).error;
+/** The command line that runs wrk with `args`, on the second core when pinned. */
+const wrk = (args) => (PINNED ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args]);
 
 /** The demo origin as a worker: every file under demo/origin, held in memory. */
 function originWorker() {
@@ -73,6 +79,9 @@ async function start(front) {
   const mf = new Miniflare({ host: '127.0.0.1', port: 0, cf: false, workers: [{ ...front, name: 'front', outboundService: 'origin' }, originWorker()] });
   const url = (await mf.ready).origin;
   const pid = children().find((p) => !before.has(p));
+  // workerd on the first core, wrk on the second: the two do not take turns on one core,
+  // which otherwise moves figures by several points from run to run.
+  if (PINNED) execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
   return { mf, url, pid };
 }
 
@@ -98,7 +107,7 @@ function milliseconds(text) {
 /** One wrk run of `url`: requests, req/s, p50/p99 ms, and workerd CPU ms per request. */
 function measure(server, url) {
   const cpuBefore = cpuSeconds(server.pid);
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '--latency', url], { encoding: 'utf8' });
+  const out = execFileSync(...wrk(['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '--latency', url]), { encoding: 'utf8' });
   const cpu = cpuSeconds(server.pid) - cpuBefore;
   const failed = /Non-2xx or 3xx responses: (\d+)/.exec(out) || /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   if (failed && failed.slice(1).some(Number)) throw new Error(`${url}: ${failed[0]}\n${out}`);
@@ -114,7 +123,7 @@ function runAll(cases) {
   // Warm-up, not measured: wasm tiers up to optimized code, isolates and caches fill.
   for (const [name, server, url] of cases) {
     process.stderr.write(`  warm-up: ${name}\n`);
-    execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', url]);
+    execFileSync(...wrk(['-t1', `-c${CONNECTIONS}`, '-d1s', url]));
   }
   const results = cases.map(() => []);
   for (let round = 1; round <= ROUNDS; round++) {
@@ -153,7 +162,7 @@ try {
   await gate.mf.dispose();
 }
 
-console.log(`gate load run: wrk, median of ${ROUNDS} rounds of ${SECONDS}s per case, ${CONNECTIONS} connections, loopback, workerd via Miniflare, origin in memory`);
+console.log(`gate load run: wrk, median of ${ROUNDS} rounds of ${SECONDS}s per case, ${CONNECTIONS} connections, loopback, workerd via Miniflare, origin in memory${PINNED ? ', workerd and wrk on a core each' : ''}`);
 console.table(rows);
 const [off, session, entryToken, js] = rows;
 const keeps = (row) => `${((100 * row['req/s']) / off['req/s']).toFixed(1)}%`;
