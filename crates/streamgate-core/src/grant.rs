@@ -66,6 +66,16 @@ pub fn fingerprint(credential: &str) -> String {
     crate::encoding::hex(&Sha256::digest(credential.as_bytes()))
 }
 
+/// The key a token's sessions are counted under: its `sub` for user-bound tokens, else its
+/// `jti`, else its fingerprint (hashed only when needed).
+pub fn session_key(subject: Option<&str>, token_id: Option<&str>, fingerprint: impl FnOnce() -> String) -> String {
+    match (subject, token_id) {
+        (Some(sub), _) => format!("sub:{sub}"),
+        (None, Some(jti)) => format!("jti:{jti}"),
+        (None, None) => format!("fp:{}", fingerprint()),
+    }
+}
+
 /// When a credential is valid, and how much clock skew to forgive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Validity {
@@ -185,13 +195,9 @@ impl Grant {
     /// The key sessions are counted under: the user for user-bound tokens, else the token.
     /// A session credential keeps the key its entry token had.
     pub fn session_key(&self) -> String {
-        if let Some(key) = &self.issued_session_key {
-            return key.clone();
-        }
-        match (&self.subject, &self.token_id) {
-            (Some(sub), _) => format!("sub:{sub}"),
-            (None, Some(jti)) => format!("jti:{jti}"),
-            (None, None) => format!("fp:{}", self.fingerprint()),
+        match &self.issued_session_key {
+            Some(key) => key.clone(),
+            None => session_key(self.subject.as_deref(), self.token_id.as_deref(), || self.fingerprint()),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use streamgate_core::encoding::ct_eq;
-use streamgate_core::grant::fingerprint;
+use streamgate_core::grant::{fingerprint, session_key};
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::unverified;
 use worker::{Env, Method, Request, Response, Result};
@@ -59,12 +59,7 @@ fn target(body: &Revoke) -> std::result::Result<Target, String> {
             let jti = text(claims.and_then(|c| c.get("jti"))).or_else(|| text(fields.get("id")));
             let sub = text(claims.and_then(|c| c.get("sub")));
             let print = fingerprint(token);
-            // The key its sessions are counted under, as `Grant::session_key` derives it.
-            let hub = match (&sub, &jti) {
-                (Some(sub), _) => format!("sub:{sub}"),
-                (None, Some(jti)) => format!("jti:{jti}"),
-                (None, None) => format!("fp:{print}"),
-            };
+            let hub = session_key(sub.as_deref(), jti.as_deref(), || print.clone());
             Ok(Target { ids: std::iter::once(print).chain(jti).collect(), hubs: vec![hub] })
         }
         _ => Err("give exactly one of \"jti\" and \"token\"".into()),
