@@ -92,7 +92,8 @@ describe('sessions expire when idle; the cookie transport', () => {
 describe('live playback outlives the session credential', () => {
   let live;
   before(async () => {
-    live = await startGate({ bindings: { SESSION_TTL: '1', SESSION_IDLE: '3' } });
+    // Credentials expire on whole seconds: a 2 s TTL always leaves a player at least 1 s.
+    live = await startGate({ bindings: { SESSION_TTL: '2', SESSION_IDLE: '5' } });
   });
   after(() => live && live.mf.dispose());
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,14 +107,14 @@ describe('live playback outlives the session credential', () => {
     assert.equal(first.status, 200);
     const oldSegment = hlsUris(await first.text(), variant.href)[0];
     for (let i = 0; i < 3; i++) {
-      await sleep(1200); // past SESSION_TTL, within SESSION_IDLE of the previous reload
+      await sleep(3100); // past SESSION_TTL, within SESSION_IDLE of the previous reload
       const reload = await at(variant.href);
       assert.equal(reload.status, 200, `reload ${i}: ${await reload.clone().text()}`);
       const segment = hlsUris(await reload.text(), variant.href)[0];
       assert.equal((await at(segment.href)).status, 200, 'fresh credentials in the renewed playlist');
     }
     await expectDenied(await at(oldSegment.href), 403, 'expired');
-    await sleep(3500); // no reload for longer than SESSION_IDLE: the session ended
+    await sleep(5600); // no reload for longer than SESSION_IDLE: the session ended
     await expectDenied(await at(variant.href), 403, 'expired');
   });
 
@@ -126,7 +127,7 @@ describe('live playback outlives the session credential', () => {
     const vod = await (await at(`${live.url}/dash/manifest.mpd?token=${entry}`)).text();
     assert.doesNotMatch(vod, /<Location>/, 'a static MPD is never refreshed');
     for (let i = 0; i < 3; i++) {
-      await sleep(1200); // past each credential's SESSION_TTL
+      await sleep(3100); // past each credential's SESSION_TTL
       const refresh = await at(location);
       assert.equal(refresh.status, 200, await refresh.clone().text());
       location = /<Location>([^<]+)<\/Location>/.exec(await refresh.text())[1].replaceAll('&amp;', '&');
@@ -140,9 +141,9 @@ describe('live playback outlives the session credential', () => {
     const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
     const segments = hlsUris(await (await at(variant.href)).text(), variant.href);
     // The VOD playlist is loaded once; its segments are fetched for as long as it plays,
-    // long after SESSION_TTL (1 s) and SESSION_IDLE (3 s).
+    // long after SESSION_TTL (2 s) and SESSION_IDLE (5 s).
     for (const segment of [...segments, ...segments]) {
-      await sleep(600);
+      await sleep(800);
       assert.equal((await at(segment.href)).status, 200, segment.pathname);
     }
     const other = await live.mf.dispatchFetch(`${live.url}/hls/master.m3u8?token=${t}`, { headers: { 'CF-Connecting-IP': '203.0.113.99' } });
@@ -154,7 +155,7 @@ describe('live playback outlives the session credential', () => {
     const master = await live.mf.dispatchFetch(`${live.url}/hls/master.m3u8?token=${token()}`, as('Player/1.0'));
     const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
     assert.equal((await live.mf.dispatchFetch(variant.href, as('Player/1.0'))).status, 200);
-    await sleep(1200);
+    await sleep(3100);
     await expectDenied(await live.mf.dispatchFetch(variant.href, as('Lavf/60.16.100')), 403, 'expired');
     assert.equal((await live.mf.dispatchFetch(variant.href, as('Player/1.0'))).status, 200, 'the player itself goes on');
   });
@@ -164,7 +165,7 @@ describe('live playback outlives the session credential', () => {
     const master = await at(`${live.url}/hls/master.m3u8?token=${t}`);
     const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
     assert.equal((await at(variant.href)).status, 200);
-    await sleep(1200);
+    await sleep(3100);
     assert.equal((await admin(live, '/admin/revoke', { token: t })).status, 200);
     await expectDenied(await at(variant.href), 403, 'revoked');
   });
