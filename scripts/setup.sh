@@ -55,7 +55,8 @@ else
   # the lock lists other platforms' optional binaries (deno, workerd) that the registry
   # here does not serve, which an install skips as it should.
   (cd npm && npm install --no-audit --no-fund --loglevel=error)
-  echo "$want_hash" > "$stamp"
+  # npm may rewrite the lock (other platforms' optional entries): stamp what it left.
+  sha256sum npm/package-lock.json | cut -d' ' -f1 > "$stamp"
 fi
 
 $want_peers || exit 0

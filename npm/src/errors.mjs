@@ -6,7 +6,7 @@
 export const REASON_CODES = Object.freeze([
   'missing_token', 'malformed', 'bad_signature', 'unknown_key', 'alg_not_allowed', 'expired',
   'not_yet_valid', 'scope_mismatch', 'ip_mismatch', 'referrer_denied', 'user_agent_denied',
-  'geo_denied', 'purpose_mismatch', 'revoked', 'ip_blocked', 'too_many_sessions',
+  'geo_denied', 'purpose_mismatch', 'revoked', 'ip_blocked', 'too_many_sessions', 'method_not_allowed',
 ]);
 
 export class StreamgateError extends Error {

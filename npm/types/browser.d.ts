@@ -2,7 +2,7 @@
 export type ReasonCode =
   | 'missing_token' | 'malformed' | 'bad_signature' | 'unknown_key' | 'alg_not_allowed' | 'expired'
   | 'not_yet_valid' | 'scope_mismatch' | 'ip_mismatch' | 'referrer_denied' | 'user_agent_denied'
-  | 'geo_denied' | 'purpose_mismatch' | 'revoked' | 'ip_blocked' | 'too_many_sessions';
+  | 'geo_denied' | 'purpose_mismatch' | 'revoked' | 'ip_blocked' | 'too_many_sessions' | 'method_not_allowed';
 
 /** Codes for misuse rather than denial. */
 export type UsageErrorCode = 'invalid_key' | 'invalid_input' | 'not_ready' | 'internal_error';

@@ -14,7 +14,7 @@ use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
 use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EdgeAuthScheme, EscapeStyle};
 use streamgate_core::schemes::jwt::{self, JwtScheme};
 use streamgate_core::schemes::secure_link::SecureLinkScheme;
-use streamgate_core::schemes::session::SessionScheme;
+use streamgate_core::schemes::session::{SessionOptions, SessionScheme};
 use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest, WmsAuthScheme};
 use streamgate_core::schemes::{detect_scheme, find_in_query, signed_url, split_url, Credential, Scheme, SchemeKind};
 use streamgate_core::sessions::{KnownCount, SessionLimiter};
@@ -296,7 +296,7 @@ fn build_scheme(kind: SchemeKind, a: &VerifyArgs) -> Result<Box<dyn Scheme>> {
         // The gate's session credentials, checked with its session secret (for support).
         SchemeKind::Session => {
             let secret = keysource::read(a.keys.first().map(String::as_str).unwrap_or(""))?;
-            Box::new(SessionScheme::new(&secret, 1).map_err(|e| e.to_string())?)
+            Box::new(SessionScheme::new(&secret, SessionOptions::default()).map_err(|e| e.to_string())?)
         }
     })
 }

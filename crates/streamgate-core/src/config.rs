@@ -135,6 +135,9 @@ impl GateConfig {
 
     /// Builds the gate: one scheme per kind of key present.
     pub fn build(self) -> Result<Gate, Error> {
+        for glob in &self.policy.public_paths {
+            crate::policy::check_public_path(glob).map_err(|why| Error::input("policy.publicPaths", why))?;
+        }
         let mut jwt = KeySet::default();
         let mut gate = Gate::new(self.policy);
         for entry in &self.keys {

@@ -125,6 +125,17 @@ pub enum Denial {
         /// Sessions already active.
         active: u32,
     },
+    /// The session a session credential names is over (idle, replaced, renewed by another
+    /// player, or seen in two places); the player must come back with its entry token.
+    SessionEnded {
+        /// Why.
+        why: &'static str,
+    },
+    /// The request's method is never forwarded.
+    MethodNotAllowed {
+        /// The method as received (truncated).
+        method: String,
+    },
 }
 
 /// What a verifier signed, for the "why does my signature not match?" question.
@@ -145,7 +156,7 @@ impl Denial {
             Denial::BadSignature { .. } => ReasonCode::BadSignature,
             Denial::UnknownKey { .. } => ReasonCode::UnknownKey,
             Denial::AlgNotAllowed { .. } => ReasonCode::AlgNotAllowed,
-            Denial::Expired { .. } => ReasonCode::Expired,
+            Denial::Expired { .. } | Denial::SessionEnded { .. } => ReasonCode::Expired,
             Denial::NotYetValid { .. } => ReasonCode::NotYetValid,
             Denial::ScopeMismatch { .. } | Denial::UnsafePath { .. } | Denial::ForeignToken { .. } => {
                 ReasonCode::ScopeMismatch
@@ -158,12 +169,14 @@ impl Denial {
             Denial::Revoked { .. } => ReasonCode::Revoked,
             Denial::IpBlocked { .. } => ReasonCode::IpBlocked,
             Denial::TooManySessions { .. } => ReasonCode::TooManySessions,
+            Denial::MethodNotAllowed { .. } => ReasonCode::MethodNotAllowed,
         }
     }
 
     /// The check that refused the request, one of [`Denial::STAGES`].
     pub fn stage(&self) -> &'static str {
         match self {
+            Denial::MethodNotAllowed { .. } => "request method",
             Denial::UnsafePath { .. } => "request path",
             Denial::MissingToken => "credential present",
             Denial::Malformed { .. } => "credential format",
@@ -171,6 +184,7 @@ impl Denial {
             Denial::BadSignature { .. } => "signature",
             Denial::ForeignToken { .. } => "issuer and audience",
             Denial::Expired { .. } | Denial::NotYetValid { .. } => "validity window",
+            Denial::SessionEnded { .. } => "sessions",
             Denial::Revoked { .. } => "revocation",
             Denial::IpBlocked { .. } => "IP block list",
             Denial::PurposeMismatch { .. } => "purpose",
@@ -184,7 +198,8 @@ impl Denial {
     }
 
     /// The checks in the order the gate runs them.
-    pub const STAGES: [&'static str; 16] = [
+    pub const STAGES: [&'static str; 17] = [
+        "request method",
         "request path",
         "credential present",
         "credential format",
@@ -260,9 +275,13 @@ impl fmt::Display for Denial {
                 write!(f, "token is for {} but the request is {}", token.as_str(), request.as_str())
             }
             Denial::Revoked { token_id } => write!(f, "token {token_id:?} is revoked"),
+            Denial::SessionEnded { why } => write!(f, "session ended: {why}"),
             Denial::IpBlocked { ip } => write!(f, "client IP {ip} is blocked"),
             Denial::TooManySessions { limit, active } => {
                 write!(f, "session limit {limit} reached ({active} active)")
+            }
+            Denial::MethodNotAllowed { method } => {
+                write!(f, "method {method:?} is not forwarded (play: GET, HEAD; publish: POST, PUT)")
             }
         }
     }

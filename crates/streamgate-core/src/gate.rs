@@ -98,6 +98,11 @@ impl Gate {
         }
     }
 
+    /// The request's facts when it may pass without a credential ([`Policy::public`]).
+    pub fn public(&self, ctx: &RequestContext) -> Option<RequestFacts> {
+        self.policy.public(ctx)
+    }
+
     /// The first half of [`Gate::check`]: path, presence, size, scheme and signature. An
     /// adapter with asynchronous stores calls this, looks up what the grant names
     /// (revocations of its token id, the client IP), then calls [`Gate::evaluate`].

@@ -3,6 +3,7 @@
 use core::cell::OnceCell;
 use core::fmt;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::claims::{AccessRule, Purpose};
@@ -11,8 +12,10 @@ use crate::policy::path::stream_in_scope;
 use crate::policy::pattern::wildcard_match;
 use crate::schemes::SchemeKind;
 
-/// Which paths a credential covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which paths a credential covers. Serialized (compactly) into session credentials, which
+/// carry their entry token's scope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Every path (an unscoped JWT, or a WMSAuth token without the stream variant).
     Any,
@@ -20,9 +23,10 @@ pub enum Scope {
     Streams(Vec<String>),
     /// Akamai ACL patterns: `*` matches across `/`.
     Acl(Vec<String>),
-    /// The path is part of the signature (EdgeAuth `url=`, secure_link `$uri`, WMSAuth
-    /// stream prefix): the signature check already bound it. Holds what was signed.
+    /// A signed string prefix of the path (WMSAuth `strm_len`): the signature bound it.
     SignedPrefix(String),
+    /// Exactly one signed path (EdgeAuth `url=`, secure_link with `$uri`).
+    SignedPath(String),
 }
 
 impl Scope {
@@ -36,7 +40,56 @@ impl Scope {
                 path.starts_with(prefix.as_str())
                     || path.strip_prefix('/').is_some_and(|p| p.starts_with(prefix.as_str()))
             }
+            Scope::SignedPath(signed) => path == signed,
         }
+    }
+
+    /// The longest directory every path in the scope lies under (`/` when none is literal):
+    /// the `Path` of a session cookie, so browsers send it only where it can work.
+    pub fn directory(&self) -> String {
+        let literal_dir = |pattern: &str| -> Vec<String> {
+            let segments: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+            // The last segment may be a file or a partial name: only whole directories count.
+            let dirs = segments.len().saturating_sub(1);
+            segments.into_iter().take(dirs).take_while(|s| !s.contains('*')).map(str::to_owned).collect()
+        };
+        let lists: Vec<Vec<String>> = match self {
+            Scope::Any => Vec::new(),
+            Scope::Streams(globs) => globs.iter().map(|g| literal_dir(&format!("{g}/x"))).collect(),
+            Scope::Acl(acls) => acls.iter().map(|a| literal_dir(a)).collect(),
+            Scope::SignedPrefix(p) | Scope::SignedPath(p) => vec![literal_dir(p)],
+        };
+        let mut common: Vec<String> = lists.first().cloned().unwrap_or_default();
+        for list in lists.iter().skip(1) {
+            let shared = common.iter().zip(list).take_while(|(a, b)| a == b).count();
+            common.truncate(shared);
+        }
+        let mut out = String::from("/");
+        for segment in common {
+            out.push_str(&segment);
+            out.push('/');
+        }
+        out
+    }
+
+    /// The scope a session credential issued from a manifest at `manifest_path` carries:
+    /// the entry token's own, never wider. The one exception is a token signed for exactly
+    /// one URL (EdgeAuth `url=`, secure_link `$uri`): it names one presentation, whose
+    /// variant playlists and segments sit in the manifest's directory, so its sessions
+    /// cover that directory (sign an ACL or stream glob to be stricter).
+    pub fn for_session(&self, manifest_path: &str) -> Scope {
+        match self {
+            Scope::SignedPath(_) => Scope::SignedPrefix(directory_of(manifest_path).to_owned()),
+            other => other.clone(),
+        }
+    }
+}
+
+/// The directory a path lives in (`/live/a/index.m3u8` → `/live/a/`).
+pub fn directory_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => path.get(..=i).unwrap_or("/"),
+        None => "/",
     }
 }
 
@@ -46,7 +99,8 @@ impl fmt::Display for Scope {
             Scope::Any => f.write_str("any stream"),
             Scope::Streams(g) => write!(f, "streams {}", g.join(", ")),
             Scope::Acl(a) => write!(f, "acl {}", a.join("!")),
-            Scope::SignedPrefix(p) => write!(f, "signed path {p}"),
+            Scope::SignedPrefix(p) => write!(f, "signed prefix {p}"),
+            Scope::SignedPath(p) => write!(f, "signed path {p}"),
         }
     }
 }
@@ -74,6 +128,15 @@ pub fn session_key(subject: Option<&str>, token_id: Option<&str>, fingerprint: i
         (None, Some(jti)) => format!("jti:{jti}"),
         (None, None) => format!("fp:{}", fingerprint()),
     }
+}
+
+/// The fixed bounds of a gate session, set when the entry token opens it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionBounds {
+    /// When the session started, unix seconds.
+    pub started: i64,
+    /// No credential of the session lives past this, unix seconds.
+    pub ends: i64,
 }
 
 /// When a credential is valid, and how much clock skew to forgive.
@@ -104,8 +167,11 @@ pub struct Grant {
     pub validity: Validity,
     /// Path scope.
     pub scope: Scope,
-    /// IP binding carried by the credential.
+    /// IP binding carried by the credential (widened by the operator's binding prefixes).
     pub ip_binding: Option<IpRange>,
+    /// For a session credential bound to its admitting client's network: that network
+    /// (checked as is, never widened).
+    pub network_binding: Option<IpRange>,
     /// Play or publish.
     pub purpose: Purpose,
     /// Session limit from the credential.
@@ -125,6 +191,10 @@ pub struct Grant {
     /// For a session credential issued for a token without `jti`: that token's fingerprint,
     /// so revoking the token by its text also ends the sessions it opened.
     pub entry_token_fingerprint: Option<String>,
+    /// For a session credential: when its session started and the latest moment any of its
+    /// credentials may expire (the entry token's expiry plus the grace, and the maximum
+    /// session age), kept across every reload and renewal.
+    pub session_bounds: Option<SessionBounds>,
     /// [`Grant::fingerprint`], computed once.
     fingerprint: Memo,
 }
@@ -152,6 +222,7 @@ impl Grant {
             validity: Validity::default(),
             scope: Scope::Any,
             ip_binding: None,
+            network_binding: None,
             purpose: Purpose::Play,
             max_sessions: None,
             referrers: Vec::new(),
@@ -161,6 +232,7 @@ impl Grant {
             claims_json,
             issued_session_key: None,
             entry_token_fingerprint: None,
+            session_bounds: None,
             fingerprint: Memo::default(),
         }
     }

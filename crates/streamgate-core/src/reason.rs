@@ -37,11 +37,13 @@ pub enum ReasonCode {
     IpBlocked,
     /// Starting another session would exceed the token's session limit.
     TooManySessions,
+    /// The HTTP method is not one the gate lets through (play: GET, HEAD; publish: POST, PUT).
+    MethodNotAllowed,
 }
 
 impl ReasonCode {
     /// Every reason code, in table order.
-    pub const ALL: [ReasonCode; 16] = [
+    pub const ALL: [ReasonCode; 17] = [
         ReasonCode::MissingToken,
         ReasonCode::Malformed,
         ReasonCode::BadSignature,
@@ -58,6 +60,7 @@ impl ReasonCode {
         ReasonCode::Revoked,
         ReasonCode::IpBlocked,
         ReasonCode::TooManySessions,
+        ReasonCode::MethodNotAllowed,
     ];
 
     /// The stable snake_case code used on every surface.
@@ -79,6 +82,7 @@ impl ReasonCode {
             ReasonCode::Revoked => "revoked",
             ReasonCode::IpBlocked => "ip_blocked",
             ReasonCode::TooManySessions => "too_many_sessions",
+            ReasonCode::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -88,11 +92,13 @@ impl ReasonCode {
     }
 
     /// The HTTP status an edge answers with: 401 when no usable credential was presented,
-    /// 429 for the session limit, 403 for every other denial.
+    /// 429 for the session limit, 405 for a method the gate never forwards, 403 for every
+    /// other denial.
     pub const fn http_status(self) -> u16 {
         match self {
             ReasonCode::MissingToken | ReasonCode::Malformed => 401,
             ReasonCode::TooManySessions => 429,
+            ReasonCode::MethodNotAllowed => 405,
             _ => 403,
         }
     }
@@ -116,6 +122,7 @@ impl ReasonCode {
             ReasonCode::Revoked => "token revoked",
             ReasonCode::IpBlocked => "client IP on the block list",
             ReasonCode::TooManySessions => "session limit for the token reached",
+            ReasonCode::MethodNotAllowed => "HTTP method never forwarded (play: GET, HEAD; publish: POST, PUT)",
         }
     }
 }
@@ -147,6 +154,7 @@ mod tests {
         assert_eq!(ReasonCode::MissingToken.http_status(), 401);
         assert_eq!(ReasonCode::Malformed.http_status(), 401);
         assert_eq!(ReasonCode::TooManySessions.http_status(), 429);
+        assert_eq!(ReasonCode::MethodNotAllowed.http_status(), 405);
         assert_eq!(ReasonCode::BadSignature.http_status(), 403);
         assert_eq!(ReasonCode::Expired.http_status(), 403);
     }

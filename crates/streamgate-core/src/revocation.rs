@@ -22,6 +22,13 @@ pub trait RevocationList {
 pub trait IpBlocklist {
     /// Whether `ip` is blocked.
     fn is_blocked(&self, ip: IpAddr, now: i64) -> bool;
+
+    /// Whether the list is known to hold nothing. A request whose client IP is unknown is
+    /// refused while the list holds anything (it cannot be shown not to be blocked); stores
+    /// that cannot tell cheaply say `false`.
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Revocations held in memory, each with an optional end (unix seconds).
@@ -83,6 +90,10 @@ impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {
 impl IpBlocklist for MemoryBlocklist {
     fn is_blocked(&self, ip: IpAddr, now: i64) -> bool {
         self.entries.iter().any(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

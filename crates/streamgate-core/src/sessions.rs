@@ -5,6 +5,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::denial::Denial;
+use crate::policy::ip::IpRange;
+
 /// One session start (or heartbeat) to admit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionRequest<'a> {
@@ -81,51 +84,381 @@ pub enum AtLimit {
     EvictOldest,
 }
 
+/// One session as a session store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session id.
+    pub sid: String,
+    /// Last heartbeat, unix seconds.
+    pub seen: i64,
+    /// When it was admitted, unix seconds.
+    pub started: i64,
+    /// [`Viewer::agent`] of the player that opened it.
+    pub agent: String,
+    /// The networks it was last seen on, at most one per address family.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<IpRange>,
+    /// When it last moved to another network, unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<i64>,
+}
+
+/// Who sends a heartbeat, as far as the gate can tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    /// A short hash of the User-Agent ([`agent_of`]).
+    pub agent: String,
+    /// The client's network ([`crate::policy::ip::network_of`]), when its IP is known.
+    pub network: Option<IpRange>,
+}
+
+/// A short hash of a User-Agent: what a session remembers of its player.
+pub fn agent_of(user_agent: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(user_agent.unwrap_or("").as_bytes());
+    crate::encoding::hex(digest.get(..8).unwrap_or(&digest))
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// No heartbeat within the idle time, or evicted by a newer session.
+    Inactive,
+    /// A renewal from another player (User-Agent) than the one that opened the session.
+    OtherPlayer,
+    /// Seen moving between networks again within the idle time: one URL played in two
+    /// places at once.
+    NetworkHopping,
+}
+
+impl Ended {
+    /// One line for the denial message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Inactive => "the session went idle or was replaced",
+            Ended::OtherPlayer => "the renewal comes from another player than the session's",
+            Ended::NetworkHopping => "the session was seen switching networks back and forth (a shared URL)",
+        }
+    }
+}
+
+/// Sessions one key's store tracks at most (about 100 KiB): a higher limit, or none, is
+/// enforced up to this many concurrent sessions, forgetting the least recently seen.
+pub const MAX_TRACKED_SESSIONS: usize = 1_000;
+
 /// The sessions of one key: what a per-token Durable Object persists. Pure: time comes in
 /// as `now`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionList {
-    /// `(session id, last seen)` pairs.
-    pub sessions: Vec<(String, i64)>,
+    /// The active sessions.
+    pub sessions: Vec<Session>,
 }
 
 impl SessionList {
     /// Drops sessions idle for `idle_timeout` seconds or more.
     pub fn expire(&mut self, now: i64, idle_timeout: i64) {
-        self.sessions.retain(|(_, seen)| now - seen < idle_timeout);
+        self.sessions.retain(|s| now - s.seen < idle_timeout);
     }
 
-    /// Refreshes session `sid` if it is still active (seen within `idle_timeout`); returns
-    /// whether it was. A session that went idle or was evicted stays ended.
-    pub fn renew(&mut self, sid: &str, now: i64, idle_timeout: i64) -> bool {
-        self.expire(now, idle_timeout);
-        match self.sessions.iter_mut().find(|(id, _)| id == sid) {
-            Some(entry) => {
-                entry.1 = now;
-                true
-            }
-            None => false,
-        }
+    /// Active sessions.
+    pub fn active(&self) -> u32 {
+        u32::try_from(self.sessions.len()).unwrap_or(u32::MAX)
     }
 
-    /// Admits (or refreshes) session `sid` under `limit`, per `at_limit`.
-    pub fn admit(&mut self, sid: &str, limit: u32, now: i64, idle_timeout: i64, at_limit: AtLimit) -> Admission {
+    /// Admits (or refreshes) session `sid` for `viewer` under `limit`, per `at_limit`.
+    pub fn admit(
+        &mut self,
+        sid: &str,
+        viewer: &Viewer,
+        limit: u32,
+        now: i64,
+        idle_timeout: i64,
+        at_limit: AtLimit,
+    ) -> Result<Admission, Ended> {
         self.expire(now, idle_timeout);
-        if let Some(entry) = self.sessions.iter_mut().find(|(id, _)| id == sid) {
-            entry.1 = now;
-            return Admission::Admitted;
+        if self.sessions.iter().any(|s| s.sid == sid) {
+            return self.refresh(sid, viewer, now, idle_timeout).map(|()| Admission::Admitted);
         }
-        let active = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        let active = self.active();
         if active >= limit {
             if at_limit == AtLimit::RejectNew || limit == 0 {
-                return Admission::Full { limit, active };
+                return Ok(Admission::Full { limit, active });
             }
-            self.sessions.sort_by_key(|(_, seen)| *seen);
+            self.sessions.sort_by_key(|s| s.seen);
             let excess = self.sessions.len() + 1 - limit as usize;
             self.sessions.drain(..excess.min(self.sessions.len()));
         }
-        self.sessions.push((sid.to_owned(), now));
-        Admission::Admitted
+        if self.sessions.len() >= MAX_TRACKED_SESSIONS {
+            // An unlimited (or very high) limit: keep the store bounded, forgetting the
+            // least recently seen.
+            self.sessions.sort_by_key(|s| s.seen);
+            let excess = self.sessions.len() + 1 - MAX_TRACKED_SESSIONS;
+            self.sessions.drain(..excess.min(self.sessions.len()));
+        }
+        let networks = viewer.network.into_iter().collect();
+        let session = Session {
+            sid: sid.to_owned(),
+            seen: now,
+            started: now,
+            agent: viewer.agent.clone(),
+            networks,
+            moved: None,
+        };
+        self.sessions.push(session);
+        Ok(Admission::Admitted)
+    }
+
+    /// Refreshes the active session `sid`, following it to a new network at most once per
+    /// `idle_timeout`: a phone leaving Wi-Fi for cellular moves once; one URL played in
+    /// two places moves back and forth, and the session ends.
+    fn refresh(&mut self, sid: &str, viewer: &Viewer, now: i64, idle_timeout: i64) -> Result<(), Ended> {
+        let Some(index) = self.sessions.iter().position(|s| s.sid == sid) else {
+            return Err(Ended::Inactive);
+        };
+        let Some(session) = self.sessions.get_mut(index) else { return Err(Ended::Inactive) };
+        session.seen = now;
+        let Some(network) = viewer.network else { return Ok(()) };
+        let same_family = session.networks.iter().position(|n| n.is_ipv4() == network.is_ipv4());
+        match same_family.and_then(|i| session.networks.get_mut(i)) {
+            None => session.networks.push(network),
+            Some(known) if *known == network => {}
+            Some(known) => {
+                if session.moved.is_some_and(|at| now - at < idle_timeout) {
+                    self.sessions.remove(index);
+                    return Err(Ended::NetworkHopping);
+                }
+                *known = network;
+                session.moved = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews session `sid` for a lapsed credential: only while it is active, for the
+    /// player that opened it (same User-Agent), on the network rules of [`Self::admit`].
+    /// A session that went idle, was evicted or ended stays ended.
+    pub fn renew(&mut self, sid: &str, viewer: &Viewer, now: i64, idle_timeout: i64) -> Result<(), Ended> {
+        self.expire(now, idle_timeout);
+        match self.sessions.iter().find(|s| s.sid == sid) {
+            None => Err(Ended::Inactive),
+            Some(s) if s.agent != viewer.agent => Err(Ended::OtherPlayer),
+            Some(_) => self.refresh(sid, viewer, now, idle_timeout),
+        }
+    }
+}
+
+/// What a heartbeat is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BeatKind {
+    /// A playlist fetched with an entry token: a new session, or a reconnect.
+    Start,
+    /// A playlist reloaded with a valid session credential.
+    Reload,
+    /// A playlist reloaded with a lapsed session credential, to renew.
+    Renewal,
+    /// Sent in the background while a session fetches only segments (a VOD).
+    Background,
+}
+
+/// A session start, reload, renewal or background heartbeat, as an adapter sends it to
+/// the store that holds the session key's sessions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The session.
+    pub sid: String,
+    /// What kind of beat.
+    pub kind: BeatKind,
+    /// The ids a revocation of the token may be stored under ([`crate::Grant::revocation_ids`]).
+    pub ids: Vec<String>,
+    /// The session limit; `None` for unlimited.
+    pub limit: Option<u32>,
+    /// Unix seconds.
+    pub now: i64,
+    /// Seconds without a heartbeat after which a session ends.
+    pub idle: i64,
+    /// What to do at the limit.
+    pub at_limit: AtLimit,
+    /// Who sent it.
+    pub viewer: Viewer,
+    /// What to record for misuse detection.
+    pub record: UsageRecord,
+}
+
+/// A revocation as a session store keeps it, so open sessions learn of it at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// A `jti` or a token fingerprint.
+    pub id: String,
+    /// When the revocation lapses (its TTL), unix seconds; `None` until lifted.
+    pub until: Option<i64>,
+    /// When it was made (or lifted), unix seconds.
+    pub at: i64,
+}
+
+impl Revocation {
+    fn live(&self, now: i64) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// The store's answer to a [`Heartbeat`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The session may go on.
+    Admitted {
+        /// Sessions active now.
+        active: u32,
+    },
+    /// The limit is reached.
+    Full {
+        /// The limit in force.
+        limit: u32,
+        /// Sessions active now.
+        active: u32,
+    },
+    /// The token is revoked.
+    Revoked {
+        /// The revoked id.
+        id: String,
+    },
+    /// The session is over.
+    Ended {
+        /// Why.
+        why: Ended,
+    },
+}
+
+impl Verdict {
+    /// The denial a viewer gets for this verdict; `None` when the session may go on.
+    pub fn denial(&self) -> Option<Denial> {
+        match self {
+            Verdict::Admitted { .. } => None,
+            Verdict::Full { limit, active } => Some(Denial::TooManySessions { limit: *limit, active: *active }),
+            Verdict::Revoked { id } => Some(Denial::Revoked { token_id: id.clone() }),
+            Verdict::Ended { why } => Some(Denial::SessionEnded { why: why.as_str() }),
+        }
+    }
+}
+
+/// Everything a session store keeps for one session key: the sessions, the revocations it
+/// was told of, and recent usage records. Adapters load it, call one method, store it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionHubState {
+    /// Active sessions.
+    pub list: SessionList,
+    /// Revocations of this key's tokens, until they lapse (bounded by the admin's calls).
+    #[serde(default)]
+    pub revocations: Vec<Revocation>,
+    /// The latest usage records, oldest first, at most [`MAX_USAGE_RECORDS`].
+    #[serde(default)]
+    pub usage: Vec<UsageRecord>,
+}
+
+/// Usage records a session store keeps per key. With every field at its bound a record
+/// serializes to under 1 KiB, so the whole list stays under 128 KiB, the smallest value
+/// limit of the stores the gate runs on.
+pub const MAX_USAGE_RECORDS: usize = 100;
+
+impl SessionHubState {
+    /// Applies a heartbeat: a revoked token is refused; a start is admitted against the
+    /// limit; a reload refreshes its session (or, if it went idle, is re-admitted without
+    /// evicting anyone); a renewal goes through only for the session's own player while it
+    /// is active. Admitted beats leave a usage record.
+    pub fn heartbeat(&mut self, beat: Heartbeat) -> Verdict {
+        if let Some(revoked) = self.revocations.iter().find(|r| r.live(beat.now) && beat.ids.contains(&r.id)) {
+            return Verdict::Revoked { id: revoked.id.clone() };
+        }
+        let limit = beat.limit.unwrap_or(u32::MAX);
+        let (viewer, now, idle) = (&beat.viewer, beat.now, beat.idle);
+        let outcome = match beat.kind {
+            BeatKind::Start => self.list.admit(&beat.sid, viewer, limit, now, idle, beat.at_limit),
+            BeatKind::Reload | BeatKind::Background => {
+                self.list.admit(&beat.sid, viewer, limit, now, idle, AtLimit::RejectNew)
+            }
+            BeatKind::Renewal => self.list.renew(&beat.sid, viewer, now, idle).map(|()| Admission::Admitted),
+        };
+        match outcome {
+            Ok(Admission::Admitted) => {
+                self.usage.push(beat.record.bounded());
+                let excess = self.usage.len().saturating_sub(MAX_USAGE_RECORDS);
+                self.usage.drain(..excess);
+                Verdict::Admitted { active: self.list.active() }
+            }
+            Ok(Admission::Full { limit, active }) => Verdict::Full { limit, active },
+            Err(why) => Verdict::Ended { why },
+        }
+    }
+
+    /// Records that `revocation.id` is revoked (`revoked`) or no longer is. A revocation
+    /// ends every open session of the key at its next heartbeat; lifted and lapsed
+    /// revocations are dropped, so the list stays bounded by the live ones.
+    pub fn set_revoked(&mut self, revocation: Revocation, revoked: bool) {
+        let at = revocation.at;
+        self.revocations.retain(|r| r.id != revocation.id && r.live(at));
+        if revoked {
+            self.revocations.push(revocation);
+            self.list.sessions.clear();
+        }
+    }
+}
+
+/// What a heartbeat records for misuse detection. Text fields are cut to bounds, so a
+/// client with huge headers cannot overflow the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Unix seconds.
+    pub at: i64,
+    /// The session.
+    pub sid: String,
+    /// Client IP.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Two-letter country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Autonomous system number.
+    #[serde(default)]
+    pub asn: Option<u32>,
+    /// Autonomous system organization.
+    #[serde(default)]
+    pub as_organization: Option<String>,
+    /// `Referer` header.
+    #[serde(default)]
+    pub referer: Option<String>,
+    /// `User-Agent` header.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Media bytes served to the session since its previous heartbeat, where known.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+}
+
+impl UsageRecord {
+    /// The record with every text field cut to its bound (on a character boundary).
+    pub fn bounded(mut self) -> UsageRecord {
+        cut(&mut self.sid, 64);
+        for (field, max) in [
+            (&mut self.ip, 45),
+            (&mut self.country, 2),
+            (&mut self.as_organization, 96),
+            (&mut self.referer, 320),
+            (&mut self.user_agent, 256),
+        ] {
+            if let Some(text) = field {
+                cut(text, max);
+            }
+        }
+        self
+    }
+}
+
+fn cut(text: &mut String, max_bytes: usize) {
+    if text.len() > max_bytes {
+        let end = (0..=max_bytes).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
     }
 }
 
@@ -148,7 +481,7 @@ impl SessionTable {
     /// Active sessions under `key` at `now`.
     pub fn active(&self, key: &str, now: i64) -> u32 {
         self.lists.get(key).map_or(0, |list| {
-            let live = list.sessions.iter().filter(|(_, seen)| now - seen < self.idle_timeout).count();
+            let live = list.sessions.iter().filter(|s| now - s.seen < self.idle_timeout).count();
             u32::try_from(live).unwrap_or(u32::MAX)
         })
     }
@@ -164,7 +497,9 @@ impl SessionLimiter for SessionTable {
             }
         };
         let list = self.lists.entry(request.key.to_owned()).or_default();
-        list.admit(&id, request.limit, now, self.idle_timeout, self.at_limit)
+        // An offline table knows no viewer: sessions are told apart by their ids alone.
+        list.admit(&id, &Viewer::default(), request.limit, now, self.idle_timeout, self.at_limit)
+            .unwrap_or(Admission::Full { limit: request.limit, active: list.active() })
     }
 }
 
@@ -175,12 +510,123 @@ mod tests {
     #[test]
     fn renew_refreshes_only_active_sessions() {
         let mut list = SessionList::default();
-        assert_eq!(list.admit("a", 1, 0, 60, AtLimit::RejectNew), Admission::Admitted);
-        assert!(list.renew("a", 50, 60));
-        assert!(list.renew("a", 100, 60), "the renewal at 50 kept it alive");
-        assert!(!list.renew("a", 160, 60), "idle for 60 s: ended");
-        assert!(!list.renew("never-admitted", 160, 60));
+        let player = viewer("hls.js", "198.51.100.7");
+        assert_eq!(list.admit("a", &player, 1, 0, 60, AtLimit::RejectNew), Ok(Admission::Admitted));
+        assert_eq!(list.renew("a", &player, 50, 60), Ok(()));
+        assert_eq!(list.renew("a", &player, 100, 60), Ok(()), "the renewal at 50 kept it alive");
+        assert_eq!(list.renew("a", &player, 160, 60), Err(Ended::Inactive), "idle for 60 s: ended");
+        assert_eq!(list.renew("never-admitted", &player, 160, 60), Err(Ended::Inactive));
         assert!(list.sessions.is_empty(), "renew never admits");
+    }
+
+    fn viewer(agent: &str, ip: &str) -> Viewer {
+        Viewer { agent: agent_of(Some(agent)), network: ip.parse().ok().map(crate::policy::ip::network_of) }
+    }
+
+    /// Regression (review of 2026-11-30): a lapsed playlist URL renewed for anyone with the
+    /// same User-Agent string, which is trivially copied.
+    #[test]
+    fn a_renewal_needs_the_sessions_own_player_and_one_place_at_a_time() {
+        let mut list = SessionList::default();
+        let home = viewer("Mozilla/5.0 Chrome/130", "198.51.100.7");
+        list.admit("s", &home, 2, 0, 60, AtLimit::RejectNew).unwrap();
+        assert_eq!(list.renew("s", &viewer("VLC/3.0", "198.51.100.7"), 5, 60), Err(Ended::OtherPlayer));
+        // Privacy addresses and DHCP inside one /24 are one network.
+        assert_eq!(list.renew("s", &viewer("Mozilla/5.0 Chrome/130", "198.51.100.99"), 6, 60), Ok(()));
+        // A phone leaving Wi-Fi for cellular moves once, and keeps playing.
+        let cellular = viewer("Mozilla/5.0 Chrome/130", "203.0.113.50");
+        assert_eq!(list.renew("s", &cellular, 10, 60), Ok(()));
+        assert_eq!(list.renew("s", &cellular, 14, 60), Ok(()));
+        // The same URL copied elsewhere with the same User-Agent: the session now plays in
+        // two places, moving back and forth; it ends for both.
+        assert_eq!(list.renew("s", &home, 16, 60), Err(Ended::NetworkHopping));
+        assert_eq!(list.renew("s", &cellular, 18, 60), Err(Ended::Inactive), "ended stays ended");
+        // IPv4 and IPv6 of one dual-stack player are two families, not a move.
+        let mut dual = SessionList::default();
+        dual.admit("d", &home, 1, 0, 60, AtLimit::RejectNew).unwrap();
+        let v6 = viewer("Mozilla/5.0 Chrome/130", "2001:db8:1:2::1");
+        for t in 1..10 {
+            let who = if t % 2 == 0 { &home } else { &v6 };
+            assert_eq!(dual.renew("d", who, t, 60), Ok(()), "beat {t}");
+        }
+        // A move a while after the previous one is a second hand-off, not hopping.
+        assert_eq!(list.admit("t", &home, 2, 100, 60, AtLimit::RejectNew), Ok(Admission::Admitted));
+        assert_eq!(list.renew("t", &cellular, 110, 60), Ok(()));
+        assert_eq!(list.renew("t", &cellular, 140, 60), Ok(()));
+        assert_eq!(list.renew("t", &home, 171, 60), Ok(()));
+    }
+
+    fn beat(sid: &str, kind: BeatKind, now: i64, limit: u32) -> Heartbeat {
+        Heartbeat {
+            sid: sid.into(),
+            kind,
+            ids: vec!["jti-1".into()],
+            limit: Some(limit),
+            now,
+            idle: 60,
+            at_limit: AtLimit::RejectNew,
+            viewer: viewer("hls.js", "198.51.100.7"),
+            record: UsageRecord { at: now, sid: sid.into(), ..UsageRecord::default() },
+        }
+    }
+
+    #[test]
+    fn the_hub_admits_refreshes_and_ends_sessions() {
+        let mut hub = SessionHubState::default();
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Start, 0, 1)), Verdict::Admitted { active: 1 });
+        assert_eq!(hub.heartbeat(beat("b", BeatKind::Start, 1, 1)), Verdict::Full { limit: 1, active: 1 });
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Reload, 2, 1)), Verdict::Admitted { active: 1 });
+        // A reload whose session went idle comes back only if there is room, evicting no one.
+        assert_eq!(hub.heartbeat(beat("b", BeatKind::Start, 100, 1)), Verdict::Admitted { active: 1 });
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Reload, 101, 1)), Verdict::Full { limit: 1, active: 1 });
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Renewal, 102, 1)), Verdict::Ended { why: Ended::Inactive });
+        assert_eq!(hub.usage.len(), 3, "only admitted beats are recorded");
+        assert_eq!(
+            Verdict::Ended { why: Ended::Inactive }.denial().map(|d| d.reason()),
+            Some(crate::ReasonCode::Expired)
+        );
+    }
+
+    #[test]
+    fn the_hub_refuses_revoked_tokens_until_the_revocation_lapses_or_is_lifted() {
+        let mut hub = SessionHubState::default();
+        hub.heartbeat(beat("a", BeatKind::Start, 0, 5));
+        hub.set_revoked(Revocation { id: "jti-1".into(), until: Some(100), at: 10 }, true);
+        assert!(hub.list.sessions.is_empty(), "open sessions end");
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Reload, 20, 5)), Verdict::Revoked { id: "jti-1".into() });
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Start, 100, 5)), Verdict::Admitted { active: 1 }, "lapsed");
+        hub.set_revoked(Revocation { id: "jti-1".into(), until: None, at: 110 }, true);
+        hub.set_revoked(Revocation { id: "jti-1".into(), until: None, at: 120 }, false);
+        assert!(hub.revocations.is_empty());
+        assert_eq!(hub.heartbeat(beat("a", BeatKind::Start, 130, 5)), Verdict::Admitted { active: 1 });
+    }
+
+    /// Regression: usage records kept raw headers, so large headers overflowed the Durable
+    /// Object's value limit, every write failed, and with ON_STORE_ERROR=open the session
+    /// limit silently stopped.
+    #[test]
+    fn usage_stays_under_the_stores_value_limit_whatever_the_headers() {
+        let mut hub = SessionHubState::default();
+        let huge = "é".repeat(40_000);
+        for i in 0..(MAX_USAGE_RECORDS as i64 + 50) {
+            let mut b = beat(&huge, BeatKind::Background, i, 1_000);
+            b.sid = format!("{i}{huge}");
+            b.record = UsageRecord {
+                at: i,
+                sid: b.sid.clone(),
+                ip: Some(huge.clone()),
+                country: Some(huge.clone()),
+                asn: Some(u32::MAX),
+                as_organization: Some(huge.clone()),
+                referer: Some(huge.clone()),
+                user_agent: Some(huge.clone()),
+                bytes: Some(u64::MAX),
+            };
+            hub.heartbeat(b);
+        }
+        assert_eq!(hub.usage.len(), MAX_USAGE_RECORDS);
+        let stored = serde_json::to_vec(&hub.usage).unwrap().len();
+        assert!(stored < 128 * 1024, "{stored} bytes");
     }
 
     fn req<'a>(id: &'a str, limit: u32) -> SessionRequest<'a> {

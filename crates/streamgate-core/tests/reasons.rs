@@ -14,7 +14,7 @@ use streamgate_core::claims::{AccessRule, CountryCode, NumericDate, PlaybackClai
 use streamgate_core::encoding::{b64_url, b64_url_decode};
 use streamgate_core::keys::{Algorithm, Key, KeySet};
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::policy::{ReferrerRules, UserAgentRules};
+use streamgate_core::policy::{purpose_of_method, ReferrerRules, UserAgentRules};
 use streamgate_core::schemes::jwt::{self, JwtScheme};
 use streamgate_core::schemes::SchemeKind;
 use streamgate_core::sessions::{AtLimit, SessionTable};
@@ -160,8 +160,59 @@ fn every_reason_code_is_reachable() {
     assert!(sessions.check(&g, SchemeKind::Jwt, &limited, &start("a"), NOW).is_allowed());
     deny(sessions.check(&g, SchemeKind::Jwt, &limited, &start("b"), NOW), ReasonCode::TooManySessions, &mut seen);
 
+    for method in ["DELETE", "PATCH", "TRACE", "PROPFIND", "CONNECT", "OPTIONS", "get", ""] {
+        let denial = purpose_of_method(method).unwrap_err();
+        assert_eq!(denial.reason(), ReasonCode::MethodNotAllowed, "{method}");
+        seen.insert(denial.reason().as_str());
+    }
+
     let all: BTreeSet<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(seen, all, "reason codes not reached");
+}
+
+/// Regression (review of 2026-11-30): DELETE, PATCH, TRACE and others were forwarded to the
+/// origin on a play token, and on public paths with no token at all.
+#[test]
+fn only_play_and_publish_methods_exist_and_public_paths_only_play() {
+    assert_eq!(purpose_of_method("GET"), Ok(Purpose::Play));
+    assert_eq!(purpose_of_method("HEAD"), Ok(Purpose::Play));
+    assert_eq!(purpose_of_method("POST"), Ok(Purpose::Publish));
+    assert_eq!(purpose_of_method("PUT"), Ok(Purpose::Publish));
+    let long = "X".repeat(10_000);
+    let denial = purpose_of_method(&long).unwrap_err();
+    assert!(denial.to_string().len() < 200, "a hostile method is not echoed whole");
+    let public = gate_with(Policy { public_paths: vec!["posters".into()], ..Default::default() });
+    let mut poster = play("/posters/a.jpg");
+    assert!(public.public(&poster).is_some());
+    poster.purpose = Purpose::Publish;
+    assert!(public.public(&poster).is_none(), "publishing to a public path needs a publish token");
+}
+
+/// Regression (review of 2026-11-30): an unknown client IP passed the block list and IP
+/// block rules, so a misconfigured client-IP header opened what they closed.
+#[test]
+fn an_unknown_client_ip_fails_closed_for_the_block_list_and_ip_rules() {
+    let g = gate();
+    let good = token(&claims());
+    let mut unknown = play("/live/match-42/index.m3u8");
+    unknown.peer_ip = None;
+    assert!(check(&g, SchemeKind::Jwt, &good, &unknown, NOW).is_allowed(), "nothing needs the IP");
+    let mut stores = Stores::default();
+    stores.blocklist.block(IpRange::parse("203.0.113.0/24").unwrap(), None);
+    deny_only(stores.check(&g, SchemeKind::Jwt, &good, &unknown, NOW), ReasonCode::IpMismatch);
+    let mut ruled = claims();
+    ruled.access_rules = Some(vec![AccessRule {
+        action: RuleAction::Block,
+        matcher: RuleMatcher::Ip { ip: vec![IpRange::parse("203.0.113.0/24").unwrap()] },
+    }]);
+    deny_only(check(&g, SchemeKind::Jwt, &token(&ruled), &unknown, NOW), ReasonCode::IpMismatch);
+    let mut bound = claims();
+    bound.ip = Some(IpRange::parse("203.0.113.0/24").unwrap());
+    deny_only(check(&g, SchemeKind::Jwt, &token(&bound), &unknown, NOW), ReasonCode::IpMismatch);
+}
+
+fn deny_only(decision: Decision, expected: ReasonCode) {
+    deny(decision, expected, &mut BTreeSet::new());
 }
 
 #[test]

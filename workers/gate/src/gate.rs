@@ -4,14 +4,16 @@
 
 use streamgate_core::claims::Purpose;
 use streamgate_core::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
-use streamgate_core::policy::path::stream_in_scope;
-use streamgate_core::revocation::IpBlocklist;
-use streamgate_core::schemes::session::{lift_expiry_for_renewal, scope_of, MAX_PRESENTATION_SECONDS};
-use streamgate_core::sessions::reconnect_id;
+use streamgate_core::policy::ip::network_of;
+use streamgate_core::policy::path::origin_url;
+use streamgate_core::policy::{check_blocklist, purpose_of_method};
+use streamgate_core::schemes::session::{lift_expiry_for_renewal, MAX_PRESENTATION_SECONDS};
+use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, UsageRecord, Viewer};
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
+use worker::wasm_bindgen::JsValue;
 use worker::{CfProperties, Context, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
-use crate::session_hub::{self, Heartbeat, UsageRecord, Verdict};
+use crate::session_hub;
 use crate::settings::{OnStoreError, Settings};
 use crate::{now_seconds, revocations, transport};
 
@@ -28,18 +30,23 @@ pub fn deny(denial: &Denial) -> Result<Response> {
     Ok(Response::from_json(&body)?.with_status(reason.http_status()).with_headers(headers))
 }
 
-fn request_context(req: &Request, path: &str, settings: &Settings) -> RequestContext {
+fn request_context(req: &Request, path: &str, purpose: Purpose, settings: &Settings) -> RequestContext {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let cf = req.cf();
     RequestContext {
         path: path.to_owned(),
-        peer_ip: header(&settings.client_ip_header).and_then(|v| v.trim().parse().ok()),
-        forwarded_for: header("X-Forwarded-For"),
+        // Set by Cloudflare itself: clients cannot forge it.
+        peer_ip: header("CF-Connecting-IP").and_then(|v| v.trim().parse().ok()),
+        // Believed by the core only when the peer is one of policy.trustedProxies.
+        forwarded_for: match &settings.client_ip_header {
+            Some(name) => header(name),
+            None => header("X-Forwarded-For"),
+        },
         referer: header("Referer"),
         user_agent: header("User-Agent"),
         country: cf.and_then(|c| c.country()),
         asn: cf.and_then(|c| c.asn()),
-        purpose: if matches!(req.method(), Method::Post | Method::Put) { Purpose::Publish } else { Purpose::Play },
+        purpose,
         session_id: None,
         starts_session: false,
     }
@@ -67,20 +74,27 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, settings: &Settings)
 }
 
 async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> Result<Response> {
+    // The method as received: workers-rs maps methods it does not know (PROPFIND, MKCOL …)
+    // to GET, so its enum cannot be trusted for this check.
+    let method = req.inner().method();
+    let purpose = match purpose_of_method(&method) {
+        Ok(purpose) => purpose,
+        Err(denial) => return deny(&denial),
+    };
     let url = req.url()?;
     let query = url.query().unwrap_or("").to_owned();
     let (in_path, path) = match transport::path_credential(url.path()) {
         Some((credential, rest)) => (Some(credential), rest),
         None => (None, url.path().to_owned()),
     };
-    let ctx = request_context(&req, &path, settings);
+    let ctx = request_context(&req, &path, purpose, settings);
     let now = now_seconds();
-    if let Some(facts) = public(settings, &ctx) {
+    if let Some(facts) = settings.gate.public(&ctx) {
         let blocks = revocations::blocks(env, now).await?;
-        if let Some(ip) = facts.client_ip.filter(|ip| blocks.lookup.is_blocked(*ip, now)) {
-            return deny(&Denial::IpBlocked { ip });
+        if let Err(denial) = check_blocklist(facts.client_ip, &blocks.lookup, now) {
+            return deny(&denial);
         }
-        return fetch_origin(&req, settings, &facts.path, &query).await;
+        return fetch_origin(&req, &method, settings, &facts.path, &query).await;
     }
     let credential = transport::credential(&req, &query).or(in_path);
 
@@ -91,7 +105,8 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
     // Players reload a playlist by the URL they were first given, so a live stream keeps
     // presenting the credential issued with its master playlist. Past its expiry it still
     // names its session: the reload is renewed if the session store confirms the session
-    // is active. Segments are never renewed; each playlist hands out fresh credentials.
+    // is active and the same viewer. Segments are never renewed; each playlist hands out
+    // fresh credentials.
     let lapsed_at = grant.validity.expires_at;
     let renewal = manifest_kind(None, &facts.path).and_then(|_| lift_expiry_for_renewal(&grant, now));
     let renewing = renewal.is_some();
@@ -104,7 +119,7 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
         Decision::Deny { denial, .. } => return deny(&denial),
     };
 
-    let mut upstream = fetch_origin(&req, settings, &facts.path, &query).await?;
+    let mut upstream = fetch_origin(&req, &method, settings, &facts.path, &query).await?;
     let content_type = upstream.headers().get("Content-Type")?;
     let kind = manifest_kind(content_type.as_deref(), &facts.path);
     let (Some(kind), true) = (kind, upstream.status_code() == 200) else {
@@ -114,37 +129,40 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
         }
         // Media served under a session credential counts toward the session's usage record,
         // and keeps a session that reloads no playlist (a VOD) counted, in the background.
-        if let (Some(sid), 200 | 206, Method::Get) = (&grant.session_id, upstream.status_code(), req.method()) {
+        if let (Some(sid), 200 | 206, "GET") = (&grant.session_id, upstream.status_code(), method.as_str()) {
             let length = upstream.headers().get("Content-Length")?.and_then(|l| l.parse().ok());
             if let Some(bytes) = length {
-                session_hub::count_served(sid, bytes);
+                session_hub::count_served(sid, bytes, now);
             }
             if session_hub::beat_due(sid, now, (settings.idle_seconds / 2).max(1)) {
-                let beat = heartbeat(settings, &grant, sid, &req, &ctx, now, false);
+                let beat = heartbeat(settings, &grant, sid, BeatKind::Background, &req, &ctx, &facts, now);
                 let (env, key) = (env.clone(), grant.session_key());
                 wctx.wait_until(async move {
-                    if let (Err(_), Some(bytes)) = (session_hub::heartbeat(&env, &key, &beat).await, beat.record.bytes)
-                    {
-                        session_hub::count_served(&beat.sid, bytes);
-                    }
+                    // A background beat only keeps the session counted; its verdict waits
+                    // for the next playlist reload.
+                    let _ = session_hub::heartbeat(&env, &key, &beat).await;
                 });
             }
         }
         return Ok(upstream);
     };
     // A playlist fetch starts a session or is its heartbeat.
-    let reload = Reload { renewing, lapsed_at };
-    let sid = match admit(env, settings, &grant, reload, &req, &ctx, now).await? {
+    let kind_of_beat = match (&grant.session_id, renewing) {
+        (None, _) => BeatKind::Start,
+        (Some(_), false) => BeatKind::Reload,
+        (Some(_), true) => BeatKind::Renewal,
+    };
+    let sid = match admit(env, settings, &grant, kind_of_beat, &req, &ctx, &facts, now).await? {
         Ok(sid) => sid,
         Err(response) => return Ok(response),
     };
     let text = upstream.text().await?;
     // A VOD manifest is loaded once and played to its end: its credentials cover that.
     let presentation = presentation_seconds(kind, &text);
-    let credential = settings
-        .sessions
-        .issue_covering(&grant, &sid, scope_of(&facts.path), now, presentation)
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let credential = match settings.sessions.issue(&grant, &sid, &facts.path, facts.client_ip, now, presentation) {
+        Ok(credential) => credential,
+        Err(error) => return deny(&Denial::malformed(error.to_string())),
+    };
     let host = url.host_str().map(|h| match url.port() {
         Some(port) => format!("{h}:{port}"),
         None => h.to_owned(),
@@ -154,8 +172,7 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
         ManifestKind::Hls => hls::rewrite(&text, &propagation),
         ManifestKind::Dash => {
             // Live MPDs are refreshed from this URL, credential-free here; the rewrite adds one.
-            let own_url =
-                transport::origin_url(&format!("{}://{}", url.scheme(), propagation.host), &facts.path, &query);
+            let own_url = origin_url(&format!("{}://{}", url.scheme(), propagation.host), &facts.path, &query);
             dash::rewrite_with_refresh(&text, &propagation, &own_url)
         }
     };
@@ -164,127 +181,113 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
     // Rewritten per viewer: never shared from a cache.
     headers.set("Cache-Control", "private, no-store")?;
     if settings.cookie_transport {
-        let lifetime = u64::from(settings.sessions.ttl) + presentation.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
-        let cookie = transport::session_cookie(&propagation.credential, scope_of(&facts.path), lifetime);
+        let lifetime =
+            u64::from(settings.sessions.options.ttl) + presentation.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
+        let directory = grant.scope.for_session(&facts.path).directory();
+        let cookie = transport::session_cookie(&propagation.credential, &directory, lifetime);
         headers.set("Set-Cookie", &cookie)?;
     }
     Ok(Response::ok(body)?.with_headers(headers))
 }
 
-/// The request's facts when its normalized path is one of `PUBLIC_PATHS`.
-fn public(settings: &Settings, ctx: &RequestContext) -> Option<RequestFacts> {
-    if settings.public_paths.is_empty() {
-        return None;
-    }
-    let facts = settings.gate.policy.resolve(ctx).ok()?;
-    settings.public_paths.iter().any(|glob| stream_in_scope(glob, &facts.path)).then_some(facts)
-}
-
-/// Fetches `normalized_path` from the origin with the request's method and the headers a
-/// player needs (never its cookies or credentials). Segments are cached whatever their
-/// extension; the origin URL carries no credential, so it is a cache key every viewer
-/// shares (a custom `cacheKey` is Enterprise-only).
-async fn fetch_origin(req: &Request, settings: &Settings, normalized_path: &str, query: &str) -> Result<Response> {
-    let origin_url = transport::origin_url(&settings.origin, normalized_path, query);
+/// Fetches `normalized_path` from the origin with the request's (checked) method and the
+/// headers a player needs (never its cookies or credentials); a publish request's body is
+/// streamed through. The URL is built from the normalized path, each segment re-encoded,
+/// so the origin serves exactly the path that was checked. Segments are cached whatever
+/// their extension; the origin URL carries no credential, so it is a cache key every
+/// viewer shares (a custom `cacheKey` is Enterprise-only).
+async fn fetch_origin(
+    req: &Request,
+    method: &str,
+    settings: &Settings,
+    normalized_path: &str,
+    query: &str,
+) -> Result<Response> {
+    let url = origin_url(&settings.origin, normalized_path, query);
     let mut init = RequestInit::new();
-    init.with_method(req.method());
+    init.with_method(Method::from(method.to_owned()));
     let forwarded = Headers::new();
-    for name in ["Range", "Accept", "If-None-Match", "If-Modified-Since"] {
+    for name in ["Range", "Accept", "If-None-Match", "If-Modified-Since", "Content-Type"] {
         if let Some(value) = req.headers().get(name)? {
             forwarded.set(name, &value)?;
         }
     }
     init.with_headers(forwarded);
-    if manifest_kind(None, normalized_path).is_none() {
+    if matches!(method, "POST" | "PUT") {
+        init.with_body(req.inner().body().map(JsValue::from));
+    } else if manifest_kind(None, normalized_path).is_none() {
         init.with_cf_properties(CfProperties { cache_everything: Some(true), ..CfProperties::default() });
     }
-    Fetch::Request(Request::new_with_init(&origin_url, &init)?).send().await
+    Fetch::Request(Request::new_with_init(&url, &init)?).send().await
 }
 
 /// A heartbeat of session `sid`, with what this request tells about its viewer and the
 /// media bytes this isolate served it since its previous heartbeat.
+#[allow(clippy::too_many_arguments)]
 fn heartbeat(
     settings: &Settings,
     grant: &Grant,
     sid: &str,
+    kind: BeatKind,
     req: &Request,
     ctx: &RequestContext,
+    facts: &RequestFacts,
     now: i64,
-    renewal: bool,
 ) -> Heartbeat {
     Heartbeat {
         sid: sid.to_owned(),
+        kind,
         ids: grant.revocation_ids(),
         limit: grant.max_sessions.or(settings.gate.policy.default_max_sessions),
         now,
         idle: settings.idle_seconds,
         at_limit: settings.at_limit,
-        renewal,
+        viewer: Viewer { agent: agent_of(ctx.user_agent.as_deref()), network: facts.client_ip.map(network_of) },
         record: UsageRecord {
             at: now,
             sid: sid.to_owned(),
-            ip: ctx.peer_ip.map(|ip| ip.to_string()),
+            ip: facts.client_ip.map(|ip| ip.to_string()),
             country: ctx.country.clone(),
             asn: ctx.asn,
             as_organization: req.cf().and_then(|c| c.as_organization()),
             referer: ctx.referer.clone(),
             user_agent: ctx.user_agent.clone(),
-            bytes: session_hub::take_served(sid),
-        },
+            bytes: session_hub::take_served(sid, now),
+        }
+        .bounded(),
     }
 }
 
-/// Whether a playlist fetch renews a lapsed session credential, and when it lapsed.
-#[derive(Clone, Copy)]
-struct Reload {
-    renewing: bool,
-    lapsed_at: Option<i64>,
-}
-
-/// Registers a playlist fetch with the session's Durable Object: a new session (entry
-/// token) is admitted against the limit; a reload (session credential) is a heartbeat; a
-/// renewal goes through only if the session is still active.
+/// Registers a playlist fetch with the session's Durable Object and maps its verdict: a new
+/// session (entry token) is admitted against the limit; a reload (session credential) is a
+/// heartbeat; a renewal goes through only for the session's own player while it is active.
+#[allow(clippy::too_many_arguments)]
 async fn admit(
     env: &Env,
     settings: &Settings,
     grant: &Grant,
-    reload: Reload,
+    kind: BeatKind,
     req: &Request,
     ctx: &RequestContext,
+    facts: &RequestFacts,
     now: i64,
 ) -> Result<std::result::Result<String, Response>> {
     // A reload with the entry token (same viewer: token, IP, User-Agent) maps to the same
     // session, so it does not count twice; a session credential names its session.
     let sid = match &grant.session_id {
         Some(sid) => sid.clone(),
-        None => reconnect_id(&grant.fingerprint(), ctx.peer_ip, ctx.user_agent.as_deref()),
+        None => reconnect_id(&grant.fingerprint(), facts.client_ip, ctx.user_agent.as_deref()),
     };
-    let already_admitted = grant.session_id.is_some();
-    let beat = heartbeat(settings, grant, &sid, req, ctx, now, reload.renewing);
+    let beat = heartbeat(settings, grant, &sid, kind, req, ctx, facts, now);
     session_hub::note_beat(&sid, now);
-    let verdict = session_hub::heartbeat(env, &grant.session_key(), &beat).await;
-    if let (Err(_), Some(bytes)) = (&verdict, beat.record.bytes) {
-        // Not recorded: keep the count for the next heartbeat.
-        session_hub::count_served(&sid, bytes);
-    }
-    match verdict {
-        Ok(Verdict::Admitted { .. }) => Ok(Ok(sid)),
-        // A reload of an admitted session is a heartbeat, not a new start.
-        Ok(Verdict::Full { .. }) if already_admitted => Ok(Ok(sid)),
-        Ok(Verdict::Full { limit, active }) => Ok(Err(deny(&Denial::TooManySessions { limit, active })?)),
-        Ok(Verdict::Revoked) => {
-            let token_id = beat.ids.first().cloned().unwrap_or_default();
-            Ok(Err(deny(&Denial::Revoked { token_id })?))
-        }
-        Ok(Verdict::Ended) => {
-            let expires_at = reload.lapsed_at.unwrap_or(now);
-            Ok(Err(deny(&Denial::Expired { expires_at, now, leeway: 0 })?))
-        }
-        // Admitted sessions keep playing through a store hiccup; renewing a lapsed
-        // credential unconfirmed is what ON_STORE_ERROR=open allows.
-        Err(_) if (already_admitted && !reload.renewing) || settings.on_store_error == OnStoreError::Open => {
-            Ok(Ok(sid))
-        }
+    match session_hub::heartbeat(env, &grant.session_key(), &beat).await {
+        Ok(verdict) => match verdict.denial() {
+            None => Ok(Ok(sid)),
+            Some(denial) => Ok(Err(deny(&denial)?)),
+        },
+        // Admitted sessions keep playing through a store hiccup; a new session, or renewing
+        // a lapsed credential unconfirmed, is what ON_STORE_ERROR=open allows.
+        Err(_) if kind == BeatKind::Reload || settings.on_store_error == OnStoreError::Open => Ok(Ok(sid)),
         Err(error) => {
             let body = serde_json::json!({ "error": "session_store_unavailable", "message": error.to_string() });
             Ok(Err(Response::from_json(&body)?.with_status(503)))

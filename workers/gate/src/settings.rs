@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use streamgate_core::config::GateConfig;
-use streamgate_core::schemes::session::SessionScheme;
+use streamgate_core::policy::parse_public_paths;
+use streamgate_core::schemes::session::{SessionBinding, SessionOptions, SessionScheme};
 use streamgate_core::sessions::AtLimit;
 use streamgate_core::Gate;
 use worker::Env;
@@ -28,13 +29,15 @@ pub struct Settings {
     pub idle_seconds: i64,
     pub at_limit: AtLimit,
     pub on_store_error: OnStoreError,
-    pub client_ip_header: String,
+    /// A header holding the client IP that a trusted proxy in front of the gate sets;
+    /// `None` for Cloudflare's own `CF-Connecting-IP`, which clients cannot forge.
+    pub client_ip_header: Option<String>,
     /// Also hand out the session credential as a path-scoped, time-bounded cookie.
     pub cookie_transport: bool,
-    /// Streams (globs, as in the `streams` claim) served without a credential: posters,
-    /// thumbnails, subtitles. The IP block list still applies to them.
-    pub public_paths: Vec<String>,
 }
+
+/// The shortest admin token accepted, bytes.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 thread_local! {
     static CACHED: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
@@ -66,10 +69,37 @@ fn parse(env: &Env) -> Result<Settings, String> {
     let options = text(env, "GATE_CONFIG").unwrap_or_else(|| "{}".into());
     let mut config = GateConfig::from_json(&options).map_err(|e| format!("GATE_CONFIG: {e}"))?;
     config.keys = serde_json::from_str(&keys).map_err(|e| format!("KEYS is not a JSON array: {e}"))?;
-    let gate = config.build().map_err(|e| format!("KEYS: {e}"))?;
+    let public = parse_public_paths(text(env, "PUBLIC_PATHS").as_deref().unwrap_or(""))
+        .map_err(|e| format!("PUBLIC_PATHS: {e}"))?;
+    config.policy.public_paths.extend(public);
+    let client_ip_header = text(env, "CLIENT_IP_HEADER")
+        .filter(|h| !h.trim().is_empty() && !h.trim().eq_ignore_ascii_case("CF-Connecting-IP"));
+    if client_ip_header.is_some() && config.policy.trusted_proxies.is_empty() {
+        return Err(
+            "CLIENT_IP_HEADER is believed only from trusted proxies: list them in GATE_CONFIG policy.trustedProxies"
+                .into(),
+        );
+    }
+    let gate = config.build().map_err(|e| format!("KEYS/GATE_CONFIG: {e}"))?;
     let secret = text(env, "SESSION_SECRET").ok_or("SESSION_SECRET is not set (wrangler secret put SESSION_SECRET)")?;
-    let sessions = SessionScheme::new(secret.as_bytes(), number(env, "SESSION_TTL", 120)?)
-        .map_err(|e| format!("SESSION_SECRET/SESSION_TTL: {e}"))?;
+    let defaults = SessionOptions::default();
+    let options = SessionOptions {
+        ttl: number(env, "SESSION_TTL", defaults.ttl)?,
+        grace: number(env, "SESSION_GRACE", defaults.grace)?,
+        max_age: number(env, "SESSION_MAX_AGE", defaults.max_age)?,
+        binding: match text(env, "SESSION_BINDING").as_deref() {
+            None | Some("none") => SessionBinding::None,
+            Some("network") => SessionBinding::Network,
+            Some(other) => return Err(format!("SESSION_BINDING must be none or network, not {other:?}")),
+        },
+    };
+    let sessions = SessionScheme::new(secret.as_bytes(), options).map_err(|e| format!("SESSION_*: {e}"))?;
+    let admin_token = text(env, "ADMIN_TOKEN").filter(|t| !t.is_empty());
+    if admin_token.as_ref().is_some_and(|t| t.len() < MIN_ADMIN_TOKEN_BYTES) {
+        return Err(format!(
+            "ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
+        ));
+    }
     let gate = gate.with_scheme(Box::new(sessions.clone()));
     let origin = text(env, "ORIGIN_URL").ok_or("ORIGIN_URL is not set")?.trim_end_matches('/').to_owned();
     let at_limit = match text(env, "AT_LIMIT").as_deref() {
@@ -86,42 +116,15 @@ fn parse(env: &Env) -> Result<Settings, String> {
         gate,
         sessions,
         origin,
-        admin_token: text(env, "ADMIN_TOKEN").filter(|t| !t.is_empty()),
+        admin_token,
         idle_seconds: i64::from(number(env, "SESSION_IDLE", 60)?),
         at_limit,
         on_store_error,
-        client_ip_header: text(env, "CLIENT_IP_HEADER").unwrap_or_else(|| "CF-Connecting-IP".into()),
+        client_ip_header,
         cookie_transport: match text(env, "COOKIE_TRANSPORT").as_deref() {
             None | Some("off") => false,
             Some("on") => true,
             Some(other) => return Err(format!("COOKIE_TRANSPORT must be on or off, not {other:?}")),
         },
-        public_paths: public_paths(text(env, "PUBLIC_PATHS").as_deref().unwrap_or(""))?,
     })
-}
-
-/// Parses `PUBLIC_PATHS` (comma-separated globs). A glob whose first segment is a wildcard
-/// would open every stream, so it is refused.
-fn public_paths(list: &str) -> Result<Vec<String>, String> {
-    let globs = list.split(',').map(|g| g.trim().trim_matches('/')).filter(|g| !g.is_empty());
-    globs
-        .map(|glob| match glob.split('/').next() {
-            Some(first) if !first.contains('*') => Ok(glob.to_owned()),
-            _ => Err(format!("PUBLIC_PATHS: {glob:?} starts with a wildcard and would open every stream")),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::public_paths;
-
-    #[test]
-    fn public_paths_are_trimmed_globs_that_never_open_everything() {
-        assert_eq!(public_paths(" posters/ , /thumbs/*.jpg,,").unwrap(), ["posters", "thumbs/*.jpg"]);
-        assert!(public_paths("").unwrap().is_empty());
-        for wide in ["**", "*", "*/posters", "posters,**/x", "p*/x"] {
-            assert!(public_paths(wide).unwrap_err().contains("would open every stream"), "{wide}");
-        }
-    }
 }

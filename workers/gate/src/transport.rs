@@ -1,7 +1,8 @@
-//! Where credentials come from (query, cookie, `Authorization: Bearer`) and the origin URL
-//! with every credential stripped, which is also the cache key.
+//! Where credentials come from: the query, a `/~sg/<credential>/` path prefix, the cookie,
+//! `Authorization: Bearer`. (The origin URL, with every credential stripped, is the core's
+//! `policy::path::origin_url`.)
 
-use streamgate_core::schemes::{detect_scheme, find_in_query, strip_credentials, Credential, SchemeKind};
+use streamgate_core::schemes::{detect_scheme, find_in_query, Credential, SchemeKind};
 use worker::Request;
 
 /// The cookie a native player or CDN without query strings can carry instead.
@@ -43,14 +44,4 @@ pub fn credential(req: &Request, query: &str) -> Option<Credential> {
         .or_else(bearer)
         .filter(|t| !t.is_empty())
         .map(|value| Credential { kind: detect_scheme(&value).unwrap_or(SchemeKind::Jwt), value })
-}
-
-/// The origin URL for a normalized path and the request's query, credentials removed.
-pub fn origin_url(origin: &str, normalized_path: &str, query: &str) -> String {
-    let kept = strip_credentials(query);
-    if kept.is_empty() {
-        format!("{origin}{normalized_path}")
-    } else {
-        format!("{origin}{normalized_path}?{kept}")
-    }
 }

@@ -50,6 +50,11 @@ impl IpRange {
         self.0.contains(&canonical_ip(addr))
     }
 
+    /// Whether this is an IPv4 range.
+    pub fn is_ipv4(&self) -> bool {
+        matches!(self.0, IpNet::V4(_))
+    }
+
     /// Whether this is a single address (not a wider range).
     pub fn is_single(&self) -> bool {
         self.0.prefix_len() == self.0.max_prefix_len()
@@ -98,6 +103,15 @@ pub fn canonical_ip(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
         IpAddr::V4(_) => addr,
+    }
+}
+
+/// The network a client address belongs to for session binding and counting: its /24
+/// (IPv4) or /64 (IPv6, where privacy addresses rotate).
+pub fn network_of(addr: IpAddr) -> IpRange {
+    match canonical_ip(addr) {
+        v4 @ IpAddr::V4(_) => IpRange::single(v4).widened(Some(24), None),
+        v6 @ IpAddr::V6(_) => IpRange::single(v6).widened(None, Some(64)),
     }
 }
 

@@ -107,6 +107,35 @@ pub struct Policy {
     pub access_rules: Vec<AccessRule>,
     /// Session limit for tokens that set none; `None` means unlimited.
     pub default_max_sessions: Option<u32>,
+    /// Streams (globs, as in the `streams` claim) served to GET and HEAD without a
+    /// credential: posters, thumbnails, subtitles. The IP block list still applies. A glob
+    /// whose first segment is a wildcard would open every stream and is refused.
+    pub public_paths: Vec<String>,
+}
+
+/// What a request with HTTP `method` does: GET and HEAD play, POST and PUT publish. Every
+/// other method is refused, never forwarded (a CORS preflight is the adapter's to answer,
+/// without the origin).
+pub fn purpose_of_method(method: &str) -> Result<Purpose, Denial> {
+    match method {
+        "GET" | "HEAD" => Ok(Purpose::Play),
+        "POST" | "PUT" => Ok(Purpose::Publish),
+        other => Err(Denial::MethodNotAllowed { method: other.chars().take(32).collect() }),
+    }
+}
+
+/// Parses a comma-separated list of public stream globs (see [`Policy::public_paths`]).
+pub fn parse_public_paths(list: &str) -> Result<Vec<String>, String> {
+    let globs = list.split(',').map(|g| g.trim().trim_matches('/')).filter(|g| !g.is_empty());
+    globs.map(|glob| check_public_path(glob).map(|()| glob.to_owned())).collect()
+}
+
+/// Refuses a public glob that would open every stream.
+pub fn check_public_path(glob: &str) -> Result<(), String> {
+    match glob.trim_matches('/').split('/').next() {
+        Some(first) if !first.is_empty() && !first.contains('*') => Ok(()),
+        _ => Err(format!("public path {glob:?} starts with a wildcard and would open every stream")),
+    }
 }
 
 /// The state the engine consults: revocations, the IP block list and session counting.
@@ -142,11 +171,7 @@ impl Policy {
                 }
             }
         }
-        if let Some(ip) = client {
-            if hooks.blocklist.is_blocked(ip, now) {
-                return Err(Denial::IpBlocked { ip });
-            }
-        }
+        check_blocklist(client, hooks.blocklist, now)?;
         if grant.purpose != ctx.purpose {
             return Err(Denial::PurposeMismatch { token: grant.purpose, request: ctx.purpose });
         }
@@ -161,6 +186,17 @@ impl Policy {
         self.check_sessions(grant, ctx, now, hooks)
     }
 
+    /// The request's facts when it may pass without a credential: a GET or HEAD whose
+    /// normalized path is one of the public paths. `None` for everything else (which then
+    /// needs a credential); the IP block list is the caller's to apply.
+    pub fn public(&self, ctx: &RequestContext) -> Option<RequestFacts> {
+        if self.public_paths.is_empty() || ctx.purpose != Purpose::Play {
+            return None;
+        }
+        let facts = self.resolve(ctx).ok()?;
+        self.public_paths.iter().any(|glob| path::stream_in_scope(glob, &facts.path)).then_some(facts)
+    }
+
     /// Derives the normalized path and the client IP (after the trusted-proxy rules).
     pub fn resolve(&self, ctx: &RequestContext) -> Result<RequestFacts, Denial> {
         Ok(RequestFacts {
@@ -170,12 +206,14 @@ impl Policy {
     }
 
     fn check_ip_binding(&self, grant: &Grant, client: Option<IpAddr>) -> Result<(), Denial> {
-        let Some(binding) = grant.ip_binding else { return Ok(()) };
-        let binding = binding.widened(self.ipv4_binding_prefix, self.ipv6_binding_prefix);
-        match client {
-            Some(ip) if binding.contains(ip) || any_contains(&self.ip_bypass, ip) => Ok(()),
-            _ => Err(Denial::IpMismatch { client, expected: binding.to_string() }),
+        let token = grant.ip_binding.map(|b| b.widened(self.ipv4_binding_prefix, self.ipv6_binding_prefix));
+        for binding in token.into_iter().chain(grant.network_binding) {
+            match client {
+                Some(ip) if binding.contains(ip) || any_contains(&self.ip_bypass, ip) => {}
+                _ => return Err(Denial::IpMismatch { client, expected: binding.to_string() }),
+            }
         }
+        Ok(())
     }
 
     fn check_referrer(&self, grant: &Grant, referer: Option<&str>) -> Result<(), Denial> {
@@ -243,6 +281,18 @@ impl Policy {
     }
 }
 
+/// The IP block list: a blocked client is refused, and so is an unknown one while the list
+/// holds anything (it cannot be shown not to be blocked). Public paths use it too.
+pub fn check_blocklist(client: Option<IpAddr>, blocklist: &dyn IpBlocklist, now: i64) -> Result<(), Denial> {
+    match client {
+        Some(ip) if blocklist.is_blocked(ip, now) => Err(Denial::IpBlocked { ip }),
+        None if !blocklist.is_empty() => {
+            Err(Denial::IpMismatch { client: None, expected: "a known client IP (IPs are blocked)".into() })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_validity(grant: &Grant, now: i64) -> Result<(), Denial> {
     let v = grant.validity;
     let leeway = i64::from(v.leeway);
@@ -272,10 +322,12 @@ fn check_access_rules(
     let mut only_ip_allows = true;
     let mut any_allow = false;
     for (index, rule) in rules.iter().enumerate() {
-        let matched = match &rule.matcher {
-            RuleMatcher::Ip { ip } => client.is_some_and(|c| any_contains(ip, c)),
-            RuleMatcher::Country { country: list } => country_code.as_ref().is_some_and(|c| list.contains(c)),
-            RuleMatcher::Any => true,
+        let matched = match (&rule.matcher, client) {
+            (RuleMatcher::Ip { ip }, Some(c)) => any_contains(ip, c),
+            // An unknown client cannot be shown to be outside a blocked range: fail closed.
+            (RuleMatcher::Ip { .. }, None) => rule.action == RuleAction::Block,
+            (RuleMatcher::Country { country: list }, _) => country_code.as_ref().is_some_and(|c| list.contains(c)),
+            (RuleMatcher::Any, _) => true,
         };
         if rule.action == RuleAction::Allow {
             any_allow = true;
@@ -310,5 +362,19 @@ fn describe(matcher: &RuleMatcher) -> String {
             format!("block country {}", list.join(","))
         }
         RuleMatcher::Any => "block any".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_paths_are_trimmed_globs_that_never_open_everything() {
+        assert_eq!(parse_public_paths(" posters/ , /thumbs/*.jpg,,").unwrap(), ["posters", "thumbs/*.jpg"]);
+        assert!(parse_public_paths("").unwrap().is_empty());
+        for wide in ["**", "*", "*/posters", "posters,**/x", "p*/x"] {
+            assert!(parse_public_paths(wide).unwrap_err().contains("would open every stream"), "{wide}");
+        }
     }
 }

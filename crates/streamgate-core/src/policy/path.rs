@@ -1,32 +1,37 @@
-//! Request path normalization and stream-scope matching.
+//! Request path normalization, the origin URL built from it, and stream-scope matching.
+//!
+//! The rule that keeps the gate from being walked around: the path that is checked is
+//! exactly the path that is fetched. [`normalize_path`] decodes each segment once and
+//! refuses anything a later decoder could read differently (a `%` left after decoding,
+//! `;`, `?`, `#`, `\`, control characters); [`origin_url`] re-encodes every segment, so no
+//! URL parser downstream can find a dot segment or an escape that was not checked.
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::denial::Denial;
 use crate::policy::pattern::wildcard_match;
+use crate::schemes::strip_credentials;
 
-/// Normalizes a request path the way the origin will see it: percent-decoded, dot
+/// Normalizes a request path the way the origin will see it: percent-decoded once, dot
 /// segments resolved, doubled slashes folded. Ambiguous input is refused, never guessed:
-/// encoded `/` or `\`, backslashes, NUL and control characters, bad escapes, invalid
-/// UTF-8 and `..` that would climb above the root.
+/// encoded `/` or `\`, backslashes, bad escapes, invalid UTF-8, `..` that would climb
+/// above the root, and any segment that after decoding still holds `%` (an escape meant
+/// for a second decoder), `;` (path parameters some origins strip), `?`, `#`, `\` or a
+/// control character.
 pub fn normalize_path(raw: &str) -> Result<String, Denial> {
-    let unsafe_path = |why| Denial::UnsafePath { path: raw.to_owned(), why };
+    let unsafe_path = |why| Denial::UnsafePath { path: truncated(raw), why };
     let path = raw.split(['?', '#']).next().unwrap_or("");
     if path.contains('\\') {
         return Err(unsafe_path("backslash in path"));
     }
     let mut segments: Vec<String> = Vec::new();
     for segment in path.split('/') {
-        let lower = segment.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") {
-            return Err(unsafe_path("encoded slash in path"));
-        }
         if !valid_escapes(segment) {
             return Err(unsafe_path("invalid percent-escape in path"));
         }
         let decoded = percent_decode_str(segment).decode_utf8().map_err(|_| unsafe_path("path is not valid UTF-8"))?;
-        if decoded.chars().any(char::is_control) {
-            return Err(unsafe_path("control character in path"));
+        if let Some(why) = refused_in_segment(&decoded) {
+            return Err(unsafe_path(why));
         }
         match decoded.as_ref() {
             "" | "." => {}
@@ -50,6 +55,29 @@ pub fn normalize_path(raw: &str) -> Result<String, Denial> {
     Ok(out)
 }
 
+/// The longest raw path a denial repeats (a hostile path may be huge).
+const MAX_ECHOED_PATH: usize = 256;
+
+fn truncated(raw: &str) -> String {
+    match raw.char_indices().nth(MAX_ECHOED_PATH) {
+        Some((end, _)) => format!("{}…", raw.get(..end).unwrap_or("")),
+        None => raw.to_owned(),
+    }
+}
+
+/// Why a decoded segment is refused, if it is.
+fn refused_in_segment(decoded: &str) -> Option<&'static str> {
+    decoded.chars().find_map(|c| match c {
+        '/' => Some("encoded slash in path"),
+        '\\' => Some("encoded backslash in path"),
+        '%' => Some("percent sign left after decoding (double encoding)"),
+        ';' => Some("`;` in path (path parameters)"),
+        '?' | '#' => Some("encoded `?` or `#` in path"),
+        c if c.is_control() => Some("control character in path"),
+        _ => None,
+    })
+}
+
 fn valid_escapes(segment: &str) -> bool {
     let bytes = segment.as_bytes();
     let mut i = 0;
@@ -68,6 +96,58 @@ fn valid_escapes(segment: &str) -> bool {
         }
     }
     true
+}
+
+/// What a path segment keeps unescaped: RFC 3986 unreserved characters and the
+/// sub-delimiters `!$&'()*+,=` plus `:` and `@`; everything else is percent-encoded.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b';')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A normalized path (from [`normalize_path`]) with every segment percent-encoded, ready
+/// to put into a URL: no dot segment and no escape in it can be read differently by the
+/// URL parser that receives it.
+pub fn encode_path(normalized: &str) -> String {
+    let mut out = String::with_capacity(normalized.len() + 8);
+    // A normalized path has no dot segments; should a caller pass one anyway, it is dropped
+    // (never escaped: URL parsers read `%2E%2E` as `..`), so nothing climbs.
+    let segments = normalized.split('/').filter(|s| *s != "." && *s != "..");
+    for (i, segment) in segments.enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.extend(utf8_percent_encode(segment, SEGMENT));
+    }
+    out
+}
+
+/// The origin URL for a normalized path and the request's query: `origin` (scheme, host
+/// and an optional base path, no trailing slash) followed by the re-encoded path, and the
+/// query with every credential parameter removed. The result never climbs above `origin`'s
+/// own path, whatever the request held.
+pub fn origin_url(origin: &str, normalized_path: &str, query: &str) -> String {
+    let kept = strip_credentials(query);
+    let path = encode_path(normalized_path);
+    if kept.is_empty() {
+        format!("{origin}{path}")
+    } else {
+        format!("{origin}{path}?{kept}")
+    }
 }
 
 /// Whether a normalized `path` is inside the stream named by `glob`: the path is that
@@ -135,6 +215,60 @@ mod tests {
             let err = normalize_path(bad).unwrap_err();
             assert_eq!(err.reason(), crate::ReasonCode::ScopeMismatch, "{bad}");
         }
+    }
+
+    /// Every way the review found (and the ones next to it) to smuggle a dot segment past
+    /// the checks: each depth of encoding, both hex cases, mixed forms.
+    #[test]
+    fn refuses_every_encoding_of_a_dot_segment_that_a_second_decoder_would_climb_with() {
+        let mut bad = Vec::new();
+        for dot in ["%252e", "%252E", "%25252e", "%2525252E"] {
+            for pair in [format!("{dot}{dot}"), format!(".{dot}"), format!("{dot}."), format!("%2e{dot}")] {
+                bad.push(format!("/posters/{pair}/hls/master.m3u8"));
+                bad.push(format!("/live/a/{pair}/{pair}/secret/x.ts"));
+            }
+        }
+        bad.extend(
+            [
+                "/posters/%252f..%252fhls/master.m3u8",
+                "/posters/..%252fhls/master.m3u8",
+                "/a/%25/b",
+                "/a/b%3bjsessionid=1/c",
+                "/a/b;x=1/c",
+                "/a/%3f/b",
+                "/a/%23/b",
+                "/a/%5c../b",
+                "/a/%09/b",
+                "/a/%7f/b",
+                "/a/%c2%85/b",
+            ]
+            .map(String::from),
+        );
+        for path in &bad {
+            let err = normalize_path(path).unwrap_err();
+            assert_eq!(err.reason(), crate::ReasonCode::ScopeMismatch, "{path}");
+        }
+    }
+
+    #[test]
+    fn single_encoded_dot_segments_resolve_before_the_checks() {
+        // Decoded once, `%2e%2e` is `..`: resolved here, so the checked path is the fetched one.
+        assert_eq!(normalize_path("/posters/%2e%2e/hls/master.m3u8").unwrap(), "/hls/master.m3u8");
+        assert_eq!(normalize_path("/posters/.%2E/hls/x.ts").unwrap(), "/hls/x.ts");
+    }
+
+    #[test]
+    fn the_origin_url_is_the_checked_path_re_encoded() {
+        assert_eq!(origin_url("http://o.test", "/hls/master.m3u8", ""), "http://o.test/hls/master.m3u8");
+        assert_eq!(
+            origin_url("http://o.test/base", "/a b/ü/100%/x.ts", "token=t&_HLS_msn=3"),
+            "http://o.test/base/a%20b/%C3%BC/100%25/x.ts?_HLS_msn=3"
+        );
+        // A decoded name that looks like an escape goes to the origin as the name itself.
+        assert_eq!(encode_path("/a/%2e%2e/b"), "/a/%252e%252e/b");
+        assert_eq!(encode_path("/a/../b/./c/"), "/a/b/c/", "dot segments are never emitted");
+        assert_eq!(encode_path("/"), "/");
+        assert_eq!(encode_path("/k=v:@!$&'()*+,~-._/x"), "/k=v:@!$&'()*+,~-._/x");
     }
 
     #[test]

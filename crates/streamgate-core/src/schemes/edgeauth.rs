@@ -281,7 +281,7 @@ impl Scheme for EdgeAuthScheme {
         grant.validity = Validity { not_before: fields.start, expires_at: Some(fields.expires), leeway: self.leeway };
         grant.scope = match fields.acl {
             Some(acl) => Scope::Acl(acl),
-            None => Scope::SignedPrefix(facts.path.clone()),
+            None => Scope::SignedPath(facts.path.clone()),
         };
         grant.ip_binding = ip_binding;
         grant.token_id = fields.id;

@@ -13,6 +13,7 @@ use md5::{Digest, Md5};
 use crate::denial::{Denial, Error, SignatureExplanation};
 use crate::encoding::{b64_url, b64_url_decode, ct_eq};
 use crate::grant::{Grant, Scope, Validity};
+use crate::policy::ip::IpRange;
 use crate::policy::RequestFacts;
 use crate::schemes::{Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
 use crate::timestamp::{check_seconds, parse_seconds};
@@ -182,8 +183,10 @@ impl Scheme for SecureLinkScheme {
         let mut grant = Grant::new(SchemeKind::SecureLink, credential, claims.to_string());
         grant.validity = Validity { not_before: None, expires_at: expires, leeway: self.leeway };
         if self.expression.uses(Variable::Uri) {
-            grant.scope = Scope::SignedPrefix(facts.path.clone());
+            grant.scope = Scope::SignedPath(facts.path.clone());
         }
+        // The address hashed into the link binds it: carried into session credentials.
+        grant.ip_binding = facts.client_ip.filter(|_| !addr.is_empty()).map(IpRange::single);
         Ok(grant)
     }
 }

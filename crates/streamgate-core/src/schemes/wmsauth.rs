@@ -12,6 +12,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use crate::denial::{Denial, Error, SignatureExplanation};
 use crate::encoding::{b64_std, b64_std_decode, ct_eq};
 use crate::grant::{Grant, Scope, Validity};
+use crate::policy::ip::IpRange;
 use crate::policy::RequestFacts;
 use crate::schemes::{Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
 use crate::timestamp::check_seconds;
@@ -267,6 +268,8 @@ impl Scheme for WmsAuthScheme {
         if fields.stream_len.is_some() {
             grant.scope = Scope::SignedPrefix((*stream).to_owned());
         }
+        // The IP hashed into the signature binds it: carried into session credentials.
+        grant.ip_binding = facts.client_ip.filter(|_| self.ip_bound).map(IpRange::single);
         Ok(grant)
     }
 }
