@@ -49,10 +49,10 @@ describe('sessions expire when idle; the cookie transport', () => {
   });
 
   it('hands out a path-scoped, time-bounded session cookie that alone opens segments', async () => {
-    const response = await idle.mf.dispatchFetch(`${idle.url}/hls/ts/index.m3u8?token=${token()}`);
+    const response = await idle.mf.dispatchFetch(`${idle.url}/hls/ts/index.m3u8?token=${token({ streams: ['hls/ts'] })}`);
     assert.equal(response.status, 200);
     const cookie = response.headers.get('set-cookie');
-    // SESSION_TTL (120 s) plus the 8 s the VOD playlist plays.
+    // The token's stream is its Path; SESSION_TTL (120 s) plus the 8 s the VOD playlist plays.
     assert.match(cookie, /^streamgate=v1\.[^;]+; Path=\/hls\/ts\/; Max-Age=128; HttpOnly; Secure; SameSite=None$/);
     const value = cookie.split(';')[0];
     assert.equal((await idle.mf.dispatchFetch(`${idle.url}/hls/ts/seg_001.ts`, { headers: { Cookie: value } })).status, 200);
@@ -209,7 +209,7 @@ describe('public paths', () => {
       assert.equal(response.status, 500);
       const body = await response.json();
       assert.equal(body.error, 'misconfigured');
-      assert.match(body.message, /PUBLIC_PATHS: "\*\*\/x" starts with a wildcard/);
+      assert.match(body.message, /PUBLIC_PATHS: public path "\*\*\/x" starts with a wildcard/);
     } finally {
       await wide.mf.dispose();
     }

@@ -11,7 +11,7 @@ const { Miniflare } = require('miniflare');
 export const sg = await import(join(root, 'npm', 'src', 'node.mjs'));
 
 export const KEY = { alg: 'HS256', secret: 'e2e gate secret 0123456789abcdef', kid: 'k1' };
-export const ADMIN = 'e2e-admin-token-0123456789';
+export const ADMIN = 'e2e-admin-token-0123456789abcdef0123456789';
 export const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml', '.ts': 'video/mp2t', '.m4s': 'video/iso.segment', '.mp4': 'video/mp4', '.jpg': 'image/jpeg' };
 
 /** The built gate as a Miniflare worker, with test secrets and `bindings` on top. */
@@ -39,6 +39,8 @@ export function gateWorker({ bindings = {}, sessionStore = true } = {}) {
 /** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
 export async function startGate({ listen = false, bindings = {}, sessionStore = true } = {}) {
   const origin = [];
+  // Every request that reached the origin, whole: method, path and query, headers, body.
+  const requests = [];
   const livePlaylist = liveStream();
   const mf = new Miniflare({
     ...gateWorker({ bindings, sessionStore }),
@@ -47,6 +49,9 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
     outboundService: async (request) => {
       const url = new URL(request.url);
       origin.push(url.pathname + url.search);
+      const body = ['GET', 'HEAD'].includes(request.method) ? '' : await request.text();
+      requests.push({ method: request.method, url: url.pathname + url.search, headers: Object.fromEntries(request.headers), body });
+      if (request.method === 'POST' || request.method === 'PUT') return new Response('published', { status: 201 });
       try {
         const live = livePlaylist(url.pathname);
         if (live) return new Response(live.body, { headers: { 'content-type': live.type } });
@@ -73,7 +78,7 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
     },
   });
   const url = listen ? (await mf.ready).origin : 'http://gate.test';
-  return { mf, origin, url };
+  return { mf, origin, requests, url };
 }
 
 /**
