@@ -1,11 +1,16 @@
-//! DASH MPDs (ISO/IEC 23009-1), rewritten in one streaming pass over the text: every byte
-//! is copied as is except the URI values changed, so namespaces, comments and formatting
-//! survive. No XML tree is built.
+//! DASH MPDs (ISO/IEC 23009-1), rewritten in two linear passes over the text: the first
+//! finds every URL and what each `BaseURL` makes of its level, the second copies the text
+//! with credentials added. No XML tree is built: namespaces, comments, CDATA sections,
+//! references and formatting survive byte for byte.
 
-use super::{is_absolute, Propagation, Target};
+use super::{xml_escape, Propagation, Reach, Syntax, Target, Written};
 
-/// Elements whose attributes hold segment URLs or URL templates, and those attributes.
-const URL_ATTRIBUTES: [(&str, &[&str]); 5] = [
+/// Elements whose `BaseURL` children are the base of every URL at and below them.
+const LEVELS: [&str; 4] = ["MPD", "Period", "AdaptationSet", "Representation"];
+
+/// Segment URLs and templates. Levels below the one that holds them inherit them, so they
+/// are resolved against the BaseURLs of every such level too.
+const SEGMENT_ATTRIBUTES: [(&str, &[&str]); 5] = [
     ("SegmentTemplate", &["media", "initialization", "index", "bitstreamSwitching"]),
     ("SegmentURL", &["media", "index"]),
     ("Initialization", &["sourceURL"]),
@@ -13,28 +18,70 @@ const URL_ATTRIBUTES: [(&str, &[&str]); 5] = [
     ("BitstreamSwitching", &["sourceURL"]),
 ];
 
-/// Elements whose text is a URL: the MPD refresh locations get the credential; a
-/// `BaseURL` on another host makes everything under its parent foreign.
-const URL_TEXT: [&str; 3] = ["BaseURL", "Location", "PatchLocation"];
+/// MPD children that may come before `Location` (ISO/IEC 23009-1 element order).
+const BEFORE_LOCATION: [&str; 3] = ["ProgramInformation", "BaseURL", "Location"];
 
-struct Frame {
-    name: String,
-    /// Relative URLs in this element resolve against another host.
-    foreign: bool,
-    /// Whether a BaseURL child has been seen (redundant BaseURLs only ever narrow).
-    base_seen: bool,
-}
+/// Deeper than any MPD, and than XML parsers accept: such a document is left unchanged.
+const MAX_DEPTH: usize = 256;
 
 fn local_name(qualified: &str) -> &str {
     qualified.rsplit(':').next().unwrap_or(qualified)
 }
 
-/// MPD children that may come before `Location` (ISO/IEC 23009-1 element order).
-const BEFORE_LOCATION: [&str; 3] = ["ProgramInformation", "BaseURL", "Location"];
+/// What a relative URL resolves against.
+#[derive(Clone, Copy)]
+enum Base {
+    /// The BaseURLs in scope at a level (`None`: the MPD's own URL, on the gate).
+    Level(Option<usize>),
+    /// Those of a level and of every level below it.
+    Subtree(Option<usize>),
+    /// The player's page (license and steering servers, `xlink:href` in dash.js): a
+    /// relative URL there is never known to reach the gate.
+    Page,
+}
 
-/// Rewrites an MPD. Relative URLs under a `BaseURL` that points to another host are left
-/// alone, so the credential never reaches that host (a player then fetches them without
-/// one, which the other host decides about).
+/// A level's BaseURL children, and what each makes of it.
+struct Level {
+    parent: Option<usize>,
+    /// Whether it has any.
+    based: bool,
+    /// Whether any leads elsewhere (or cannot be read), or resolves against the parent.
+    elsewhere: bool,
+    relative: bool,
+}
+
+/// Something to write in the second pass: a URL, or the `Location` a live MPD gets.
+enum Slot {
+    Url { start: usize, end: usize, syntax: Syntax<'static>, base: Base },
+    Location { at: usize, indent: (usize, usize) },
+}
+
+/// An open element.
+struct Frame {
+    /// Its qualified name, as a span of the document.
+    name: (usize, usize),
+    /// The nearest level at or above it, and whether that is itself.
+    level: Option<usize>,
+    is_level: bool,
+    /// Whether it is, or is inside, a `ContentProtection`.
+    protection: bool,
+}
+
+/// What the first pass found.
+struct Scan {
+    slots: Vec<Slot>,
+    levels: Vec<Level>,
+    /// A dynamic MPD without a `Location` of its own.
+    needs_location: bool,
+}
+
+/// Rewrites an MPD. A relative URL gets the credential only if every BaseURL it may be
+/// resolved against is on the gate: a `BaseURL` on another host makes everything below
+/// it foreign (a player fetches those without a credential, which that host decides
+/// about), and a segment template is foreign if any level that inherits it is. License
+/// server, steering and `xlink:href` URLs get it only when absolute on the gate. A
+/// document players would refuse or read differently (mismatched tags, a DTD that may
+/// define entities, nesting deeper than XML parsers allow) is left unchanged.
 pub fn rewrite(mpd: &str, propagation: &Propagation) -> String {
     rewrite_mpd(mpd, propagation, None)
 }
@@ -48,62 +95,242 @@ pub fn rewrite_with_refresh(mpd: &str, propagation: &Propagation, manifest_url: 
 }
 
 fn rewrite_mpd(mpd: &str, propagation: &Propagation, manifest_url: Option<&str>) -> String {
+    let Some(scan) = scan(mpd, propagation) else {
+        return mpd.to_owned();
+    };
+    let (foreign, tainted) = scopes(&scan.levels);
+    let target = |base: Base| {
+        let foreign = match base {
+            Base::Level(level) => level.and_then(|l| foreign.get(l)).copied().unwrap_or(false),
+            Base::Subtree(level) => level.and_then(|l| tainted.get(l)).copied().unwrap_or(false),
+            Base::Page => true,
+        };
+        if foreign {
+            Target::Foreign
+        } else {
+            Target::Ours
+        }
+    };
     let mut out = String::with_capacity(mpd.len() + mpd.len() / 4);
-    let mut stack: Vec<Frame> = Vec::new();
-    // The Location to add, once the root turns out to be a dynamic MPD without one.
-    let mut location: Option<String> = None;
-    let mut rest = mpd;
-    while let Some(lt) = rest.find('<') {
-        let text = rest.get(..lt).unwrap_or("");
-        rewrite_text(text, &mut stack, propagation, &mut out);
-        rest = rest.get(lt..).unwrap_or("");
-        for (open, close) in [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>"), ("<!", ">")] {
-            if rest.starts_with(open) {
-                let end = rest.find(close).map_or(rest.len(), |i| i + close.len());
-                out.push_str(rest.get(..end).unwrap_or(rest));
-                rest = rest.get(end..).unwrap_or("");
-                break;
+    let mut copied = 0;
+    for slot in &scan.slots {
+        match *slot {
+            Slot::Url { start, end, syntax, base } => {
+                out.push_str(mpd.get(copied..start).unwrap_or(""));
+                propagation.put(Written { raw: mpd.get(start..end).unwrap_or(""), syntax }, target(base), &mut out);
+                copied = end;
+            }
+            Slot::Location { at, indent } => {
+                let Some(url) = manifest_url.filter(|_| scan.needs_location) else {
+                    continue;
+                };
+                let escaped = xml_escape(url);
+                let mut location = String::new();
+                let written = Written { raw: &escaped, syntax: Syntax::XmlText };
+                if propagation.put(written, target(Base::Level(Some(0))), &mut location) {
+                    out.push_str(mpd.get(copied..at).unwrap_or(""));
+                    out.push_str("<Location>");
+                    out.push_str(&location);
+                    out.push_str("</Location>");
+                    out.push_str(mpd.get(indent.0..indent.1).unwrap_or(""));
+                    copied = at;
+                }
             }
         }
-        if !rest.starts_with('<') {
+    }
+    out.push_str(mpd.get(copied..).unwrap_or(""));
+    out
+}
+
+/// For each level: whether relative URLs there lead off the gate, and whether they do
+/// there or at any level below.
+fn scopes(levels: &[Level]) -> (Vec<bool>, Vec<bool>) {
+    let mut foreign: Vec<bool> = Vec::with_capacity(levels.len());
+    for level in levels {
+        let parent = level.parent.and_then(|p| foreign.get(p)).copied().unwrap_or(false);
+        let own = if level.based { level.elsewhere || (level.relative && parent) } else { parent };
+        foreign.push(own);
+    }
+    let mut tainted = foreign.clone();
+    for (index, level) in levels.iter().enumerate().rev() {
+        if tainted.get(index).copied().unwrap_or(false) {
+            if let Some(parent) = level.parent.and_then(|p| tainted.get_mut(p)) {
+                *parent = true;
+            }
+        }
+    }
+    (foreign, tainted)
+}
+
+/// The first pass; `None` for a document to leave unchanged.
+fn scan(mpd: &str, propagation: &Propagation) -> Option<Scan> {
+    let mut found = Scan { slots: Vec::new(), levels: Vec::new(), needs_location: false };
+    let mut stack: Vec<Frame> = Vec::new();
+    let (mut pos, mut markup_end, mut rooted) = (0, 0, false);
+    let (mut has_location, mut location_slot) = (false, false);
+    while let Some(lt) = mpd.get(pos..).and_then(|r| r.find('<')) {
+        let at = pos + lt;
+        let rest = mpd.get(at..).unwrap_or("");
+        if rest.starts_with("<!DOCTYPE") {
+            // An internal subset may define entities that expand into elements.
+            let end = rest.find('>').map_or(rest.len(), |i| i + 1);
+            if rest.get(..end).is_some_and(|d| d.contains('[')) {
+                return None;
+            }
+            (pos, markup_end) = (at + end, at + end);
             continue;
         }
-        let end = tag_end(rest);
-        let tag = rest.get(..end).unwrap_or(rest);
-        rest = rest.get(end..).unwrap_or("");
-        if tag.starts_with("</") {
-            stack.pop();
-            out.push_str(tag);
+        if let Some((_, close)) = MARKUP.iter().find(|(open, _)| rest.starts_with(open)) {
+            let end = rest.find(close).map_or(rest.len(), |i| i + close.len());
+            (pos, markup_end) = (at + end, at + end);
+            continue;
+        }
+        let tag = rest.get(..tag_end(rest)).unwrap_or(rest);
+        let indent = (markup_end, at);
+        (pos, markup_end) = (at + tag.len(), at + tag.len());
+        if let Some(close) = tag.strip_prefix("</") {
+            let frame = stack.pop()?;
+            let name = close.trim_end_matches('>').trim_end();
+            if mpd.get(frame.name.0..frame.name.1) != Some(name) {
+                return None;
+            }
             continue;
         }
         let name_end = tag.find(|c: char| c.is_whitespace() || c == '>' || c == '/').unwrap_or(tag.len()).max(1);
         let name = tag.get(1..name_end).unwrap_or("");
-        if stack.is_empty() && local_name(name) == "MPD" && is_dynamic(tag) {
-            location = manifest_url.and_then(|url| propagation.apply(url, "&amp;"));
-        }
-        if stack.len() == 1 && BEFORE_LOCATION.contains(&local_name(name)) {
-            if local_name(name) == "Location" {
-                location = None;
+        let local = local_name(name);
+        let parent = stack.last();
+        let (parent_level, inside_protection) = (parent.and_then(|f| f.level), parent.is_some_and(|f| f.protection));
+        if parent.is_none() {
+            if rooted {
+                return None;
             }
-        } else if stack.len() == 1 {
-            if let Some(url) = location.take() {
-                // Indented like the element it precedes.
-                let indent = if text.trim().is_empty() { text } else { "" };
-                out.push_str(&format!("<Location>{url}</Location>{indent}"));
+            rooted = true;
+            found.needs_location = local == "MPD" && is_dynamic(tag);
+        }
+        if stack.len() >= MAX_DEPTH {
+            return None;
+        }
+        if stack.len() == 1 {
+            if local == "Location" {
+                has_location = true;
+            } else if !BEFORE_LOCATION.contains(&local) && !location_slot {
+                location_slot = true;
+                let indent =
+                    if mpd.get(indent.0..indent.1).is_some_and(|t| t.trim().is_empty()) { indent } else { (at, at) };
+                found.slots.push(Slot::Location { at, indent });
             }
         }
-        let foreign = stack.last().is_some_and(|f| f.foreign);
-        let attributes = URL_ATTRIBUTES.iter().find(|(element, _)| *element == local_name(name)).map(|(_, a)| *a);
-        match attributes {
-            Some(attributes) if !foreign => rewrite_attributes(tag, name_end, attributes, propagation, &mut out),
-            _ => out.push_str(tag),
+        for (attribute, value) in xml_attributes(tag, name_end) {
+            if let Some(base) = attribute_base(local, attribute, inside_protection, parent_level) {
+                let (start, end) = (at + value.start, at + value.end);
+                found.slots.push(Slot::Url { start, end, syntax: Syntax::XmlAttribute, base });
+            }
         }
-        if !tag.ends_with("/>") {
-            stack.push(Frame { name: local_name(name).to_owned(), foreign, base_seen: false });
+        let is_level = LEVELS.contains(&local);
+        let level = if is_level {
+            found.levels.push(Level { parent: parent_level, based: false, elsewhere: false, relative: false });
+            Some(found.levels.len() - 1)
+        } else {
+            parent_level
+        };
+        if tag.ends_with("/>") {
+            continue;
         }
+        let parent_is_level = parent.is_some_and(|f| f.is_level);
+        let text_base = match local {
+            "BaseURL" if parent_is_level => {
+                Some(Base::Level(parent_level.and_then(|l| found.levels.get(l)).and_then(|l| l.parent)))
+            }
+            "BaseURL" | "Location" | "PatchLocation" => Some(Base::Level(parent_level)),
+            "ContentSteering" => Some(Base::Page),
+            _ if inside_protection => Some(Base::Page),
+            _ => None,
+        };
+        if let Some(base) = text_base {
+            let (end, simple) = text_content(mpd, pos, name);
+            if local == "BaseURL" && parent_is_level {
+                let text = Written { raw: mpd.get(pos..end).unwrap_or(""), syntax: Syntax::XmlText };
+                let reach = if simple { propagation.reach(text) } else { Reach::Elsewhere };
+                if let Some(level) = parent_level.and_then(|l| found.levels.get_mut(l)) {
+                    level.based = true;
+                    level.elsewhere |= reach == Reach::Elsewhere;
+                    level.relative |= reach == Reach::Relative;
+                }
+            }
+            if simple {
+                found.slots.push(Slot::Url { start: pos, end, syntax: Syntax::XmlText, base });
+            }
+            (pos, markup_end) = (end, end);
+        }
+        let protection = inside_protection || local == "ContentProtection";
+        stack.push(Frame { name: (at + 1, at + name_end), level, is_level, protection });
     }
-    rewrite_text(rest, &mut stack, propagation, &mut out);
-    out
+    found.needs_location &= !has_location;
+    Some(found)
+}
+
+/// Markup that holds no elements, and how it ends.
+const MARKUP: [(&str, &str); 4] = [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>"), ("<!", ">")];
+
+/// The text of the element `name` that starts at `from`: where it ends, and whether it is
+/// plain text (CDATA sections allowed) closed by the element's own end tag. Anything else
+/// (comments, child elements, no end) is read differently by different players.
+fn text_content(mpd: &str, from: usize, name: &str) -> (usize, bool) {
+    let mut pos = from;
+    loop {
+        let Some(lt) = mpd.get(pos..).and_then(|r| r.find('<')).map(|i| pos + i) else {
+            return (mpd.len(), false);
+        };
+        let rest = mpd.get(lt..).unwrap_or("");
+        if rest.starts_with("<![CDATA[") {
+            match rest.find("]]>") {
+                Some(end) => pos = lt + end + 3,
+                None => return (mpd.len(), false),
+            }
+            continue;
+        }
+        let closes =
+            rest.strip_prefix("</").and_then(|r| r.strip_prefix(name)).is_some_and(|r| r.trim_start().starts_with('>'));
+        return (lt, closes);
+    }
+}
+
+/// The attributes of a start tag after its name: qualified name, and the span of the
+/// value inside its quotes. Stops at the first malformed one.
+fn xml_attributes(tag: &str, from: usize) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+    let mut pos = from;
+    std::iter::from_fn(move || {
+        let rest = tag.get(pos..)?;
+        let eq = rest.find('=')?;
+        let name = rest.get(..eq)?.trim();
+        let after = rest.get(eq + 1..)?;
+        let lead = after.len() - after.trim_start().len();
+        let quote = after.get(lead..)?.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let start = pos + eq + 1 + lead + 1;
+        let len = tag.get(start..)?.find(quote)?;
+        pos = start + len + 1;
+        Some((name, start..start + len))
+    })
+}
+
+/// What the URL in attribute `attribute` of element `element` resolves against, if it
+/// holds one a player fetches.
+fn attribute_base(element: &str, attribute: &str, inside_protection: bool, level: Option<usize>) -> Option<Base> {
+    let segment = SEGMENT_ATTRIBUTES.iter().any(|(e, names)| *e == element && names.contains(&attribute));
+    match attribute {
+        _ if segment => Some(Base::Subtree(level)),
+        // xlink:href on Period, AdaptationSet, EventStream, SegmentList …
+        _ if local_name(attribute) == "href" && attribute.contains(':') && !attribute.starts_with("xmlns:") => {
+            Some(Base::Page)
+        }
+        "proxyServerURL" if element == "ContentSteering" => Some(Base::Page),
+        // ms:laurl (Widevine in Microsoft's form)
+        "licenseUrl" if inside_protection => Some(Base::Page),
+        // SEA: sea:CryptoPeriod / CryptoTimeline key URLs, resolved like segments.
+        "keyUriTemplate" if inside_protection => Some(Base::Subtree(level)),
+        _ => None,
+    }
 }
 
 /// The length of a static (VOD) MPD, in whole seconds rounded up: its
@@ -180,64 +407,4 @@ fn tag_end(tag: &str) -> usize {
         }
     }
     tag.len()
-}
-
-fn rewrite_text(text: &str, stack: &mut [Frame], propagation: &Propagation, out: &mut String) {
-    let element = stack.last().map(|f| f.name.as_str()).unwrap_or("");
-    if !URL_TEXT.contains(&element) || text.trim().is_empty() {
-        out.push_str(text);
-        return;
-    }
-    let url = text.trim();
-    let parent_index = stack.len().checked_sub(2);
-    let inherited = parent_index.and_then(|i| stack.get(i)).is_some_and(|f| f.foreign);
-    // A relative URL resolves within its scope; an absolute one decides for itself.
-    let foreign = if is_absolute(url) { propagation.target(url) == Target::Foreign } else { inherited };
-    if element == "BaseURL" {
-        if let Some(parent) = parent_index.and_then(|i| stack.get_mut(i)) {
-            // The first BaseURL sets the parent's scope; redundant ones can only make it foreign.
-            parent.foreign = if parent.base_seen { parent.foreign || foreign } else { foreign };
-            parent.base_seen = true;
-        }
-    }
-    let rewritten = if foreign { None } else { propagation.apply(url, "&amp;") };
-    match rewritten {
-        Some(new) => {
-            let lead = text.len() - text.trim_start().len();
-            out.push_str(text.get(..lead).unwrap_or(""));
-            out.push_str(&new);
-            out.push_str(text.get(lead + url.len()..).unwrap_or(""));
-        }
-        None => out.push_str(text),
-    }
-}
-
-fn rewrite_attributes(tag: &str, name_end: usize, wanted: &[&str], propagation: &Propagation, out: &mut String) {
-    out.push_str(tag.get(..name_end).unwrap_or(""));
-    let mut rest = tag.get(name_end..).unwrap_or("");
-    while let Some(eq) = rest.find('=') {
-        let before = rest.get(..eq).unwrap_or("");
-        let attr = before.trim().rsplit(char::is_whitespace).next().unwrap_or("");
-        let after = rest.get(eq + 1..).unwrap_or("");
-        let lead = after.len() - after.trim_start().len();
-        let quoted = after.get(lead..).unwrap_or("");
-        let Some(quote) = quoted.chars().next().filter(|c| *c == '"' || *c == '\'') else {
-            break;
-        };
-        let Some(close) = quoted.get(1..).and_then(|q| q.find(quote)) else {
-            break;
-        };
-        let value = quoted.get(1..=close).unwrap_or("");
-        out.push_str(before);
-        out.push('=');
-        out.push_str(after.get(..lead).unwrap_or(""));
-        out.push(quote);
-        match propagation.apply(value, "&amp;").filter(|_| wanted.contains(&local_name(attr))) {
-            Some(new) => out.push_str(&new),
-            None => out.push_str(value),
-        }
-        out.push(quote);
-        rest = quoted.get(close + 2..).unwrap_or("");
-    }
-    out.push_str(rest);
 }

@@ -1,30 +1,57 @@
-//! HLS playlists (RFC 8216 and its LL-HLS and content-steering additions).
+//! HLS playlists (RFC 8216bis, with LL-HLS, content steering and interstitials).
 
-use super::Propagation;
+use super::{Propagation, Syntax, Target, Variables, Written};
 
-/// Tag attributes that hold URIs.
-const URI_ATTRIBUTES: [&str; 2] = ["URI", "SERVER-URI"];
+/// Tags whose attributes hold URIs a player fetches, and those attributes. Tag and
+/// attribute names are case-sensitive.
+const URI_ATTRIBUTES: [(&str, &[&str]); 12] = [
+    ("EXT-X-MEDIA", &["URI"]),
+    ("EXT-X-I-FRAME-STREAM-INF", &["URI"]),
+    ("EXT-X-IMAGE-STREAM-INF", &["URI"]),
+    ("EXT-X-KEY", &["URI"]),
+    ("EXT-X-SESSION-KEY", &["URI"]),
+    ("EXT-X-MAP", &["URI"]),
+    ("EXT-X-PART", &["URI"]),
+    ("EXT-X-PRELOAD-HINT", &["URI"]),
+    ("EXT-X-RENDITION-REPORT", &["URI"]),
+    ("EXT-X-SESSION-DATA", &["URI"]),
+    ("EXT-X-CONTENT-STEERING", &["SERVER-URI"]),
+    ("EXT-X-DATERANGE", &["X-ASSET-URI", "X-ASSET-LIST"]),
+];
 
-/// Rewrites a master or media playlist. Lines are kept with their own endings.
+/// Rewrites a multivariant or media playlist: URI lines (segments, variant playlists) and
+/// the URI attributes of [`URI_ATTRIBUTES`]. Lines end where players end them (LF, CRLF or
+/// a lone CR) and keep their own endings; a leading BOM and tags indented with spaces or
+/// tabs are read as players read them. `{$name}` references are judged with the values
+/// the playlist's `EXT-X-DEFINE` tags gave before them; values the gate cannot see
+/// (`IMPORT`, `QUERYPARAM`, a name defined twice) count as unknown.
 pub fn rewrite(playlist: &str, propagation: &Propagation) -> String {
     let mut out = String::with_capacity(playlist.len() + playlist.len() / 4);
-    for line in playlist.split_inclusive('\n') {
-        let (content, ending) = split_ending(line);
-        if content.starts_with("#EXT") {
-            rewrite_tag(content, propagation, &mut out);
-        } else if content.trim().is_empty() || content.starts_with('#') {
-            out.push_str(content);
-        } else {
-            // A URI line: a segment, or a variant playlist in a master playlist.
-            let lead = content.len() - content.trim_start().len();
-            let trimmed = content.trim();
-            match propagation.apply(trimmed, "&") {
-                Some(uri) => {
-                    out.push_str(content.get(..lead).unwrap_or(""));
-                    out.push_str(&uri);
-                    out.push_str(content.get(lead + trimmed.len()..).unwrap_or(""));
+    let body = match playlist.strip_prefix('\u{feff}') {
+        Some(body) => {
+            out.push('\u{feff}');
+            body
+        }
+        None => playlist,
+    };
+    let mut variables = Variables::new();
+    for (line, ending) in lines(body) {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        match line.get(indent..).and_then(|l| l.strip_prefix('#')) {
+            Some(tag) => {
+                let (name, list) = tag.split_once(':').unwrap_or((tag, ""));
+                let list_start = line.len() - list.len();
+                if name == "EXT-X-DEFINE" {
+                    define(list, &mut variables);
                 }
-                None => out.push_str(content),
+                match URI_ATTRIBUTES.iter().find(|(tag, _)| *tag == name) {
+                    Some((_, names)) => rewrite_tag(line, list_start, names, &variables, propagation, &mut out),
+                    None => out.push_str(line),
+                }
+            }
+            // A URI line, a blank line (left as is: nothing to add to).
+            None => {
+                propagation.put(Written { raw: line, syntax: Syntax::Hls(&variables) }, Target::Ours, &mut out);
             }
         }
         out.push_str(ending);
@@ -52,53 +79,93 @@ pub fn presentation_seconds(playlist: &str) -> Option<u64> {
     (complete && segments > 0).then(|| total.ceil().min(1e12) as u64)
 }
 
-fn split_ending(line: &str) -> (&str, &str) {
-    let body = line.trim_end_matches(['\n', '\r']);
-    (body, line.get(body.len()..).unwrap_or(""))
+/// The lines of `text` with their endings: LF, CRLF, or a lone CR (a line break to
+/// hls.js and to Java's readers alike).
+fn lines(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        let ending =
+            if rest.get(end..).is_some_and(|r| r.starts_with("\r\n")) { 2 } else { usize::from(end < rest.len()) };
+        let line = (rest.get(..end).unwrap_or(""), rest.get(end..end + ending).unwrap_or(""));
+        rest = rest.get(end + ending..).unwrap_or("");
+        Some(line)
+    })
 }
 
-/// Rewrites the quoted URI attributes of one tag line, copying everything else as is.
-fn rewrite_tag(line: &str, propagation: &Propagation, out: &mut String) {
-    let Some(colon) = line.find(':') else {
-        out.push_str(line);
-        return;
-    };
-    out.push_str(line.get(..=colon).unwrap_or(""));
-    let mut rest = line.get(colon + 1..).unwrap_or("");
-    // attribute-list: NAME=VALUE pairs separated by commas; quoted values may hold commas.
-    while !rest.is_empty() {
-        let Some(eq) = rest.find('=') else {
-            out.push_str(rest);
-            return;
-        };
-        let name = rest.get(..eq).unwrap_or("");
-        out.push_str(name);
-        out.push('=');
-        rest = rest.get(eq + 1..).unwrap_or("");
-        let value_len = if rest.starts_with('"') {
-            rest.get(1..).and_then(|r| r.find('"')).map_or(rest.len(), |end| end + 2)
-        } else {
-            rest.find(',').unwrap_or(rest.len())
-        };
-        let value = rest.get(..value_len).unwrap_or(rest);
-        let quoted_uri = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
-        let rewritten = if quoted_uri && URI_ATTRIBUTES.contains(&name.trim()) {
-            value.get(1..value.len() - 1).and_then(|uri| propagation.apply(uri, "&"))
-        } else {
-            None
-        };
-        match rewritten {
-            Some(uri) => {
-                out.push('"');
-                out.push_str(&uri);
-                out.push('"');
+/// The attributes of an attribute-list: name, and the span of the value (quotes
+/// included). Stops at the first one players could split differently: a quoted value
+/// followed by anything but a comma.
+fn attributes(list: &str) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let rest = list.get(pos..)?;
+        let eq = rest.find('=')?;
+        let name = rest.get(..eq)?.trim();
+        let start = pos + eq + 1;
+        let value = list.get(start..)?;
+        let len = match value.strip_prefix('"') {
+            Some(quoted) => {
+                let len = quoted.find('"')? + 2;
+                if !matches!(value.get(len..)?.chars().next(), None | Some(',')) {
+                    return None;
+                }
+                len
             }
-            None => out.push_str(value),
+            None => value.find(',').unwrap_or(value.len()),
+        };
+        pos = start + len + 1;
+        Some((name, start..start + len))
+    })
+}
+
+/// Copies a tag line, adding the credential to its quoted attributes named in `names`.
+fn rewrite_tag(
+    line: &str,
+    list_start: usize,
+    names: &[&str],
+    variables: &Variables,
+    propagation: &Propagation,
+    out: &mut String,
+) {
+    let list = line.get(list_start..).unwrap_or("");
+    let mut copied = 0;
+    for (name, value) in attributes(list) {
+        let quoted = list.get(value.start..value.end).is_some_and(|v| v.len() >= 2 && v.starts_with('"'));
+        if !quoted || !names.contains(&name) {
+            continue;
         }
-        rest = rest.get(value_len..).unwrap_or("");
-        if let Some(after) = rest.strip_prefix(',') {
-            out.push(',');
-            rest = after;
+        let (start, end) = (list_start + value.start + 1, list_start + value.end - 1);
+        out.push_str(line.get(copied..start).unwrap_or(""));
+        let uri = Written { raw: line.get(start..end).unwrap_or(""), syntax: Syntax::Hls(variables) };
+        propagation.put(uri, Target::Ours, out);
+        copied = end;
+    }
+    out.push_str(line.get(copied..).unwrap_or(""));
+}
+
+/// Records an `EXT-X-DEFINE`: `NAME`/`VALUE` gives a value; `IMPORT` and `QUERYPARAM`
+/// take theirs from elsewhere, unknown here. A name defined twice is unknown too (players
+/// differ on which value wins), and so is a value that refers to other variables.
+fn define(list: &str, variables: &mut Variables) {
+    let (mut name, mut value, mut unknown) = (None, None, None);
+    for (attribute, span) in attributes(list) {
+        let text = list.get(span).unwrap_or("");
+        let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+        match attribute {
+            "NAME" => name = Some(text),
+            "VALUE" => value = Some(text),
+            "IMPORT" | "QUERYPARAM" => unknown = Some(text),
+            _ => {}
         }
     }
+    let (name, value) = match (unknown, name) {
+        (Some(name), _) => (name, None),
+        (None, Some(name)) => (name, Some(value.unwrap_or("")).filter(|v| !v.contains("{$")).map(str::to_owned)),
+        (None, None) => return,
+    };
+    variables.entry(name.to_owned()).and_modify(|v| *v = None).or_insert(value);
 }
