@@ -90,16 +90,26 @@ export function createVerifier(keys, options = {}) {
   };
 }
 
-// Verifiers cached per keys object (and options), so passing the same keys is cheap.
-const cache = new WeakMap();
+// Verifiers cached by the content of the keys and options (a caller that changes its keys
+// object, say to drop a compromised key, gets a new verifier), least recently used first out.
+const cache = new Map();
+const CACHED_VERIFIERS = 32;
 
 function cachedVerifier(keys, options) {
-  if (keys === null || typeof keys !== 'object') return createVerifier(keys, options);
-  let byOptions = cache.get(keys);
-  if (!byOptions) cache.set(keys, (byOptions = new Map()));
-  const optionsKey = options ? JSON.stringify(options) : '';
-  let verifier = byOptions.get(optionsKey);
-  if (!verifier) byOptions.set(optionsKey, (verifier = createVerifier(keys, options)));
+  let id;
+  try {
+    id = JSON.stringify([keys, options ?? null]);
+  } catch {
+    return createVerifier(keys, options); // not JSON (a cycle): createVerifier explains
+  }
+  let verifier = cache.get(id);
+  if (verifier) {
+    cache.delete(id);
+  } else {
+    verifier = createVerifier(keys, options);
+    if (cache.size >= CACHED_VERIFIERS) cache.delete(cache.keys().next().value);
+  }
+  cache.set(id, verifier);
   return verifier;
 }
 

@@ -156,15 +156,38 @@ export class TokenRefresher {
  * request. `source` is a token string, a TokenRefresher, or a function returning a token.
  *   new Hls({ ...hlsTokenConfig(refresher) })
  */
-export function hlsTokenConfig(source, { param = 'token' } = {}) {
+export function hlsTokenConfig(source, { param = 'token', origins } = {}) {
   const current = () => (typeof source === 'string' ? source : typeof source === 'function' ? source() : source && source.token);
+  if (origins !== undefined && (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string'))) {
+    throw new StreamgateError('invalid_input', 'origins must be an array of origins such as "https://gate.example.com"');
+  }
+  // The token goes only to the gate: the given origins, else the origin of the first
+  // request hls.js makes (the manifest). Key servers, ad and analytics hosts, and CDNs a
+  // playlist names never see it.
+  let allowed = origins && origins.map((o) => originOf(o)).filter(Boolean);
+  const signed = (url) => {
+    const origin = originOf(url);
+    if (!allowed) allowed = origin ? [origin] : [];
+    return origin && allowed.includes(origin) ? withToken(url, current(), { param }) : url;
+  };
   return {
     xhrSetup(xhr, url) {
       // hls.js does not open the request again once xhrSetup has opened it.
-      xhr.open('GET', withToken(url, current(), { param }), true);
+      xhr.open('GET', signed(url), true);
     },
     fetchSetup(context, init) {
-      return new Request(withToken(context.url, current(), { param }), init);
+      return new Request(signed(context.url), init);
     },
   };
+}
+
+/** The origin of `url` (resolved against the page, where there is one), or null. */
+function originOf(url) {
+  try {
+    const base = globalThis.location && globalThis.location.href;
+    const { protocol, origin } = new URL(url, base);
+    return protocol === 'http:' || protocol === 'https:' ? origin : null;
+  } catch {
+    return null;
+  }
 }

@@ -30,7 +30,7 @@ describe('exports', () => {
       'StreamgateError', 'REASON_CODES']) {
       assert.ok(name in sg, `missing export ${name}`);
     }
-    assert.equal(sg.REASON_CODES.length, 16);
+    assert.equal(sg.REASON_CODES.length, 17);
   });
 });
 
@@ -84,6 +84,10 @@ describe('playback tokens', () => {
     expect(() => sg.verifyPlaybackToken(good, keys, ok, { revoked: ['t-1'] }), 'revoked');
     expect(() => sg.verifyPlaybackToken(good, keys, ok, { blockedIps: ['198.51.100.0/24'] }), 'ip_blocked');
     expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, activeSessions: 2 }), 'too_many_sessions');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, method: 'DELETE' }), 'method_not_allowed');
+    expect(() => sg.verifyPlaybackToken(good, keys, { ...ok, method: 'PROPFIND' }), 'method_not_allowed');
+    denied(() => sg.verifyPlaybackToken(good, keys, { ...ok, method: 'POST' }), 'purpose_mismatch');
+    assert.ok(sg.verifyPlaybackToken(good, keys, { ...ok, method: 'HEAD' }));
     assert.ok(sg.verifyPlaybackToken(good, keys, { ...ok, activeSessions: 1 }));
     assert.deepEqual([...seen].sort(), [...sg.REASON_CODES].sort());
   });
@@ -114,7 +118,8 @@ describe('playback tokens', () => {
     denied(() => sg.generateKey('none'), 'invalid_input');
     for (let i = 0; i < 200; i++) {
       const junk = Buffer.from(Array.from({ length: i }, (_, j) => (j * 7919 + i) % 256)).toString('latin1');
-      assert.throws(() => sg.verifyPlaybackToken(junk, keys, ok), sg.StreamgateError);
+      // Junk must be refused with a reason code, never a wasm trap (internal_error).
+      assert.throws(() => sg.verifyPlaybackToken(junk, keys, ok), (e) => e instanceof sg.StreamgateError && sg.REASON_CODES.includes(e.code));
     }
   });
 
@@ -196,6 +201,36 @@ describe('browser helpers (no wasm)', () => {
     ]);
     const request = config.fetchSetup({ url: 'https://h/x.m4s' }, {});
     assert.equal(request.url, 'https://h/x.m4s?token=second');
+  });
+
+  it('hlsTokenConfig sends the token only to the gate, never to hosts a playlist names', () => {
+    const opened = [];
+    const xhr = { open: (method, url) => opened.push(url) };
+    const firstUse = sg.hlsTokenConfig('T');
+    for (const url of ['https://gate.example/live/index.m3u8', 'https://keys.evil.example/k', 'http://gate.example/a.ts', 'https://gate.example:8443/a.ts', 'https://gate.example/live/seg.ts', 'data:text/plain,x']) {
+      firstUse.xhrSetup(xhr, url);
+    }
+    assert.deepEqual(opened, [
+      'https://gate.example/live/index.m3u8?token=T',
+      'https://keys.evil.example/k',
+      'http://gate.example/a.ts',
+      'https://gate.example:8443/a.ts',
+      'https://gate.example/live/seg.ts?token=T',
+      'data:text/plain,x',
+    ]);
+    const listed = sg.hlsTokenConfig('T', { origins: ['https://cdn.example', 'https://gate.example/'] });
+    assert.equal(listed.fetchSetup({ url: 'https://cdn.example/a.ts' }, {}).url, 'https://cdn.example/a.ts?token=T');
+    assert.equal(listed.fetchSetup({ url: 'https://other.example/a.ts' }, {}).url, 'https://other.example/a.ts');
+    assert.throws(() => sg.hlsTokenConfig('T', { origins: 'https://gate.example' }), (e) => e.code === 'invalid_input');
+  });
+
+  it('caches verifiers by the content of the keys, so a changed key set takes effect', () => {
+    const mutable = [{ ...key }];
+    const t = sg.signPlaybackToken({ streams: ['live/**'] }, key, { expiresIn: 600, now: NOW });
+    assert.ok(sg.verifyPlaybackToken(t, mutable, ok).claims);
+    mutable[0].secret = 'a rotated secret, thirty-two bytes long!';
+    assert.throws(() => sg.verifyPlaybackToken(t, mutable, ok), (e) => e.code === 'bad_signature');
+    for (let i = 0; i < 100; i++) assert.throws(() => sg.verifyPlaybackToken(t, [{ ...key, kid: `k${i}` }], ok), (e) => e.code === 'unknown_key');
   });
 
   it('TokenRefresher refreshes before expiry and keeps the token on failure', async (t) => {

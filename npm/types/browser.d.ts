@@ -65,8 +65,11 @@ export interface HlsTokenConfig {
   fetchSetup(context: { url: string }, init: RequestInit): Request;
 }
 
-/** hls.js config: `new Hls({ ...hlsTokenConfig(refresher) })`. */
+/**
+ * hls.js config: `new Hls({ ...hlsTokenConfig(refresher) })`. The token is attached only to
+ * URLs on `origins` (default: the origin of the first request, the manifest).
+ */
 export declare function hlsTokenConfig(
   source: string | TokenRefresher | (() => string | null),
-  options?: { param?: string },
+  options?: { param?: string; origins?: string[] },
 ): HlsTokenConfig;

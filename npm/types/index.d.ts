@@ -67,6 +67,8 @@ export interface RequestContext {
   country?: string;
   asn?: number;
   purpose?: 'play' | 'publish';
+  /** The HTTP method: GET and HEAD play, POST and PUT publish, others are `method_not_allowed`. Wins over `purpose`. */
+  method?: string;
   sessionId?: string;
   /** Sessions already active for this token; makes the call a session start checked against max_sessions. */
   activeSessions?: number;

@@ -347,6 +347,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         country: a.country.clone(),
         asn: None,
         purpose,
+        method: None,
         session_id: None,
         starts_session: a.active_sessions.is_some(),
     };

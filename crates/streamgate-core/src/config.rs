@@ -199,7 +199,7 @@ impl GateConfig {
 }
 
 /// Parses request facts from JSON: `{"path", "ip", "forwardedFor", "referer", "userAgent",
-/// "country", "asn", "purpose", "sessionId", "startsSession"}`, all optional.
+/// "country", "asn", "purpose", "method", "sessionId", "startsSession"}`, all optional.
 pub fn request_context(text: &str) -> Result<RequestContext, Error> {
     serde_json::from_str(text).map_err(|e| Error::input("context", e.to_string()))
 }

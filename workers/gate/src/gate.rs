@@ -4,9 +4,9 @@
 
 use streamgate_core::claims::Purpose;
 use streamgate_core::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
+use streamgate_core::policy::check_blocklist;
 use streamgate_core::policy::ip::network_of;
 use streamgate_core::policy::path::origin_url;
-use streamgate_core::policy::{check_blocklist, purpose_of_method};
 use streamgate_core::schemes::session::{lift_expiry_for_renewal, MAX_PRESENTATION_SECONDS};
 use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, UsageRecord, Viewer};
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
@@ -30,7 +30,7 @@ pub fn deny(denial: &Denial) -> Result<Response> {
     Ok(Response::from_json(&body)?.with_status(reason.http_status()).with_headers(headers))
 }
 
-fn request_context(req: &Request, path: &str, purpose: Purpose, settings: &Settings) -> RequestContext {
+fn request_context(req: &Request, path: &str, method: &str, settings: &Settings) -> RequestContext {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let cf = req.cf();
     RequestContext {
@@ -46,7 +46,8 @@ fn request_context(req: &Request, path: &str, purpose: Purpose, settings: &Setti
         user_agent: header("User-Agent"),
         country: cf.and_then(|c| c.country()),
         asn: cf.and_then(|c| c.asn()),
-        purpose,
+        purpose: Purpose::Play,
+        method: Some(method.to_owned()),
         session_id: None,
         starts_session: false,
     }
@@ -75,19 +76,15 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, settings: &Settings)
 
 async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> Result<Response> {
     // The method as received: workers-rs maps methods it does not know (PROPFIND, MKCOL …)
-    // to GET, so its enum cannot be trusted for this check.
+    // to GET, so its enum cannot be trusted. The core refuses all but GET, HEAD, POST, PUT.
     let method = req.inner().method();
-    let purpose = match purpose_of_method(&method) {
-        Ok(purpose) => purpose,
-        Err(denial) => return deny(&denial),
-    };
     let url = req.url()?;
     let query = url.query().unwrap_or("").to_owned();
     let (in_path, path) = match transport::path_credential(url.path()) {
         Some((credential, rest)) => (Some(credential), rest),
         None => (None, url.path().to_owned()),
     };
-    let ctx = request_context(&req, &path, purpose, settings);
+    let ctx = request_context(&req, &path, &method, settings);
     let now = now_seconds();
     if let Some(facts) = settings.gate.public(&ctx) {
         let blocks = revocations::blocks(env, now).await?;

@@ -41,12 +41,25 @@ pub struct RequestContext {
     pub country: Option<String>,
     /// Autonomous system number of the client.
     pub asn: Option<u32>,
-    /// What the request does.
+    /// What the request does, when the adapter does not pass `method`.
     pub purpose: Purpose,
+    /// The HTTP method as received. When present it decides the purpose (GET and HEAD
+    /// play, POST and PUT publish) and every other method is refused.
+    pub method: Option<String>,
     /// Player session id (for reconnects), when the adapter knows one.
     pub session_id: Option<String>,
     /// Whether this request starts or refreshes a session (a manifest fetch).
     pub starts_session: bool,
+}
+
+impl RequestContext {
+    /// What the request does: from `method` when present, else `purpose`.
+    pub fn request_purpose(&self) -> Result<Purpose, Denial> {
+        match &self.method {
+            Some(method) => purpose_of_method(method),
+            None => Ok(self.purpose),
+        }
+    }
 }
 
 /// What the engine derives from a [`RequestContext`] before any check.
@@ -172,8 +185,9 @@ impl Policy {
             }
         }
         check_blocklist(client, hooks.blocklist, now)?;
-        if grant.purpose != ctx.purpose {
-            return Err(Denial::PurposeMismatch { token: grant.purpose, request: ctx.purpose });
+        let purpose = ctx.request_purpose()?;
+        if grant.purpose != purpose {
+            return Err(Denial::PurposeMismatch { token: grant.purpose, request: purpose });
         }
         if !grant.scope.covers(normalized_path) {
             return Err(Denial::ScopeMismatch { path: normalized_path.to_owned(), scope: grant.scope.to_string() });
@@ -190,7 +204,7 @@ impl Policy {
     /// normalized path is one of the public paths. `None` for everything else (which then
     /// needs a credential); the IP block list is the caller's to apply.
     pub fn public(&self, ctx: &RequestContext) -> Option<RequestFacts> {
-        if self.public_paths.is_empty() || ctx.purpose != Purpose::Play {
+        if self.public_paths.is_empty() || ctx.request_purpose() != Ok(Purpose::Play) {
             return None;
         }
         let facts = self.resolve(ctx).ok()?;
@@ -199,6 +213,7 @@ impl Policy {
 
     /// Derives the normalized path and the client IP (after the trusted-proxy rules).
     pub fn resolve(&self, ctx: &RequestContext) -> Result<RequestFacts, Denial> {
+        ctx.request_purpose()?;
         Ok(RequestFacts {
             path: path::normalize_path(&ctx.path)?,
             client_ip: ip::client_ip(ctx.peer_ip, ctx.forwarded_for.as_deref(), &self.trusted_proxies),
