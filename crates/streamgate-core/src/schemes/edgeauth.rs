@@ -4,6 +4,10 @@
 //! tokens, then `~salt=<salt>` when a salt is configured. Akamai's Python and Node
 //! generators escape the URL differently when `escape_early` is on (space as `+` vs
 //! `%20`, `~ ! ' ( ) *` escaped or not); the verifier accepts each and reports which matched.
+//!
+//! Keys: the hex key comes from Akamai Property Manager as the property has it; any
+//! non-empty length is accepted so existing properties keep working. For new properties
+//! use at least as many bytes as the digest (32 for SHA-256).
 
 use hmac::Hmac;
 use md5::Md5;

@@ -5,6 +5,10 @@
 //! into the expression, streamgate uses the variable `$key` for it so the template can be
 //! shared without the secret. Supported variables: `$secure_link_expires`, `$uri`,
 //! `$remote_addr`, `$key` (also as `${name}`).
+//!
+//! Secrets: nginx takes whatever the operator wrote into `secure_link_md5`, so no minimum
+//! length is enforced here (that would break working links). An MD5 over a short secret
+//! is brute-forceable offline from one link: use 32 random bytes or more.
 
 use std::net::IpAddr;
 

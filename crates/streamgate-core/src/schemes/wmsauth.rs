@@ -5,6 +5,10 @@
 //! of `T` and `N` as they appear in the token, so no re-formatting can drift from what the
 //! signer hashed. `T` is UTC in either PHP `n/j/Y g:i:s A` or zero-padded
 //! `%m/%d/%Y %I:%M:%S %p` form.
+//!
+//! Keys: the operator chooses the key in Nimble/WMSPanel, often a short word, so no
+//! minimum length is enforced here (that would break working deployments). MD5 under a
+//! short key is brute-forceable offline from one token: use 32 random bytes or more.
 
 use md5::{Digest, Md5};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
