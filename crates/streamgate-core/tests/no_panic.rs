@@ -64,6 +64,8 @@ proptest! {
         let _ = wmsauth::parse_server_time(&text);
         let _ = unverified::inspect(&token);
         let _ = unverified::inspect(&text);
+        let _ = unverified::identity(&token);
+        let _ = unverified::identity(&text);
         let (_, query) = split_url(&text);
         let _ = find_in_query(query);
         let _ = strip_credentials(&text);
