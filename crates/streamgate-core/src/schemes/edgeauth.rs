@@ -256,6 +256,9 @@ pub fn decode(token: &str) -> Result<EdgeAuthFields, Denial> {
         }
     }
     fields.expires = expires.ok_or_else(|| Denial::malformed("EdgeAuth token lacks exp="))?;
+    if hmac.is_empty() || hex_decode(hmac).is_none() {
+        return Err(Denial::malformed("hmac is not hex"));
+    }
     Ok(fields)
 }
 
