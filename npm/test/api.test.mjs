@@ -54,7 +54,7 @@ describe('playback tokens', () => {
   });
 
   it('accepts secrets as bytes and JWKS key sets', () => {
-    const bytes = { alg: 'HS512', secret: new TextEncoder().encode('byte secret for hs512') };
+    const bytes = { alg: 'HS512', secret: new TextEncoder().encode('byte secret for HS512, which needs 64 bytes: RFC 7518 section 3.2') };
     const t = sg.signPlaybackToken({}, bytes, { expiresIn: 60, now: NOW });
     assert.ok(sg.verifyPlaybackToken(t, [bytes], { now: NOW }).claims.exp);
     const es = sg.generateKey('ES256', { kid: 'es' });

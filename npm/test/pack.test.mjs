@@ -27,12 +27,12 @@ it('installs into an empty Node project and works from ESM and CommonJS', () => 
   const dir = installInto('node-app');
   writeFileSync(join(dir, 'esm.mjs'), `
     import { signPlaybackToken, verifyPlaybackToken } from 'streamgate';
-    const key = { alg: 'HS256', secret: 'packed secret' };
+    const key = { alg: 'HS256', secret: 'packed secret, 32 bytes or longer' };
     const t = signPlaybackToken({ sub: 'esm' }, key, { expiresIn: 60 });
     console.log(verifyPlaybackToken(t, [key]).claims.sub);`);
   writeFileSync(join(dir, 'cjs.cjs'), `
     const { signUrl, verifyUrl } = require('streamgate');
-    const key = { alg: 'HS256', secret: 'packed secret' };
+    const key = { alg: 'HS256', secret: 'packed secret, 32 bytes or longer' };
     const url = signUrl('https://h/live/a/index.m3u8', { key, claims: { streams: ['live/a'] }, expiresIn: 60 });
     console.log(verifyUrl(url, [key]).scheme);`);
   assert.equal(run(process.execPath, ['esm.mjs'], dir).trim(), 'esm');

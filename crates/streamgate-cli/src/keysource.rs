@@ -4,7 +4,7 @@
 use std::fs;
 
 use serde_json::Value;
-use streamgate_core::keys::{Algorithm, Key};
+use streamgate_core::keys::{Algorithm, Key, KeySet};
 
 /// Reads the bytes behind a `--key` argument.
 pub fn read(arg: &str) -> Result<Vec<u8>, String> {
@@ -28,7 +28,7 @@ pub fn read_text(arg: &str) -> Result<String, String> {
 }
 
 /// Loads JWT keys from one `--key` argument: PEM, JWK/JWKS JSON, or an HMAC secret for
-/// `alg` (HS256 when not given).
+/// `alg` (HS256 when not given). `alg` also names the algorithm of a JWK without one.
 pub fn jwt_keys(arg: &str, alg: Option<Algorithm>) -> Result<Vec<Key>, String> {
     let bytes = read(arg)?;
     let text = std::str::from_utf8(&bytes).ok().map(str::trim);
@@ -36,7 +36,11 @@ pub fn jwt_keys(arg: &str, alg: Option<Algorithm>) -> Result<Vec<Key>, String> {
         Some(t) if t.starts_with("-----BEGIN") => Ok(vec![Key::from_pem(t, alg).map_err(|e| e.to_string())?]),
         Some(t) if t.starts_with('{') => {
             let json: Value = serde_json::from_str(t).map_err(|e| format!("key JSON: {e}"))?;
-            let set = streamgate_core::keys::KeySet::from_jwks(&json).map_err(|e| e.to_string())?;
+            let set = match alg {
+                Some(alg) => KeySet::from_jwks_with_alg(&json, alg),
+                None => KeySet::from_jwks(&json),
+            };
+            let set = set.map_err(|e| e.to_string())?;
             Ok(set.keys().to_vec())
         }
         _ => {

@@ -213,6 +213,28 @@ fn keygen_sign_verify_for_every_asymmetric_algorithm() {
     assert_eq!(jwk["alg"], "HS512");
 }
 
+/// Regression: `--alg HS256 --key @a1.jwk` refused RFC 7515 A.1's JWK, which has no `alg`.
+#[test]
+fn jwk_without_alg_takes_the_alg_flag() {
+    let dir = temp_dir("a1-jwk");
+    let jwk = dir.join("a1.jwk");
+    std::fs::write(
+        &jwk,
+        r#"{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}"#,
+    )
+    .unwrap();
+    let key = format!("@{}", jwk.display());
+    let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let run = streamgate(&["verify", token, "--alg", "HS256", "--key", &key, "--path", "/any", "--now", "1300819379"]);
+    assert_eq!(run.code, 0);
+    let other =
+        streamgate(&["verify", token, "--alg", "HS512", "--key", &key, "--path", "/any", "--now", "1300819379"]);
+    assert_eq!(other.code, 1, "an HS512 key does not verify an HS256 token");
+    let without = streamgate(&["verify", token, "--key", &key, "--path", "/any", "--now", "1300819379"]);
+    assert_eq!(without.code, 2);
+    assert!(without.stderr.contains("alg"), "{}", without.stderr);
+}
+
 #[test]
 fn keys_come_from_env_and_are_never_echoed() {
     let token = ok(&["sign", "jwt", "--key", SECRET, "--now", NOW, "--stream", "a"]);
@@ -224,10 +246,11 @@ fn keys_come_from_env_and_are_never_echoed() {
     let missing = streamgate(&["verify", &token, "--key", "env:SG_NOT_SET_ANYWHERE", "--path", "/a", "--now", NOW]);
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("SG_NOT_SET_ANYWHERE is not set"), "{}", missing.stderr);
-    let wrong = streamgate(&["verify", &token, "--key", "another-secret", "--path", "/a", "--now", NOW, "--explain"]);
+    let other = "another-secret-also-thirty-two-bytes";
+    let wrong = streamgate(&["verify", &token, "--key", other, "--path", "/a", "--now", NOW, "--explain"]);
     assert_eq!(wrong.code, 1);
     for out in [&wrong.stdout, &wrong.stderr, &run.stdout] {
-        assert!(!out.contains(SECRET) && !out.contains("another-secret"), "key echoed: {out}");
+        assert!(!out.contains(SECRET) && !out.contains(other), "key echoed: {out}");
     }
 }
 
@@ -304,6 +327,6 @@ fn policy_flags_reach_every_hook() {
 fn reasons_table_lists_every_code() {
     let out: Value = serde_json::from_str(&ok(&["reasons", "--json"])).unwrap();
     let codes: Vec<&str> = out.as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
-    assert_eq!(codes.len(), 16);
-    assert!(codes.contains(&"too_many_sessions"));
+    assert_eq!(codes.len(), 17);
+    assert!(codes.contains(&"too_many_sessions") && codes.contains(&"method_not_allowed"));
 }

@@ -2,8 +2,10 @@
 //! worker). One mapping, so every adapter reads configuration the same way.
 //!
 //! A key set is an array; each entry is one of:
-//! - `{"alg": "HS256", "secret": "text"}` or `{"alg": "HS256", "secretBase64url": "…"}`
+//! - `{"alg": "HS256", "secret": "text"}` or `{"alg": "HS256", "secretBase64url": "…"}`;
+//!   at least 32 bytes for HS256, 48 for HS384, 64 for HS512 (RFC 7518 section 3.2)
 //! - `{"jwk": {…}}` or `{"pem": "-----BEGIN …"}`, with an optional `"alg"` that must agree
+//!   with the key (and names the algorithm of a JWK that has no `alg`, like RFC 7515 A.1's)
 //! - `{"keys": [ …JWKS… ]}`
 //! - `{"scheme": "wmsauth", "secret": "…", "tolerance"?: 90, "ipBound"?: true}`
 //! - `{"scheme": "edgeauth", "key": "hex", "algorithm"?: "sha256", "salt"?: "…", "leeway"?: 0}`
@@ -103,10 +105,10 @@ pub fn jwt_keys(entry: &Value) -> Result<Option<Vec<Key>>, Error> {
         KeySet::from_jwks(&Value::Object(Map::from_iter([("keys".to_owned(), list.clone())])))?.keys().to_vec()
     } else if let Some(jwk) = obj.get("jwk") {
         only(obj, &["jwk", "alg", "kid"], "a JWK key")?;
-        let key = Key::from_jwk(jwk)?;
-        if let Some(want) = alg.filter(|a| *a != key.alg()) {
-            return Err(Error::key(format!("JWK is for {}, not {want}", key.alg())));
-        }
+        let key = match alg {
+            Some(alg) => Key::from_jwk_with_alg(jwk, alg)?,
+            None => Key::from_jwk(jwk)?,
+        };
         vec![match kid {
             Some(k) => key.with_kid(Some(k)),
             None => key,
@@ -212,8 +214,8 @@ mod tests {
     fn builds_every_scheme_from_json() {
         let config = GateConfig::from_json(
             r#"{"keys": [
-                {"alg": "HS256", "secret": "s3cret", "kid": "a"},
-                {"alg": "HS512", "secretBase64url": "c2VjcmV0"},
+                {"alg": "HS256", "secret": "a secret of thirty-two bytes, ok", "kid": "a"},
+                {"alg": "HS512", "secretBase64url": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
                 {"scheme": "wmsauth", "secret": "k", "tolerance": 60},
                 {"scheme": "edgeauth", "key": "abcd", "algorithm": "sha1"},
                 {"scheme": "secure-link", "secret": "s"}
@@ -230,11 +232,27 @@ mod tests {
         let bad = |json: &str| GateConfig::from_json(json).and_then(GateConfig::build).unwrap_err().to_string();
         assert!(bad(r#"{"keys": [{"alg": "HS256", "secret": "x", "extra": 1}]}"#).contains("extra"));
         assert!(bad(r#"{"keys": [{"secret": "x"}]}"#).contains("alg"));
+        assert!(bad(r#"{"keys": [{"alg": "HS256", "secret": "short"}]}"#).contains("at least 32 bytes"));
         assert!(bad(r#"{"keys": [{"alg": "RS256", "secret": "x"}]}"#).contains("HMAC"));
         assert!(bad(r#"{"keys": []}"#).contains("empty"));
         assert!(bad(r#"{"keys": [{"scheme": "edgeauth", "key": "zz"}]}"#).contains("hex"));
         assert!(bad(r#"{"keys": [{"scheme": "nope"}]}"#).contains("nope"));
         assert!(bad(r#"{"kees": []}"#).contains("kees"));
+    }
+
+    /// Regression: `{"alg", "jwk"}` with a JWK that has no `alg` of its own (RFC 7515 A.1)
+    /// was refused ("an oct JWK must say its alg") although the entry names it.
+    #[test]
+    fn jwk_entries_take_alg_from_the_entry() {
+        let k = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+        let entry = serde_json::json!({"alg": "HS256", "kid": "a1", "jwk": {"kty": "oct", "k": k}});
+        let keys = jwt_keys(&entry).unwrap().unwrap();
+        assert_eq!((keys.len(), keys[0].alg(), keys[0].kid()), (1, Algorithm::HS256, Some("a1")));
+        let contradicting = serde_json::json!({"alg": "HS512", "jwk": {"kty": "oct", "alg": "HS256", "k": k}});
+        assert_eq!(
+            jwt_keys(&contradicting).unwrap_err(),
+            Error::key("the JWK says \"alg\": \"HS256\" but the configuration says HS512")
+        );
     }
 
     #[test]

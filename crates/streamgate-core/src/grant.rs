@@ -113,8 +113,11 @@ pub fn present_fields(value: Value) -> Value {
     }
 }
 
-/// SHA-256 of a credential's text, hex: the id a token is revoked under when it is
-/// revoked by the token itself rather than by its `jti`.
+/// SHA-256 of a credential's canonical form ([`Grant::credential`]), hex: the id a token is
+/// revoked under when it is revoked by the token itself rather than by its `jti`. Hash
+/// the canonical form, never a token's text as presented (every encoding a verifier
+/// accepts would be a new id): adapters holding only the text use
+/// [`crate::unverified::identity`].
 pub fn fingerprint(credential: &str) -> String {
     use sha2::{Digest, Sha256};
     crate::encoding::hex(&Sha256::digest(credential.as_bytes()))
@@ -161,7 +164,8 @@ pub struct Grant {
     pub token_id: Option<String>,
     /// The player session, for credentials the gate issued to one (its session credential).
     pub session_id: Option<String>,
-    /// The credential as presented (for [`Grant::fingerprint`]).
+    /// The credential in canonical form: what its fingerprint hashes. The same for every
+    /// encoding of one token the scheme accepts (each scheme's module docs say how).
     pub credential: String,
     /// Validity window.
     pub validity: Validity,
@@ -237,7 +241,7 @@ impl Grant {
         }
     }
 
-    /// SHA-256 of the credential text, hex: what revoking "by the token itself" stores.
+    /// SHA-256 of the canonical credential, hex: what revoking "by the token itself" stores.
     /// Hashed on first use, then kept.
     pub fn fingerprint(&self) -> String {
         self.fingerprint.0.get_or_init(|| fingerprint(&self.credential)).clone()

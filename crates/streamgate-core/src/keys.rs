@@ -135,13 +135,24 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    /// An HMAC key for `alg` (HS256/384/512). The secret must not be empty.
+    /// An HMAC key for `alg` (HS256/384/512). The secret must be at least as long as the
+    /// hash output, as RFC 7518 section 3.2 requires: 32, 48 or 64 bytes.
     pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Key, Error> {
-        if !alg.is_hmac() {
-            return Err(Error::key(format!("{alg} is not an HMAC algorithm; a shared secret cannot be used with it")));
-        }
-        if secret.is_empty() {
-            return Err(Error::key("HMAC secret is empty"));
+        let min = match alg {
+            Algorithm::HS256 => 32,
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => {
+                return Err(Error::key(format!(
+                    "{alg} is not an HMAC algorithm; a shared secret cannot be used with it"
+                )))
+            }
+        };
+        if secret.len() < min {
+            return Err(Error::key(format!(
+                "an {alg} secret must be at least {min} bytes (RFC 7518 section 3.2); this one has {}",
+                secret.len()
+            )));
         }
         Ok(Key { kid: None, alg, material: Material::Hmac(secret.to_vec(), Box::new(HmacState::new(alg, secret)?)) })
     }
@@ -181,8 +192,20 @@ impl Key {
         Key::bind(material, expected)
     }
 
-    /// Loads one JWK (RFC 7517): `oct`, `RSA`, `EC` (P-256) or `OKP` (Ed25519).
+    /// Loads one JWK (RFC 7517): `oct`, `RSA`, `EC` (P-256) or `OKP` (Ed25519). An `oct`
+    /// JWK must carry its `alg`; see [`Key::from_jwk_with_alg`] for one that does not.
     pub fn from_jwk(jwk: &Value) -> Result<Key, Error> {
+        Key::jwk(jwk, None)
+    }
+
+    /// Loads one JWK for the algorithm the configuration names, for JWKs without `alg`
+    /// (RFC 7515 Appendix A.1 has one). A JWK whose own `alg` differs is refused, and so is
+    /// a key of another type (an `oct` JWK for RS256, say).
+    pub fn from_jwk_with_alg(jwk: &Value, alg: Algorithm) -> Result<Key, Error> {
+        Key::jwk(jwk, Some(alg))
+    }
+
+    fn jwk(jwk: &Value, configured: Option<Algorithm>) -> Result<Key, Error> {
         let obj = jwk.as_object().ok_or_else(|| Error::key("JWK is not a JSON object"))?;
         let text = |name: &str| obj.get(name).and_then(Value::as_str);
         let bytes = |name: &str| -> Result<Vec<u8>, Error> {
@@ -194,6 +217,12 @@ impl Key {
                 Some(Algorithm::parse(name).ok_or_else(|| Error::key(format!("JWK alg {name:?} is not supported")))?)
             }
             None => None,
+        };
+        let declared = match (declared, configured) {
+            (Some(own), Some(want)) if own != want => {
+                return Err(Error::key(format!("the JWK says \"alg\": \"{own}\" but the configuration says {want}")))
+            }
+            (own, want) => own.or(want),
         };
         let material = match text("kty") {
             Some("oct") => {
@@ -521,9 +550,19 @@ impl KeySet {
 
     /// Loads a JWKS (`{"keys": [...]}`) or a single JWK.
     pub fn from_jwks(json: &Value) -> Result<KeySet, Error> {
+        KeySet::jwks(json, Key::from_jwk)
+    }
+
+    /// Loads a JWKS or a single JWK whose keys are all for `alg` (see
+    /// [`Key::from_jwk_with_alg`]).
+    pub fn from_jwks_with_alg(json: &Value, alg: Algorithm) -> Result<KeySet, Error> {
+        KeySet::jwks(json, |jwk| Key::from_jwk_with_alg(jwk, alg))
+    }
+
+    fn jwks(json: &Value, load: impl Fn(&Value) -> Result<Key, Error>) -> Result<KeySet, Error> {
         match json.get("keys").and_then(Value::as_array) {
-            Some(list) => list.iter().map(Key::from_jwk).collect::<Result<Vec<_>, _>>().map(KeySet::new),
-            None if json.get("kty").is_some() => Ok(KeySet::new(vec![Key::from_jwk(json)?])),
+            Some(list) => list.iter().map(load).collect::<Result<Vec<_>, _>>().map(KeySet::new),
+            None if json.get("kty").is_some() => Ok(KeySet::new(vec![load(json)?])),
             None => Err(Error::key("neither a JWKS ({\"keys\": [...]}) nor a JWK")),
         }
     }
@@ -545,15 +584,71 @@ mod tests {
     use super::*;
     use rand_core::OsRng;
 
+    /// The RFC 7515 Appendix A.1 key: an `oct` JWK without `alg`, 64 bytes.
+    const RFC7515_A1_JWK: &str =
+        r#"{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}"#;
+
     #[test]
     fn hmac_keys_refuse_other_algorithms_and_empty_secrets() {
-        assert!(Key::hmac(Algorithm::RS256, b"secret").is_err());
+        assert!(Key::hmac(Algorithm::RS256, &[7; 32]).is_err());
         assert!(Key::hmac(Algorithm::HS256, b"").is_err());
-        let key = Key::hmac(Algorithm::HS384, b"secret").unwrap();
+        let key = Key::hmac(Algorithm::HS384, &[7; 48]).unwrap();
         let sig = key.sign(b"msg").unwrap();
         assert_eq!(sig.len(), 48);
         assert!(key.verify(b"msg", &sig));
         assert!(!key.verify(b"msg2", &sig));
+    }
+
+    /// Regression: secrets shorter than the hash were accepted (`b"secret"` for HS384).
+    /// RFC 7518 3.2: the key MUST be at least the hash output size.
+    #[test]
+    fn hmac_secrets_shorter_than_the_hash_are_refused() {
+        for (alg, min) in [(Algorithm::HS256, 32), (Algorithm::HS384, 48), (Algorithm::HS512, 64)] {
+            let short = Key::hmac(alg, &vec![7; min - 1]).unwrap_err();
+            assert_eq!(
+                short,
+                Error::key(format!(
+                    "an {alg} secret must be at least {min} bytes (RFC 7518 section 3.2); this one has {}",
+                    min - 1
+                ))
+            );
+            assert_eq!(Key::hmac(alg, &vec![7; min]).unwrap().alg(), alg);
+        }
+    }
+
+    /// Regression: an `oct` JWK without `alg` (RFC 7515 A.1) could not be loaded even when
+    /// the configuration names the algorithm.
+    #[test]
+    fn jwk_without_alg_takes_the_configured_one() {
+        let jwk: Value = serde_json::from_str(RFC7515_A1_JWK).unwrap();
+        let key = Key::from_jwk_with_alg(&jwk, Algorithm::HS256).unwrap();
+        assert_eq!(key.alg(), Algorithm::HS256);
+        // RFC 7515 A.1's signing input and signature.
+        let input = b"eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+        let signature = b64_url_decode("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+        assert!(key.verify(input, &signature));
+        assert_eq!(Key::from_jwk_with_alg(&jwk, Algorithm::HS512).unwrap().alg(), Algorithm::HS512);
+        // An asymmetric JWK without alg gets it from its type, which must agree.
+        let ec = Key::generate(Algorithm::ES256, &mut OsRng).unwrap().public_key().unwrap();
+        let mut ec_jwk = ec.to_jwk(false);
+        ec_jwk.as_object_mut().unwrap().remove("alg");
+        assert_eq!(Key::from_jwk_with_alg(&ec_jwk, Algorithm::ES256).unwrap().alg(), Algorithm::ES256);
+        assert_eq!(
+            Key::from_jwk_with_alg(&ec_jwk, Algorithm::EdDSA).unwrap_err(),
+            Error::key("key is for ES256, not EdDSA")
+        );
+    }
+
+    #[test]
+    fn jwk_alg_must_agree_with_the_configured_one() {
+        let jwk = json!({"kty": "oct", "alg": "HS256", "k": b64_url(&[7; 64])});
+        assert_eq!(
+            Key::from_jwk_with_alg(&jwk, Algorithm::HS512).unwrap_err(),
+            Error::key("the JWK says \"alg\": \"HS256\" but the configuration says HS512")
+        );
+        assert_eq!(Key::from_jwk_with_alg(&jwk, Algorithm::HS256).unwrap().alg(), Algorithm::HS256);
+        let oct_as_rsa = Key::from_jwk_with_alg(&json!({"kty": "oct", "k": b64_url(&[7; 64])}), Algorithm::RS256);
+        assert!(oct_as_rsa.unwrap_err().to_string().contains("not an HMAC algorithm"));
     }
 
     #[test]
@@ -622,7 +717,7 @@ mod tests {
         let curve = Key::from_jwk(&json!({"kty": "EC", "crv": "P-384", "x": "", "y": ""})).unwrap_err();
         assert!(curve.to_string().contains("P-256"), "{curve}");
         assert!(KeySet::from_jwks(&json!({"nope": 1})).is_err());
-        let debug = format!("{:?}", Key::hmac(Algorithm::HS256, b"topsecret").unwrap());
+        let debug = format!("{:?}", Key::hmac(Algorithm::HS256, b"topsecret, and long enough for HS256").unwrap());
         assert!(!debug.contains("topsecret"));
     }
 }

@@ -1,9 +1,14 @@
-//! Revocation and IP block lists: the traits the policy engine asks, and in-memory stores.
+//! Revocation and IP block lists: the traits the policy engine asks, in-memory stores, and
+//! the pure part of the admin requests that change them (what a revocation names, which
+//! ranges may be blocked), so every adapter applies the same rules.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::denial::Error;
+use crate::grant::session_key;
 use crate::policy::ip::IpRange;
+use crate::unverified;
 
 /// Answers whether a token id (a `jti`, an EdgeAuth `id`, or a credential fingerprint)
 /// is revoked at `now`.
@@ -97,9 +102,147 @@ impl IpBlocklist for MemoryBlocklist {
     }
 }
 
+/// What a revoke or unrevoke request names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationTarget {
+    /// The ids to store the revocation under: a `jti`, a token's fingerprint.
+    pub ids: Vec<String>,
+    /// The session keys ([`session_key`]) whose session hubs hold the token's open
+    /// sessions, to be told at once.
+    pub session_keys: Vec<String>,
+}
+
+/// What an admin request names, from a `jti` (with the `sub` its tokens carry, if any) or
+/// a `token` (any scheme, bare or in a signed URL; see [`unverified::identity`]).
+///
+/// Sessions are kept under the token's `sub` when it has one, else its `jti`, else its
+/// fingerprint. A `jti` alone reaches the `jti:` hub only; the sessions of a token that
+/// carries a `sub` are reached by giving that `sub` too, or the token itself.
+pub fn revocation_target(jti: Option<&str>, sub: Option<&str>, token: Option<&str>) -> Result<RevocationTarget, Error> {
+    match (jti, sub, token) {
+        (Some(jti), sub, None) => {
+            if jti.trim().is_empty() {
+                return Err(Error::input("jti", "is empty"));
+            }
+            let mut session_keys = vec![session_key(None, Some(jti), String::new)];
+            if let Some(sub) = sub {
+                session_keys.push(session_key(Some(sub), Some(jti), String::new));
+            }
+            Ok(RevocationTarget { ids: vec![jti.to_owned()], session_keys })
+        }
+        (None, None, Some(token)) => {
+            let named = unverified::identity(token).map_err(|denial| Error::input("token", denial.to_string()))?;
+            Ok(RevocationTarget { ids: named.revocation_ids(), session_keys: vec![named.session_key()] })
+        }
+        (None, Some(_), Some(_)) => {
+            Err(Error::input("sub", "give \"sub\" with \"jti\" only: a token names its own sub"))
+        }
+        (None, Some(_), None) => {
+            Err(Error::input("sub", "a sub alone names no token: give \"jti\" with it, or \"token\""))
+        }
+        _ => Err(Error::input("jti", "give exactly one of \"jti\" and \"token\"")),
+    }
+}
+
+/// The widest IPv4 prefix blocked without `force`: a /8 is already 16 million addresses.
+pub const MIN_BLOCK_PREFIX_V4: u8 = 8;
+/// The widest IPv6 prefix blocked without `force`: a /16 is wider than most regional
+/// registries' allocations.
+pub const MIN_BLOCK_PREFIX_V6: u8 = 16;
+
+/// Checks a range an operator asks to block: one wider than [`MIN_BLOCK_PREFIX_V4`] or
+/// [`MIN_BLOCK_PREFIX_V6`] (`0.0.0.0/0`, `::/0`, `::ffff:0:0/96`, which is IPv4's /0) is
+/// refused unless `force`, since one typo would shut out every viewer.
+pub fn check_block_range(range: &IpRange, force: bool) -> Result<(), Error> {
+    let min = if range.is_ipv4() { MIN_BLOCK_PREFIX_V4 } else { MIN_BLOCK_PREFIX_V6 };
+    if range.prefix_len() < min && !force {
+        return Err(Error::input(
+            "ip",
+            format!(
+                "{range} is wider than /{min}: blocking it shuts out whole networks; send \"force\": true if you mean it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(jti: Option<&str>, sub: Option<&str>, token: Option<&str>) -> Result<RevocationTarget, Error> {
+        revocation_target(jti, sub, token)
+    }
+
+    #[test]
+    fn a_jti_reaches_its_hub_and_the_subs_when_given() {
+        assert_eq!(
+            target(Some("t1"), None, None),
+            Ok(RevocationTarget { ids: vec!["t1".into()], session_keys: vec!["jti:t1".into()] })
+        );
+        // Regression: a token with a sub keeps its sessions under `sub:`; revoking its jti
+        // told only `jti:t1`, so its open sessions played on.
+        assert_eq!(
+            target(Some("t1"), Some("u1"), None),
+            Ok(RevocationTarget { ids: vec!["t1".into()], session_keys: vec!["jti:t1".into(), "sub:u1".into()] })
+        );
+    }
+
+    #[test]
+    fn a_token_reaches_its_fingerprint_jti_and_sub() {
+        let token = "st=1700000000~exp=1700000600~acl=/live/*~id=v%2042~hmac=00";
+        let named = crate::unverified::identity(token).unwrap();
+        assert_eq!(
+            target(None, None, Some(token)),
+            Ok(RevocationTarget { ids: vec!["v 42".into(), named.fingerprint], session_keys: vec!["jti:v 42".into()] })
+        );
+        // A signed URL names the same token.
+        let url = format!("https://h.test/live/a.m3u8?x=1&hdnts={token}");
+        assert_eq!(target(None, None, Some(&url)), target(None, None, Some(token)));
+    }
+
+    #[test]
+    fn unusable_requests_say_why() {
+        let refused = |jti, sub, token, field: &'static str, why: &str| {
+            assert_eq!(target(jti, sub, token), Err(Error::input(field, why)), "{jti:?} {sub:?} {token:?}");
+        };
+        let one_of = "give exactly one of \"jti\" and \"token\"";
+        refused(None, None, None, "jti", one_of);
+        refused(Some("a"), None, Some("b"), "jti", one_of);
+        refused(Some(" "), None, None, "jti", "is empty");
+        refused(None, Some("u1"), None, "sub", "a sub alone names no token: give \"jti\" with it, or \"token\"");
+        refused(None, Some("u1"), Some("x"), "sub", "give \"sub\" with \"jti\" only: a token names its own sub");
+        // Regression: text that is no token was hashed and "revoked", changing nothing.
+        refused(
+            None,
+            None,
+            Some("https://h.test/a.m3u8?x=1"),
+            "token",
+            "malformed credential: the URL carries no credential (token, wmsAuthSign, hdnts, __token__, md5 or sgs)",
+        );
+        assert!(matches!(target(None, None, Some("garbage")), Err(Error::InvalidInput { field: "token", .. })));
+    }
+
+    #[test]
+    fn blocks_wider_than_a_slash_8_or_16_need_force() {
+        let range = |text: &str| IpRange::parse(text).unwrap();
+        for wide in ["0.0.0.0/0", "::/0", "::ffff:0:0/96", "10.0.0.0/7", "2001::/15"] {
+            let err = check_block_range(&range(wide), false).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{wide}");
+            assert!(err.to_string().contains("\"force\": true"), "{err}");
+            assert_eq!(check_block_range(&range(wide), true), Ok(()), "{wide}");
+        }
+        assert_eq!(
+            check_block_range(&range("0.0.0.0/0"), false),
+            Err(Error::input(
+                "ip",
+                "0.0.0.0/0 is wider than /8: blocking it shuts out whole networks; send \"force\": true if you mean it"
+            ))
+        );
+        for narrow in ["10.0.0.0/8", "192.0.2.7", "2001::/16", "2001:db8::1", "::ffff:192.0.2.0/120"] {
+            assert_eq!(check_block_range(&range(narrow), false), Ok(()), "{narrow}");
+        }
+    }
 
     #[test]
     fn revocations_expire_and_lift() {

@@ -15,7 +15,7 @@ use streamgate_core::schemes::{find_in_query, split_url, strip_credentials, Cred
 use streamgate_core::{unverified, Gate, Hooks, Policy, RequestContext};
 
 fn gate() -> Gate {
-    let key = Key::hmac(Algorithm::HS256, b"no-panic secret").unwrap();
+    let key = Key::hmac(Algorithm::HS256, b"no-panic secret, 32 bytes or more").unwrap();
     Gate::new(Policy::default())
         .with_scheme(Box::new(JwtScheme::new(KeySet::new(vec![key]))))
         .with_scheme(Box::new(WmsAuthScheme::new("k")))
@@ -64,6 +64,8 @@ proptest! {
         let _ = wmsauth::parse_server_time(&text);
         let _ = unverified::inspect(&token);
         let _ = unverified::inspect(&text);
+        let _ = unverified::identity(&token);
+        let _ = unverified::identity(&text);
         let (_, query) = split_url(&text);
         let _ = find_in_query(query);
         let _ = strip_credentials(&text);

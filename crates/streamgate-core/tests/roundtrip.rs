@@ -16,8 +16,8 @@ use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, E
 use streamgate_core::schemes::jwt::{self, JwtScheme};
 use streamgate_core::schemes::secure_link::{SecureLinkScheme, DEFAULT_EXPRESSION};
 use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest, WmsAuthScheme};
-use streamgate_core::schemes::SchemeKind;
-use streamgate_core::{Gate, Policy, ReasonCode};
+use streamgate_core::schemes::{signed_url, Credential, SchemeKind};
+use streamgate_core::{unverified, Decision, Gate, Policy, ReasonCode};
 
 fn keys() -> &'static Vec<Key> {
     static KEYS: OnceLock<Vec<Key>> = OnceLock::new();
@@ -35,6 +35,14 @@ fn ip() -> impl Strategy<Value = String> {
         any::<[u8; 4]>().prop_map(|o| std::net::Ipv4Addr::from(o).to_string()),
         any::<[u16; 8]>().prop_map(|s| std::net::Ipv6Addr::from(s).to_string()),
     ]
+}
+
+/// The token in `url` is named, unverified, by the fingerprint the gate gave its grant.
+fn named_as_verified(decision: &Decision, kind: SchemeKind, value: &str, url: &str) -> Result<(), TestCaseError> {
+    let url = signed_url(url, &Credential { kind, value: value.to_owned() });
+    let named = unverified::identity(&url).map_err(|e| TestCaseError::fail(format!("{url}: {e}")))?;
+    prop_assert_eq!(named.fingerprint, decision.grant().unwrap().fingerprint(), "{}", url);
+    Ok(())
 }
 
 proptest! {
@@ -69,6 +77,7 @@ proptest! {
         let grant = decision.grant().unwrap();
         prop_assert_eq!(grant.subject.clone(), sub);
         prop_assert_eq!(grant.token_id.clone(), Some(jti));
+        named_as_verified(&decision, SchemeKind::Jwt, &token, &path)?;
         // Flipping one signature character is always refused.
         let mut bytes = token.into_bytes();
         let last = bytes.len() - 2;
@@ -100,6 +109,7 @@ proptest! {
         let gate = Gate::new(Policy::default()).with_scheme(Box::new(WmsAuthScheme::new(key.clone())));
         let decision = check(&gate, SchemeKind::WmsAuth, &sign, &ctx(&path, &client), server_time + elapsed);
         prop_assert!(decision.is_allowed(), "{:?}", decision);
+        named_as_verified(&decision, SchemeKind::WmsAuth, &sign, &path)?;
         let elsewhere = if client.contains(':') { "2001:db8::dead" } else { "203.0.113.254" };
         if client != elsewhere {
             let denied = check(&gate, SchemeKind::WmsAuth, &sign, &ctx(&path, elsewhere), server_time);
@@ -151,6 +161,7 @@ proptest! {
         let decision = check(&gate, SchemeKind::EdgeAuth, &token, &ctx(&encoded, &from), start);
         prop_assert!(decision.is_allowed(), "{} {:?}", token, decision);
         prop_assert_eq!(decision.grant().unwrap().token_id.clone(), id);
+        named_as_verified(&decision, SchemeKind::EdgeAuth, &token, &encoded)?;
         let early = check(&gate, SchemeKind::EdgeAuth, &token, &ctx(&encoded, &from), start - 1);
         prop_assert_eq!(reason(&early), ReasonCode::NotYetValid);
     }
@@ -170,6 +181,7 @@ proptest! {
         let credential = format!("{md5},{expires}");
         let decision = check(&gate, SchemeKind::SecureLink, &credential, &ctx(&uri, &client), expires - 1);
         prop_assert!(decision.is_allowed(), "{:?}", decision);
+        named_as_verified(&decision, SchemeKind::SecureLink, &credential, &uri)?;
         let tampered = format!("{md5},{}", expires + 1);
         prop_assert_eq!(reason(&check(&gate, SchemeKind::SecureLink, &tampered, &ctx(&uri, &client), expires - 1)), ReasonCode::BadSignature);
         prop_assert_eq!(reason(&check(&gate, SchemeKind::SecureLink, &credential, &ctx(&uri, &client), expires)), ReasonCode::Expired);

@@ -1,14 +1,25 @@
 //! `/admin/*`: revoke and unrevoke tokens, block and unblock IPs, list a token's sessions.
 //! Every call needs `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time.
+//!
+//! - `POST /admin/revoke`, `/admin/unrevoke`: `{"jti", "sub"?, "ttl"?}` or `{"token", "ttl"?}`.
+//!   `token` is a token of any scheme or a signed URL; it is revoked under its `jti` and
+//!   its canonical fingerprint, and its open sessions (kept under its `sub`, else `jti`,
+//!   else fingerprint) end at once. A `jti` alone reaches the sessions kept under that
+//!   `jti`; for a token that carries a `sub`, give the `sub` too (or the token). Text that
+//!   names no token is a 400, never a silent no-op.
+//! - `POST /admin/block`, `/admin/unblock`: `{"ip", "ttl"?, "force"?}`; ranges wider than
+//!   /8 (IPv4) or /16 (IPv6) need `"force": true`.
+//!
+//! The rules are the core's (`revocation_target`, `check_block_range`); this module does I/O.
 
 use serde::Deserialize;
 use streamgate_core::encoding::ct_eq;
-use streamgate_core::grant::{fingerprint, session_key};
+use streamgate_core::grant::session_key;
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::unverified;
+use streamgate_core::revocation::{check_block_range, revocation_target};
 use worker::{Env, Method, Request, Response, Result};
 
-use crate::revocations::{self, Block};
+use crate::revocations;
 use crate::settings::Settings;
 use crate::{now_seconds, session_hub};
 
@@ -16,6 +27,7 @@ use crate::{now_seconds, session_hub};
 #[serde(deny_unknown_fields)]
 struct Revoke {
     jti: Option<String>,
+    sub: Option<String>,
     token: Option<String>,
     ttl: Option<u64>,
 }
@@ -24,7 +36,9 @@ struct Revoke {
 #[serde(deny_unknown_fields)]
 struct BlockRequest {
     ip: String,
-    ttl: Option<i64>,
+    ttl: Option<u64>,
+    #[serde(default)]
+    force: bool,
 }
 
 fn error(status: u16, code: &str, message: impl Into<String>) -> Result<Response> {
@@ -36,33 +50,6 @@ fn authorized(req: &Request, settings: &Settings) -> bool {
     match (presented.as_deref().and_then(|h| h.strip_prefix("Bearer ")), &settings.admin_token) {
         (Some(given), Some(expected)) => ct_eq(given.trim().as_bytes(), expected.as_bytes()),
         _ => false,
-    }
-}
-
-/// What a revoke request names: the revocation ids (stored in KV and told to the hubs)
-/// and the session keys whose hubs hold the token's open sessions.
-struct Target {
-    ids: Vec<String>,
-    hubs: Vec<String>,
-}
-
-fn target(body: &Revoke) -> std::result::Result<Target, String> {
-    match (&body.jti, &body.token) {
-        (Some(jti), None) => Ok(Target { ids: vec![jti.clone()], hubs: vec![format!("jti:{jti}")] }),
-        (None, Some(token)) => {
-            // The token's text is its revocation id; its `jti` (EdgeAuth `id`) too, so that
-            // the session credentials it opened, which carry the `jti`, are refused as well.
-            let token = token.trim();
-            let fields = unverified::inspect(token).map(|i| i.fields).unwrap_or_default();
-            let text = |value: Option<&serde_json::Value>| value.and_then(|v| v.as_str()).map(str::to_owned);
-            let claims = fields.get("claims");
-            let jti = text(claims.and_then(|c| c.get("jti"))).or_else(|| text(fields.get("id")));
-            let sub = text(claims.and_then(|c| c.get("sub")));
-            let print = fingerprint(token);
-            let hub = session_key(sub.as_deref(), jti.as_deref(), || print.clone());
-            Ok(Target { ids: std::iter::once(print).chain(jti).collect(), hubs: vec![hub] })
-        }
-        _ => Err("give exactly one of \"jti\" and \"token\"".into()),
     }
 }
 
@@ -82,9 +69,9 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(b) => b,
                 Err(e) => return error(400, "invalid_input", e.to_string()),
             };
-            let target = match target(&body) {
+            let target = match revocation_target(body.jti.as_deref(), body.sub.as_deref(), body.token.as_deref()) {
                 Ok(t) => t,
-                Err(e) => return error(400, "invalid_input", e),
+                Err(e) => return error(400, e.code(), e.to_string()),
             };
             let revoke = path == "/admin/revoke";
             for id in &target.ids {
@@ -97,11 +84,13 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 let ttl = body.ttl.map(|ttl| ttl.max(revocations::MIN_TTL_SECONDS));
                 let until = ttl.map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
                 let revocation = session_hub::Revocation { id: id.clone(), until, at: now };
-                for hub in &target.hubs {
+                for hub in &target.session_keys {
                     session_hub::set_revoked(env, hub, &revocation, revoke).await?;
                 }
             }
-            Response::from_json(&serde_json::json!({ "ok": true, "ids": target.ids, "revoked": revoke }))
+            Response::from_json(&serde_json::json!({
+                "ok": true, "ids": target.ids, "sessionKeys": target.session_keys, "revoked": revoke,
+            }))
         }
         (Method::Post, "/admin/block" | "/admin/unblock") => {
             let body: BlockRequest = match req.json().await {
@@ -112,19 +101,24 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(r) => r,
                 Err(e) => return error(400, "invalid_input", e),
             };
-            let mut list = revocations::blocks(env, now).await?.list.clone();
-            list.retain(|b| b.range != range && b.until.is_none_or(|u| u > now));
-            if path == "/admin/block" {
-                list.push(Block { range, until: body.ttl.map(|t| now.saturating_add(t)) });
-            }
-            let saved = revocations::save_blocks(env, list, now).await?;
-            Response::from_json(&serde_json::json!({ "ok": true, "blocked": saved.list }))
+            let until = if path == "/admin/block" {
+                if let Err(e) = check_block_range(&range, body.force) {
+                    return error(400, e.code(), e.to_string());
+                }
+                revocations::block(env, &range, body.ttl, now).await?
+            } else {
+                revocations::unblock(env, &range, now).await?;
+                None
+            };
+            Response::from_json(&serde_json::json!({
+                "ok": true, "ip": range.to_string(), "blocked": path == "/admin/block", "until": until,
+            }))
         }
         (Method::Get, "/admin/sessions") => {
             let url = req.url()?;
             let key = url.query_pairs().find_map(|(k, v)| match k.as_ref() {
-                "jti" => Some(format!("jti:{v}")),
-                "sub" => Some(format!("sub:{v}")),
+                "jti" => Some(session_key(None, Some(&v), String::new)),
+                "sub" => Some(session_key(Some(&v), None, String::new)),
                 _ => None,
             });
             match key {

@@ -1,6 +1,12 @@
 //! Revoked token ids and blocked IP ranges in KV, looked up on every request through a
 //! short in-isolate cache. KV propagates writes within about a minute; open sessions learn
 //! of a revocation at once through their Durable Object (see session_hub).
+//!
+//! Each block is its own key, `block:<range>`, with its TTL as the key's KV expiration,
+//! and the list is read with `list({prefix: "block:"})`: two admins blocking at once each
+//! write their own key, so neither write is lost (one JSON list read, changed and written
+//! back lost the other's change). Lists written by earlier versions under `blocklist`
+//! are still read, and moved to per-range keys on the next block or unblock.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,27 +25,21 @@ pub const CACHE_SECONDS: i64 = 10;
 pub const MIN_TTL_SECONDS: u64 = 60;
 /// Token ids cached per isolate; past this, stale entries go, then all (isolate memory is small).
 const MAX_CACHED_IDS: usize = 8192;
-const BLOCKLIST_KEY: &str = "blocklist";
+/// The one-key block list of earlier versions, read until moved (see the module docs).
+const LEGACY_BLOCKLIST_KEY: &str = "blocklist";
+const BLOCK_PREFIX: &str = "block:";
 
-/// One block-list entry.
+/// One entry of the legacy block list.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Block {
-    pub range: IpRange,
+struct LegacyBlock {
+    range: IpRange,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<i64>,
+    until: Option<i64>,
 }
 
-/// The block list as read from KV, with the lookup the policy engine asks, built once per read.
+/// The block list as read from KV, as the lookup the policy engine asks.
 pub struct Blocks {
-    pub list: Vec<Block>,
     pub lookup: MemoryBlocklist,
-}
-
-impl Blocks {
-    fn new(list: Vec<Block>) -> Rc<Self> {
-        let lookup = list.iter().map(|b| (b.range, b.until)).collect();
-        Rc::new(Self { list, lookup })
-    }
 }
 
 thread_local! {
@@ -98,13 +98,18 @@ pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Snapshot> {
     Ok(Snapshot(revoked))
 }
 
-/// Revokes `id`, for `ttl` seconds or until lifted.
-pub async fn revoke(env: &Env, id: &str, ttl: Option<u64>, now: i64) -> Result<()> {
-    let mut put = env.kv(BINDING)?.put(&key(id), "1").map_err(worker::Error::from)?;
+/// Writes a marker key that lapses after `ttl` seconds (raised to [`MIN_TTL_SECONDS`]).
+async fn put_marker(env: &Env, name: &str, ttl: Option<u64>) -> Result<()> {
+    let mut put = env.kv(BINDING)?.put(name, "1").map_err(worker::Error::from)?;
     if let Some(ttl) = ttl {
         put = put.expiration_ttl(ttl.max(MIN_TTL_SECONDS));
     }
-    put.execute().await.map_err(worker::Error::from)?;
+    put.execute().await.map_err(worker::Error::from)
+}
+
+/// Revokes `id`, for `ttl` seconds or until lifted.
+pub async fn revoke(env: &Env, id: &str, ttl: Option<u64>, now: i64) -> Result<()> {
+    put_marker(env, &key(id), ttl).await?;
     remember(id, true, now);
     Ok(())
 }
@@ -116,6 +121,10 @@ pub async fn unrevoke(env: &Env, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
+fn block_key(range: &IpRange) -> String {
+    format!("{BLOCK_PREFIX}{range}")
+}
+
 /// The block list (cached for [`CACHE_SECONDS`]).
 pub async fn blocks(env: &Env, now: i64) -> Result<Rc<Blocks>> {
     if let Some(blocks) = BLOCKS
@@ -123,22 +132,70 @@ pub async fn blocks(env: &Env, now: i64) -> Result<Rc<Blocks>> {
     {
         return Ok(blocks);
     }
-    let list: Vec<Block> =
-        env.kv(BINDING)?.get(BLOCKLIST_KEY).json().await.map_err(worker::Error::from)?.unwrap_or_default();
-    let blocks = Blocks::new(list);
+    let kv = env.kv(BINDING)?;
+    let mut entries: Vec<(IpRange, Option<i64>)> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut list = kv.list().prefix(BLOCK_PREFIX.to_owned());
+        if let Some(c) = cursor {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(worker::Error::from)?;
+        // A key whose range no longer parses is skipped rather than failing every request.
+        entries.extend(page.keys.iter().filter_map(|k| {
+            let range = IpRange::parse(k.name.strip_prefix(BLOCK_PREFIX)?).ok()?;
+            Some((range, k.expiration.and_then(|e| i64::try_from(e).ok())))
+        }));
+        match page.cursor.filter(|_| !page.list_complete) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    entries.extend(legacy_blocks(env).await?.into_iter().map(|b| (b.range, b.until)));
+    let blocks = Rc::new(Blocks { lookup: entries.into_iter().collect() });
     BLOCKS.with(|b| *b.borrow_mut() = Some((blocks.clone(), now)));
     Ok(blocks)
 }
 
-/// Replaces the block list (an admin action; KV allows about one write per second per key).
-pub async fn save_blocks(env: &Env, list: Vec<Block>, now: i64) -> Result<Rc<Blocks>> {
-    env.kv(BINDING)?
-        .put(BLOCKLIST_KEY, &list)
-        .map_err(worker::Error::from)?
-        .execute()
-        .await
-        .map_err(worker::Error::from)?;
-    let blocks = Blocks::new(list);
-    BLOCKS.with(|b| *b.borrow_mut() = Some((blocks.clone(), now)));
-    Ok(blocks)
+async fn legacy_blocks(env: &Env) -> Result<Vec<LegacyBlock>> {
+    Ok(env.kv(BINDING)?.get(LEGACY_BLOCKLIST_KEY).json().await.map_err(worker::Error::from)?.unwrap_or_default())
+}
+
+/// Moves a legacy block list to per-range keys, then deletes it.
+async fn move_legacy_blocks(env: &Env, now: i64) -> Result<()> {
+    let legacy = legacy_blocks(env).await?;
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    for block in legacy {
+        match block.until {
+            Some(until) if until <= now => {}
+            until => {
+                put_marker(env, &block_key(&block.range), until.map(|u| u.saturating_sub(now).unsigned_abs())).await?
+            }
+        }
+    }
+    env.kv(BINDING)?.delete(LEGACY_BLOCKLIST_KEY).await.map_err(worker::Error::from)
+}
+
+/// Blocks `range`, for `ttl` seconds (at least [`MIN_TTL_SECONDS`], KV's smallest
+/// expiration) or until unblocked. Returns when the block lapses, unix seconds.
+pub async fn block(env: &Env, range: &IpRange, ttl: Option<u64>, now: i64) -> Result<Option<i64>> {
+    move_legacy_blocks(env, now).await?;
+    put_marker(env, &block_key(range), ttl).await?;
+    forget_blocks();
+    Ok(ttl.map(|t| now.saturating_add(i64::try_from(t.max(MIN_TTL_SECONDS)).unwrap_or(i64::MAX))))
+}
+
+/// Lifts the block of exactly `range`.
+pub async fn unblock(env: &Env, range: &IpRange, now: i64) -> Result<()> {
+    move_legacy_blocks(env, now).await?;
+    env.kv(BINDING)?.delete(&block_key(range)).await.map_err(worker::Error::from)?;
+    forget_blocks();
+    Ok(())
+}
+
+/// Makes this isolate read the block list again on its next request.
+fn forget_blocks() {
+    BLOCKS.with(|b| *b.borrow_mut() = None);
 }

@@ -367,9 +367,11 @@ describe('gate', () => {
     const playlist = await get(variant.pathname + variant.search);
     const segment = hlsUris(await playlist.text(), variant.href)[0];
     assert.equal((await get(segment.pathname + segment.search)).status, 200);
-    const revoked = await admin(gate, '/admin/revoke', { token: t });
+    // Named by a signed URL: the fingerprint is of the canonical form, `jwt:` + header.payload.
+    const revoked = await admin(gate, '/admin/revoke', { token: `${GATE}/hls/master.m3u8?token=${t}` });
     assert.equal(revoked.status, 200);
-    assert.deepEqual((await revoked.json()).ids, [createHash('sha256').update(t).digest('hex')], 'revoked by its SHA-256');
+    const canonical = `jwt:${t.slice(0, t.lastIndexOf('.'))}`;
+    assert.deepEqual((await revoked.json()).ids, [createHash('sha256').update(canonical).digest('hex')], 'revoked by its fingerprint');
     await expectDenied(await get(variant.pathname + variant.search), 403, 'revoked');
     await expectDenied(await get(segment.pathname + segment.search), 403, 'revoked');
     await expectDenied(await get(`/hls/master.m3u8?token=${t}`), 403, 'revoked');
@@ -386,6 +388,13 @@ describe('gate', () => {
     await expectDenied(await get(variant.pathname + variant.search), 403, 'revoked');
     assert.equal((await admin(gate, '/admin/unrevoke', { jti })).status, 200);
     assert.equal((await get(`/hls/ts/seg_000.ts?token=${t}`)).status, 200);
+
+    const garbage = await admin(gate, '/admin/revoke', { token: `${GATE}/hls/master.m3u8?x=1` });
+    assert.equal(garbage.status, 400);
+    assert.equal((await garbage.json()).error, 'invalid_input');
+    const everyone = await admin(gate, '/admin/block', { ip: '0.0.0.0/0' });
+    assert.equal(everyone.status, 400);
+    assert.match((await everyone.json()).message, /"force": true/);
 
     assert.equal((await admin(gate, '/admin/block', { ip: '192.0.2.0/24' })).status, 200);
     await expectDenied(await get(`/hls/ts/seg_000.ts?token=${token()}`, { ip: '192.0.2.44' }), 403, 'ip_blocked');

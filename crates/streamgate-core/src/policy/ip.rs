@@ -50,7 +50,12 @@ impl IpRange {
         self.0.contains(&canonical_ip(addr))
     }
 
-    /// Whether this is an IPv4 range.
+    /// The prefix length in bits (32 or 128 for a single address).
+    pub fn prefix_len(&self) -> u8 {
+        self.0.prefix_len()
+    }
+
+    /// Whether this is an IPv4 range (IPv4-mapped IPv6 ranges count as IPv4).
     pub fn is_ipv4(&self) -> bool {
         matches!(self.0, IpNet::V4(_))
     }

@@ -1,40 +1,42 @@
 //! Wildcard patterns without regex: `*` globs and DNS-style host wildcards.
 
 /// Matches `text` against `pattern`, where `*` stands for any run of characters
-/// (including none). Linear-time greedy matching with one backtrack point.
+/// (including none). `ignore_case` compares the per-character lower case of both.
+///
+/// Linear time in `pattern` plus `text`: the pattern splits on `*` into literal pieces;
+/// the first must be a prefix of the text, the last a suffix of what remains, and the
+/// ones between are found left to right, each at its leftmost place (the two-way search
+/// of `str::find`, so a hostile pattern cannot make it quadratic).
 pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let same = |a: char, b: char| {
-        if ignore_case {
-            a.to_lowercase().eq(b.to_lowercase())
-        } else {
-            a == b
-        }
+    if ignore_case {
+        // Character by character, not `str::to_lowercase`: that writes a final sigma as
+        // `ς`, so `Σ` in a pattern would stop matching a word-final `Σ` in the text.
+        let fold = |s: &str| s.chars().flat_map(char::to_lowercase).collect::<String>();
+        return match_pieces(&fold(pattern), &fold(text));
+    }
+    match_pieces(pattern, text)
+}
+
+fn match_pieces(pattern: &str, text: &str) -> bool {
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or("");
+    let Some(rest) = text.strip_prefix(first) else {
+        return false;
     };
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match (p.get(pi), t.get(ti)) {
-            (Some('*'), _) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            (Some(&pc), Some(&tc)) if same(pc, tc) => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
+    let Some(last) = pieces.next_back() else {
+        // No `*`: the whole text must be the pattern.
+        return rest.is_empty();
+    };
+    let Some(mut middle) = rest.strip_suffix(last) else {
+        return false;
+    };
+    for piece in pieces {
+        match middle.find(piece) {
+            Some(at) => middle = middle.get(at + piece.len()..).unwrap_or(""),
+            None => return false,
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    true
 }
 
 /// Matches a host name against a DNS-style pattern: `example.com` matches itself only;
@@ -76,6 +78,84 @@ mod tests {
         assert!(wildcard_match("", "", false));
         assert!(!wildcard_match("", "x", false));
         assert!(wildcard_match("/live/*", "/live/a/b.ts", false));
+    }
+
+    /// Regression: the greedy matcher with one backtrack point re-read the piece after the
+    /// last `*` at every text position, O(n·m) steps: `*aaa…ab` against `aaa…` (100 KB by
+    /// 10 KB) did not finish in minutes. Splitting on `*` and searching each piece with
+    /// the two-way `str::find` is linear.
+    #[test]
+    fn hostile_patterns_finish() {
+        let text = "a".repeat(100 * 1024);
+        let long_piece = format!("*{}b", "a".repeat(10 * 1024));
+        let many_stars = format!("{}b", "*a".repeat(5 * 1024));
+        for pattern in [&long_piece, &many_stars] {
+            assert!(!wildcard_match(pattern, &text, false));
+            assert!(!wildcard_match(pattern, &text, true));
+            assert!(wildcard_match(pattern, &format!("{text}b"), false));
+        }
+    }
+
+    #[test]
+    fn case_folding_covers_non_ascii() {
+        assert!(wildcard_match("*ÉTÉ*", "l'été 2024", true));
+        assert!(!wildcard_match("*ÉTÉ*", "l'été 2024", false));
+        // Per character, so a final sigma in the text still matches a capital in the pattern.
+        assert!(wildcard_match("ΟΔΟΣ", "οδοσ", true));
+        assert!(wildcard_match("*Σ", "ΟΔΟΣ", true));
+        assert!(wildcard_match("straße*", "STRAßE/1", true));
+    }
+
+    #[test]
+    fn prefix_and_suffix_do_not_overlap() {
+        assert!(!wildcard_match("ab*ba", "aba", false));
+        assert!(wildcard_match("ab*ba", "abba", false));
+        assert!(wildcard_match("a*a*a", "aaa", false));
+        assert!(!wildcard_match("a*a*a", "aa", false));
+        assert!(wildcard_match("**", "x", false));
+        assert!(wildcard_match("a**b", "ab", false));
+    }
+
+    /// The textbook dynamic-programming matcher, as the reference.
+    fn reference(pattern: &str, text: &str) -> bool {
+        let p: Vec<char> = pattern.chars().collect();
+        let t: Vec<char> = text.chars().collect();
+        let mut row = vec![false; t.len() + 1];
+        row[0] = true;
+        for &pc in &p {
+            let mut next = vec![false; t.len() + 1];
+            if pc == '*' {
+                let mut any = false;
+                for j in 0..=t.len() {
+                    any |= row[j];
+                    next[j] = any;
+                }
+            } else {
+                for j in 1..=t.len() {
+                    next[j] = row[j - 1] && t[j - 1] == pc;
+                }
+            }
+            row = next;
+        }
+        row[t.len()]
+    }
+
+    fn fold(s: &str) -> String {
+        s.chars().flat_map(char::to_lowercase).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_reference(pattern in "[abA*]{0,10}", text in "[abAB]{0,12}") {
+            proptest::prop_assert_eq!(wildcard_match(&pattern, &text, false), reference(&pattern, &text));
+            proptest::prop_assert_eq!(wildcard_match(&pattern, &text, true), reference(&fold(&pattern), &fold(&text)));
+        }
+
+        #[test]
+        fn agrees_on_non_ascii(pattern in "[éÉσΣß*a]{0,8}", text in "[éÉσςΣßa]{0,10}") {
+            proptest::prop_assert_eq!(wildcard_match(&pattern, &text, false), reference(&pattern, &text));
+            proptest::prop_assert_eq!(wildcard_match(&pattern, &text, true), reference(&fold(&pattern), &fold(&text)));
+        }
     }
 
     #[test]

@@ -4,10 +4,22 @@
 //! tokens, then `~salt=<salt>` when a salt is configured. Akamai's Python and Node
 //! generators escape the URL differently when `escape_early` is on (space as `+` vs
 //! `%20`, `~ ! ' ( ) *` escaped or not); the verifier accepts each and reports which matched.
+//!
+//! Identity: Akamai signs the fields as written, so verification stays on the literal
+//! text (then on the text percent-decoded once, for clients that encode the token). The
+//! canonical form ([`Grant::credential`]) is what the fields mean, from the text that
+//! verified: fixed field order, times as plain numbers, `ip` as a canonical range, values
+//! unescaped (`viewer+42` and `viewer%2042` are one id, `acl=%2f*` is `acl=/*`), the
+//! `hmac` left out (its case is not signed) and, for a URL token, the URL it was checked
+//! against. Re-encoding a token, or the generators' escaping styles, names one token.
+//!
+//! Keys: the hex key comes from Akamai Property Manager as the property has it; any
+//! non-empty length is accepted so existing properties keep working. For new properties
+//! use at least as many bytes as the digest (32 for SHA-256).
 
 use hmac::Hmac;
 use md5::Md5;
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -160,6 +172,54 @@ pub struct EdgeAuthFields {
     pub signed_text: String,
 }
 
+/// Escapes a value of the canonical form, so no value can spell a delimiter.
+const CANONICAL_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'~').add(b'!').add(b'=');
+
+impl EdgeAuthFields {
+    /// The canonical form: what [`Grant::fingerprint`] hashes (see the module docs).
+    /// `url` is the path a URL token (one without `acl`) was verified for; a URL token
+    /// without one, or an `ip` that is not an address or range, is malformed.
+    pub fn canonical(&self, url: Option<&str>) -> Result<String, Denial> {
+        let esc = |v: &str| utf8_percent_encode(v, CANONICAL_VALUE).to_string();
+        let mut fields = Vec::new();
+        if let Some(ip) = &self.ip {
+            let range = IpRange::parse(ip).map_err(|e| Denial::malformed(format!("ip field: {e}")))?;
+            fields.push(format!("ip={range}"));
+        }
+        if let Some(start) = self.start {
+            fields.push(format!("st={start}"));
+        }
+        fields.push(format!("exp={}", self.expires));
+        match (&self.acl, url) {
+            (Some(acl), _) => {
+                let acl: Vec<String> = acl.iter().map(|a| esc(&percent_decode_str(a).decode_utf8_lossy())).collect();
+                fields.push(format!("acl={}", acl.join("!")));
+            }
+            (None, Some(url)) => fields.push(format!("url={}", esc(url))),
+            (None, None) => {
+                return Err(Denial::malformed(
+                    "an EdgeAuth URL token (no acl=) is bound to the URL it was signed for: give the signed URL",
+                ))
+            }
+        }
+        for (name, value) in [("id", &self.id), ("data", &self.data)] {
+            if let Some(value) = value {
+                fields.push(format!("{name}={}", esc(value)));
+            }
+        }
+        Ok(format!("edgeauth:{}", fields.join("~")))
+    }
+}
+
+/// Parses `token` as written, or percent-decoded once when it does not parse as written
+/// (a client encoded it whole), the order in which [`EdgeAuthScheme`] verifies. UNVERIFIED.
+pub(crate) fn decode_as_sent(token: &str) -> Result<EdgeAuthFields, Denial> {
+    match decode(token) {
+        Err(first) if token.contains('%') => decode(&percent_decode_str(token).decode_utf8_lossy()).map_err(|_| first),
+        parsed => parsed,
+    }
+}
+
 fn unescape(value: &str) -> String {
     percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().into_owned()
 }
@@ -196,6 +256,9 @@ pub fn decode(token: &str) -> Result<EdgeAuthFields, Denial> {
         }
     }
     fields.expires = expires.ok_or_else(|| Denial::malformed("EdgeAuth token lacks exp="))?;
+    if hmac.is_empty() || hex_decode(hmac).is_none() {
+        return Err(Denial::malformed("hmac is not hex"));
+    }
     Ok(fields)
 }
 
@@ -252,17 +315,20 @@ impl Scheme for EdgeAuthScheme {
     }
 
     fn verify(&self, token: &str, facts: &RequestFacts) -> Result<Grant, Denial> {
-        let fields = decode(token)?;
-        let attempt = self.check(&fields, facts);
-        // Some clients percent-encode the token in the query; Akamai signs it raw.
+        // Some clients percent-encode the token in the query, in part or whole; Akamai
+        // signs it raw. As written first, then decoded once.
+        // A denial names the form that parsed: as written when it did, else decoded.
+        let literal = decode(token);
+        let parsed_as_written = literal.is_ok();
+        let attempt = literal.and_then(|fields| Ok((self.check(&fields, facts)?, fields)));
         let (fields, style) = match attempt {
-            Ok(style) => (fields, style),
+            Ok((style, fields)) => (fields, style),
             Err(first) if token.contains('%') => {
                 let decoded = percent_decode_str(token).decode_utf8_lossy().into_owned();
                 let fields = decode(&decoded).map_err(|_| first.clone())?;
                 match self.check(&fields, facts) {
                     Ok(style) => (fields, style),
-                    Err(_) => return Err(first),
+                    Err(second) => return Err(if parsed_as_written { first } else { second }),
                 }
             }
             Err(first) => return Err(first),
@@ -277,7 +343,8 @@ impl Scheme for EdgeAuthScheme {
             "id": fields.id, "data": fields.data,
             "url_escaping": style.map(EscapeStyle::as_str),
         }));
-        let mut grant = Grant::new(SchemeKind::EdgeAuth, token, claims.to_string());
+        let canonical = fields.canonical(Some(&facts.path))?;
+        let mut grant = Grant::new(SchemeKind::EdgeAuth, &canonical, claims.to_string());
         grant.validity = Validity { not_before: fields.start, expires_at: Some(fields.expires), leeway: self.leeway };
         grant.scope = match fields.acl {
             Some(acl) => Scope::Acl(acl),

@@ -3,6 +3,16 @@
 //! Verification order: size, shape, header, key choice (by `kid`, then by the key's
 //! configured algorithm), signature, then claims. Claims are parsed once into
 //! [`PlaybackClaims`]; expiry and all other checks are the policy engine's.
+//!
+//! Identity: the canonical form ([`Grant::credential`]) is `jwt:` and the signing input,
+//! `header.payload`, without the signature. Header and payload are strict base64url (no
+//! padding, no whitespace inside, no other alphabet, zero spare bits), so the signed
+//! content has one spelling, and whitespace around a token is trimmed. The signature is
+//! left out rather than its spellings refused: an ES256 signature `(r, s)` has a twin
+//! `(r, n - s)` that verifies too. RFC 7518 does not forbid high-S, and WebCrypto-based
+//! signers (jose in browsers and Node) do not normalize it, so refusing high-S would
+//! refuse about half of their tokens; one signed content is one token whatever its
+//! signature.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -133,7 +143,7 @@ impl Scheme for JwtScheme {
         let claims: PlaybackClaims =
             serde_json::from_str(&payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
         self.check_registered(&claims)?;
-        Ok(grant_from(claims, token, payload, self.leeway))
+        Ok(grant_from(claims, &canonical(signing_input), payload, self.leeway))
     }
 }
 
@@ -164,8 +174,22 @@ impl JwtScheme {
     }
 }
 
-fn grant_from(claims: PlaybackClaims, token: &str, payload: String, leeway: u32) -> Grant {
-    let mut grant = Grant::new(SchemeKind::Jwt, token, payload);
+/// The canonical form of a JWT with `signing_input` (see the module docs).
+fn canonical(signing_input: &str) -> String {
+    format!("jwt:{signing_input}")
+}
+
+/// The canonical form of a JWT and its claims, from its text alone. UNVERIFIED.
+pub(crate) fn canonical_unverified(token: &str) -> Result<(String, Value), Denial> {
+    let token = token.trim();
+    let decoded = decode_unverified(token)?;
+    let [h, p, s] = split(token)?;
+    decode_json(s, "signature")?;
+    Ok((canonical(&format!("{h}.{p}")), decoded.claims))
+}
+
+fn grant_from(claims: PlaybackClaims, canonical: &str, payload: String, leeway: u32) -> Grant {
+    let mut grant = Grant::new(SchemeKind::Jwt, canonical, payload);
     grant.validity = Validity { not_before: claims.nbf.map(|d| d.0), expires_at: claims.exp.map(|d| d.0), leeway };
     grant.scope = match claims.streams {
         Some(streams) => Scope::Streams(streams),

@@ -199,7 +199,8 @@ pub fn signed_url(url: &str, credential: &Credential) -> String {
     out
 }
 
-/// Guesses the scheme of a bare credential (for tools; the edge uses parameter names).
+/// Guesses the scheme of a bare credential (for tools; the edge uses parameter names). A
+/// secure_link credential is `md5` or `md5,expires`.
 pub fn detect_scheme(token: &str) -> Option<SchemeKind> {
     let t = token.trim();
     if t.starts_with("v1.") && t.split('.').count() == 3 {
@@ -211,8 +212,10 @@ pub fn detect_scheme(token: &str) -> Option<SchemeKind> {
     if t.split('.').count() == 3 && t.starts_with("eyJ") {
         return Some(SchemeKind::Jwt);
     }
-    let decoded = crate::encoding::b64_std_decode(&t.replace(' ', "+"))?;
-    decoded.starts_with(b"server_time=").then_some(SchemeKind::WmsAuth)
+    if wmsauth::decode(t).is_ok() {
+        return Some(SchemeKind::WmsAuth);
+    }
+    secure_link::canonical_unverified(t).is_ok().then_some(SchemeKind::SecureLink)
 }
 
 #[cfg(test)]

@@ -5,6 +5,21 @@
 //! into the expression, streamgate uses the variable `$key` for it so the template can be
 //! shared without the secret. Supported variables: `$secure_link_expires`, `$uri`,
 //! `$remote_addr`, `$key` (also as `${name}`).
+//!
+//! Identity: nginx hashes `expires` as written, so the literal text is what is verified,
+//! and the md5 is what makes one link differ from another (it covers the URI and address
+//! too). The canonical form ([`Grant::credential`]) is `secure-link:` and the base64url of
+//! the md5 a signer writing `expires` without leading zeros would produce: the presented
+//! digest, or for `expires=0042` the digest over `42`, which the verifier recomputes with
+//! the secret. The md5 spelling is not signed: padding (up to nginx's 24 characters) is
+//! accepted and left out; more padding, the standard base64 alphabet (both refused by
+//! nginx) and non-zero spare bits in the last character (which nginx ignores, but no
+//! signer writes) are refused, so each digest has one spelling. An `expires` the
+//! expression does not sign is not part of the identity.
+//!
+//! Secrets: nginx takes whatever the operator wrote into `secure_link_md5`, so no minimum
+//! length is enforced here (that would break working links). An MD5 over a short secret
+//! is brute-forceable offline from one link: use 32 random bytes or more.
 
 use std::net::IpAddr;
 
@@ -152,35 +167,34 @@ impl Scheme for SecureLinkScheme {
     }
 
     fn verify(&self, credential: &str, facts: &RequestFacts) -> Result<Grant, Denial> {
-        if credential.len() > MAX_CREDENTIAL_BYTES {
-            return Err(Denial::malformed(format!("credential is over the {MAX_CREDENTIAL_BYTES}-byte limit")));
-        }
-        let (md5_text, expires_text) = credential.split_once(',').unwrap_or((credential, ""));
-        let digest = b64_url_decode(md5_text.trim_end_matches('='))
-            .filter(|d| d.len() == 16)
-            .ok_or_else(|| Denial::malformed("md5 is not a base64url MD5 digest"))?;
+        let (digest, expires_text) = split(credential)?;
         let expires = match (expires_text.is_empty(), self.expression.uses(Variable::Expires)) {
             (_, false) => None,
             (true, true) => return Err(Denial::malformed("link lacks expires=")),
-            (false, true) => {
-                Some(parse_seconds("expires", expires_text).map_err(|e| Denial::malformed(e.to_string()))?)
-            }
+            (false, true) => Some(parse_expires(expires_text)?),
         };
         let addr = self.remote_addr(facts.client_ip)?;
-        let expires_rendered = expires.map(|e| e.to_string()).unwrap_or_default();
-        let text = self.expression.render(&self.secret, &expires_rendered, &facts.path, &addr);
+        // nginx hashes `expires` as written, leading zeros included.
+        let expires_signed = if expires.is_some() { expires_text } else { "" };
+        let text = self.expression.render(&self.secret, expires_signed, &facts.path, &addr);
         if !ct_eq(&Md5::digest(text.as_bytes()), &digest) {
             return Err(Denial::BadSignature {
                 explanation: Some(SignatureExplanation {
-                    tried: vec![self.expression.render("<secret>", &expires_rendered, &facts.path, &addr)],
+                    tried: vec![self.expression.render("<secret>", expires_signed, &facts.path, &addr)],
                     recipe: "base64url(md5(expression)), without padding".into(),
                 }),
             });
         }
+        let canonical_digest = match expires.map(|e| e.to_string()) {
+            Some(canonical) if canonical != expires_text => {
+                Md5::digest(self.expression.render(&self.secret, &canonical, &facts.path, &addr).as_bytes()).to_vec()
+            }
+            _ => digest,
+        };
         let claims = crate::grant::present_fields(serde_json::json!({
             "expires": expires, "uri": facts.path, "remote_addr": (!addr.is_empty()).then_some(&addr),
         }));
-        let mut grant = Grant::new(SchemeKind::SecureLink, credential, claims.to_string());
+        let mut grant = Grant::new(SchemeKind::SecureLink, &canonical(&canonical_digest), claims.to_string());
         grant.validity = Validity { not_before: None, expires_at: expires, leeway: self.leeway };
         if self.expression.uses(Variable::Uri) {
             grant.scope = Scope::SignedPath(facts.path.clone());
@@ -189,6 +203,49 @@ impl Scheme for SecureLinkScheme {
         grant.ip_binding = facts.client_ip.filter(|_| !addr.is_empty()).map(IpRange::single);
         Ok(grant)
     }
+}
+
+/// nginx reads at most this many characters of `md5` (22 of base64url and 2 of padding).
+const MAX_MD5_TEXT: usize = 24;
+
+/// Splits a credential into its md5 digest and its `expires` text (maybe empty).
+fn split(credential: &str) -> Result<(Vec<u8>, &str), Denial> {
+    if credential.len() > MAX_CREDENTIAL_BYTES {
+        return Err(Denial::malformed(format!("credential is over the {MAX_CREDENTIAL_BYTES}-byte limit")));
+    }
+    let (md5_text, expires_text) = credential.split_once(',').unwrap_or((credential, ""));
+    if md5_text.len() > MAX_MD5_TEXT {
+        return Err(Denial::malformed(format!("md5 is over nginx's {MAX_MD5_TEXT} characters")));
+    }
+    let digest = b64_url_decode(md5_text.trim_end_matches('='))
+        .filter(|d| d.len() == 16)
+        .ok_or_else(|| Denial::malformed("md5 is not a base64url MD5 digest"))?;
+    Ok((digest, expires_text))
+}
+
+fn parse_expires(text: &str) -> Result<i64, Denial> {
+    parse_seconds("expires", text).map_err(|e| Denial::malformed(e.to_string()))
+}
+
+fn canonical(digest: &[u8]) -> String {
+    format!("secure-link:{}", b64_url(digest))
+}
+
+/// The canonical form of a credential (`md5` or `md5,expires`) from its text alone,
+/// UNVERIFIED. An `expires` with leading zeros is refused: the canonical md5 is then over
+/// the value without them, which only the secret can compute.
+pub(crate) fn canonical_unverified(credential: &str) -> Result<String, Denial> {
+    let (digest, expires_text) = split(credential.trim())?;
+    if !expires_text.is_empty() {
+        let expires = parse_expires(expires_text)?;
+        if expires.to_string() != expires_text {
+            return Err(Denial::malformed(format!(
+                "expires {expires_text:?} has leading zeros: the link is named by the md5 signed for \
+                 expires={expires}, which needs the secret; give that link"
+            )));
+        }
+    }
+    Ok(canonical(&digest))
 }
 
 #[cfg(test)]

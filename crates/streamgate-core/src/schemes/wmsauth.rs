@@ -5,6 +5,16 @@
 //! of `T` and `N` as they appear in the token, so no re-formatting can drift from what the
 //! signer hashed. `T` is UTC in either PHP `n/j/Y g:i:s A` or zero-padded
 //! `%m/%d/%Y %I:%M:%S %p` form.
+//!
+//! Identity: the hash covers `server_time` and `validminutes` as written, not the base64
+//! wrapper, the field order or `strm_len` (the signed stream is). So the canonical form
+//! ([`Grant::credential`]) keeps the signed texts and `hash_value` (strictly decoded, so
+//! it has one spelling) and rewrites the rest: fixed field order, `strm_len` as a plain
+//! number. Reordered fields, `strm_len=011` and a `+` sent as a space all name one token.
+//!
+//! Keys: the operator chooses the key in Nimble/WMSPanel, often a short word, so no
+//! minimum length is enforced here (that would break working deployments). MD5 under a
+//! short key is brute-forceable offline from one token: use 32 random bytes or more.
 
 use md5::{Digest, Md5};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
@@ -72,6 +82,8 @@ pub struct WmsAuthFields {
     pub server_time_unix: i64,
     /// `hash_value`, as written.
     pub hash_value: String,
+    /// `hash_value` decoded: the MD5 digest.
+    pub hash_digest: [u8; 16],
     /// `validminutes`, as written.
     pub valid_minutes_text: String,
     /// `validminutes`.
@@ -111,14 +123,35 @@ pub fn decode(sign: &str) -> Result<WmsAuthFields, Denial> {
         return Err(Denial::malformed(format!("validminutes {valid_minutes} is over ten years")));
     }
     let stream_len = stream_len.map(|l| parse_number::<usize>(&l, "strm_len")).transpose()?;
+    let hash_value = hash.ok_or_else(|| missing("hash_value"))?;
+    let hash_digest = b64_std_decode(&hash_value)
+        .and_then(|h| <[u8; 16]>::try_from(h).ok())
+        .ok_or_else(|| Denial::malformed("hash_value is not a base64 MD5 digest"))?;
     Ok(WmsAuthFields {
         server_time_unix: parse_server_time(&server_time)?,
         server_time,
-        hash_value: hash.ok_or_else(|| missing("hash_value"))?,
+        hash_value,
+        hash_digest,
         valid_minutes_text,
         valid_minutes,
         stream_len,
     })
+}
+
+impl WmsAuthFields {
+    /// The canonical form: what [`Grant::fingerprint`] hashes (see the module docs).
+    pub fn canonical(&self) -> String {
+        let mut text = format!(
+            "wmsauth:server_time={}&hash_value={}&validminutes={}",
+            self.server_time,
+            b64_std(&self.hash_digest),
+            self.valid_minutes_text
+        );
+        if let Some(len) = self.stream_len {
+            text.push_str(&format!("&strm_len={len}"));
+        }
+        text
+    }
 }
 
 fn parse_number<T: core::str::FromStr>(text: &str, field: &str) -> Result<T, Denial> {
@@ -208,9 +241,6 @@ impl Scheme for WmsAuthScheme {
 
     fn verify(&self, sign: &str, facts: &RequestFacts) -> Result<Grant, Denial> {
         let fields = decode(sign)?;
-        let expected = b64_std_decode(&fields.hash_value)
-            .filter(|h| h.len() == 16)
-            .ok_or_else(|| Denial::malformed("hash_value is not a base64 MD5 digest"))?;
         let ip = match (self.ip_bound, facts.client_ip) {
             (false, _) => String::new(),
             (true, Some(ip)) => ip.to_string(),
@@ -237,7 +267,7 @@ impl Scheme for WmsAuthScheme {
         };
         let matched = streams.iter().find(|stream| {
             let d = digest(&ip, &self.key, &fields.server_time, &fields.valid_minutes_text, stream);
-            ct_eq(&d, &expected)
+            ct_eq(&d, &fields.hash_digest)
         });
         let Some(stream) = matched else {
             let tried = streams
@@ -259,7 +289,7 @@ impl Scheme for WmsAuthScheme {
             "signed_stream": fields.stream_len.map(|_| *stream),
             "ip_bound": self.ip_bound,
         }));
-        let mut grant = Grant::new(SchemeKind::WmsAuth, sign, claims.to_string());
+        let mut grant = Grant::new(SchemeKind::WmsAuth, &fields.canonical(), claims.to_string());
         grant.validity = Validity {
             not_before: Some(fields.server_time_unix),
             expires_at: Some(fields.server_time_unix + i64::from(fields.valid_minutes) * 60),
