@@ -255,7 +255,14 @@ impl Scheme for WmsAuthScheme {
             Some(len) => {
                 let path = facts.path.as_str();
                 let relative = path.strip_prefix('/').unwrap_or(path);
-                let found: Vec<&str> = [path, relative].iter().filter_map(|p| p.get(..len)).collect();
+                // `validminutes` and the stream are hashed back to back: a stream that starts
+                // with a digit would let `20` + `1/live/x` read as `201` + `/live/x`. Such
+                // streams are never signed here, and never accepted.
+                let found: Vec<&str> = [path, relative]
+                    .iter()
+                    .filter_map(|p| p.get(..len))
+                    .filter(|s| !s.starts_with(|c: char| c.is_ascii_digit()))
+                    .collect();
                 if found.is_empty() {
                     return Err(Denial::ScopeMismatch {
                         path: facts.path.clone(),
@@ -339,6 +346,13 @@ pub fn sign(key: &str, request: &WmsAuthRequest<'_>) -> Result<String, Error> {
         if s.is_empty() {
             return Err(Error::input("stream", "empty stream"));
         }
+        if s.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(Error::input(
+                "stream",
+                "a stream that starts with a digit is ambiguous (the hash joins validminutes and the stream: \
+                 20 + \"1/live/x\" reads as 201 + \"/live/x\"); name it without a leading digit",
+            ));
+        }
         text.push_str(&format!("&strm_len={}", s.len()));
     }
     Ok(b64_std(text.as_bytes()))
@@ -346,6 +360,33 @@ pub fn sign(key: &str, request: &WmsAuthRequest<'_>) -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Regression (review of 2026-11-30): a token for stream `1/live/x` valid 20 minutes
+    /// re-read as 201 minutes for `/live/x`.
+    #[test]
+    fn streams_that_start_with_a_digit_are_never_signed_nor_accepted() {
+        let request = |stream| WmsAuthRequest {
+            ip: "",
+            server_time: 1_700_000_000,
+            valid_minutes: 20,
+            stream: Some(stream),
+            date_style: DateStyle::default(),
+        };
+        let err = sign("key", &request("1/live/x")).unwrap_err();
+        assert!(err.to_string().contains("starts with a digit"), "{err}");
+        // A token another signer made for `1/live/x` (20 min), re-read as 201 min for `/live/x`.
+        let time = format_server_time(1_700_000_000, DateStyle::default()).unwrap();
+        let hash = b64_std(&digest("", "key", &time, "20", "1/live/x"));
+        let forged = b64_std(format!("server_time={time}&hash_value={hash}&validminutes=201&strm_len=7").as_bytes());
+        let mut scheme = WmsAuthScheme::new("key");
+        scheme.ip_bound = false;
+        let facts = RequestFacts { path: "/live/x/index.m3u8".into(), client_ip: None };
+        let shifted = RequestFacts { path: "/1/live/x/index.m3u8".into(), client_ip: None };
+        let reread = scheme.verify(&forged, &facts);
+        assert!(reread.is_ok(), "the ambiguity itself: a peer signer token re-reads: {reread:?}");
+        let original = b64_std(format!("server_time={time}&hash_value={hash}&validminutes=20&strm_len=8").as_bytes());
+        assert!(scheme.verify(&original, &shifted).is_err(), "a digit-leading stream is never accepted");
+    }
     use super::*;
 
     #[test]
