@@ -17,6 +17,13 @@ before(async () => {
 
 after(() => mf && mf.dispose());
 
+// Times the gates below are configured with, and the waits derived from them: credentials
+// expire on whole seconds, so "past N seconds" is N + 1 s plus a margin, never a race.
+const TTL = 2;
+const IDLE = 5;
+const IDLE_SHORT = 2;
+const pastWholeSeconds = (seconds) => (seconds + 1) * 1000 + 100;
+
 function get(path, { ip = '198.51.100.7', cf = {}, headers = {} } = {}) {
   return mf.dispatchFetch(`${GATE}${path}`, { headers: { 'CF-Connecting-IP': ip, ...headers }, cf });
 }
@@ -45,7 +52,7 @@ function hlsUris(text, base) {
 describe('sessions expire when idle; the cookie transport', () => {
   let idle;
   before(async () => {
-    idle = await startGate({ bindings: { SESSION_IDLE: '2', COOKIE_TRANSPORT: 'on' } });
+    idle = await startGate({ bindings: { SESSION_IDLE: String(IDLE_SHORT), COOKIE_TRANSPORT: 'on' } });
   });
 
   it('hands out a path-scoped, time-bounded session cookie that alone opens segments', async () => {
@@ -70,7 +77,7 @@ describe('sessions expire when idle; the cookie transport', () => {
     assert.equal(master.status, 200);
     let variant = hlsUris(await master.text(), `${idle.url}/hls/master.m3u8`)[0];
     for (let i = 0; i < 4; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 800));
+      await new Promise((resolve) => setTimeout(resolve, (IDLE_SHORT * 1000) / 2.5)); // well within SESSION_IDLE
       const reload = await idle.mf.dispatchFetch(variant.href, as('192.0.2.31'));
       assert.equal(reload.status, 200);
       variant = new URL(variant.pathname + '?' + new URL(hlsUris(await reload.text(), variant.href)[0]).search.slice(1), idle.url);
@@ -84,7 +91,7 @@ describe('sessions expire when idle; the cookie transport', () => {
     const from = (ip) => idle.mf.dispatchFetch(`${idle.url}/hls/master.m3u8?token=${t}`, { headers: { 'CF-Connecting-IP': ip } });
     assert.equal((await from('192.0.2.1')).status, 200);
     assert.equal((await from('192.0.2.2')).status, 429);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await new Promise((resolve) => setTimeout(resolve, pastWholeSeconds(IDLE_SHORT)));
     assert.equal((await from('192.0.2.2')).status, 200, 'the first session went idle');
   });
 });
@@ -93,7 +100,7 @@ describe('live playback outlives the session credential', () => {
   let live;
   before(async () => {
     // Credentials expire on whole seconds: a 2 s TTL always leaves a player at least 1 s.
-    live = await startGate({ bindings: { SESSION_TTL: '2', SESSION_IDLE: '5' } });
+    live = await startGate({ bindings: { SESSION_TTL: String(TTL), SESSION_IDLE: String(IDLE) } });
   });
   after(() => live && live.mf.dispose());
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -107,14 +114,14 @@ describe('live playback outlives the session credential', () => {
     assert.equal(first.status, 200);
     const oldSegment = hlsUris(await first.text(), variant.href)[0];
     for (let i = 0; i < 3; i++) {
-      await sleep(3100); // past SESSION_TTL, within SESSION_IDLE of the previous reload
+      await sleep(pastWholeSeconds(TTL)); // past SESSION_TTL, within SESSION_IDLE of the previous reload
       const reload = await at(variant.href);
       assert.equal(reload.status, 200, `reload ${i}: ${await reload.clone().text()}`);
       const segment = hlsUris(await reload.text(), variant.href)[0];
       assert.equal((await at(segment.href)).status, 200, 'fresh credentials in the renewed playlist');
     }
     await expectDenied(await at(oldSegment.href), 403, 'expired');
-    await sleep(5600); // no reload for longer than SESSION_IDLE: the session ended
+    await sleep(pastWholeSeconds(IDLE)); // no reload for longer than SESSION_IDLE: the session ended
     await expectDenied(await at(variant.href), 403, 'expired');
   });
 
@@ -127,7 +134,7 @@ describe('live playback outlives the session credential', () => {
     const vod = await (await at(`${live.url}/dash/manifest.mpd?token=${entry}`)).text();
     assert.doesNotMatch(vod, /<Location>/, 'a static MPD is never refreshed');
     for (let i = 0; i < 3; i++) {
-      await sleep(3100); // past each credential's SESSION_TTL
+      await sleep(pastWholeSeconds(TTL)); // past each credential's SESSION_TTL
       const refresh = await at(location);
       assert.equal(refresh.status, 200, await refresh.clone().text());
       location = /<Location>([^<]+)<\/Location>/.exec(await refresh.text())[1].replaceAll('&amp;', '&');
@@ -143,7 +150,7 @@ describe('live playback outlives the session credential', () => {
     // The VOD playlist is loaded once; its segments are fetched for as long as it plays,
     // long after SESSION_TTL (2 s) and SESSION_IDLE (5 s).
     for (const segment of [...segments, ...segments]) {
-      await sleep(800);
+      await sleep((IDLE * 1000) / 6); // many times within SESSION_IDLE, for longer than it
       assert.equal((await at(segment.href)).status, 200, segment.pathname);
     }
     const other = await live.mf.dispatchFetch(`${live.url}/hls/master.m3u8?token=${t}`, { headers: { 'CF-Connecting-IP': '203.0.113.99' } });
@@ -155,7 +162,7 @@ describe('live playback outlives the session credential', () => {
     const master = await live.mf.dispatchFetch(`${live.url}/hls/master.m3u8?token=${token()}`, as('Player/1.0'));
     const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
     assert.equal((await live.mf.dispatchFetch(variant.href, as('Player/1.0'))).status, 200);
-    await sleep(3100);
+    await sleep(pastWholeSeconds(TTL));
     await expectDenied(await live.mf.dispatchFetch(variant.href, as('Lavf/60.16.100')), 403, 'expired');
     assert.equal((await live.mf.dispatchFetch(variant.href, as('Player/1.0'))).status, 200, 'the player itself goes on');
   });
@@ -165,7 +172,7 @@ describe('live playback outlives the session credential', () => {
     const master = await at(`${live.url}/hls/master.m3u8?token=${t}`);
     const variant = hlsUris(await master.text(), `${live.url}/hls/master.m3u8`)[0];
     assert.equal((await at(variant.href)).status, 200);
-    await sleep(3100);
+    await sleep(pastWholeSeconds(TTL));
     assert.equal((await admin(live, '/admin/revoke', { token: t })).status, 200);
     await expectDenied(await at(variant.href), 403, 'revoked');
   });
