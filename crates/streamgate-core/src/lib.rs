@@ -40,6 +40,7 @@
 pub mod claims;
 pub mod config;
 mod denial;
+pub mod detection;
 pub mod encoding;
 mod gate;
 pub mod grant;

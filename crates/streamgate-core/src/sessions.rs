@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::denial::Denial;
+use crate::detection::UsageEvent;
 use crate::policy::ip::IpRange;
 
 /// One session start (or heartbeat) to admit.
@@ -283,7 +284,7 @@ pub struct Heartbeat {
     /// Who sent it.
     pub viewer: Viewer,
     /// What to record for misuse detection.
-    pub record: UsageRecord,
+    pub record: UsageEvent,
 }
 
 /// A revocation as a session store keeps it, so open sessions learn of it at once.
@@ -354,13 +355,13 @@ pub struct SessionHubState {
     pub revocations: Vec<Revocation>,
     /// The latest usage records, oldest first, at most [`MAX_USAGE_RECORDS`].
     #[serde(default)]
-    pub usage: Vec<UsageRecord>,
+    pub usage: Vec<UsageEvent>,
 }
 
 /// Usage records a session store keeps per key. With every field at its bound a record
-/// serializes to under 1 KiB, so the whole list stays under 128 KiB, the smallest value
+/// serializes to under 1.5 KiB, so the whole list stays under 128 KiB, the smallest value
 /// limit of the stores the gate runs on.
-pub const MAX_USAGE_RECORDS: usize = 100;
+pub const MAX_USAGE_RECORDS: usize = 80;
 
 impl SessionHubState {
     /// Applies a heartbeat: a revoked token is refused; a start is admitted against the
@@ -402,63 +403,6 @@ impl SessionHubState {
             self.revocations.push(revocation);
             self.list.sessions.clear();
         }
-    }
-}
-
-/// What a heartbeat records for misuse detection. Text fields are cut to bounds, so a
-/// client with huge headers cannot overflow the store.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
-    /// Unix seconds.
-    pub at: i64,
-    /// The session.
-    pub sid: String,
-    /// Client IP.
-    #[serde(default)]
-    pub ip: Option<String>,
-    /// Two-letter country.
-    #[serde(default)]
-    pub country: Option<String>,
-    /// Autonomous system number.
-    #[serde(default)]
-    pub asn: Option<u32>,
-    /// Autonomous system organization.
-    #[serde(default)]
-    pub as_organization: Option<String>,
-    /// `Referer` header.
-    #[serde(default)]
-    pub referer: Option<String>,
-    /// `User-Agent` header.
-    #[serde(default)]
-    pub user_agent: Option<String>,
-    /// Media bytes served to the session since its previous heartbeat, where known.
-    #[serde(default)]
-    pub bytes: Option<u64>,
-}
-
-impl UsageRecord {
-    /// The record with every text field cut to its bound (on a character boundary).
-    pub fn bounded(mut self) -> UsageRecord {
-        cut(&mut self.sid, 64);
-        for (field, max) in [
-            (&mut self.ip, 45),
-            (&mut self.country, 2),
-            (&mut self.as_organization, 96),
-            (&mut self.referer, 320),
-            (&mut self.user_agent, 256),
-        ] {
-            if let Some(text) = field {
-                cut(text, max);
-            }
-        }
-        self
-    }
-}
-
-fn cut(text: &mut String, max_bytes: usize) {
-    if text.len() > max_bytes {
-        let end = (0..=max_bytes).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-        text.truncate(end);
     }
 }
 
@@ -566,7 +510,7 @@ mod tests {
             idle: 60,
             at_limit: AtLimit::RejectNew,
             viewer: viewer("hls.js", "198.51.100.7"),
-            record: UsageRecord { at: now, sid: sid.into(), ..UsageRecord::default() },
+            record: UsageEvent { at: now, sid: sid.into(), ..UsageEvent::default() },
         }
     }
 
@@ -611,8 +555,12 @@ mod tests {
         for i in 0..(MAX_USAGE_RECORDS as i64 + 50) {
             let mut b = beat(&huge, BeatKind::Background, i, 1_000);
             b.sid = format!("{i}{huge}");
-            b.record = UsageRecord {
+            b.record = UsageEvent {
                 at: i,
+                token: huge.clone(),
+                sub: Some(huge.clone()),
+                stream: Some(huge.clone()),
+                max_sessions: Some(u32::MAX),
                 sid: b.sid.clone(),
                 ip: Some(huge.clone()),
                 country: Some(huge.clone()),

@@ -3,12 +3,13 @@
 //! and rewrite manifests so every follow-up request carries a session credential.
 
 use streamgate_core::claims::Purpose;
+use streamgate_core::detection::UsageEvent;
 use streamgate_core::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
 use streamgate_core::policy::check_blocklist;
 use streamgate_core::policy::ip::network_of;
 use streamgate_core::policy::path::origin_url;
 use streamgate_core::schemes::session::{lift_expiry_for_renewal, MAX_PRESENTATION_SECONDS};
-use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, UsageRecord, Viewer};
+use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, Viewer};
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
 use worker::wasm_bindgen::JsValue;
 use worker::{CfProperties, Context, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
@@ -240,8 +241,12 @@ fn heartbeat(
         idle: settings.idle_seconds,
         at_limit: settings.at_limit,
         viewer: Viewer { agent: agent_of(ctx.user_agent.as_deref()), network: facts.client_ip.map(network_of) },
-        record: UsageRecord {
+        record: UsageEvent {
             at: now,
+            token: grant.token_id.clone().or_else(|| grant.entry_fingerprint()).unwrap_or_default(),
+            sub: grant.subject.clone(),
+            max_sessions: grant.max_sessions,
+            stream: Some(facts.path.clone()),
             sid: sid.to_owned(),
             ip: facts.client_ip.map(|ip| ip.to_string()),
             country: ctx.country.clone(),
