@@ -1,24 +1,35 @@
-//! `/admin/*`: revoke and unrevoke tokens, block and unblock IPs, list a token's sessions.
-//! Every call needs `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time.
+//! `/admin/*`: the admin API and the Guardian view. Every API call needs
+//! `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; the view's page and
+//! assets are public files that ask for the token in a sign-in form and send it as that
+//! header (never in a URL or a cookie, so there is no CSRF to defend against).
 //!
-//! - `POST /admin/revoke`, `/admin/unrevoke`: `{"jti", "sub"?, "ttl"?}` or `{"token", "ttl"?}`.
-//!   `token` is a token of any scheme or a signed URL; it is revoked under its `jti` and
-//!   its canonical fingerprint, and its open sessions (kept under its `sub`, else `jti`,
-//!   else fingerprint) end at once. A `jti` alone reaches the sessions kept under that
-//!   `jti`; for a token that carries a `sub`, give the `sub` too (or the token). Text that
-//!   names no token is a 400, never a silent no-op.
-//! - `POST /admin/block`, `/admin/unblock`: `{"ip", "ttl"?, "force"?}`; ranges wider than
-//!   /8 (IPv4) or /16 (IPv6) need `"force": true`.
+//! - `POST /admin/revoke`, `/admin/unrevoke`: `{"jti", "sub"?, "ttl"?, "reason"?}` or
+//!   `{"token", "ttl"?, "reason"?}`. `token` is a token of any scheme or a signed URL; it is
+//!   revoked under its `jti` and its canonical fingerprint, and its open sessions (kept
+//!   under its `sub`, else `jti`, else fingerprint) end at once. A `jti` alone reaches the
+//!   sessions kept under that `jti`; for a token that carries a `sub`, give the `sub` too
+//!   (or the token). Text that names no token is a 400, never a silent no-op.
+//! - `POST /admin/block`, `/admin/unblock`: `{"ip", "ttl"?, "force"?, "reason"?}`; ranges
+//!   wider than /8 (IPv4) or /16 (IPv6) need `"force": true`.
+//! - `POST /admin/referrers/block`, `/admin/referrers/unblock`: `{"host", "ttl"?, "reason"?}`.
+//! - `POST /admin/expect`, `/admin/unexpect`: `{"indicator", "token" | "network" | "asn"}`.
+//! - `GET /admin/actions`; `POST /admin/actions/undo` `{"id"}`.
+//! - `GET /admin/sessions?jti=…|sub=…`.
 //!
-//! The rules are the core's (`revocation_target`, `check_block_range`); this module does I/O.
+//! Every change is logged (who, what, when, why) with the request that undoes it. The
+//! rules are the core's (`revocation_target`, `check_block_range`, `blocked_referrer_host`);
+//! this module does I/O.
 
 use serde::Deserialize;
+use serde_json::{json, Value};
 use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::session_key;
+use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::revocation::{check_block_range, revocation_target};
-use worker::{Env, Method, Request, Response, Result};
+use worker::{Env, Headers, Method, Request, Response, Result};
 
+use crate::guardian::{self, Actor, Expectation, Logged};
 use crate::revocations;
 use crate::settings::Settings;
 use crate::{now_seconds, session_hub};
@@ -30,6 +41,7 @@ struct Revoke {
     sub: Option<String>,
     token: Option<String>,
     ttl: Option<u64>,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -39,10 +51,49 @@ struct BlockRequest {
     ttl: Option<u64>,
     #[serde(default)]
     force: bool,
+    reason: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferrerRequest {
+    host: String,
+    ttl: Option<u64>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectRequest {
+    indicator: String,
+    token: Option<String>,
+    network: Option<String>,
+    asn: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UndoRequest {
+    id: i64,
+}
+
+/// An admin change, parsed and checked.
+enum Change {
+    Revoke(Revoke, bool),
+    Block(BlockRequest, bool),
+    Referrer(ReferrerRequest, bool),
+    Expect(Expectation, bool),
+}
+
+/// A refusal: HTTP status, code, message.
+type Refusal = (u16, &'static str, String);
+
 fn error(status: u16, code: &str, message: impl Into<String>) -> Result<Response> {
-    Ok(Response::from_json(&serde_json::json!({ "error": code, "message": message.into() }))?.with_status(status))
+    Ok(Response::from_json(&json!({ "error": code, "message": message.into() }))?.with_status(status))
+}
+
+fn invalid(message: impl Into<String>) -> Refusal {
+    (400, "invalid_input", message.into())
 }
 
 fn authorized(req: &Request, settings: &Settings) -> bool {
@@ -53,8 +104,142 @@ fn authorized(req: &Request, settings: &Settings) -> bool {
     }
 }
 
+/// Parses the change an admin path and body ask for.
+fn change(path: &str, body: Value) -> std::result::Result<Change, Refusal> {
+    let parse = |e: serde_json::Error| invalid(e.to_string());
+    Ok(match path {
+        "/admin/revoke" | "/admin/unrevoke" => {
+            Change::Revoke(serde_json::from_value(body).map_err(parse)?, path == "/admin/revoke")
+        }
+        "/admin/block" | "/admin/unblock" => {
+            Change::Block(serde_json::from_value(body).map_err(parse)?, path == "/admin/block")
+        }
+        "/admin/referrers/block" | "/admin/referrers/unblock" => {
+            Change::Referrer(serde_json::from_value(body).map_err(parse)?, path == "/admin/referrers/block")
+        }
+        "/admin/expect" | "/admin/unexpect" => {
+            let request: ExpectRequest = serde_json::from_value(body).map_err(parse)?;
+            let (kind, value) = match (request.token, request.network, request.asn) {
+                (Some(token), None, None) => ("token", token),
+                (None, Some(network), None) => ("network", IpRange::parse(&network).map_err(invalid)?.to_string()),
+                (None, None, Some(asn)) => ("asn", asn.to_string()),
+                _ => return Err(invalid("give exactly one of \"token\", \"network\" and \"asn\"")),
+            };
+            let mark = Expectation { indicator: request.indicator, kind: kind.into(), value };
+            Change::Expect(mark, path == "/admin/expect")
+        }
+        _ => return Err((404, "not_found", format!("no admin route {path}"))),
+    })
+}
+
+/// The change that undoes a logged action.
+fn inverse(action: &guardian::Action) -> std::result::Result<(String, Value), Refusal> {
+    let path = match action.action.as_str() {
+        "revoke" => "/admin/unrevoke",
+        "unrevoke" => "/admin/revoke",
+        "block" => "/admin/unblock",
+        "unblock" => "/admin/block",
+        "block_referrer" => "/admin/referrers/unblock",
+        "unblock_referrer" => "/admin/referrers/block",
+        "expect" => "/admin/unexpect",
+        "unexpect" => "/admin/expect",
+        other => return Err(invalid(format!("an action {other:?} cannot be undone"))),
+    };
+    Ok((path.to_owned(), action.request.clone()))
+}
+
+/// Applies a change and logs it. The cron's automatic revocations come through here too.
+pub async fn apply(
+    env: &Env,
+    path: &str,
+    body: Value,
+    actor: Actor,
+    now: i64,
+) -> Result<std::result::Result<Value, Refusal>> {
+    let change = match change(path, body.clone()) {
+        Ok(change) => change,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (action, target, reason, ttl, result) = match change {
+        Change::Revoke(request, revoke) => {
+            let target =
+                match revocation_target(request.jti.as_deref(), request.sub.as_deref(), request.token.as_deref()) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err((400, e.code(), e.to_string()))),
+                };
+            for id in &target.ids {
+                if revoke {
+                    revocations::revoke(env, id, request.ttl, now).await?;
+                } else {
+                    revocations::unrevoke(env, id, now).await?;
+                }
+                // Open sessions learn at once, not after KV propagates.
+                let ttl = request.ttl.map(|ttl| ttl.max(revocations::MIN_TTL_SECONDS));
+                let until = ttl.map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+                let revocation = session_hub::Revocation { id: id.clone(), until, at: now };
+                for hub in &target.session_keys {
+                    session_hub::set_revoked(env, hub, &revocation, revoke).await?;
+                }
+            }
+            let named = target.ids.first().cloned().unwrap_or_default();
+            let result =
+                json!({ "ok": true, "ids": target.ids, "sessionKeys": target.session_keys, "revoked": revoke });
+            (if revoke { "revoke" } else { "unrevoke" }, named, request.reason, request.ttl, result)
+        }
+        Change::Block(request, block) => {
+            let range = match IpRange::parse(&request.ip) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(invalid(e))),
+            };
+            let until = if block {
+                if let Err(e) = check_block_range(&range, request.force) {
+                    return Ok(Err((400, e.code(), e.to_string())));
+                }
+                revocations::block(env, &range, request.ttl, now).await?
+            } else {
+                revocations::unblock(env, &range, now).await?;
+                None
+            };
+            let result = json!({ "ok": true, "ip": range.to_string(), "blocked": block, "until": until });
+            (if block { "block" } else { "unblock" }, range.to_string(), request.reason, request.ttl, result)
+        }
+        Change::Referrer(request, block) => {
+            let host = match blocked_referrer_host(&request.host) {
+                Ok(host) => host,
+                Err(e) => return Ok(Err(invalid(e))),
+            };
+            if block {
+                revocations::block_referrer(env, &host, request.ttl).await?;
+            } else {
+                revocations::unblock_referrer(env, &host).await?;
+            }
+            let result = json!({ "ok": true, "host": host, "blocked": block });
+            (if block { "block_referrer" } else { "unblock_referrer" }, host, request.reason, request.ttl, result)
+        }
+        Change::Expect(mark, expected) => {
+            guardian::set_expected(env, &mark, expected, now).await?;
+            let target = format!("{} for {} {}", mark.indicator, mark.kind, mark.value);
+            let result = json!({ "ok": true, "expected": expected, "mark": mark });
+            (if expected { "expect" } else { "unexpect" }, target, None, None, result)
+        }
+    };
+    let logged = Logged { actor, action, target: &target, reason: reason.as_deref(), ttl, request: &body };
+    let id = guardian::log(env, &logged, now).await?;
+    let mut result = result;
+    if let Some(object) = result.as_object_mut() {
+        object.insert("action".into(), json!(id));
+    }
+    Ok(Ok(result))
+}
+
 /// Handles an `/admin/...` request.
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let path = req.path();
+    if req.method() == Method::Get {
+        if let Some(asset) = crate::dashboard::asset(&path) {
+            return crate::dashboard::serve(asset);
+        }
+    }
     if settings.admin_token.is_none() {
         return error(404, "admin_disabled", "set ADMIN_TOKEN (wrangler secret put ADMIN_TOKEN) to enable /admin");
     }
@@ -62,58 +247,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         return error(401, "unauthorized", "missing or wrong admin token");
     }
     let now = now_seconds();
-    let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Post, "/admin/revoke" | "/admin/unrevoke") => {
-            let body: Revoke = match req.json().await {
-                Ok(b) => b,
-                Err(e) => return error(400, "invalid_input", e.to_string()),
-            };
-            let target = match revocation_target(body.jti.as_deref(), body.sub.as_deref(), body.token.as_deref()) {
-                Ok(t) => t,
-                Err(e) => return error(400, e.code(), e.to_string()),
-            };
-            let revoke = path == "/admin/revoke";
-            for id in &target.ids {
-                if revoke {
-                    revocations::revoke(env, id, body.ttl, now).await?;
-                } else {
-                    revocations::unrevoke(env, id, now).await?;
-                }
-                // Open sessions learn at once, not after KV propagates.
-                let ttl = body.ttl.map(|ttl| ttl.max(revocations::MIN_TTL_SECONDS));
-                let until = ttl.map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
-                let revocation = session_hub::Revocation { id: id.clone(), until, at: now };
-                for hub in &target.session_keys {
-                    session_hub::set_revoked(env, hub, &revocation, revoke).await?;
-                }
-            }
-            Response::from_json(&serde_json::json!({
-                "ok": true, "ids": target.ids, "sessionKeys": target.session_keys, "revoked": revoke,
-            }))
-        }
-        (Method::Post, "/admin/block" | "/admin/unblock") => {
-            let body: BlockRequest = match req.json().await {
-                Ok(b) => b,
-                Err(e) => return error(400, "invalid_input", e.to_string()),
-            };
-            let range = match IpRange::parse(&body.ip) {
-                Ok(r) => r,
-                Err(e) => return error(400, "invalid_input", e),
-            };
-            let until = if path == "/admin/block" {
-                if let Err(e) = check_block_range(&range, body.force) {
-                    return error(400, e.code(), e.to_string());
-                }
-                revocations::block(env, &range, body.ttl, now).await?
-            } else {
-                revocations::unblock(env, &range, now).await?;
-                None
-            };
-            Response::from_json(&serde_json::json!({
-                "ok": true, "ip": range.to_string(), "blocked": path == "/admin/block", "until": until,
-            }))
-        }
+    let answer = match (req.method(), path.as_str()) {
         (Method::Get, "/admin/sessions") => {
             let url = req.url()?;
             let key = url.query_pairs().find_map(|(k, v)| match k.as_ref() {
@@ -121,11 +255,49 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 "sub" => Some(session_key(Some(&v), None, String::new)),
                 _ => None,
             });
-            match key {
+            return match key {
                 Some(key) => session_hub::list(env, &key).await,
                 None => error(400, "invalid_input", "give ?jti= or ?sub="),
+            };
+        }
+        (Method::Get, "/admin/actions") => Ok(json!({ "actions": guardian::actions(env).await? })),
+        (Method::Post, "/admin/actions/undo") => {
+            let request: UndoRequest = match req.json().await {
+                Ok(b) => b,
+                Err(e) => return error(400, "invalid_input", e.to_string()),
+            };
+            match guardian::action(env, request.id).await? {
+                None => Err((404, "not_found", format!("no action {}", request.id))),
+                Some(action) if action.undone => {
+                    Err((409, "already_undone", format!("action {} was undone", action.id)))
+                }
+                Some(action) => match inverse(&action) {
+                    Err(refusal) => Err(refusal),
+                    Ok((path, body)) => {
+                        let applied = apply(env, &path, body, Actor::Operator, now).await?;
+                        if applied.is_ok() {
+                            guardian::mark_undone(env, action.id).await?;
+                        }
+                        applied
+                    }
+                },
             }
         }
-        _ => error(404, "not_found", format!("no admin route {path}")),
+        (Method::Post, _) => {
+            let body: Value = match req.json().await {
+                Ok(b) => b,
+                Err(e) => return error(400, "invalid_input", e.to_string()),
+            };
+            apply(env, &path, body, Actor::Operator, now).await?
+        }
+        _ => Err((404, "not_found", format!("no admin route {path}"))),
+    };
+    match answer {
+        Ok(body) => {
+            let headers = Headers::new();
+            headers.set("Cache-Control", "no-store")?;
+            Ok(Response::from_json(&body)?.with_headers(headers))
+        }
+        Err((status, code, message)) => error(status, code, message),
     }
 }

@@ -5,9 +5,9 @@
 use streamgate_core::claims::Purpose;
 use streamgate_core::detection::UsageEvent;
 use streamgate_core::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
-use streamgate_core::policy::check_blocklist;
 use streamgate_core::policy::ip::network_of;
 use streamgate_core::policy::path::origin_url;
+use streamgate_core::policy::{check_blocklist, check_referrer_blocklist};
 use streamgate_core::schemes::session::{lift_expiry_for_renewal, MAX_PRESENTATION_SECONDS};
 use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, Viewer};
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
@@ -89,7 +89,9 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
     let now = now_seconds();
     if let Some(facts) = settings.gate.public(&ctx) {
         let blocks = revocations::blocks(env, now).await?;
-        if let Err(denial) = check_blocklist(facts.client_ip, &blocks.lookup, now) {
+        let checks = check_blocklist(facts.client_ip, &blocks.lookup, now)
+            .and_then(|()| check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers));
+        if let Err(denial) = checks {
             return deny(&denial);
         }
         return fetch_origin(&req, &method, settings, &facts.path, &query).await;
@@ -111,6 +113,9 @@ async fn serve(req: Request, env: &Env, wctx: &Context, settings: &Settings) -> 
     let grant = renewal.unwrap_or(grant);
     let revoked = revocations::lookup(env, &grant.revocation_ids(), now).await?;
     let blocks = revocations::blocks(env, now).await?;
+    if let Err(denial) = check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers) {
+        return deny(&denial);
+    }
     let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
     let (grant, facts) = match settings.gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
         Decision::Allow { grant, facts } => (grant, facts),

@@ -12,7 +12,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod admin;
+mod dashboard;
 mod gate;
+mod guardian;
 mod revocations;
 mod session_hub;
 mod settings;
@@ -43,7 +45,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             &serde_json::json!({ "ok": true, "schemes": schemes, "version": env!("CARGO_PKG_VERSION") }),
         );
     }
-    if path.starts_with("/admin/") {
+    if path == "/admin" || path.starts_with("/admin/") {
         return admin::handle(req, &env, &settings).await;
     }
     gate::handle(req, &env, &ctx, &settings).await

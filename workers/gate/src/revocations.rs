@@ -6,7 +6,8 @@
 //! and the list is read with `list({prefix: "block:"})`: two admins blocking at once each
 //! write their own key, so neither write is lost (one JSON list read, changed and written
 //! back lost the other's change). Lists written by earlier versions under `blocklist`
-//! are still read, and moved to per-range keys on the next block or unblock.
+//! are still read, and moved to per-range keys on the next block or unblock. Blocked
+//! referrer hosts (from the Guardian view) are keys `referrer:<host>` in the same way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ const MAX_CACHED_IDS: usize = 8192;
 /// The one-key block list of earlier versions, read until moved (see the module docs).
 const LEGACY_BLOCKLIST_KEY: &str = "blocklist";
 const BLOCK_PREFIX: &str = "block:";
+const REFERRER_PREFIX: &str = "referrer:";
 
 /// One entry of the legacy block list.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,9 +39,11 @@ struct LegacyBlock {
     until: Option<i64>,
 }
 
-/// The block list as read from KV, as the lookup the policy engine asks.
+/// The block lists as read from KV: IP ranges, as the lookup the policy engine asks, and
+/// referrer hosts.
 pub struct Blocks {
     pub lookup: MemoryBlocklist,
+    pub referrers: Vec<String>,
 }
 
 thread_local! {
@@ -132,29 +136,55 @@ pub async fn blocks(env: &Env, now: i64) -> Result<Rc<Blocks>> {
     {
         return Ok(blocks);
     }
+    // A key whose range no longer parses is skipped rather than failing every request.
+    let mut entries: Vec<(IpRange, Option<i64>)> = listed(env, BLOCK_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|(name, until)| Some((IpRange::parse(&name).ok()?, until)))
+        .collect();
+    entries.extend(legacy_blocks(env).await?.into_iter().map(|b| (b.range, b.until)));
+    let referrers = listed(env, REFERRER_PREFIX).await?.into_iter().map(|(host, _)| host).collect();
+    let blocks = Rc::new(Blocks { lookup: entries.into_iter().collect(), referrers });
+    BLOCKS.with(|b| *b.borrow_mut() = Some((blocks.clone(), now)));
+    Ok(blocks)
+}
+
+/// Every key under `prefix`, without the prefix, with its expiration (unix seconds).
+async fn listed(env: &Env, prefix: &str) -> Result<Vec<(String, Option<i64>)>> {
     let kv = env.kv(BINDING)?;
-    let mut entries: Vec<(IpRange, Option<i64>)> = Vec::new();
+    let mut entries = Vec::new();
     let mut cursor = None;
     loop {
-        let mut list = kv.list().prefix(BLOCK_PREFIX.to_owned());
+        let mut list = kv.list().prefix(prefix.to_owned());
         if let Some(c) = cursor {
             list = list.cursor(c);
         }
         let page = list.execute().await.map_err(worker::Error::from)?;
-        // A key whose range no longer parses is skipped rather than failing every request.
         entries.extend(page.keys.iter().filter_map(|k| {
-            let range = IpRange::parse(k.name.strip_prefix(BLOCK_PREFIX)?).ok()?;
-            Some((range, k.expiration.and_then(|e| i64::try_from(e).ok())))
+            Some((k.name.strip_prefix(prefix)?.to_owned(), k.expiration.and_then(|e| i64::try_from(e).ok())))
         }));
         match page.cursor.filter(|_| !page.list_complete) {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    entries.extend(legacy_blocks(env).await?.into_iter().map(|b| (b.range, b.until)));
-    let blocks = Rc::new(Blocks { lookup: entries.into_iter().collect() });
-    BLOCKS.with(|b| *b.borrow_mut() = Some((blocks.clone(), now)));
-    Ok(blocks)
+    Ok(entries)
+}
+
+/// Blocks referrer `host` (a host or a `*.` wildcard), for `ttl` seconds or until
+/// unblocked; enforced by this isolate at once, by others within [`CACHE_SECONDS`] plus
+/// KV's propagation.
+pub async fn block_referrer(env: &Env, host: &str, ttl: Option<u64>) -> Result<()> {
+    put_marker(env, &format!("{REFERRER_PREFIX}{host}"), ttl).await?;
+    forget_blocks();
+    Ok(())
+}
+
+/// Lifts the block of referrer `host`.
+pub async fn unblock_referrer(env: &Env, host: &str) -> Result<()> {
+    env.kv(BINDING)?.delete(&format!("{REFERRER_PREFIX}{host}")).await.map_err(worker::Error::from)?;
+    forget_blocks();
+    Ok(())
 }
 
 async fn legacy_blocks(env: &Env) -> Result<Vec<LegacyBlock>> {

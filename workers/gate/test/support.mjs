@@ -1,6 +1,6 @@
 // The built gate in workerd (Miniflare), in front of the demo origin served by Miniflare's
 // outbound service, which records every request that reached the origin.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,8 @@ export function gateWorker({ bindings = {}, sessionStore = true } = {}) {
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: '2026-07-01',
     kvNamespaces: ['REVOCATIONS'],
+    d1Databases: ['GUARDIAN'],
+    r2Buckets: ['USAGE'],
     // Without the binding every session-store call fails: the store-failure path.
     durableObjects: sessionStore ? { SESSIONS: 'SessionHub' } : {},
     bindings: {
@@ -78,7 +80,22 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
     },
   });
   const url = listen ? (await mf.ready).origin : 'http://gate.test';
+  await applyMigrations(mf);
   return { mf, origin, requests, url };
+}
+
+/**
+ * Applies workers/gate/migrations to the gate's D1 database, in order, as
+ * `wrangler d1 migrations apply GUARDIAN --local` does for `scripts/run.sh`.
+ */
+export async function applyMigrations(mf) {
+  const db = await mf.getD1Database('GUARDIAN');
+  const dir = join(root, 'workers', 'gate', 'migrations');
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort()) {
+    const sql = (await readFile(join(dir, file), 'utf8')).replace(/^\s*--.*$/gm, '');
+    const statements = sql.split(';').map((s) => s.trim()).filter(Boolean);
+    await db.batch(statements.map((s) => db.prepare(s)));
+  }
 }
 
 /**

@@ -308,6 +308,36 @@ pub fn check_blocklist(client: Option<IpAddr>, blocklist: &dyn IpBlocklist, now:
     }
 }
 
+/// A host for the referrer block list, normalized (lower case, no trailing dot): a DNS
+/// name, or `*.` and a DNS name for every subdomain. Anything else (a URL, a path, a bare
+/// `*`) is refused, so a block never matches more or less than the operator meant.
+pub fn blocked_referrer_host(text: &str) -> Result<String, String> {
+    let host = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    let label_ok =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if host.len() > 253 || !name.contains('.') && name != "localhost" || !name.split('.').all(label_ok) {
+        return Err(format!("{text:?} is not a host name (example.com, or *.example.com for its subdomains)"));
+    }
+    Ok(host)
+}
+
+/// The operator's referrer block list (hosts or `*.` wildcards blocked at run time, e.g.
+/// from the Guardian view): a request whose Referer host matches one is refused. Public
+/// paths use it too. A request without Referer is not affected.
+pub fn check_referrer_blocklist(referer: Option<&str>, blocked: &[String]) -> Result<(), Denial> {
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    let Some(host) = referer.map(str::trim).filter(|r| !r.is_empty()).and_then(referrer_host) else {
+        return Ok(());
+    };
+    if blocked.iter().any(|pattern| host_matches(pattern, &host)) {
+        return Err(Denial::ReferrerDenied { referrer: Some(host), why: "host is on the referrer block list" });
+    }
+    Ok(())
+}
+
 fn check_validity(grant: &Grant, now: i64) -> Result<(), Denial> {
     let v = grant.validity;
     let leeway = i64::from(v.leeway);
@@ -383,6 +413,29 @@ fn describe(matcher: &RuleMatcher) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocked_referrer_hosts_are_host_names_only() {
+        assert_eq!(blocked_referrer_host(" Pirate.Example. ").unwrap(), "pirate.example");
+        assert_eq!(blocked_referrer_host("*.leech.test").unwrap(), "*.leech.test");
+        for bad in ["*", "*.", "https://pirate.example/", "pirate.example/x", "com", "a..b", "", "*.*.x.y", "a b.c"] {
+            assert!(blocked_referrer_host(bad).is_err(), "{bad}");
+        }
+        assert!(blocked_referrer_host(&format!("{}.com", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn the_referrer_block_list_refuses_matching_hosts_only() {
+        let blocked = vec!["pirate.example".to_owned(), "*.leech.test".to_owned()];
+        let reason = |r: Option<&str>| check_referrer_blocklist(r, &blocked).err().map(|d| d.reason());
+        assert_eq!(reason(Some("https://pirate.example/watch")), Some(crate::ReasonCode::ReferrerDenied));
+        assert_eq!(reason(Some("https://PIRATE.example.:8443/")), Some(crate::ReasonCode::ReferrerDenied));
+        assert_eq!(reason(Some("https://a.b.leech.test/")), Some(crate::ReasonCode::ReferrerDenied));
+        assert_eq!(reason(Some("https://leech.test/")), None, "a wildcard needs a subdomain");
+        assert_eq!(reason(Some("https://pirate.example.com/")), None);
+        assert_eq!(reason(None), None);
+        assert_eq!(reason(Some("not a url")), None);
+    }
 
     #[test]
     fn public_paths_are_trimmed_globs_that_never_open_everything() {
