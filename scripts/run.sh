@@ -35,12 +35,18 @@ node scripts/demo-origin.mjs "$origin_port" &
 origin_pid=$!
 trap 'kill $origin_pid ${gate_pid:-} 2>/dev/null || true' EXIT
 
-step "Starting the gate (wrangler dev builds it first; the first build takes a few minutes)"
 export WRANGLER_SEND_METRICS=false
+wrangler() { npm/node_modules/.bin/node npm/node_modules/wrangler/bin/wrangler.js "$@"; }
+
+step "Applying Token Guardian's D1 migrations (local)"
+wrangler d1 migrations apply GUARDIAN --local --persist-to .wrangler/state
+
+step "Starting the gate (wrangler dev builds it first; the first build takes a few minutes)"
 # wrangler dev would fetch a real `request.cf` from Cloudflare; the gate gets a placeholder.
 export CLOUDFLARE_CF_FETCH_ENABLED=false
+# --test-scheduled exposes /__scheduled, which runs the Cron Trigger (misuse detection) now.
 npm/node_modules/.bin/node npm/node_modules/wrangler/bin/wrangler.js dev --ip 127.0.0.1 --port "$gate_port" \
-  --persist-to .wrangler/state --log-level warn &
+  --persist-to .wrangler/state --log-level warn --test-scheduled &
 gate_pid=$!
 gate="http://127.0.0.1:$gate_port"
 for _ in $(seq 1 600); do
@@ -77,6 +83,11 @@ Admin API (token in .dev.vars):
   curl -X POST -H 'Authorization: Bearer $admin_token' $gate/admin/revoke -d '{"token": "<the token above>"}'
   curl -X POST -H 'Authorization: Bearer $admin_token' $gate/admin/block  -d '{"ip": "203.0.113.0/24"}'
   curl -H 'Authorization: Bearer $admin_token' '$gate/admin/sessions?sub=demo-viewer'
+
+Token Guardian (misuse detection, every 5 minutes by the Cron Trigger):
+  dashboard:        $gate/admin/   (sign in with the ADMIN_TOKEN above)
+  run it now:       curl '$gate/__scheduled?cron=*/5+*+*+*+*'
+  findings as JSON: curl -H 'Authorization: Bearer $admin_token' '$gate/admin/tokens?window=3h'
 
 Health: $gate/healthz. Ctrl-C stops both.
 EOT

@@ -356,6 +356,20 @@ pub struct SessionHubState {
     /// The latest usage records, oldest first, at most [`MAX_USAGE_RECORDS`].
     #[serde(default)]
     pub usage: Vec<UsageEvent>,
+    /// Records not yet handed to misuse detection's storage, oldest first (see
+    /// [`SessionHubState::flush_due`]).
+    #[serde(default)]
+    pub pending: Vec<UsageEvent>,
+}
+
+/// Records a session store holds for detection before it must flush them (also under the
+/// store's value limit, like [`MAX_USAGE_RECORDS`]).
+pub const MAX_PENDING_RECORDS: usize = 64;
+
+/// The start of the time bucket (`bucket` seconds long) that holds `at`.
+pub fn bucket_start(at: i64, bucket: i64) -> i64 {
+    let bucket = bucket.max(1);
+    at.div_euclid(bucket).saturating_mul(bucket)
 }
 
 /// Usage records a session store keeps per key. With every field at its bound a record
@@ -383,7 +397,9 @@ impl SessionHubState {
         };
         match outcome {
             Ok(Admission::Admitted) => {
-                self.usage.push(beat.record.bounded());
+                let record = beat.record.bounded();
+                self.pending.push(record.clone());
+                self.usage.push(record);
                 let excess = self.usage.len().saturating_sub(MAX_USAGE_RECORDS);
                 self.usage.drain(..excess);
                 Verdict::Admitted { active: self.list.active() }
@@ -391,6 +407,18 @@ impl SessionHubState {
             Ok(Admission::Full { limit, active }) => Verdict::Full { limit, active },
             Err(why) => Verdict::Ended { why },
         }
+    }
+
+    /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
+    /// once when there are [`MAX_PENDING_RECORDS`] (`Some(now)`), else when the oldest one's
+    /// bucket ends; `None` when nothing is pending. So each key flushes at most once per
+    /// bucket in steady state.
+    pub fn flush_due(&self, now: i64, bucket: i64) -> Option<i64> {
+        let oldest = self.pending.first()?;
+        if self.pending.len() >= MAX_PENDING_RECORDS {
+            return Some(now);
+        }
+        Some(bucket_start(oldest.at, bucket).saturating_add(bucket.max(1)))
     }
 
     /// Records that `revocation.id` is revoked (`revoked`) or no longer is. A revocation
@@ -529,6 +557,21 @@ mod tests {
             Verdict::Ended { why: Ended::Inactive }.denial().map(|d| d.reason()),
             Some(crate::ReasonCode::Expired)
         );
+    }
+
+    #[test]
+    fn pending_records_flush_once_per_bucket_or_when_the_store_would_fill() {
+        let mut hub = SessionHubState::default();
+        assert_eq!(hub.flush_due(0, 300), None, "nothing pending");
+        hub.heartbeat(beat("a", BeatKind::Start, 610, 5));
+        hub.heartbeat(beat("a", BeatKind::Reload, 650, 5));
+        assert_eq!(hub.pending.len(), 2);
+        assert_eq!(hub.flush_due(650, 300), Some(900), "the end of the oldest record's bucket");
+        for t in 0..MAX_PENDING_RECORDS as i64 {
+            hub.heartbeat(beat("a", BeatKind::Reload, 651 + t, 5));
+        }
+        assert_eq!(hub.flush_due(700, 300), Some(700), "full: at once");
+        assert_eq!((bucket_start(-1, 300), bucket_start(899, 300), bucket_start(5, 0)), (-300, 600, 5));
     }
 
     #[test]

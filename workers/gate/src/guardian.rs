@@ -1,9 +1,13 @@
-//! Token Guardian's storage at the edge: the actions log and "expected" marks in D1
-//! (binding `GUARDIAN`, schema in `workers/gate/migrations`). Detection itself is the
-//! core's (`streamgate_core::detection`); this module only reads and writes.
+//! Token Guardian's storage at the edge: per-token activity rollups, findings, the actions
+//! log and "expected" marks in D1 (binding `GUARDIAN`, schema in `workers/gate/migrations`),
+//! raw usage events in R2 (binding `USAGE`). Detection itself is the core's
+//! (`streamgate_core::detection`); this module only reads and writes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use streamgate_core::detection::UsageEvent;
+use streamgate_core::grant::fingerprint;
+use streamgate_core::sessions::bucket_start;
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env, Result};
 
@@ -175,4 +179,100 @@ pub async fn set_expected(env: &Env, mark: &Expectation, expected: bool, now: i6
 /// Every mark.
 pub async fn expectations(env: &Env) -> Result<Vec<Expectation>> {
     db(env)?.prepare("SELECT indicator, kind, value FROM expectations").all().await?.results::<Expectation>()
+}
+
+/// The R2 binding for raw usage events.
+pub const USAGE_BINDING: &str = "USAGE";
+
+/// Raw usage objects are named `usage/<bucket start>/<hub>-<first event>-<count>.jsonl`,
+/// so a listing from `usage/<from>` is in time order and a window is a key range.
+const USAGE_PREFIX: &str = "usage/";
+
+fn usage_dir(bucket: i64) -> String {
+    format!("{USAGE_PREFIX}{:012}/", bucket.max(0))
+}
+
+/// JSON Lines: one event per line.
+fn json_lines(events: &[UsageEvent]) -> String {
+    let mut out = String::new();
+    for event in events {
+        if let Ok(line) = serde_json::to_string(event) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Stores what a session key's hub flushes: the raw events in R2, one object per flush,
+/// and the per-token activity rollups of their buckets in D1.
+pub async fn store_usage(env: &Env, hub_key: &str, events: &[UsageEvent], bucket: i64) -> Result<()> {
+    let Some(first) = events.first() else { return Ok(()) };
+    let name = format!(
+        "{}{}-{}-{}.jsonl",
+        usage_dir(bucket_start(first.at, bucket)),
+        fingerprint(hub_key).get(..16).unwrap_or("hub"),
+        first.at,
+        events.len()
+    );
+    env.bucket(USAGE_BINDING)?.put(name, json_lines(events)).execute().await?;
+    store_rollups(env, events, bucket).await
+}
+
+/// The raw usage events with `from <= at < to`, as JSON Lines, at most `max_objects`
+/// objects read; the flag says whether the window held more.
+pub async fn usage(env: &Env, from: i64, to: i64, bucket: i64, max_objects: usize) -> Result<(String, bool)> {
+    let bucket_store = env.bucket(USAGE_BINDING)?;
+    let last = usage_dir(bucket_start(to, bucket));
+    // Keys sort by bucket: start just before the first bucket of the window.
+    let mut after = Some(format!("{USAGE_PREFIX}{:012}", bucket_start(from, bucket).max(1) - 1));
+    let mut out = String::new();
+    let mut read = 0;
+    while let Some(start) = after.take() {
+        let page = bucket_store.list().prefix(USAGE_PREFIX).start_after(start).limit(100).execute().await?;
+        for object in page.objects() {
+            let key = object.key();
+            if key.as_str() > last.as_str() && !key.starts_with(&last) {
+                return Ok((out, false));
+            }
+            if read == max_objects {
+                return Ok((out, true));
+            }
+            read += 1;
+            if let Some(body) = bucket_store.get(&key).execute().await?.and_then(|o| o.body()) {
+                let text = body.text().await?;
+                for line in text.lines() {
+                    let at = serde_json::from_str::<UsageEvent>(line).map(|e| e.at).unwrap_or(i64::MIN);
+                    if (from..to).contains(&at) {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+            }
+            after = Some(key);
+        }
+        if !page.truncated() {
+            break;
+        }
+    }
+    Ok((out, false))
+}
+
+/// Deletes raw usage and rollups older than `cutoff`.
+pub async fn expire(env: &Env, cutoff: i64, bucket: i64) -> Result<()> {
+    let store = env.bucket(USAGE_BINDING)?;
+    let first_kept = usage_dir(bucket_start(cutoff, bucket));
+    loop {
+        let page = store.list().prefix(USAGE_PREFIX).limit(1000).execute().await?;
+        let old: Vec<String> = page.objects().iter().map(|o| o.key()).filter(|k| k.as_str() < first_kept.as_str()).collect();
+        let done = old.len() < page.objects().len() || !page.truncated();
+        if !old.is_empty() {
+            store.delete_multiple(old).await?;
+        }
+        if done {
+            break;
+        }
+    }
+    db(env)?.prepare("DELETE FROM rollups WHERE bucket < ?").bind(&[number(bucket_start(cutoff, bucket))])?.run().await?;
+    Ok(())
 }

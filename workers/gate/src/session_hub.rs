@@ -80,37 +80,73 @@ pub fn take_served(sid: &str, now: i64) -> Option<u64> {
     with_tally(sid, now, |t| Some(std::mem::take(&mut t.served)).filter(|&b| b > 0))
 }
 
-const STATE: [&str; 3] = ["sessions", "revocations", "usage"];
+const STATE: [&str; 4] = ["sessions", "revocations", "usage", "pending"];
+
+/// Where the hub remembers its own key (a Durable Object cannot read the name it was
+/// addressed by), for naming what it flushes.
+const KEY: &str = "key";
 
 #[durable_object]
 pub struct SessionHub {
     state: State,
+    env: Env,
 }
 
 impl SessionHub {
     /// Each part in its own key, so each has the whole value limit.
     async fn load(&self) -> Result<SessionHubState> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage] = STATE;
+        let [sessions, revocations, usage, pending] = STATE;
         Ok(SessionHubState {
             list: storage.get(sessions).await?.unwrap_or_default(),
             revocations: storage.get(revocations).await?.unwrap_or_default(),
             usage: storage.get(usage).await?.unwrap_or_default(),
+            pending: storage.get(pending).await?.unwrap_or_default(),
         })
     }
 
     async fn store(&self, hub: &SessionHubState) -> Result<()> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage] = STATE;
+        let [sessions, revocations, usage, pending] = STATE;
         storage.put(sessions, &hub.list).await?;
         storage.put(revocations, &hub.revocations).await?;
-        storage.put(usage, &hub.usage).await
+        storage.put(usage, &hub.usage).await?;
+        storage.put(pending, &hub.pending).await
+    }
+
+    /// Hands the pending usage records to detection's storage when due, else makes sure an
+    /// alarm will.
+    async fn flush_or_schedule(&self, hub: &mut SessionHubState, now: i64) -> Result<()> {
+        let bucket = crate::settings::get(&self.env).map_or(300, |s| s.guardian.bucket_seconds);
+        match hub.flush_due(now, bucket) {
+            None => Ok(()),
+            Some(due) if due <= now => self.flush(hub, bucket).await,
+            Some(due) => {
+                let storage = self.state.storage();
+                if storage.get_alarm().await?.is_none() {
+                    // An i64 is an offset from now, in milliseconds.
+                    storage.set_alarm(due.saturating_sub(now).saturating_mul(1000)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn flush(&self, hub: &mut SessionHubState, bucket: i64) -> Result<()> {
+        let key: Option<String> = self.state.storage().get(KEY).await?;
+        let events = std::mem::take(&mut hub.pending);
+        if let Err(error) = crate::guardian::store_usage(&self.env, key.as_deref().unwrap_or("unknown"), &events, bucket).await {
+            // Kept for the next flush: nothing recorded is lost to a storage hiccup.
+            hub.pending = events;
+            return Err(error);
+        }
+        Ok(())
     }
 }
 
 impl DurableObject for SessionHub {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -118,8 +154,14 @@ impl DurableObject for SessionHub {
         match (req.method(), path.as_str()) {
             (Method::Post, "/heartbeat") => {
                 let beat: Heartbeat = req.json().await?;
+                let now = beat.now;
+                if let Some(key) = req.headers().get(KEY_HEADER)? {
+                    self.state.storage().put(KEY, key).await?;
+                }
                 let mut hub = self.load().await?;
                 let verdict = hub.heartbeat(beat);
+                // A failed flush is retried by the alarm; the verdict stands.
+                let _ = self.flush_or_schedule(&mut hub, now).await;
                 self.store(&hub).await?;
                 Response::from_json(&verdict)
             }
@@ -137,7 +179,22 @@ impl DurableObject for SessionHub {
             _ => Response::error("not found", 404),
         }
     }
+
+    async fn alarm(&self) -> Result<Response> {
+        let mut hub = self.load().await?;
+        let bucket = crate::settings::get(&self.env).map_or(300, |s| s.guardian.bucket_seconds);
+        let flushed = self.flush(&mut hub, bucket).await;
+        self.store(&hub).await?;
+        if flushed.is_err() {
+            // Try again in a minute (an i64 is an offset from now, in milliseconds).
+            self.state.storage().set_alarm(60_000_i64).await?;
+        }
+        Response::ok("flushed")
+    }
 }
+
+/// The header a heartbeat names its hub's key in.
+const KEY_HEADER: &str = "X-Session-Key";
 
 fn stub(env: &Env, key: &str) -> Result<worker::Stub> {
     env.durable_object(BINDING)?.id_from_name(key)?.get_stub()
@@ -146,6 +203,9 @@ fn stub(env: &Env, key: &str) -> Result<worker::Stub> {
 async fn call(env: &Env, key: &str, method: Method, path: &str, body: Option<String>) -> Result<Response> {
     let mut init = worker::RequestInit::new();
     init.with_method(method);
+    let headers = worker::Headers::new();
+    headers.set(KEY_HEADER, key)?;
+    init.with_headers(headers);
     if let Some(body) = body {
         init.with_body(Some(body.into()));
     }

@@ -34,6 +34,26 @@ pub struct Settings {
     pub client_ip_header: Option<String>,
     /// Also hand out the session credential as a path-scoped, time-bounded cookie.
     pub cookie_transport: bool,
+    /// Token Guardian.
+    pub guardian: GuardianSettings,
+}
+
+/// Token Guardian's settings (`GUARDIAN_*` vars).
+pub struct GuardianSettings {
+    /// The window the scheduled detection looks at, seconds (`GUARDIAN_WINDOW`, 3 h).
+    pub window_seconds: i64,
+    /// Usage rollup bucket, seconds (`GUARDIAN_BUCKET`, 5 min): each token's Durable
+    /// Object flushes at most once per bucket.
+    pub bucket_seconds: i64,
+    /// How long rollups and raw usage are kept, seconds (`GUARDIAN_RETENTION`, 7 days).
+    pub retention_seconds: i64,
+    /// Whether the scheduled detection revokes tokens by itself (`GUARDIAN_AUTO_REVOKE`,
+    /// off by default).
+    pub auto_revoke: bool,
+    /// The score from which it does (`GUARDIAN_REVOKE_SCORE`, 80).
+    pub revoke_score: u8,
+    /// For how long, seconds (`GUARDIAN_REVOKE_TTL`, a day): reversible, and it lapses.
+    pub revoke_ttl: u64,
 }
 
 /// The shortest admin token accepted, bytes.
@@ -121,10 +141,34 @@ fn parse(env: &Env) -> Result<Settings, String> {
         at_limit,
         on_store_error,
         client_ip_header,
-        cookie_transport: match text(env, "COOKIE_TRANSPORT").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => return Err(format!("COOKIE_TRANSPORT must be on or off, not {other:?}")),
+        cookie_transport: switch(env, "COOKIE_TRANSPORT")?,
+        guardian: GuardianSettings {
+            window_seconds: i64::from(positive(env, "GUARDIAN_WINDOW", 10_800)?),
+            bucket_seconds: i64::from(positive(env, "GUARDIAN_BUCKET", 300)?),
+            retention_seconds: i64::from(positive(env, "GUARDIAN_RETENTION", 604_800)?),
+            auto_revoke: switch(env, "GUARDIAN_AUTO_REVOKE")?,
+            revoke_score: match number(env, "GUARDIAN_REVOKE_SCORE", 80)? {
+                score @ 1..=100 => u8::try_from(score).unwrap_or(100),
+                other => return Err(format!("GUARDIAN_REVOKE_SCORE must be 1 to 100, not {other}")),
+            },
+            revoke_ttl: u64::from(positive(env, "GUARDIAN_REVOKE_TTL", 86_400)?),
         },
     })
+}
+
+/// An `on`/`off` var, off when unset.
+fn switch(env: &Env, name: &str) -> Result<bool, String> {
+    match text(env, name).as_deref() {
+        None | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(other) => Err(format!("{name} must be on or off, not {other:?}")),
+    }
+}
+
+/// A whole number of seconds above zero.
+fn positive(env: &Env, name: &str, default: u32) -> Result<u32, String> {
+    match number(env, name, default)? {
+        0 => Err(format!("{name} must be above zero")),
+        n => Ok(n),
+    }
 }
