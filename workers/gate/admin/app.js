@@ -101,7 +101,7 @@
 
   function fmtDuration(v) {
     const n = num(v);
-    if (n === null) return '–';
+    if (n === null || n < 0) return '–';
     const s = Math.round(n);
     if (s < 60) return `${s}s`;
     const m = Math.floor(s / 60);
@@ -334,7 +334,8 @@
   async function loadTokens(seq) {
     const data = await api('GET', `/admin/tokens?${windowQuery()}`);
     if (seq !== renderSeq) return;
-    state.tokens = arr(data.tokens).filter((r) => r && typeof r === 'object');
+    // A row without an id can be neither expanded nor acted on: left out.
+    state.tokens = arr(data.tokens).filter((r) => r && typeof r === 'object' && !Array.isArray(r) && str(r.token) !== '');
     showWindow(data.window);
     // Details of expanded rows are fetched again: they change with the window and with actions.
     state.details.clear();
@@ -368,7 +369,7 @@
   }
 
   function listCell(items, limit, fmt) {
-    const all = arr(items).map(fmt);
+    const all = arr(items).filter((x) => x !== null && x !== undefined).map(fmt).filter((x) => x !== '');
     const shown = all.slice(0, limit).join(', ');
     return h('td', { title: all.join(', ') || null }, shown, all.length > limit ? h('span', { class: 'muted' }, ` +${all.length - limit}`) : null);
   }
@@ -396,7 +397,7 @@
       const tr = h('tr', { class: `row sev-row-${Object.hasOwn(SEVERITY_RANK, sev) ? sev : 'unknown'}${r.revoked === true ? ' revoked' : ''}`, dataset: { token: id } },
         h('td', { class: 'expander-col' }, h('button', { type: 'button', class: 'expander', 'aria-expanded': open ? 'true' : 'false', 'aria-label': `Details of ${id}`, onclick: toggle }, open ? '▾' : '▸')),
         h('td', { class: 'mono token-id', title: id }, id, r.revoked === true ? h('span', { class: 'badge revoked-badge' }, 'revoked') : null),
-        h('td', { class: 'mono' }, str(r.sub)),
+        h('td', { class: 'mono subject' }, str(r.sub)),
         h('td', { class: 'num' }, fmtNum(r.ips)),
         h('td', { class: 'num' }, fmtNum(r.sessions)),
         h('td', { class: 'num' }, fmtNum(r.peak_concurrency)),
@@ -462,7 +463,7 @@
           activityChart(arr(d.activity)),
         ),
       ),
-      h('div', { class: 'card' }, h('h3', {}, `Indicators (${arr(full.indicators).length})`), indicatorsView(full, d)),
+      h('div', { class: 'card' }, h('h3', {}, `Indicators (${arr(full.indicators).length})`), indicatorsView(full)),
       h('div', { class: 'card' }, h('h3', {}, `IPs (${arr(d.ips).length})`), ipsOfToken(arr(d.ips))),
     );
   }
@@ -507,7 +508,7 @@
     return [...new Set(out.map(String))];
   }
 
-  function indicatorsView(row, detail) {
+  function indicatorsView(row) {
     const indicators = arr(row.indicators).filter((i) => i && typeof i === 'object');
     if (!indicators.length) return h('p', { class: 'muted' }, 'No indicator.');
     const asns = new Set(arr(row.providers).map((p) => p && p.asn).filter((a) => num(a) !== null).map(String));
@@ -539,7 +540,6 @@
         ),
         i.evidence === undefined ? null : h('pre', { class: 'json evidence' }, JSON.stringify(i.evidence, null, 2)));
     }));
-    // `detail` is accepted for later use (per-IP evidence); unused for now.
   }
 
   function ipsOfToken(ips) {

@@ -168,6 +168,31 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   const scores = (await column('score')).map((r) => parseFloat(r.value));
   assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
 
+  // The window: a day, then a custom from/to, then back to three hours.
+  const tokensRequest = (re) => page.waitForRequest((r) => new URL(r.url()).pathname === '/admin/tokens' && re.test(new URL(r.url()).search));
+  let asked = tokensRequest(/^\?window=1d$/);
+  await page.selectOption('#window', '1d');
+  await asked;
+  await page.selectOption('#window', 'custom');
+  asked = tokensRequest(/^\?from=\d+&to=\d+$/);
+  await page.click('#apply-window');
+  const custom = new URL((await asked).url()).searchParams;
+  assert.ok(Number(custom.get('to')) - Number(custom.get('from')) === 6 * 3600, custom.toString());
+  asked = tokensRequest(/^\?window=3h$/);
+  await page.selectOption('#window', '3h');
+  await asked;
+  await row(SHARED).waitFor();
+
+  // Filtering by severity: every row shown is at least as severe as asked.
+  const rank = { none: 0, low: 1, medium: 2, high: 3 };
+  const sharedSeverity = (await row(SHARED).locator('.badge').first().textContent()).trim();
+  assert.ok(rank[sharedSeverity] >= 1, `four IPs in four countries: severity ${sharedSeverity}`);
+  await page.selectOption('#severity', sharedSeverity);
+  const shown = await page.locator('#tokens-body tr.row').evaluateAll((trs) => trs.map((tr) => [tr.dataset.token, tr.querySelector('.badge').textContent]));
+  assert.ok(shown.some(([t]) => t === SHARED) && shown.every(([, s]) => rank[s] >= rank[sharedSeverity]), JSON.stringify(shown));
+  assert.ok(!shown.some(([t]) => t === NORMAL), 'one viewer at home is not suspicious');
+  await page.selectOption('#severity', '');
+
   // Filtering by text.
   await page.fill('#filter', 'bob@example');
   assert.deepEqual((await column('ips')).map((r) => r.token), [NORMAL]);
@@ -196,10 +221,19 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   await shot('2-tokens-xss');
   await row(EVIL).locator('button.expander').click();
 
+  // Mark an indicator of the shared token as expected for that token.
+  const indicator = detail.locator('li.indicator').first();
+  const code = await indicator.getAttribute('data-code');
+  await indicator.locator('button.expect').click();
+  assert.match(await resultText('ok'), new RegExp(`Mark ${code} as expected`));
+  await clearResult();
+
   // Revoke from the expanded row: the gate denies the token right away.
   await detail.locator('button.revoke').click();
   assert.match(await resultText('ok'), /Revoke/);
   await row(SHARED).locator('.revoked-badge').waitFor();
+  await detail.locator('button.unrevoke').waitFor();
+  await shot('1b-tokens-revoked');
   await expectDenied(await send(`/hls/master.m3u8?token=${tokens.shared}`, viewers.de), 'revoked');
   await clearResult();
 
@@ -210,6 +244,7 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   await page.fill('#block-ip', '0.0.0.0/0');
   await page.click('#block-form button[type=submit]');
   assert.match(await resultText('error'), /force/);
+  await shot('3b-ips-too-wide');
   await clearResult();
   await page.fill('#block-ip', '203.0.113.0/24');
   await page.selectOption('#block-ttl', '3600');
@@ -237,6 +272,7 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   await action('revoke', SHARED).waitFor();
   await action('block', '203.0.113.0/24').waitFor();
   await action('block_referrer', 'pirate.test').waitFor();
+  await action('expect', SHARED).waitFor();
   assert.match(await action('revoke', SHARED).textContent(), /operator/);
   await shot('5-actions');
   await action('revoke', SHARED).locator('button.undo').click();
@@ -248,12 +284,30 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   assert.equal((await send(`/hls/master.m3u8?token=${token()}`, { ip: '203.0.113.99' })).status, 200, 'unblocked');
   await action('revoke', SHARED).locator('button.undo').waitFor({ state: 'detached' });
 
+  // Unknown, missing or mistyped fields do not break the page (the API may shift while the detector is built).
+  await page.route('**/admin/tokens?*', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify({
+    window: 7,
+    tokens: [
+      { token: 'odd-row', score: 'high?', severity: 'extreme', indicators: 'none', countries: null, providers: [null, { asn: 'x' }, 7], referrers: [{ host: null }, { count: 'many' }], playback_seconds: -1, revoked: 'yes', extra: { nested: [1] } },
+      42, null, {}, [],
+    ],
+  }) }));
+  await page.route('**/admin/tokens/detail?*', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify({ row: null, claims: 'text', scope: 5, ips: { not: 'a list' }, activity: [{ at: 'soon' }, null, { at: 1, events: 'x' }] }) }));
+  await page.click('#nav a[data-view="tokens"]');
+  await row('odd-row').locator('button.expander').click();
+  await page.locator('#tokens-body tr[data-detail-for="odd-row"] .detail').waitFor();
+  assert.equal(await page.locator('#tokens-body tr.row').count(), 1, 'rows without a token id are left out');
+  await shot('7-tokens-odd-fields');
+  await page.unroute('**/admin/tokens/detail?*');
+  await page.unroute('**/admin/tokens?*');
+
   // A 401 in the middle of a session returns to the sign-in form, with a message.
   await page.route('**/admin/ips?*', (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"unauthorized","message":"missing or wrong admin token"}' }));
   await page.click('#nav a[data-view="ips"]');
   await page.locator('#signin').waitFor({ state: 'visible' });
   assert.match(await page.textContent('#signin-message'), /missing or wrong admin token/);
   assert.ok(await page.isHidden('#app'));
+  await shot('6-signed-out-401');
   await page.unroute('**/admin/ips?*');
 
   // The admin token never left as a URL or a cookie; every API call carried it as a header.
