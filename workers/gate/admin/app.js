@@ -133,7 +133,12 @@
     return org ? `${asn} ${org}`.trim() : asn || '?';
   }
 
-  const referrerName = (r) => (r && typeof r === 'object' && r.host !== null && r.host !== undefined && r.host !== '' ? str(r.host) : '(no referrer)');
+  // Referrer rows name their host `host` (breakdown) or `name` (token rows); null: none sent.
+  const referrerHost = (r) => (r && typeof r === 'object' ? (r.host ?? r.name ?? null) : null);
+  const referrerName = (r) => {
+    const host = referrerHost(r);
+    return host !== null && host !== '' && host !== '-' ? str(host) : '(no referrer)';
+  };
 
   function severityBadge(sev) {
     const s = str(sev) || 'none';
@@ -465,6 +470,8 @@
       ),
       h('div', { class: 'card' }, h('h3', {}, `Indicators (${arr(full.indicators).length})`), indicatorsView(full)),
       h('div', { class: 'card' }, h('h3', {}, `IPs (${arr(d.ips).length})`), ipsOfToken(arr(d.ips))),
+      h('div', { class: 'card' }, h('h3', {}, `User-Agents (${arr(d.user_agents).length})`),
+        h('ul', { class: 'ua' }, arr(d.user_agents).map((u) => h('li', {}, `${str(u && typeof u === 'object' ? u.name : u)} (${fmtNum(u && u.count)})`)))),
     );
   }
 
@@ -545,14 +552,13 @@
   function ipsOfToken(ips) {
     if (!ips.length) return h('p', { class: 'muted' }, 'No IP recorded.');
     return h('table', { class: 'grid compact' },
-      h('thead', {}, h('tr', {}, ['IP', 'Country', 'Provider', 'User-Agents', 'Events', 'First seen', 'Last seen', ''].map((x) => h('th', {}, x)))),
+      h('thead', {}, h('tr', {}, ['IP', 'Country', 'Provider', 'Events', 'First seen', 'Last seen', ''].map((x) => h('th', {}, x)))),
       h('tbody', {}, ips.filter((x) => x && typeof x === 'object').map((x) => {
         const ttl = ttlSelect({ 'aria-label': `Block ${str(x.ip)} for` });
         return h('tr', { dataset: { ip: str(x.ip) } },
           h('td', { class: 'mono' }, str(x.ip)),
           h('td', {}, str(x.country) || '–'),
           h('td', {}, x.asn !== undefined || x.organization !== undefined ? providerName(x) : '–'),
-          h('td', { class: 'ua' }, arr(x.user_agents).map((u) => h('div', {}, str(u)))),
           h('td', { class: 'num' }, fmtNum(x.events)),
           h('td', {}, fmtTime(x.first_seen)),
           h('td', {}, fmtTime(x.last_seen)),
@@ -622,8 +628,8 @@
         h('td', { class: 'num' }, fmtNum(r.ips)),
         h('td', { class: 'num' }, fmtNum(r.tokens)),
         h('td', { class: 'num' }, fmtNum(r.sessions)),
-        h('td', {}, arr(r.countries).map(str).join(', ')),
-        h('td', {}, arr(r.providers).map(providerName).join(', ')),
+        h('td', {}, [...arr(r.countries), ...(r.country ? [r.country] : [])].map(str).join(', ')),
+        h('td', {}, [...arr(r.providers), ...(r.asn !== undefined && r.asn !== null ? [r] : [])].map(providerName).join(', ')),
         h('td', {}, r.blocked === true ? h('span', { class: 'badge revoked-badge' }, 'blocked') : h('span', { class: 'muted' }, 'allowed')),
         h('td', {}, r.blocked === true
           ? h('button', { type: 'button', class: 'unblock small', onclick: () => act(`Unblock ${net}`, 'POST', '/admin/unblock', { ip: net }) }, 'Unblock')

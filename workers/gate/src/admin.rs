@@ -26,7 +26,9 @@ use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::revocation::{check_block_range, revocation_target};
+use streamgate_core::detection::{Dimension, Report};
+use streamgate_core::policy::pattern::host_matches;
+use streamgate_core::revocation::{check_block_range, revocation_target, IpBlocklist, RevocationList};
 use worker::{Env, Headers, Method, Request, Response, Result};
 
 use crate::guardian::{self, Actor, Expectation, Logged};
@@ -232,6 +234,91 @@ pub async fn apply(
     Ok(Ok(result))
 }
 
+/// A dashboard view of a report: `/admin/tokens` (with each token's revocation state),
+/// `/admin/ips` (with each network's block state) or `/admin/breakdown`.
+async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Result<Value> {
+    let window = json!({ "from": report.window.from, "to": report.window.to, "truncated": cut });
+    Ok(match path {
+        "/admin/tokens" => {
+            let ids: Vec<String> = report.tokens.iter().take(MAX_ROWS).map(|r| r.token.clone()).collect();
+            let revoked = revocations::lookup(env, &ids, now).await?;
+            let rows: Vec<Value> = report
+                .tokens
+                .iter()
+                .take(MAX_ROWS)
+                .map(|row| {
+                    let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("revoked".into(), json!(revoked.is_revoked(&row.token, now)));
+                    }
+                    value
+                })
+                .collect();
+            json!({ "window": window, "tokens": rows })
+        }
+        "/admin/ips" => {
+            let blocks = revocations::blocks(env, now).await?;
+            let rows: Vec<Value> = report
+                .ips
+                .iter()
+                .take(MAX_ROWS)
+                .map(|row| {
+                    let blocked = IpRange::parse(&row.ip).is_ok_and(|r| blocks.lookup.is_blocked(r.first_address(), now));
+                    let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("network".into(), json!(row.ip));
+                        object.insert("blocked".into(), json!(blocked));
+                    }
+                    value
+                })
+                .collect();
+            json!({ "window": window, "ips": rows })
+        }
+        _ => {
+            let blocks = revocations::blocks(env, now).await?;
+            let mut out = json!({ "window": window, "countries": [], "referrers": [], "providers": [], "user_agents": [], "streams": [] });
+            for row in report.breakdown {
+                let key = match row.dimension {
+                    Dimension::Country => "countries",
+                    Dimension::Referrer => "referrers",
+                    Dimension::Provider => "providers",
+                    Dimension::UserAgent => "user_agents",
+                    Dimension::Stream => "streams",
+                    _ => continue,
+                };
+                let mut value = serde_json::to_value(&row).unwrap_or(Value::Null);
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("name".into(), json!(row.key));
+                    object.insert("count".into(), json!(row.events));
+                    if row.dimension == Dimension::Referrer {
+                        let blocked = blocks.referrers.iter().any(|p| host_matches(p, &row.key));
+                        object.insert("host".into(), json!((row.key != "-").then_some(&row.key)));
+                        object.insert("blocked".into(), json!(blocked));
+                    }
+                }
+                if let Some(list) = out.get_mut(key).and_then(Value::as_array_mut) {
+                    if list.len() < MAX_ROWS {
+                        list.push(value);
+                    }
+                }
+            }
+            out
+        }
+    })
+}
+
+/// Rows a view returns at most (the highest scores, the most active networks).
+const MAX_ROWS: usize = 500;
+
+async fn with_revoked(env: &Env, mut detail: Value, now: i64) -> Result<Value> {
+    let token = detail.pointer("/row/token").and_then(Value::as_str).map(str::to_owned);
+    if let (Some(token), Some(row)) = (token, detail.get_mut("row").and_then(Value::as_object_mut)) {
+        let revoked = revocations::lookup(env, std::slice::from_ref(&token), now).await?;
+        row.insert("revoked".into(), json!(revoked.is_revoked(&token, now)));
+    }
+    Ok(detail)
+}
+
 /// Handles an `/admin/...` request.
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let path = req.path();
@@ -261,6 +348,41 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             };
         }
         (Method::Get, "/admin/actions") => Ok(json!({ "actions": guardian::actions(env).await? })),
+        (Method::Get, "/admin/tokens" | "/admin/ips" | "/admin/breakdown" | "/admin/tokens/detail" | "/admin/usage") => {
+            let url = req.url()?;
+            let window = match guardian::window_of(&url, settings, now) {
+                Ok(window) => window,
+                Err(e) => return error(400, "invalid_input", e),
+            };
+            match path.as_str() {
+                "/admin/usage" => {
+                    let (lines, cut) = guardian::usage(env, window.from, window.to, settings.guardian.bucket_seconds, 2_000).await?;
+                    let headers = Headers::new();
+                    headers.set("Content-Type", "application/x-ndjson")?;
+                    headers.set("Cache-Control", "no-store")?;
+                    if cut {
+                        headers.set("X-Streamgate-Truncated", "1")?;
+                    }
+                    return Ok(Response::ok(lines)?.with_headers(headers));
+                }
+                "/admin/tokens/detail" => {
+                    let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
+                    match token {
+                        None => Err(invalid("give ?token=")),
+                        Some(token) => match guardian::token_detail(env, settings, window, &token).await? {
+                            Some(detail) => Ok(with_revoked(env, detail, now).await?),
+                            None => Err((404, "not_found", format!("no activity of token {token:?} in the window"))),
+                        },
+                    }
+                }
+                _ => {
+                    let (report, cut) = guardian::report(env, settings, window).await?;
+                    Ok(view(env, &path, report, cut, now).await?)
+                }
+            }
+        }
+        (Method::Post, "/admin/scan") => Ok(serde_json::to_value(guardian::scan(env, settings, now).await?)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?),
         (Method::Post, "/admin/actions/undo") => {
             let request: UndoRequest = match req.json().await {
                 Ok(b) => b,

@@ -3,13 +3,21 @@
 //! raw usage events in R2 (binding `USAGE`). Detection itself is the core's
 //! (`streamgate_core::detection`); this module only reads and writes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use streamgate_core::detection::UsageEvent;
+use serde_json::{json, Value};
+use streamgate_core::detection::{
+    Aggregator, Detector, Expectation as DetectorExpectation, NetworkTable, Report, Severity, TokenActivity,
+    UsageEvent, Window,
+};
 use streamgate_core::grant::fingerprint;
+use streamgate_core::revocation::RevocationList;
 use streamgate_core::sessions::bucket_start;
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env, Result};
+
+use crate::settings::Settings;
 
 /// The D1 binding.
 pub const BINDING: &str = "GUARDIAN";
@@ -275,4 +283,307 @@ pub async fn expire(env: &Env, cutoff: i64, bucket: i64) -> Result<()> {
     }
     db(env)?.prepare("DELETE FROM rollups WHERE bucket < ?").bind(&[number(bucket_start(cutoff, bucket))])?.run().await?;
     Ok(())
+}
+
+/// The detector for this isolate: the configuration (`GUARDIAN_CONFIG`) over the shipped
+/// ASN table (the edge knows each client's ASN from `request.cf`, so it needs no CIDRs),
+/// plus the operators' "expected" marks.
+fn detector(settings: &Settings, marks: &[Expectation]) -> std::result::Result<Detector, String> {
+    let mut config = settings.guardian.detector.clone();
+    config.expected.extend(marks.iter().filter_map(Expectation::for_detector));
+    Detector::new(config, &NetworkTable::shipped()).map_err(|e| format!("GUARDIAN_CONFIG: {e}"))
+}
+
+impl Expectation {
+    fn for_detector(&self) -> Option<DetectorExpectation> {
+        let indicator = match self.indicator.as_str() {
+            "" | "*" => None,
+            code => Some(serde_json::from_value(Value::String(code.to_owned())).ok()?),
+        };
+        let mut mark = DetectorExpectation { indicator, ..DetectorExpectation::default() };
+        match self.kind.as_str() {
+            "token" => mark.token = Some(self.value.clone()),
+            "network" => mark.network = Some(self.value.clone()),
+            "asn" => mark.asn = Some(self.value.parse().ok()?),
+            _ => return None,
+        }
+        Some(mark)
+    }
+}
+
+/// A rollup as D1 returns it.
+#[derive(Deserialize)]
+struct RollupRow {
+    token: String,
+    bucket: i64,
+    data: String,
+}
+
+/// Folds flushed events into their tokens' rollups in D1: one row per token and bucket,
+/// merged with what a flush earlier in the same bucket wrote.
+async fn store_rollups(env: &Env, events: &[UsageEvent], bucket: i64) -> Result<()> {
+    let settings = crate::settings::get(env).map_err(worker::Error::RustError)?;
+    let timing = settings.guardian.detector.timing;
+    let mut buckets: BTreeMap<i64, Aggregator> = BTreeMap::new();
+    for event in events {
+        buckets.entry(bucket_start(event.at, bucket)).or_insert_with(|| Aggregator::new(timing)).add(event);
+    }
+    let db = db(env)?;
+    let mut writes = Vec::new();
+    for (start, aggregator) in buckets {
+        for (token, mut activity) in aggregator.into_tokens() {
+            let earlier = db
+                .prepare("SELECT token, bucket, data FROM rollups WHERE token = ? AND bucket = ?")
+                .bind(&[text(&token), number(start)])?
+                .first::<RollupRow>(None)
+                .await?;
+            if let Some(row) = earlier.and_then(|r| serde_json::from_str::<TokenActivity>(&r.data).ok()) {
+                let mut merged = row;
+                merged.merge(activity, timing);
+                activity = merged;
+            }
+            let data = serde_json::to_string(&activity).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            writes.push(
+                db.prepare(
+                    "INSERT OR REPLACE INTO rollups (token, bucket, sub, events, data) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&[
+                    text(&token),
+                    number(start),
+                    optional(activity.sub.as_deref()),
+                    number(i64::try_from(activity.events).unwrap_or(i64::MAX)),
+                    text(&data),
+                ])?,
+            );
+        }
+    }
+    if !writes.is_empty() {
+        db.batch(writes).await?;
+    }
+    Ok(())
+}
+
+/// Rollups read for one dashboard or scan request at most (about 36 buckets of 3 h for
+/// 1,000 tokens); a larger window is cut, and the answer says so.
+const MAX_ROLLUPS_READ: i64 = 40_000;
+
+/// The merged activity of `tokens` (all tokens when `None`) in `window`, and whether the
+/// read was cut at [`MAX_ROLLUPS_READ`].
+async fn activity(
+    env: &Env,
+    settings: &Settings,
+    window: Window,
+    tokens: Option<&[String]>,
+) -> Result<(Aggregator, BTreeMap<i64, Aggregator>, bool)> {
+    let timing = settings.guardian.detector.timing;
+    let bucket = settings.guardian.bucket_seconds;
+    let from = bucket_start(window.from, bucket);
+    let db = db(env)?;
+    let statement = match tokens {
+        None => db
+            .prepare("SELECT token, bucket, data FROM rollups WHERE bucket >= ? AND bucket < ? LIMIT ?")
+            .bind(&[number(from), number(window.to), number(MAX_ROLLUPS_READ + 1)])?,
+        Some(tokens) => {
+            let marks = vec!["?"; tokens.len()].join(", ");
+            let mut args = vec![number(from), number(window.to)];
+            args.extend(tokens.iter().map(|t| text(t)));
+            args.push(number(MAX_ROLLUPS_READ + 1));
+            db.prepare(format!(
+                "SELECT token, bucket, data FROM rollups WHERE bucket >= ? AND bucket < ? AND token IN ({marks}) LIMIT ?"
+            ))
+            .bind(&args)?
+        }
+    };
+    let rows = statement.all().await?.results::<RollupRow>()?;
+    let cut = i64::try_from(rows.len()).unwrap_or(i64::MAX) > MAX_ROLLUPS_READ;
+    let mut all = Aggregator::new(timing);
+    let mut per_bucket: BTreeMap<i64, Aggregator> = BTreeMap::new();
+    for row in rows.into_iter().take(usize::try_from(MAX_ROLLUPS_READ).unwrap_or(usize::MAX)) {
+        let Ok(rollup) = serde_json::from_str::<TokenActivity>(&row.data) else { continue };
+        if tokens.is_some() {
+            per_bucket.entry(row.bucket).or_insert_with(|| Aggregator::new(timing)).merge_token(&row.token, rollup.clone());
+        }
+        all.merge_token(&row.token, rollup);
+    }
+    Ok((all, per_bucket, cut))
+}
+
+/// The window a dashboard request names: `?window=3h|1d|90m|3600` back from now, or
+/// `?from=&to=` (unix seconds); the scheduled window by default.
+pub fn window_of(url: &worker::Url, settings: &Settings, now: i64) -> std::result::Result<Window, String> {
+    let get = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    match (get("window"), get("from"), get("to")) {
+        (Some(span), None, None) => Ok(Window::ending_at(now, parse_span(&span)?)),
+        (None, Some(from), Some(to)) => {
+            let (from, to) = (from.trim().parse::<i64>(), to.trim().parse::<i64>());
+            match (from, to) {
+                (Ok(from), Ok(to)) if from < to => Ok(Window::new(from, to)),
+                _ => Err("from and to must be unix seconds with from < to".into()),
+            }
+        }
+        (None, None, None) => Ok(Window::ending_at(now, settings.guardian.window_seconds)),
+        _ => Err("give ?window=3h, or ?from= and ?to= (unix seconds)".into()),
+    }
+}
+
+/// `3h`, `1d`, `90m`, `45s` or plain seconds, at most 31 days.
+fn parse_span(text: &str) -> std::result::Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (text.get(..i).unwrap_or(""), c),
+        _ => (text, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(format!("window {text:?}: use s, m, h or d")),
+    };
+    match digits.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(seconds @ 1..=2_678_400) => Ok(seconds),
+        _ => Err(format!("window {text:?} must be between 1 second and 31 days")),
+    }
+}
+
+/// The tokens, IPs and breakdown of `window`, as the detector judges them.
+pub async fn report(env: &Env, settings: &Settings, window: Window) -> Result<(Report, bool)> {
+    let marks = expectations(env).await?;
+    let detector = detector(settings, &marks).map_err(worker::Error::RustError)?;
+    let (all, _, cut) = activity(env, settings, window, None).await?;
+    Ok((detector.report(&all, window), cut))
+}
+
+/// One token's row, the networks it was seen from and its activity per bucket.
+pub async fn token_detail(env: &Env, settings: &Settings, window: Window, token: &str) -> Result<Option<Value>> {
+    let marks = expectations(env).await?;
+    let detector = detector(settings, &marks).map_err(worker::Error::RustError)?;
+    let tokens = [token.to_owned()];
+    let (all, per_bucket, _) = activity(env, settings, window, Some(&tokens)).await?;
+    let Some(rollup) = all.get(token) else { return Ok(None) };
+    let timing = all.timing();
+    let row = detector.judge(token, rollup, timing, None);
+    let ips: Vec<Value> = rollup
+        .networks
+        .iter()
+        .map(|(ip, used)| {
+            json!({ "ip": ip, "asn": used.asn, "organization": used.as_organization, "events": used.events,
+                    "first_seen": used.first, "last_seen": used.last, "country": used.country })
+        })
+        .collect();
+    let activity: Vec<Value> = per_bucket
+        .iter()
+        .filter_map(|(at, bucket)| {
+            let b = bucket.get(token)?;
+            Some(json!({ "at": at, "events": b.events, "sessions": b.session_count(), "bytes": b.bytes }))
+        })
+        .collect();
+    let user_agents: Vec<Value> =
+        rollup.user_agents.iter().map(|(agent, count)| json!({ "name": agent, "count": count })).collect();
+    Ok(Some(json!({
+        "row": row, "claims": null, "scope": null, "ips": ips, "user_agents": user_agents, "activity": activity,
+    })))
+}
+
+/// Tokens one scheduled invocation judges at most; the rest wait for the next one, which
+/// resumes after the last token judged (a cursor in D1).
+const TOKENS_PER_INVOCATION: i64 = 500;
+
+/// What a scheduled (or on-demand) scan did.
+#[derive(Debug, Default, Serialize)]
+pub struct ScanSummary {
+    pub window: Option<Window>,
+    pub judged: usize,
+    pub findings: usize,
+    pub revoked: Vec<String>,
+    pub resumed_after: Option<String>,
+    pub next_cursor: Option<String>,
+}
+
+/// Runs detection over the tokens active in the scheduled window, a page of
+/// [`TOKENS_PER_INVOCATION`] at a time, stores each token's finding, and with
+/// `GUARDIAN_AUTO_REVOKE=on` revokes those at or above `GUARDIAN_REVOKE_SCORE` for
+/// `GUARDIAN_REVOKE_TTL` through the admin API's own path (logged as `guardian`, undoable).
+/// A full pass also drops what is older than the retention.
+pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummary> {
+    let guardian = &settings.guardian;
+    let window = Window::ending_at(now, guardian.window_seconds);
+    let db = db(env)?;
+    let cursor: Option<String> =
+        db.prepare("SELECT value FROM scan_state WHERE name = 'cursor'").first::<String>(Some("value")).await?;
+    let after = cursor.clone().unwrap_or_default();
+    let tokens: Vec<String> = db
+        .prepare(
+            "SELECT DISTINCT token FROM rollups WHERE bucket >= ? AND token > ? ORDER BY token LIMIT ?",
+        )
+        .bind(&[number(bucket_start(window.from, guardian.bucket_seconds)), text(&after), number(TOKENS_PER_INVOCATION)])?
+        .all()
+        .await?
+        .results::<TokenName>()?
+        .into_iter()
+        .map(|t| t.token)
+        .collect();
+    let next = (i64::try_from(tokens.len()).unwrap_or(0) == TOKENS_PER_INVOCATION).then(|| tokens.last().cloned()).flatten();
+    match &next {
+        Some(last) => {
+            db.prepare("INSERT OR REPLACE INTO scan_state (name, value) VALUES ('cursor', ?)").bind(&[text(last)])?.run().await?;
+        }
+        None => {
+            db.prepare("DELETE FROM scan_state WHERE name = 'cursor'").run().await?;
+            expire(env, now.saturating_sub(guardian.retention_seconds), guardian.bucket_seconds).await?;
+        }
+    }
+    let mut summary = ScanSummary { window: Some(window), resumed_after: cursor, next_cursor: next, ..ScanSummary::default() };
+    if tokens.is_empty() {
+        return Ok(summary);
+    }
+    let marks = expectations(env).await?;
+    let detector = detector(settings, &marks).map_err(worker::Error::RustError)?;
+    let (all, _, _) = activity(env, settings, window, Some(&tokens)).await?;
+    let rows = detector.token_rows(&all);
+    summary.judged = rows.len();
+    let mut writes = Vec::new();
+    for row in &rows {
+        let json = serde_json::to_string(row).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        writes.push(
+            db.prepare(
+                "INSERT OR REPLACE INTO findings (token, at, window_from, window_to, score, severity, row) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&[
+                text(&row.token),
+                number(now),
+                number(window.from),
+                number(window.to),
+                number(i64::from(row.score)),
+                text(row.severity.as_str()),
+                text(&json),
+            ])?,
+        );
+        if row.is_finding(Severity::Low) {
+            summary.findings += 1;
+        }
+    }
+    db.batch(writes).await?;
+    if guardian.auto_revoke {
+        for row in rows.iter().filter(|r| r.score >= guardian.revoke_score && !r.indicators.is_empty()) {
+            if !crate::revocations::lookup(env, std::slice::from_ref(&row.token), now).await?.is_empty() {
+                continue; // already revoked
+            }
+            let codes: Vec<&str> = row.indicators.iter().map(|i| i.code.as_str()).collect();
+            let body = json!({
+                "jti": row.token, "sub": row.sub, "ttl": guardian.revoke_ttl,
+                "reason": format!("score {} ({})", row.score, codes.join(", ")),
+            });
+            if crate::admin::apply(env, "/admin/revoke", body, Actor::Guardian, now).await?.is_ok() {
+                summary.revoked.push(row.token.clone());
+            }
+        }
+    }
+    Ok(summary)
+}
+
+#[derive(Deserialize)]
+struct TokenName {
+    token: String,
 }

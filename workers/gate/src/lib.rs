@@ -20,7 +20,7 @@ mod session_hub;
 mod settings;
 mod transport;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 pub use session_hub::SessionHub;
 
@@ -49,4 +49,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         return admin::handle(req, &env, &settings).await;
     }
     gate::handle(req, &env, &ctx, &settings).await
+}
+
+/// The Cron Trigger: Token Guardian's scheduled detection (see guardian::scan).
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let outcome = match settings::get(&env) {
+        Ok(settings) => guardian::scan(&env, &settings, now_seconds()).await.map_err(|e| e.to_string()),
+        Err(message) => Err(message),
+    };
+    match outcome {
+        Ok(summary) => worker::console_log!("guardian scan: {}", serde_json::to_string(&summary).unwrap_or_default()),
+        Err(error) => worker::console_error!("guardian scan failed: {error}"),
+    }
 }

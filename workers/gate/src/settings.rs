@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use streamgate_core::config::GateConfig;
+use streamgate_core::detection::DetectorConfig;
 use streamgate_core::policy::parse_public_paths;
 use streamgate_core::schemes::session::{SessionBinding, SessionOptions, SessionScheme};
 use streamgate_core::sessions::AtLimit;
@@ -54,6 +55,9 @@ pub struct GuardianSettings {
     pub revoke_score: u8,
     /// For how long, seconds (`GUARDIAN_REVOKE_TTL`, a day): reversible, and it lapses.
     pub revoke_ttl: u64,
+    /// The detector's thresholds, allowed referrers and own networks (`GUARDIAN_CONFIG`,
+    /// JSON, as `streamgate scan --config` reads it).
+    pub detector: DetectorConfig,
 }
 
 /// The shortest admin token accepted, bytes.
@@ -152,6 +156,10 @@ fn parse(env: &Env) -> Result<Settings, String> {
                 other => return Err(format!("GUARDIAN_REVOKE_SCORE must be 1 to 100, not {other}")),
             },
             revoke_ttl: u64::from(positive(env, "GUARDIAN_REVOKE_TTL", 86_400)?),
+            detector: match text(env, "GUARDIAN_CONFIG") {
+                None => DetectorConfig::default(),
+                Some(json) => DetectorConfig::from_json(&json).map_err(|e| format!("GUARDIAN_CONFIG: {e}"))?,
+            },
         },
     })
 }

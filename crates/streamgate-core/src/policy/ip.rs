@@ -55,6 +55,11 @@ impl IpRange {
         self.0.prefix_len()
     }
 
+    /// The range's first address (the address itself for a single one).
+    pub fn first_address(&self) -> IpAddr {
+        self.0.network()
+    }
+
     /// Whether this is an IPv4 range (IPv4-mapped IPv6 ranges count as IPv4).
     pub fn is_ipv4(&self) -> bool {
         matches!(self.0, IpNet::V4(_))
