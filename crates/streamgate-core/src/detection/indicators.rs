@@ -275,7 +275,7 @@ pub(crate) fn evaluate(activity: &TokenActivity, ctx: &Context<'_>) -> Vec<Indic
     // multi_country
     {
         let within = activity.countries_within_window(ctx.timing);
-        let above = rules.multi_country.above as usize;
+        let above = rules.multi_country.above.saturating_mul(scale) as usize;
         if within > above && !all_expected(IndicatorCode::MultiCountry) {
             let confidence = 0.6 + 0.2 * (within - above - 1) as f64;
             let countries: Vec<&String> = activity.countries.keys().collect();
@@ -291,7 +291,7 @@ pub(crate) fn evaluate(activity: &TokenActivity, ctx: &Context<'_>) -> Vec<Indic
         let playback = activity.playback_seconds(ctx.timing);
         let population = ctx.stream_p95.filter(|&(_, n)| n >= rule.min_population);
         let relative = population.map(|(p95, _)| (p95 as f64 * rule.p95_factor) as i64).unwrap_or(0);
-        let limit = rule.seconds.max(relative).max(1);
+        let limit = rule.seconds.max(relative).max(1).saturating_mul(i64::from(scale));
         if playback > limit && !all_expected(IndicatorCode::LongPlayback) {
             let confidence = 0.5 + 0.5 * (playback as f64 / limit as f64 - 1.0);
             let evidence = json!({"playback_seconds": playback, "limit_seconds": limit,

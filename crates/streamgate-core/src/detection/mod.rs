@@ -54,6 +54,8 @@ mod config;
 mod indicators;
 pub mod networks;
 mod report;
+#[cfg(feature = "simulate")]
+pub mod simulate;
 
 pub use activity::{
     Aggregator, CountryUse, EventView, MergeError, NetworkUse, ProviderUse, Runs, Timing, TokenActivity, MAX_DISTINCT,
