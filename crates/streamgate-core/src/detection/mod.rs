@@ -1,6 +1,74 @@
 //! Token Guardian's misuse detection: usage events in, per-token activity and findings out.
-//! Pure and deterministic: the window and `now` come in as arguments.
+//! Pure and deterministic: the window comes in as an argument; no clock, no I/O.
+//!
+//! The pipeline, each step a pure function:
+//!
+//! 1. [`Aggregator::add`] folds [`UsageEvent`]s into one [`TokenActivity`] per token: a
+//!    serializable rollup (per session its activity runs, per network and per country
+//!    first/last/count, counters). Rollups **merge exactly** ([`Aggregator::merge`],
+//!    [`TokenActivity::merge`]): shards of a file, or per-bucket rollups stored as JSON,
+//!    give the same result as one pass over all the events, in any order.
+//! 2. [`Detector::new`] checks a [`DetectorConfig`] (JSON, every field defaulted) against a
+//!    [`NetworkTable`] once; [`Detector::report`] judges the tokens of a [`Window`] and
+//!    returns a [`Report`]: one [`TokenRow`] per token, [`IpRow`]s and [`BreakdownRow`]s.
+//!
+//! Indicators ([`IndicatorCode`]) are evidence, not verdicts: each carries a confidence and a
+//! JSON evidence object, and the token's score is `100 × (1 − Π(1 − weight × confidence))`
+//! over them. Severity: `high` from 70, `medium` from 40, else `low`; a weak indicator alone
+//! (`missing_referrer`, `privacy_relay`) stays `low`.
+//!
+//! # Token row (`streamgate scan --format json`, the worker's `GET /admin/tokens`)
+//!
+//! ```json
+//! {"token": "jti-or-fingerprint", "sub": "user-7",            // sub only when present
+//!  "score": 83, "severity": "high",
+//!  "indicators": [{"code": "concurrency", "severity": "high", "confidence": 1.0,
+//!                  "evidence": {"sustained_peak": 4, "peak": 4, "limit": 2, "basis": "sub"}}],
+//!  "ips": 4, "sessions": 4, "peak_concurrency": 4,
+//!  "countries": ["DE", "FR"],                                  // by events, most first
+//!  "providers": [{"asn": 3320, "organization": "Deutsche Telekom AG", "count": 120}],
+//!  "referrers": [{"name": "www.example.com", "count": 100}, {"name": null, "count": 20}],
+//!  "playback_seconds": 14460, "bytes": 123456789,
+//!  "streams": ["/live/news/index.m3u8"],                      // by events, most first
+//!  "first_seen": 1700000000, "last_seen": 1700003600}
+//! ```
+//!
+//! `ips` counts IPv4 addresses and IPv6 /64 prefixes; `count`s are events; a `null`
+//! referrer name counts events without a Referer; `organization` may be `null`.
+//!
+//! # IP row and breakdown row (the dashboard's "IPs" and "Breakdown" views)
+//!
+//! ```json
+//! {"ip": "2001:db8:1:2::/64", "tokens": 3, "events": 310, "asn": 16509,
+//!  "organization": "AMAZON-02", "country": "US", "network_class": "hosting",
+//!  "first_seen": 1700000000, "last_seen": 1700003600}
+//! {"dimension": "referrer", "key": "www.example.com", "tokens": 812, "events": 90211}
+//! ```
+//!
+//! `network_class` is `hosting`, `vpn`, `privacy_relay`, `transit` or `null`;
+//! `dimension` is `country`, `provider` (key `AS<n>`), `referrer` (key `-` for none),
+//! `user_agent` or `stream`.
 
+mod activity;
+mod config;
+mod indicators;
+pub mod networks;
+mod report;
+#[cfg(feature = "simulate")]
+pub mod simulate;
+
+pub use activity::{
+    Aggregator, CountryUse, EventView, MergeError, NetworkUse, ProviderUse, Runs, Timing, TokenActivity, MAX_DISTINCT,
+};
+pub use config::{
+    ConcurrencyRule, ConfigError, CountRule, DetectorConfig, Expectation, PlaybackRule, Rules, ShareRule,
+};
+pub use indicators::{score, Indicator, IndicatorCode, Severity};
+pub use networks::{NetworkClass, NetworkTable};
+pub use report::{
+    breakdown, ip_activity, stream_p95, BreakdownRow, Detector, Dimension, IpRow, NamedCount, ProviderCount, Report,
+    TokenRow, Window, ROW_LIST_LIMIT,
+};
 use serde::{Deserialize, Serialize};
 
 /// One usage event: what the gate records per heartbeat (a session start, a playlist
