@@ -285,6 +285,44 @@ pub struct Heartbeat {
     pub viewer: Viewer,
     /// What to record for misuse detection.
     pub record: UsageEvent,
+    /// On a session start: what the token grants, for operators to see next to its activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<TokenShape>,
+}
+
+/// What a token grants, as the Guardian view shows it: its verified claims and its scope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenShape {
+    /// The token id, as in [`UsageEvent::token`].
+    pub token: String,
+    /// The verified claims, as JSON text (at most [`MAX_SHAPE_CLAIMS_BYTES`]; larger ones are
+    /// left out rather than cut into invalid JSON).
+    pub claims: Option<String>,
+    /// The scope, human-readable.
+    pub scope: String,
+}
+
+/// The largest claims a [`TokenShape`] keeps.
+pub const MAX_SHAPE_CLAIMS_BYTES: usize = 4096;
+
+/// Token shapes a session store holds until its next flush.
+const MAX_PENDING_SHAPES: usize = 16;
+
+impl TokenShape {
+    /// The shape of token `token` with `claims_json` and `scope`, claims dropped when too large.
+    pub fn new(token: &str, claims_json: &str, scope: &str) -> TokenShape {
+        let claims = (claims_json.len() <= MAX_SHAPE_CLAIMS_BYTES).then(|| claims_json.to_owned());
+        let mut scope = scope.to_owned();
+        cut_text(&mut scope, 512);
+        TokenShape { token: token.chars().take(96).collect(), claims, scope }
+    }
+}
+
+fn cut_text(text: &mut String, max_bytes: usize) {
+    if text.len() > max_bytes {
+        let end = (0..=max_bytes).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+    }
 }
 
 /// A revocation as a session store keeps it, so open sessions learn of it at once.
@@ -360,6 +398,9 @@ pub struct SessionHubState {
     /// [`SessionHubState::flush_due`]).
     #[serde(default)]
     pub pending: Vec<UsageEvent>,
+    /// The shapes of tokens that started sessions since the last flush, one per token.
+    #[serde(default)]
+    pub shapes: Vec<TokenShape>,
 }
 
 /// Records a session store holds for detection before it must flush them (also under the
@@ -397,6 +438,11 @@ impl SessionHubState {
         };
         match outcome {
             Ok(Admission::Admitted) => {
+                if let Some(shape) = beat.shape {
+                    if self.shapes.len() < MAX_PENDING_SHAPES && !self.shapes.iter().any(|s| s.token == shape.token) {
+                        self.shapes.push(shape);
+                    }
+                }
                 let record = beat.record.bounded();
                 self.pending.push(record.clone());
                 self.usage.push(record);
@@ -539,6 +585,7 @@ mod tests {
             at_limit: AtLimit::RejectNew,
             viewer: viewer("hls.js", "198.51.100.7"),
             record: UsageEvent { at: now, sid: sid.into(), ..UsageEvent::default() },
+            shape: None,
         }
     }
 
@@ -557,6 +604,20 @@ mod tests {
             Verdict::Ended { why: Ended::Inactive }.denial().map(|d| d.reason()),
             Some(crate::ReasonCode::Expired)
         );
+    }
+
+    #[test]
+    fn session_starts_keep_one_shape_per_token_and_never_a_huge_one() {
+        let mut hub = SessionHubState::default();
+        let mut start = beat("a", BeatKind::Start, 0, 5);
+        start.shape = Some(TokenShape::new("jti-1", r#"{"jti":"jti-1"}"#, "streams hls/**"));
+        hub.heartbeat(start.clone());
+        start.sid = "b".into();
+        hub.heartbeat(start);
+        assert_eq!(hub.shapes.len(), 1);
+        assert_eq!(hub.shapes.first().and_then(|s| s.claims.as_deref()), Some(r#"{"jti":"jti-1"}"#));
+        let huge = TokenShape::new(&"t".repeat(500), &"x".repeat(MAX_SHAPE_CLAIMS_BYTES + 1), &"s".repeat(5_000));
+        assert_eq!((huge.claims, huge.token.len(), huge.scope.len()), (None, 96, 512));
     }
 
     #[test]

@@ -22,11 +22,11 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use streamgate_core::detection::{Dimension, Report};
 use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::detection::{Dimension, Report};
 use streamgate_core::policy::pattern::host_matches;
 use streamgate_core::revocation::{check_block_range, revocation_target, IpBlocklist, RevocationList};
 use worker::{Env, Headers, Method, Request, Response, Result};
@@ -263,7 +263,8 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                 .iter()
                 .take(MAX_ROWS)
                 .map(|row| {
-                    let blocked = IpRange::parse(&row.ip).is_ok_and(|r| blocks.lookup.is_blocked(r.first_address(), now));
+                    let blocked =
+                        IpRange::parse(&row.ip).is_ok_and(|r| blocks.lookup.is_blocked(r.first_address(), now));
                     let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
                     if let Some(object) = value.as_object_mut() {
                         object.insert("network".into(), json!(row.ip));
@@ -276,6 +277,9 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
         }
         _ => {
             let blocks = revocations::blocks(env, now).await?;
+            // Breakdown rows name a provider `AS<n>`; its organization is on the IP rows.
+            let organizations: std::collections::HashMap<u32, &str> =
+                report.ips.iter().filter_map(|ip| Some((ip.asn?, ip.organization.as_deref()?))).collect();
             let mut out = json!({ "window": window, "countries": [], "referrers": [], "providers": [], "user_agents": [], "streams": [] });
             for row in report.breakdown {
                 let key = match row.dimension {
@@ -290,6 +294,11 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                 if let Some(object) = value.as_object_mut() {
                     object.insert("name".into(), json!(row.key));
                     object.insert("count".into(), json!(row.events));
+                    if row.dimension == Dimension::Provider {
+                        let asn = row.key.strip_prefix("AS").and_then(|n| n.parse::<u32>().ok());
+                        object.insert("asn".into(), json!(asn));
+                        object.insert("organization".into(), json!(asn.and_then(|a| organizations.get(&a))));
+                    }
                     if row.dimension == Dimension::Referrer {
                         let blocked = blocks.referrers.iter().any(|p| host_matches(p, &row.key));
                         object.insert("host".into(), json!((row.key != "-").then_some(&row.key)));
@@ -348,7 +357,10 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             };
         }
         (Method::Get, "/admin/actions") => Ok(json!({ "actions": guardian::actions(env).await? })),
-        (Method::Get, "/admin/tokens" | "/admin/ips" | "/admin/breakdown" | "/admin/tokens/detail" | "/admin/usage") => {
+        (
+            Method::Get,
+            "/admin/tokens" | "/admin/ips" | "/admin/breakdown" | "/admin/tokens/detail" | "/admin/usage",
+        ) => {
             let url = req.url()?;
             let window = match guardian::window_of(&url, settings, now) {
                 Ok(window) => window,
@@ -356,7 +368,8 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             };
             match path.as_str() {
                 "/admin/usage" => {
-                    let (lines, cut) = guardian::usage(env, window.from, window.to, settings.guardian.bucket_seconds, 2_000).await?;
+                    let (lines, cut) =
+                        guardian::usage(env, window.from, window.to, settings.guardian.bucket_seconds, 2_000).await?;
                     let headers = Headers::new();
                     headers.set("Content-Type", "application/x-ndjson")?;
                     headers.set("Cache-Control", "no-store")?;

@@ -9,7 +9,7 @@ use streamgate_core::policy::ip::network_of;
 use streamgate_core::policy::path::origin_url;
 use streamgate_core::policy::{check_blocklist, check_referrer_blocklist};
 use streamgate_core::schemes::session::{lift_expiry_for_renewal, MAX_PRESENTATION_SECONDS};
-use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, Viewer};
+use streamgate_core::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, TokenShape, Viewer};
 use streamgate_core::{Decision, Denial, Grant, Hooks, RequestContext, RequestFacts};
 use worker::wasm_bindgen::JsValue;
 use worker::{CfProperties, Context, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
@@ -237,9 +237,13 @@ fn heartbeat(
     facts: &RequestFacts,
     now: i64,
 ) -> Heartbeat {
+    let token = grant.token_id.clone().or_else(|| grant.entry_fingerprint()).unwrap_or_default();
+    let shape =
+        (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json, &grant.scope.to_string()));
     Heartbeat {
         sid: sid.to_owned(),
         kind,
+        shape,
         ids: grant.revocation_ids(),
         limit: grant.max_sessions.or(settings.gate.policy.default_max_sessions),
         now,
@@ -248,7 +252,7 @@ fn heartbeat(
         viewer: Viewer { agent: agent_of(ctx.user_agent.as_deref()), network: facts.client_ip.map(network_of) },
         record: UsageEvent {
             at: now,
-            token: grant.token_id.clone().or_else(|| grant.entry_fingerprint()).unwrap_or_default(),
+            token,
             sub: grant.subject.clone(),
             max_sessions: grant.max_sessions,
             stream: Some(facts.path.clone()),

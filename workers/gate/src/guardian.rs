@@ -13,7 +13,7 @@ use streamgate_core::detection::{
 };
 use streamgate_core::grant::fingerprint;
 use streamgate_core::revocation::RevocationList;
-use streamgate_core::sessions::bucket_start;
+use streamgate_core::sessions::{bucket_start, TokenShape};
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env, Result};
 
@@ -247,7 +247,8 @@ pub async fn usage(env: &Env, from: i64, to: i64, bucket: i64, max_objects: usiz
                 return Ok((out, true));
             }
             read += 1;
-            if let Some(body) = bucket_store.get(&key).execute().await?.and_then(|o| o.body()) {
+            let object = bucket_store.get(&key).execute().await?;
+            if let Some(body) = object.as_ref().and_then(|o| o.body()) {
                 let text = body.text().await?;
                 for line in text.lines() {
                     let at = serde_json::from_str::<UsageEvent>(line).map(|e| e.at).unwrap_or(i64::MIN);
@@ -272,7 +273,8 @@ pub async fn expire(env: &Env, cutoff: i64, bucket: i64) -> Result<()> {
     let first_kept = usage_dir(bucket_start(cutoff, bucket));
     loop {
         let page = store.list().prefix(USAGE_PREFIX).limit(1000).execute().await?;
-        let old: Vec<String> = page.objects().iter().map(|o| o.key()).filter(|k| k.as_str() < first_kept.as_str()).collect();
+        let old: Vec<String> =
+            page.objects().iter().map(|o| o.key()).filter(|k| k.as_str() < first_kept.as_str()).collect();
         let done = old.len() < page.objects().len() || !page.truncated();
         if !old.is_empty() {
             store.delete_multiple(old).await?;
@@ -281,7 +283,11 @@ pub async fn expire(env: &Env, cutoff: i64, bucket: i64) -> Result<()> {
             break;
         }
     }
-    db(env)?.prepare("DELETE FROM rollups WHERE bucket < ?").bind(&[number(bucket_start(cutoff, bucket))])?.run().await?;
+    db(env)?
+        .prepare("DELETE FROM rollups WHERE bucket < ?")
+        .bind(&[number(bucket_start(cutoff, bucket))])?
+        .run()
+        .await?;
     Ok(())
 }
 
@@ -309,6 +315,29 @@ impl Expectation {
         }
         Some(mark)
     }
+}
+
+/// Records what tokens grant, the first time each starts a session.
+pub async fn store_shapes(env: &Env, shapes: &[TokenShape], first_seen: i64) -> Result<()> {
+    let db = db(env)?;
+    let mut writes = Vec::new();
+    for shape in shapes {
+        writes.push(
+            db.prepare("INSERT OR IGNORE INTO tokens (token, claims, scope, first_seen) VALUES (?, ?, ?, ?)").bind(
+                &[text(&shape.token), optional(shape.claims.as_deref()), text(&shape.scope), number(first_seen)],
+            )?,
+        );
+    }
+    if !writes.is_empty() {
+        db.batch(writes).await?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ShapeRow {
+    claims: Option<String>,
+    scope: String,
 }
 
 /// A rollup as D1 returns it.
@@ -344,16 +373,14 @@ async fn store_rollups(env: &Env, events: &[UsageEvent], bucket: i64) -> Result<
             }
             let data = serde_json::to_string(&activity).map_err(|e| worker::Error::RustError(e.to_string()))?;
             writes.push(
-                db.prepare(
-                    "INSERT OR REPLACE INTO rollups (token, bucket, sub, events, data) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(&[
-                    text(&token),
-                    number(start),
-                    optional(activity.sub.as_deref()),
-                    number(i64::try_from(activity.events).unwrap_or(i64::MAX)),
-                    text(&data),
-                ])?,
+                db.prepare("INSERT OR REPLACE INTO rollups (token, bucket, sub, events, data) VALUES (?, ?, ?, ?, ?)")
+                    .bind(&[
+                        text(&token),
+                        number(start),
+                        optional(activity.sub.as_deref()),
+                        number(i64::try_from(activity.events).unwrap_or(i64::MAX)),
+                        text(&data),
+                    ])?,
             );
         }
     }
@@ -401,7 +428,10 @@ async fn activity(
     for row in rows.into_iter().take(usize::try_from(MAX_ROLLUPS_READ).unwrap_or(usize::MAX)) {
         let Ok(rollup) = serde_json::from_str::<TokenActivity>(&row.data) else { continue };
         if tokens.is_some() {
-            per_bucket.entry(row.bucket).or_insert_with(|| Aggregator::new(timing)).merge_token(&row.token, rollup.clone());
+            per_bucket
+                .entry(row.bucket)
+                .or_insert_with(|| Aggregator::new(timing))
+                .merge_token(&row.token, rollup.clone());
         }
         all.merge_token(&row.token, rollup);
     }
@@ -480,8 +510,15 @@ pub async fn token_detail(env: &Env, settings: &Settings, window: Window, token:
         .collect();
     let user_agents: Vec<Value> =
         rollup.user_agents.iter().map(|(agent, count)| json!({ "name": agent, "count": count })).collect();
+    let shape = db(env)?
+        .prepare("SELECT claims, scope FROM tokens WHERE token = ?")
+        .bind(&[text(token)])?
+        .first::<ShapeRow>(None)
+        .await?;
+    let claims = shape.as_ref().and_then(|s| s.claims.as_deref()).and_then(|c| serde_json::from_str::<Value>(c).ok());
     Ok(Some(json!({
-        "row": row, "claims": null, "scope": null, "ips": ips, "user_agents": user_agents, "activity": activity,
+        "row": row, "claims": claims, "scope": shape.map(|s| s.scope), "ips": ips, "user_agents": user_agents,
+        "activity": activity,
     })))
 }
 
@@ -513,27 +550,34 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
         db.prepare("SELECT value FROM scan_state WHERE name = 'cursor'").first::<String>(Some("value")).await?;
     let after = cursor.clone().unwrap_or_default();
     let tokens: Vec<String> = db
-        .prepare(
-            "SELECT DISTINCT token FROM rollups WHERE bucket >= ? AND token > ? ORDER BY token LIMIT ?",
-        )
-        .bind(&[number(bucket_start(window.from, guardian.bucket_seconds)), text(&after), number(TOKENS_PER_INVOCATION)])?
+        .prepare("SELECT DISTINCT token FROM rollups WHERE bucket >= ? AND token > ? ORDER BY token LIMIT ?")
+        .bind(&[
+            number(bucket_start(window.from, guardian.bucket_seconds)),
+            text(&after),
+            number(TOKENS_PER_INVOCATION),
+        ])?
         .all()
         .await?
         .results::<TokenName>()?
         .into_iter()
         .map(|t| t.token)
         .collect();
-    let next = (i64::try_from(tokens.len()).unwrap_or(0) == TOKENS_PER_INVOCATION).then(|| tokens.last().cloned()).flatten();
+    let next =
+        (i64::try_from(tokens.len()).unwrap_or(0) == TOKENS_PER_INVOCATION).then(|| tokens.last().cloned()).flatten();
     match &next {
         Some(last) => {
-            db.prepare("INSERT OR REPLACE INTO scan_state (name, value) VALUES ('cursor', ?)").bind(&[text(last)])?.run().await?;
+            db.prepare("INSERT OR REPLACE INTO scan_state (name, value) VALUES ('cursor', ?)")
+                .bind(&[text(last)])?
+                .run()
+                .await?;
         }
         None => {
             db.prepare("DELETE FROM scan_state WHERE name = 'cursor'").run().await?;
             expire(env, now.saturating_sub(guardian.retention_seconds), guardian.bucket_seconds).await?;
         }
     }
-    let mut summary = ScanSummary { window: Some(window), resumed_after: cursor, next_cursor: next, ..ScanSummary::default() };
+    let mut summary =
+        ScanSummary { window: Some(window), resumed_after: cursor, next_cursor: next, ..ScanSummary::default() };
     if tokens.is_empty() {
         return Ok(summary);
     }

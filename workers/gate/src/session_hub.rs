@@ -80,7 +80,7 @@ pub fn take_served(sid: &str, now: i64) -> Option<u64> {
     with_tally(sid, now, |t| Some(std::mem::take(&mut t.served)).filter(|&b| b > 0))
 }
 
-const STATE: [&str; 4] = ["sessions", "revocations", "usage", "pending"];
+const STATE: [&str; 5] = ["sessions", "revocations", "usage", "pending", "shapes"];
 
 /// Where the hub remembers its own key (a Durable Object cannot read the name it was
 /// addressed by), for naming what it flushes.
@@ -96,22 +96,24 @@ impl SessionHub {
     /// Each part in its own key, so each has the whole value limit.
     async fn load(&self) -> Result<SessionHubState> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending] = STATE;
+        let [sessions, revocations, usage, pending, shapes] = STATE;
         Ok(SessionHubState {
             list: storage.get(sessions).await?.unwrap_or_default(),
             revocations: storage.get(revocations).await?.unwrap_or_default(),
             usage: storage.get(usage).await?.unwrap_or_default(),
             pending: storage.get(pending).await?.unwrap_or_default(),
+            shapes: storage.get(shapes).await?.unwrap_or_default(),
         })
     }
 
     async fn store(&self, hub: &SessionHubState) -> Result<()> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending] = STATE;
+        let [sessions, revocations, usage, pending, shapes] = STATE;
         storage.put(sessions, &hub.list).await?;
         storage.put(revocations, &hub.revocations).await?;
         storage.put(usage, &hub.usage).await?;
-        storage.put(pending, &hub.pending).await
+        storage.put(pending, &hub.pending).await?;
+        storage.put(shapes, &hub.shapes).await
     }
 
     /// Hands the pending usage records to detection's storage when due, else makes sure an
@@ -135,12 +137,19 @@ impl SessionHub {
     async fn flush(&self, hub: &mut SessionHubState, bucket: i64) -> Result<()> {
         let key: Option<String> = self.state.storage().get(KEY).await?;
         let events = std::mem::take(&mut hub.pending);
-        if let Err(error) = crate::guardian::store_usage(&self.env, key.as_deref().unwrap_or("unknown"), &events, bucket).await {
-            // Kept for the next flush: nothing recorded is lost to a storage hiccup.
+        let shapes = std::mem::take(&mut hub.shapes);
+        let hub_key = key.as_deref().unwrap_or("unknown");
+        let stored = match crate::guardian::store_usage(&self.env, hub_key, &events, bucket).await {
+            Ok(()) => crate::guardian::store_shapes(&self.env, &shapes, events.first().map_or(0, |e| e.at)).await,
+            Err(error) => Err(error),
+        };
+        if stored.is_err() {
+            // Kept for the next flush: nothing recorded is lost to a storage hiccup (a
+            // retried flush merges into the same rollups; raw events may repeat in R2).
             hub.pending = events;
-            return Err(error);
+            hub.shapes = shapes;
         }
-        Ok(())
+        stored
     }
 }
 

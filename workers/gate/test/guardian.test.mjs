@@ -5,6 +5,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, startGate, token } from './support.mjs';
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every URI in an HLS playlist, resolved against its URL. */
+function hlsUris(text, base) {
+  const uris = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) for (const m of line.matchAll(/URI="([^"]+)"/g)) uris.push(new URL(m[1], base));
+    else if (line.trim()) uris.push(new URL(line.trim(), base));
+  }
+  return uris;
+}
+
 let gate;
 before(async () => {
   gate = await startGate({ bindings: { PUBLIC_PATHS: 'posters' } });
@@ -102,5 +114,112 @@ describe('actions from the Guardian view', () => {
     assert.match(await (await send('/admin/')).text(), /<form/i, 'a sign-in form');
     assert.equal((await send('/admin/actions')).status, 401);
     assert.equal((await send('/admin/actions', { Authorization: 'Bearer wrong' })).status, 401);
+  });
+});
+
+describe('detection on a schedule: usage flushed to D1 and R2, the Cron Trigger, findings, automatic revocation', () => {
+  const BUCKET = 2;
+  let g;
+  before(async () => {
+    g = await startGate({
+      bindings: {
+        GUARDIAN_BUCKET: String(BUCKET),
+        GUARDIAN_AUTO_REVOKE: 'on',
+        GUARDIAN_REVOKE_SCORE: '40',
+        GUARDIAN_REVOKE_TTL: '600',
+        GATE_CONFIG: '{"policy": {"defaultMaxSessions": 50}}',
+      },
+    });
+  });
+  after(() => g && g.mf.dispose());
+
+  const as = (viewer) => ({
+    headers: { 'CF-Connecting-IP': viewer.ip, 'User-Agent': viewer.ua ?? 'Mozilla/5.0 Chrome/130', ...(viewer.referer ? { Referer: viewer.referer } : {}) },
+    cf: { country: viewer.country, asn: viewer.asn, asOrganization: viewer.org },
+  });
+  const play = async (t, viewer) => {
+    const master = await g.mf.dispatchFetch(`${g.url}/hls/master.m3u8?token=${t}`, as(viewer));
+    assert.equal(master.status, 200, await master.clone().text());
+    const variant = hlsUris(await master.text(), `${g.url}/hls/master.m3u8`)[0];
+    const playlist = await g.mf.dispatchFetch(variant.href, as(viewer));
+    assert.equal(playlist.status, 200);
+    for (const segment of hlsUris(await playlist.text(), variant.href).slice(0, 2)) {
+      assert.equal((await g.mf.dispatchFetch(segment.href, as(viewer))).status, 200);
+    }
+    return variant;
+  };
+  const admin = async (path, body) => {
+    const response = await g.mf.dispatchFetch(`${g.url}${path}`, {
+      method: body === undefined ? 'GET' : 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, text: await response.text() };
+  };
+
+  it('finds a token shared across networks and countries, revokes it by itself, and the undo restores it', async () => {
+    const shared = `shared-${Date.now()}`;
+    const honest = `honest-${Date.now()}`;
+    const viewers = [
+      { ip: '198.51.100.10', country: 'DE', asn: 3320, org: 'Deutsche Telekom AG', referer: 'https://tv.example.com/' },
+      { ip: '203.0.113.20', country: 'BR', asn: 28573, org: 'Claro NXT', referer: 'https://tv.example.com/' },
+      { ip: '192.0.2.30', country: 'US', asn: 7922, org: 'Comcast Cable' },
+      { ip: '198.51.100.140', country: 'FR', asn: 3215, org: 'Orange' },
+      { ip: '203.0.113.150', country: 'IN', asn: 55836, org: 'Reliance Jio' },
+      { ip: '192.0.2.160', country: 'JP', asn: 2516, org: 'KDDI' },
+    ];
+    const sharedToken = token({ jti: shared });
+    for (const viewer of viewers) await play(sharedToken, viewer);
+    const variant = await play(token({ jti: honest }), { ip: '198.51.100.77', country: 'DE', asn: 3320, org: 'Deutsche Telekom AG', referer: 'https://tv.example.com/' });
+
+    // Each Durable Object flushes at the end of its bucket (an alarm).
+    await sleep((BUCKET + 2) * 1000);
+    const db = await g.mf.getD1Database('GUARDIAN');
+    const rollups = await db.prepare('SELECT token, SUM(events) AS events FROM rollups GROUP BY token').all();
+    const events = Object.fromEntries(rollups.results.map((r) => [r.token, r.events]));
+    assert.equal(events[shared], viewers.length * 2, 'a start and a reload per viewer');
+    assert.equal(events[honest], 2);
+    const usage = await admin('/admin/usage?window=1h');
+    assert.equal(usage.status, 200);
+    const lines = usage.text.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.filter((e) => e.token === shared).length, viewers.length * 2, 'the raw events are in R2');
+    assert.deepEqual(new Set(lines.filter((e) => e.token === shared).map((e) => e.country)), new Set(viewers.map((v) => v.country)));
+
+    // The Cron Trigger, as Cloudflare fires it.
+    const worker = await g.mf.getWorker();
+    await worker.scheduled({ cron: '*/5 * * * *' });
+    const findings = await db.prepare('SELECT token, score, severity FROM findings').all();
+    const byToken = Object.fromEntries(findings.results.map((r) => [r.token, r]));
+    assert.ok(byToken[shared].score >= 40, JSON.stringify(byToken));
+    assert.ok(byToken[honest].score < 40, JSON.stringify(byToken));
+
+    const tokens = JSON.parse((await admin('/admin/tokens?window=1h')).text).tokens;
+    const row = tokens.find((r) => r.token === shared);
+    assert.equal(row.ips, viewers.length);
+    assert.ok(row.indicators.some((i) => ['many_ips', 'multi_country'].includes(i.code)), JSON.stringify(row.indicators));
+    assert.equal(row.revoked, true, 'revoked by the scheduled detection');
+    assert.equal(tokens.find((r) => r.token === honest).revoked, false);
+
+    const denied = await g.mf.dispatchFetch(`${g.url}/hls/master.m3u8?token=${sharedToken}`, as(viewers[0]));
+    assert.equal(denied.status, 403);
+    assert.equal(denied.headers.get('x-streamgate-reason'), 'revoked');
+    assert.equal((await g.mf.dispatchFetch(variant.href, as({ ip: '198.51.100.77' }))).status, 200, 'the honest viewer plays on');
+
+    const actions = JSON.parse((await admin('/admin/actions')).text).actions;
+    const auto = actions.find((a) => a.actor === 'guardian' && a.target === shared);
+    assert.equal(auto.action, 'revoke');
+    assert.equal(auto.ttl, 600);
+    assert.match(auto.reason, /^score \d+ \(/);
+    assert.equal((await admin('/admin/actions/undo', { id: auto.id })).status, 200);
+    assert.equal((await g.mf.dispatchFetch(`${g.url}/hls/master.m3u8?token=${sharedToken}`, as(viewers[0]))).status, 200, 'undone');
+
+    const ips = JSON.parse((await admin('/admin/ips?window=1h')).text).ips;
+    assert.ok(ips.some((r) => r.network === '203.0.113.20' && r.tokens === 1), JSON.stringify(ips.slice(0, 3)));
+    const breakdown = JSON.parse((await admin('/admin/breakdown?window=1h')).text);
+    assert.ok(breakdown.countries.some((c) => c.name === 'JP'));
+    assert.ok(breakdown.referrers.some((r) => r.host === 'tv.example.com'));
+    assert.ok(breakdown.providers.some((p) => p.asn === 2516 && p.organization === 'KDDI'), JSON.stringify(breakdown.providers));
+    const detail = JSON.parse((await admin(`/admin/tokens/detail?token=${shared}&window=1h`)).text);
+    assert.equal(detail.ips.length, viewers.length);
+    assert.ok(detail.activity.length >= 1 && detail.activity.every((b) => b.events >= 1));
+    assert.equal((await admin('/admin/tokens?window=nonsense')).status, 400);
   });
 });
