@@ -44,9 +44,10 @@ wrangler d1 migrations apply GUARDIAN --local --persist-to .wrangler/state
 step "Starting the gate (wrangler dev builds it first; the first build takes a few minutes)"
 # wrangler dev would fetch a real `request.cf` from Cloudflare; the gate gets a placeholder.
 export CLOUDFLARE_CF_FETCH_ENABLED=false
-# --test-scheduled exposes /__scheduled, which runs the Cron Trigger (misuse detection) now.
+# --test-scheduled exposes /__scheduled, which runs the Cron Trigger (misuse detection) now;
+# a 30 s usage bucket (300 s deployed) puts demo traffic on the dashboard quickly.
 npm/node_modules/.bin/node npm/node_modules/wrangler/bin/wrangler.js dev --ip 127.0.0.1 --port "$gate_port" \
-  --persist-to .wrangler/state --log-level warn --test-scheduled &
+  --persist-to .wrangler/state --log-level warn --test-scheduled --var GUARDIAN_BUCKET:30 &
 gate_pid=$!
 gate="http://127.0.0.1:$gate_port"
 for _ in $(seq 1 600); do
