@@ -3,9 +3,11 @@
 //! Speed: inputs are read in large blocks (8 MiB), cut at the last line break, and the
 //! blocks are parsed on every core at once (`std::thread::scope`), each worker folding
 //! events into its own `Aggregator`; the rollups merge exactly at the end. `memchr` finds
-//! line breaks. No memory map: that needs `unsafe`, and large reads already run at disk
+//! line breaks; JSON Lines take a fast path for the gate's flat export format
+//! ([`fastjson`]) and serde_json (borrowing `&str`) for everything else. No memory map: that needs `unsafe`, and large reads already run at disk
 //! speed.
 
+mod fastjson;
 mod output;
 mod parse;
 
@@ -265,18 +267,9 @@ fn read_blocks(
             let mut bytes = std::mem::take(&mut carry);
             bytes.reserve(BLOCK);
             let start = bytes.len();
-            bytes.resize(start + BLOCK, 0);
-            let mut filled = start;
-            while filled < bytes.len() {
-                match reader.read(bytes.get_mut(filled..).unwrap_or_default()) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(format!("{}: {e}", source.name())),
-                }
-            }
-            bytes.truncate(filled);
-            let end_of_input = filled == start;
+            // `take` + `read_to_end` fills the spare capacity without zeroing it first.
+            (&mut reader).take(BLOCK as u64).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", source.name()))?;
+            let end_of_input = bytes.len() == start;
             if !end_of_input {
                 // Keep the partial last line for the next block.
                 if let Some(cut) = memchr::memrchr(b'\n', &bytes) {
@@ -343,9 +336,12 @@ fn work(
             }
             tally.lines += 1;
             match block.format {
-                LogFormat::Jsonl => match parse::json_line(line) {
-                    Some(event) => accept(&event.view(), &mut tally, &mut aggregator, window, times_only),
-                    None => record_malformed(&mut tally, block.source, number),
+                LogFormat::Jsonl => match fastjson::event(line) {
+                    Some(view) => accept(&view, &mut tally, &mut aggregator, window, times_only),
+                    None => match parse::json_line(line) {
+                        Some(event) => accept(&event.view(), &mut tally, &mut aggregator, window, times_only),
+                        None => record_malformed(&mut tally, block.source, number),
+                    },
                 },
                 LogFormat::Combined => match std::str::from_utf8(line).map(|l| parse::log_event(l, &mut names)) {
                     Ok(LogOutcome::Event(event)) => {
