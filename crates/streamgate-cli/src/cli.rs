@@ -23,6 +23,152 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print the reason-code table (code, HTTP status, meaning).
     Reasons(JsonFlag),
+    /// Find misused tokens (sharing, relays, restreams) in usage events or access logs.
+    Scan(ScanArgs),
+}
+
+/// Input format of a scan input.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON Lines of usage events (`GET /admin/usage`).
+    Jsonl,
+    /// nginx/Apache combined access log with the credential in the query.
+    Combined,
+}
+
+/// Output format of a scan.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Aligned columns, highest score first.
+    Table,
+    /// One JSON object per line per token (the `GET /admin/tokens` row).
+    Json,
+    /// CSV with a header; lists joined with `;`.
+    Csv,
+}
+
+/// Lowest severity reported.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum MinSeverity {
+    /// Every token with an indicator.
+    Low,
+    /// Likely misuse and worse (default).
+    Medium,
+    /// Misuse only.
+    High,
+}
+
+impl From<MinSeverity> for streamgate_core::detection::Severity {
+    fn from(value: MinSeverity) -> Self {
+        match value {
+            MinSeverity::Low => Self::Low,
+            MinSeverity::Medium => Self::Medium,
+            MinSeverity::High => Self::High,
+        }
+    }
+}
+
+/// `streamgate scan`. Exit 0 with no finding, 1 with findings, 2 on usage errors.
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Input file, or - for standard input (repeatable).
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<String>,
+    /// Input format; detected per file when absent (a first line starting with { is JSON Lines).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Judge the last span before the newest event in the input (e.g. 3h, 90m, 1d).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub window: Option<String>,
+    /// Window start: unix seconds or RFC 3339.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end (excluded): unix seconds or RFC 3339.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Referer host of the operator's pages (repeatable; *.example.com wildcards).
+    #[arg(long = "allowed-referrer")]
+    pub allowed_referrers: Vec<String>,
+    /// Data-centre ASN list (AS<n> per line), replacing the shipped one; `shipped` adds it back (repeatable).
+    #[arg(long = "hosting-asns", value_name = "FILE")]
+    pub hosting_asns: Vec<String>,
+    /// Data-centre CIDR list, replacing the shipped one; `shipped` adds it back (repeatable).
+    #[arg(long = "hosting-cidrs", value_name = "FILE")]
+    pub hosting_cidrs: Vec<String>,
+    /// Detector configuration (JSON, see streamgate_core::detection::DetectorConfig); flags override it.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Lowest severity reported (and counted for the exit code).
+    #[arg(long, value_enum, default_value_t = MinSeverity::Medium)]
+    pub min_severity: MinSeverity,
+    #[command(flatten)]
+    pub thresholds: Thresholds,
+    /// Print lines, events, MB/s and events/s on standard error.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Detector thresholds; each overrides the configuration's.
+#[derive(Args, Debug)]
+pub struct Thresholds {
+    /// A session ends after this idle gap (default 60s).
+    #[arg(long)]
+    pub idle: Option<String>,
+    /// many_ips: report above this many IPv4 addresses / IPv6 /64s (default 5).
+    #[arg(long)]
+    pub many_ips: Option<u32>,
+    /// many_sessions: report above this many sessions (default 20).
+    #[arg(long)]
+    pub many_sessions: Option<u32>,
+    /// multi_country: report above this many countries within --country-window (default 2).
+    #[arg(long)]
+    pub many_countries: Option<u32>,
+    /// The sub-window for multi_country (default 1h).
+    #[arg(long)]
+    pub country_window: Option<String>,
+    /// long_playback: report above this playback, and above 2x the stream's p95 (default 8h).
+    #[arg(long)]
+    pub long_playback: Option<String>,
+    /// concurrency: sessions a user-bound token may play at once (default 2).
+    #[arg(long)]
+    pub user_bound_limit: Option<u32>,
+}
+
+impl Thresholds {
+    /// `config` with these flags applied.
+    pub fn apply(
+        &self,
+        mut config: streamgate_core::detection::DetectorConfig,
+        allowed_referrers: &[String],
+    ) -> Result<streamgate_core::detection::DetectorConfig, String> {
+        use crate::scan::parse_duration;
+        config.allowed_referrers.extend(allowed_referrers.iter().cloned());
+        if let Some(idle) = &self.idle {
+            config.timing.idle_seconds = parse_duration(idle)?;
+        }
+        if let Some(window) = &self.country_window {
+            config.timing.country_window_seconds = parse_duration(window)?;
+        }
+        if let Some(n) = self.many_ips {
+            config.rules.many_ips.above = n;
+        }
+        if let Some(n) = self.many_sessions {
+            config.rules.many_sessions.above = n;
+        }
+        if let Some(n) = self.many_countries {
+            config.rules.multi_country.above = n;
+        }
+        if let Some(playback) = &self.long_playback {
+            config.rules.long_playback.seconds = parse_duration(playback)?;
+        }
+        if let Some(n) = self.user_bound_limit {
+            config.rules.concurrency.user_bound_limit = n;
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Args, Debug)]

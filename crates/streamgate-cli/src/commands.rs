@@ -27,7 +27,7 @@ use crate::keysource;
 pub enum Outcome {
     /// Done, or the request was allowed.
     Success,
-    /// The request was denied (exit 1).
+    /// The request was denied, or a scan has findings (exit 1).
     Denied,
 }
 
@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
         Command::Reasons(a) => reasons(a),
+        Command::Scan(a) => crate::scan::scan(a),
     }
 }
 

@@ -1,10 +1,12 @@
 //! `streamgate`: sign, verify and inspect stream tokens offline.
 //!
-//! Exit codes: 0 allowed (or success), 1 denied, 2 usage or configuration error.
+//! Exit codes: 0 allowed (or success, or no finding), 1 denied (or findings), 2 usage or
+//! configuration error (clap's own usage errors exit 2 as well).
 
 mod cli;
 mod commands;
 mod keysource;
+mod scan;
 
 use std::process::ExitCode;
 

@@ -15,7 +15,6 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::UsageEvent;
-use crate::policy::pattern::referrer_host;
 
 /// Most distinct keys one map of a [`TokenActivity`] keeps (sessions, networks,
 /// countries, providers, referrers, user agents, streams), so one hostile token cannot
@@ -274,6 +273,23 @@ fn keep_greater(kept: &mut Option<String>, seen: Option<&str>) {
     }
 }
 
+/// The host of a Referer URL, lower-cased, borrowed when it already is (the common case):
+/// the same host as `policy::pattern::referrer_host`, without an allocation per event.
+fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
+    let (_, rest) = referer.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host =
+        if let Some(v6) = host_port.strip_prefix('[') { v6.split(']').next()? } else { host_port.split(':').next()? };
+    if host.is_empty() {
+        None
+    } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
+}
+
 fn non_empty(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
@@ -330,7 +346,11 @@ impl TokenActivity {
             }
         }
         match non_empty(event.referer).and_then(referrer_host) {
-            Some(host) => bump(&mut self.referrers, host, 1, overflow),
+            Some(host) => {
+                if let Some(count) = entry(&mut self.referrers, &host, || 0, overflow) {
+                    *count = count.saturating_add(1);
+                }
+            }
             None => self.missing_referrer = self.missing_referrer.saturating_add(1),
         }
         if let Some(agent) = non_empty(event.user_agent) {
@@ -653,6 +673,19 @@ mod tests {
         let mut left = runs(&[0, 100], 60);
         left.merge(&runs(&[50, 300], 60), 60);
         assert_eq!(left.as_slice(), &[(0, 100), (300, 300)]);
+    }
+
+    #[test]
+    fn referrer_hosts_match_the_policy_rule() {
+        for referer in [
+            "https://WWW.Example.com:8443/x?y",
+            "http://a@b.example/",
+            "https://[2001:db8::1]/",
+            "no-scheme",
+            "https:///",
+        ] {
+            assert_eq!(referrer_host(referer).map(Cow::into_owned), crate::policy::pattern::referrer_host(referer));
+        }
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub struct Rules {
     pub many_ips: CountRule,
     /// `many_sessions`: sessions above `above` (scaled the same way).
     pub many_sessions: CountRule,
-    /// `multi_country`: at least `above + 1` countries within the country window.
+    /// `multi_country`: at least `above + 1` countries within the country window (scaled
+    /// like `many_ips`).
     pub multi_country: CountRule,
     /// `hosting_network`: share of events from data-centre networks, reported from `min_share`.
     pub hosting_network: ShareRule,
@@ -78,7 +79,8 @@ pub struct Rules {
     pub unknown_referrer: ShareRule,
     /// `missing_referrer`: share of events without a Referer (weak: apps and TVs send none).
     pub missing_referrer: ShareRule,
-    /// `long_playback`: playback above `max(seconds, p95_factor × the stream's p95)`.
+    /// `long_playback`: playback above `max(seconds, p95_factor × the stream's p95)` (times
+    /// `max_sessions` for tokens shared by design).
     pub long_playback: PlaybackRule,
     /// `concurrency`: sessions playing together above the limit.
     pub concurrency: ConcurrencyRule,

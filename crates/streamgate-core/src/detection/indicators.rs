@@ -184,17 +184,13 @@ pub(crate) fn evaluate(activity: &TokenActivity, ctx: &Context<'_>) -> Vec<Indic
     let all_expected = |code| !ctx.networks.is_empty() && ctx.networks.iter().all(|n| n.expected_for(code));
     let scale = scale(activity);
 
-    // many_ips: relay egress rotates, so each relay provider counts once.
+    // many_ips: relay and VPN egress rotates, so each relay provider counts once.
     {
         let code = IndicatorCode::ManyIps;
         let counted: Vec<&ClassifiedNetwork<'_>> = ctx.networks.iter().filter(|n| !n.expected_for(code)).collect();
-        let relays: BTreeSet<(Option<u32>, Option<&str>)> = counted
-            .iter()
-            .filter(|n| n.class == Some(NetworkClass::PrivacyRelay))
-            .map(|n| (n.asn, n.organization))
-            .collect();
-        let direct: Vec<&&ClassifiedNetwork<'_>> =
-            counted.iter().filter(|n| n.class != Some(NetworkClass::PrivacyRelay)).collect();
+        let relays: BTreeSet<(Option<u32>, Option<&str>)> =
+            counted.iter().filter(|n| is_relay(n.class)).map(|n| (n.asn, n.organization)).collect();
+        let direct: Vec<&&ClassifiedNetwork<'_>> = counted.iter().filter(|n| !is_relay(n.class)).collect();
         let count = direct.len() + relays.len();
         let limit = u64::from(rules.many_ips.above).saturating_mul(u64::from(scale));
         if count as u64 > limit {
@@ -322,6 +318,10 @@ pub(crate) fn evaluate(activity: &TokenActivity, ctx: &Context<'_>) -> Vec<Indic
         }
     }
     found
+}
+
+fn is_relay(class: Option<NetworkClass>) -> bool {
+    matches!(class, Some(NetworkClass::PrivacyRelay | NetworkClass::Vpn))
 }
 
 /// What tells providers apart: the ASN, else the address's /16 (IPv4) or /32 (IPv6).

@@ -251,8 +251,12 @@ impl<R: RngCore> Gen<'_, R> {
                 format!("{a}.{b}.7.{}", 10 + slot)
             }
             Address::Relay([a, b], period) => {
-                let slot = (at / period.max(&1)) as u64 % 251;
-                format!("{a}.{b}.{}.{}", slot % 16, 1 + slot)
+                let slot = (at / period.max(&1)) as u64;
+                if [*a, *b] == [104, 28] {
+                    format!("104.28.28.{}", 64 + slot % 12)
+                } else {
+                    format!("{a}.{b}.{}.{}", slot % 16, 1 + slot % 250)
+                }
             }
         }
     }
@@ -304,14 +308,14 @@ impl<R: RngCore> Gen<'_, R> {
         let mut home = self.home();
         let relay = !app && self.chance(8);
         if relay {
-            let (asn, organization) =
-                if self.chance(80) { (13335, "iCloud Private Relay") } else { (36183, "Akamai Technologies, Inc.") };
-            home = Network {
-                asn,
-                organization: organization.into(),
-                country: home.country,
-                address: Address::Relay([172, 224], self.between(300, 900)),
+            // Behind Cloudflare (104.28.28.64/28 is in the upstream VPN list) or Akamai (172.224/12).
+            let (asn, organization, base) = if self.chance(80) {
+                (13335, "iCloud Private Relay", [104, 28])
+            } else {
+                (36183, "Akamai Technologies, Inc.", [172, 224])
             };
+            let address = Address::Relay(base, self.between(300, 900));
+            home = Network { asn, organization: organization.into(), country: home.country, address };
         }
         if self.chance(1) {
             home = Network {

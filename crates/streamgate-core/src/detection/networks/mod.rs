@@ -51,6 +51,9 @@ pub const ICLOUD_PRIVATE_RELAY: &str = "iCloud Private Relay";
 pub const AKAMAI_RELAY_ASNS: [u32; 2] = [36183, 20940];
 /// Transit networks that the upstream data-centre list names.
 pub const TRANSIT_ASNS: [u32; 3] = [6939, 3561, 4323];
+/// iCloud Private Relay egress run by Akamai (Apple's published egress list), which the
+/// upstream data-centre CIDR list carries as Akamai hosting: for logs with IPs only.
+pub const RELAY_RANGES: [&str; 1] = ["172.224.0.0/12"];
 
 const SHIPPED_DATACENTER_ASNS: &str = include_str!("data/asn-datacenter.txt");
 const SHIPPED_VPN_ASNS: &str = include_str!("data/asn-vpn.txt");
@@ -114,6 +117,7 @@ impl NetworkTable {
         let mut table = NetworkTable::shipped();
         let _ = table.add_cidr_list(SHIPPED_DATACENTER_CIDRS, NetworkClass::Hosting);
         let _ = table.add_cidr_list(SHIPPED_VPN_CIDRS, NetworkClass::Vpn);
+        table.add_corrections();
         table
     }
 
@@ -128,13 +132,17 @@ impl NetworkTable {
         (SHIPPED_DATACENTER_ASNS, SHIPPED_VPN_ASNS)
     }
 
-    /// Re-applies the transit and relay corrections (after an operator list is added).
+    /// Re-applies the transit and relay corrections (after an operator list is added); the
+    /// relay ranges only when the table has ranges.
     pub fn add_corrections(&mut self) {
         for asn in TRANSIT_ASNS {
             self.set_asn(asn, NetworkClass::Transit, None);
         }
         for asn in AKAMAI_RELAY_ASNS {
             self.set_asn(asn, NetworkClass::PrivacyRelay, None);
+        }
+        if self.has_ranges() {
+            let _ = self.add_cidr_list(&RELAY_RANGES.join("\n"), NetworkClass::PrivacyRelay);
         }
     }
 
