@@ -77,14 +77,24 @@ fn main() {
     }
 
     // WMSAuth: with and without a signed stream, both date styles.
-    for (name, stream, style) in [("stream-php", Some("live/match-1"), DateStyle::Php), ("nostream-padded", None, DateStyle::ZeroPadded)] {
+    for (name, stream, style) in
+        [("stream-php", Some("live/match-1"), DateStyle::Php), ("nostream-padded", None, DateStyle::ZeroPadded)]
+    {
         let request = WmsAuthRequest { ip, server_time: NOW - 30, valid_minutes: 20, stream, date_style: style };
         let sign = wmsauth::sign(WMS_KEY, &request).expect("signs");
         write("wmsauth", name, format!("{sign}\n{path}\n{ip}"));
         write("unverified", &format!("wmsauth-{name}"), format!("{path}?wmsAuthSign={sign}"));
     }
-    write("wmsauth", "sign-stream", format!("!sign\n{ip}\n{path}\nserver_time=11/14/2023 10:13:20 PM&hash_value=@&validminutes=20&strm_len=12"));
-    write("wmsauth", "sign-padded", format!("!sign\n2001:db8::1\n/vod/a.mp4\nserver_time=01/02/2024 01:02:03 AM&hash_value=@&validminutes=5"));
+    write(
+        "wmsauth",
+        "sign-stream",
+        format!("!sign\n{ip}\n{path}\nserver_time=11/14/2023 10:13:20 PM&hash_value=@&validminutes=20&strm_len=12"),
+    );
+    write(
+        "wmsauth",
+        "sign-padded",
+        format!("!sign\n2001:db8::1\n/vod/a.mp4\nserver_time=01/02/2024 01:02:03 AM&hash_value=@&validminutes=5"),
+    );
 
     // EdgeAuth: an ACL token with every field, a URL token per escape style.
     let acl = EdgeAuthRequest {
@@ -99,12 +109,19 @@ fn main() {
     let token = edgeauth::sign(EDGE_KEY, EdgeAlgorithm::Sha256, &acl).expect("signs");
     write("edgeauth", "acl", format!("{token}\n{path}\n{ip}"));
     write("unverified", "edgeauth-acl", format!("https://gate.example.com{path}?hdnts={token}"));
-    for (name, escape) in [("url-none", EscapeStyle::None), ("url-python", EscapeStyle::Python), ("url-node", EscapeStyle::Node)] {
-        let url = EdgeAuthRequest { url: Some("/vod/a b(1).mp4".into()), expires: NOW + 600, escape, ..Default::default() };
+    for (name, escape) in
+        [("url-none", EscapeStyle::None), ("url-python", EscapeStyle::Python), ("url-node", EscapeStyle::Node)]
+    {
+        let url =
+            EdgeAuthRequest { url: Some("/vod/a b(1).mp4".into()), expires: NOW + 600, escape, ..Default::default() };
         let token = edgeauth::sign(EDGE_KEY, EdgeAlgorithm::Sha256, &url).expect("signs");
         write("edgeauth", name, format!("{token}\n/vod/a%20b(1).mp4\n{ip}"));
     }
-    write("edgeauth", "sign-acl", format!("!sign\n{path}\n{ip}\nip=192.0.2.0/24~st={}~exp={}~acl=/live/*!/vod/*~id=x%20y", NOW - 1, NOW + 60));
+    write(
+        "edgeauth",
+        "sign-acl",
+        format!("!sign\n{path}\n{ip}\nip=192.0.2.0/24~st={}~exp={}~acl=/live/*!/vod/*~id=x%20y", NOW - 1, NOW + 60),
+    );
     write("edgeauth", "sign-url", format!("!sign\n{path}\n{ip}\nexp={}~data=d", NOW + 60));
 
     // secure_link: the default expression, and others.
@@ -112,7 +129,11 @@ fn main() {
     let md5 = scheme.sign(path, ip.parse().ok(), Some(NOW + 600)).expect("signs");
     write("secure_link", "valid", format!("{md5},{}\n{path}\n{ip}\n", NOW + 600));
     write("unverified", "secure-link", format!("{path}?md5={md5}&expires={}", NOW + 600));
-    write("secure_link", "sign-default", format!("!sign\n{path}\n{ip}\n{}\n$secure_link_expires$uri$remote_addr $key", NOW + 60));
+    write(
+        "secure_link",
+        "sign-default",
+        format!("!sign\n{path}\n{ip}\n{}\n$secure_link_expires$uri$remote_addr $key", NOW + 60),
+    );
     write("secure_link", "sign-braced", format!("!sign\n{path}\n\n\n${{uri}}-${{key}}"));
 
     // Session credentials: issued from a grant with every restriction.

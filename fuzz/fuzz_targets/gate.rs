@@ -154,11 +154,34 @@ enum CredentialIn {
     None,
     /// Whatever `find_in_query` finds in the query.
     FromQuery,
-    Raw { kind: u8, text: String },
-    Jwt { key: u8, claims: ClaimsIn },
-    WmsAuth { ip: Option<Ip>, start: i32, minutes: u16, stream: Option<u8>, padded: bool },
-    EdgeAuth { acl: Vec<String>, ip: Option<Range>, start: Option<i32>, exp: i32, id: Option<String>, data: Option<String>, escape: u8 },
-    SecureLink { ip: Option<Ip>, expires: i32 },
+    Raw {
+        kind: u8,
+        text: String,
+    },
+    Jwt {
+        key: u8,
+        claims: ClaimsIn,
+    },
+    WmsAuth {
+        ip: Option<Ip>,
+        start: i32,
+        minutes: u16,
+        stream: Option<u8>,
+        padded: bool,
+    },
+    EdgeAuth {
+        acl: Vec<String>,
+        ip: Option<Range>,
+        start: Option<i32>,
+        exp: i32,
+        id: Option<String>,
+        data: Option<String>,
+        escape: u8,
+    },
+    SecureLink {
+        ip: Option<Ip>,
+        expires: i32,
+    },
 }
 
 #[derive(Arbitrary, Debug)]

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
             Err(denial) => {
                 assert_denial_is_mapped(&denial);
                 assert!(
-                    !matches!(denial.reason(), ReasonCode::BadSignature | ReasonCode::UnknownKey | ReasonCode::AlgNotAllowed),
+                    !matches!(
+                        denial.reason(),
+                        ReasonCode::BadSignature | ReasonCode::UnknownKey | ReasonCode::AlgNotAllowed
+                    ),
                     "a token signed with {} was refused: {denial:?}",
                     key.alg()
                 );

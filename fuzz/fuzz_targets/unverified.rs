@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     let stripped = strip_credentials(query);
     assert_eq!(find_in_query(&stripped), None, "{query:?} stripped to {stripped:?}");
     assert_eq!(strip_credentials(&stripped), stripped, "stripping is idempotent");
-    if let Some(credential) = find_in_query(query).filter(|c| !c.value.contains(['&', '#', '?']) && !c.value.contains("://")) {
+    if let Some(credential) =
+        find_in_query(query).filter(|c| !c.value.contains(['&', '#', '?']) && !c.value.contains("://"))
+    {
         // A credential written into a URL without one is found there again (values that
         // are not URL-safe are the caller's to escape: `signed_url` writes them as given).
         let base = format!("{path}?{stripped}");

@@ -25,11 +25,10 @@ fuzz_target!(|data: &[u8]| {
             Some(len) => facts.path.get(..len).or_else(|| relative.get(..len)),
         };
         let (Some(stream), Some(client)) = (stream, facts.client_ip) else { return };
-        let digest = md5(
-            [client.to_string().as_str(), WMS_KEY, &decoded.server_time, &decoded.valid_minutes_text, stream]
+        let digest =
+            md5([client.to_string().as_str(), WMS_KEY, &decoded.server_time, &decoded.valid_minutes_text, stream]
                 .concat()
-                .as_bytes(),
-        );
+                .as_bytes());
         let sign = b64_std(text.replace("hash_value=@", &format!("hash_value={}", b64_std(&digest))).as_bytes());
         if let Err(denial) = wmsauth_scheme(true).verify(&sign, &facts) {
             assert_denial_is_mapped(&denial);

@@ -171,7 +171,11 @@ pub fn assert_origin_url_sound(origin: &str, normalized: &str, query: &str) {
         "{built:?} has path {path:?}, outside the base {base_path:?}"
     );
     let decoded = percent_decode_str(path).decode_utf8().expect("the origin path decodes to UTF-8");
-    assert_eq!(decoded.get(base_path.len()..), Some(normalized), "{built:?}: the fetched path differs from the checked one");
+    assert_eq!(
+        decoded.get(base_path.len()..),
+        Some(normalized),
+        "{built:?}: the fetched path differs from the checked one"
+    );
     for (name, _) in parsed.query_pairs() {
         let credential = SchemeKind::ALL.iter().any(|k| k.query_params().contains(&name.as_ref()));
         assert!(!credential, "{built:?} forwards the credential parameter {name:?} to the origin");

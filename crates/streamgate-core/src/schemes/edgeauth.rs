@@ -395,7 +395,8 @@ mod tests {
         let facts = RequestFacts { path: "/vod/café.mp4".into(), client_ip: None };
         let scheme = EdgeAuthScheme::new("00112233", EdgeAlgorithm::Sha256).unwrap();
         assert!(scheme.verify(&token, &facts).is_ok());
-        let request = EdgeAuthRequest { url: Some("/vod/café.mp4".into()), expires: 1_700_000_600, ..Default::default() };
+        let request =
+            EdgeAuthRequest { url: Some("/vod/café.mp4".into()), expires: 1_700_000_600, ..Default::default() };
         assert_eq!(sign("00112233", EdgeAlgorithm::Sha256, &request).unwrap(), token);
     }
 
