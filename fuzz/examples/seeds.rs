@@ -93,7 +93,7 @@ fn main() {
     write(
         "wmsauth",
         "sign-padded",
-        format!("!sign\n2001:db8::1\n/vod/a.mp4\nserver_time=01/02/2024 01:02:03 AM&hash_value=@&validminutes=5"),
+        "!sign\n2001:db8::1\n/vod/a.mp4\nserver_time=01/02/2024 01:02:03 AM&hash_value=@&validminutes=5",
     );
 
     // EdgeAuth: an ACL token with every field, a URL token per escape style.

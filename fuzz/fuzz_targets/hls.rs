@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(seconds <= 1_000_000_000_000, "{seconds}");
     }
     assert_eq!(presentation_seconds(ManifestKind::Hls, &playlist), hls::presentation_seconds(&playlist));
-    let checkable = !playlist.contains("sgs") && !(playlist.contains("{$") && playlist.contains("EXT-X-DEFINE"));
+    // Variables could spell `sgs` from pieces the input does not show as one word.
+    let uses_variables = playlist.contains("{$") && playlist.contains("EXT-X-DEFINE");
+    let checkable = !playlist.contains("sgs") && !uses_variables;
     if checkable {
         let marker = format!("sgs={CREDENTIAL}");
         assert!(only_inserted(&playlist, &out, &marker, &["&", "?"]), "input {playlist:?}\noutput {out:?}");
