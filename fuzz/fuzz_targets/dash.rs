@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let refreshed = dash::rewrite_with_refresh(&mpd, &propagation, "https://gate.example.com/live/manifest.mpd");
     assert!(refreshed.len() >= out.len(), "the refresh variant only adds a Location");
     let _ = presentation_seconds(ManifestKind::Dash, &mpd);
-    if !mpd.contains("sgs") && !mpd.contains("&#") {
+    // Players drop tabs and line breaks inside a URL: `sg\ns=` is a stale `sgs=`.
+    if !mpd.replace(['\t', '\n', '\r'], "").contains("sgs") && !mpd.contains("&#") {
         let marker = format!("sgs={CREDENTIAL}");
         assert!(only_inserted(&mpd, &out, &marker, &["&amp;", "&", "?"]), "input {mpd:?}\noutput {out:?}");
     }

@@ -1,5 +1,6 @@
 //! HLS playlists: `hls::rewrite` and `presentation_seconds` on any text. When the playlist
-//! holds no `sgs` (and defines no variables that could spell it), taking the added
+//! holds no `sgs`, not even with tabs inside (players drop them), and defines no variables
+//! that could spell it, taking the added
 //! credential out of the result gives back the input byte for byte: the rewriter only adds.
 #![no_main]
 
@@ -19,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(presentation_seconds(ManifestKind::Hls, &playlist), hls::presentation_seconds(&playlist));
     // Variables could spell `sgs` from pieces the input does not show as one word.
     let uses_variables = playlist.contains("{$") && playlist.contains("EXT-X-DEFINE");
-    let checkable = !playlist.contains("sgs") && !uses_variables;
+    // Players drop tabs inside a URI: `sg\ts=` is a stale `sgs=`, rightly replaced.
+    let checkable = !playlist.replace('\t', "").contains("sgs") && !uses_variables;
     if checkable {
         let marker = format!("sgs={CREDENTIAL}");
         assert!(only_inserted(&playlist, &out, &marker, &["&", "?"]), "input {playlist:?}\noutput {out:?}");

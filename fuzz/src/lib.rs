@@ -60,9 +60,15 @@ pub fn jwt_keys() -> &'static [Key] {
 }
 
 /// The verifier's side: public halves of the asymmetric keys, the HMAC keys as they are.
+/// (Derived once: an EC or Ed25519 public key costs a scalar multiplication.)
 pub fn jwt_scheme() -> JwtScheme {
-    let public = jwt_keys().iter().map(|k| k.public_key().unwrap_or_else(|| k.clone())).collect();
-    JwtScheme::new(KeySet::new(public))
+    static SCHEME: OnceLock<JwtScheme> = OnceLock::new();
+    SCHEME
+        .get_or_init(|| {
+            let public = jwt_keys().iter().map(|k| k.public_key().unwrap_or_else(|| k.clone())).collect();
+            JwtScheme::new(KeySet::new(public))
+        })
+        .clone()
 }
 
 /// WMSAuth, bound to the client IP or not.
