@@ -3,6 +3,8 @@
 # first and skips what is already there.
 #   scripts/setup.sh           Rust and npm pieces for building and running
 #   scripts/setup.sh --peers   also the test peers and tools (Python venv, nginx, Chromium, VLC, wrk)
+#   scripts/setup.sh --fuzz    also the fuzzing toolchain (nightly Rust, cargo-fuzz) for scripts/fuzz.sh
+# The flags combine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +12,12 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 skip() { printf '    %s (already there)\n' "$*"; }
 
 want_peers=false
+want_fuzz=false
 for arg in "$@"; do
   case "$arg" in
     --peers) want_peers=true ;;
-    *) echo "usage: scripts/setup.sh [--peers]" >&2; exit 2 ;;
+    --fuzz) want_fuzz=true ;;
+    *) echo "usage: scripts/setup.sh [--peers] [--fuzz]" >&2; exit 2 ;;
   esac
 done
 
@@ -57,6 +61,22 @@ else
   (cd npm && npm install --no-audit --no-fund --loglevel=error)
   # npm may rewrite the lock (other platforms' optional entries): stamp what it left.
   sha256sum npm/package-lock.json | cut -d' ' -f1 > "$stamp"
+fi
+
+if $want_fuzz; then
+  # cargo-fuzz drives libFuzzer through nightly-only compiler flags.
+  if rustup toolchain list | grep -q '^nightly-'; then
+    skip "Rust nightly toolchain (fuzzing)"
+  else
+    step "Installing the Rust nightly toolchain, minimal profile (fuzzing)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if cargo fuzz --version >/dev/null 2>&1; then
+    skip "cargo-fuzz ($(cargo fuzz --version))"
+  else
+    step "Installing cargo-fuzz (takes a minute once)"
+    cargo install cargo-fuzz --version 0.13.2
+  fi
 fi
 
 $want_peers || exit 0

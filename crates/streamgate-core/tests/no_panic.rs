@@ -1,6 +1,8 @@
 //! Every parser takes arbitrary input without panicking (a panic in wasm poisons the
-//! isolate). These run in CI on every change; `fuzz/` holds the same targets for
-//! coverage-guided runs.
+//! isolate). These run in CI on every change. Garbage stops at the signature check:
+//! `no_panic_signed.rs` signs random claims validly to reach the policy engine, and the
+//! coverage-guided fuzz targets in the repository's `fuzz/` folder (`scripts/fuzz.sh`) cover
+//! the same parsers and rewriters.
 
 use proptest::prelude::*;
 use streamgate_core::keys::{Algorithm, Key, KeySet};

@@ -105,6 +105,11 @@ impl EscapeStyle {
 
     /// Escapes `text` the way the generator of this style does.
     pub fn escape(self, text: &str) -> String {
+        if self == EscapeStyle::None {
+            // As written, UTF-8 included (byte by byte below would re-encode each byte of a
+            // non-ASCII character as a Latin-1 character of its own).
+            return text.to_owned();
+        }
         let keep = |b: u8| match self {
             EscapeStyle::None => true,
             EscapeStyle::Python => b.is_ascii_alphanumeric() || b"_.-~".contains(&b),
@@ -441,6 +446,25 @@ mod tests {
         assert_eq!(EscapeStyle::Python.escape(text), "a+b~c%21d%27e%28f%29g%2ah%2fi");
         assert_eq!(EscapeStyle::Node.escape(text), "a%20b%7ec!d%27e(f)g%2ah%2fi");
         assert_eq!(EscapeStyle::None.escape(text), text);
+    }
+
+    /// Regression (fuzz target `edgeauth`): unescaped, a non-ASCII path was signed and
+    /// checked as mojibake (`é` as `Ã©`), so Akamai's URL tokens for such paths, signed
+    /// over the UTF-8 path as written, were refused.
+    #[test]
+    fn unescaped_urls_keep_their_utf8() {
+        assert_eq!(EscapeStyle::None.escape("/vod/café.mp4"), "/vod/café.mp4");
+        assert_eq!(EscapeStyle::Python.escape("é"), "%c3%a9");
+        let signed_text = "exp=1700000600";
+        let key = hex_decode("00112233").unwrap();
+        let mac = EdgeAlgorithm::Sha256.mac(&key, format!("{signed_text}~url=/vod/café.mp4").as_bytes());
+        let token = format!("{signed_text}~hmac={}", hex(&mac));
+        let facts = RequestFacts { path: "/vod/café.mp4".into(), client_ip: None };
+        let scheme = EdgeAuthScheme::new("00112233", EdgeAlgorithm::Sha256).unwrap();
+        assert!(scheme.verify(&token, &facts).is_ok());
+        let request =
+            EdgeAuthRequest { url: Some("/vod/café.mp4".into()), expires: 1_700_000_600, ..Default::default() };
+        assert_eq!(sign("00112233", EdgeAlgorithm::Sha256, &request).unwrap(), token);
     }
 
     #[test]

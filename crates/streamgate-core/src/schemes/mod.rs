@@ -90,10 +90,16 @@ pub struct Credential {
     pub value: String,
 }
 
-/// Splits a URL or path-with-query into `(path, query)`; the fragment is dropped.
+/// Splits a URL or path-with-query into `(path, query)`; the fragment is dropped. Only a
+/// URL that starts with a scheme (`https://`) has an authority to skip: a `://` later on,
+/// in a path-relative URL's query say, is data.
 pub fn split_url(url: &str) -> (&str, &str) {
     let no_fragment = url.split('#').next().unwrap_or("");
-    let rest = match no_fragment.split_once("://") {
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
+    let rest = match no_fragment.split_once("://").filter(|(scheme, _)| is_scheme(scheme)) {
         Some((_, after_scheme)) => {
             let end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
             after_scheme.get(end..).unwrap_or("")
@@ -134,10 +140,16 @@ pub fn find_in_query(query: &str) -> Option<Credential> {
 }
 
 /// Removes every credential parameter from a query, keeping all others byte-identical and
-/// in order (LL-HLS `_HLS_msn`, `_HLS_part`, `_HLS_skip` included).
+/// in order (LL-HLS `_HLS_msn`, `_HLS_part`, `_HLS_skip` included). A name is judged as
+/// the URL parser that receives the query may read it: WHATWG parsers drop ASCII tabs and
+/// newlines anywhere in a URL and trim C0 controls and spaces from its ends, so `to\tken=`
+/// and a last parameter `md5\0` are credentials too. A `#` ends the query, as it ends it
+/// for every URL parser: nothing after it is kept.
 pub fn strip_credentials(query: &str) -> String {
+    let query = query.split('#').next().unwrap_or("");
     let is_credential = |key: &str| {
-        let key = decode(key);
+        let key = key.replace(['\t', '\n', '\r'], "");
+        let key = decode(key.trim_matches(|c: char| c <= ' '));
         SchemeKind::ALL.iter().any(|k| k.query_params().contains(&key.as_str()))
     };
     query
@@ -178,14 +190,11 @@ pub fn signed_url(url: &str, credential: &Credential) -> String {
     };
     let mut out = base.to_owned();
     for (name, value) in credential_params(credential) {
-        let sep = if out.contains('?') {
-            if out.ends_with('?') || out.ends_with('&') {
-                ""
-            } else {
-                "&"
-            }
-        } else {
-            "?"
+        // The query starts at the first `?`; a later `?` is data, not a separator.
+        let sep = match out.split_once('?') {
+            None => "?",
+            Some((_, query)) if query.is_empty() || query.ends_with('&') => "",
+            Some(_) => "&",
         };
         out.push_str(sep);
         out.push_str(name);
@@ -243,6 +252,30 @@ mod tests {
         assert_eq!(find_in_query("a=1&b=2"), None);
     }
 
+    /// Regression (fuzz target `path`): a raw tab or newline inside a credential's name hid
+    /// it from the strip, and the origin's URL parser, which drops them, read `token=`.
+    #[test]
+    fn strips_credentials_whose_names_hold_tabs_or_newlines() {
+        assert_eq!(strip_credentials("_HLS_msn=1&\ntoken=x&to\tken=y&md5\r=z&x=1"), "_HLS_msn=1&x=1");
+        let url = crate::policy::path::origin_url("https://o.test", "/a", "a=1&\ntoken=x&expires\0\0");
+        assert_eq!(url, "https://o.test/a?a=1");
+        // After a `#`, a URL parser reads a fragment; the query before it was `token`.
+        assert_eq!(strip_credentials("token#=x&a=1"), "");
+        assert_eq!(strip_credentials("a=1#&token=x"), "a=1");
+    }
+
+    /// Regression (fuzz target `unverified`): a `://` in the query of a path-relative URL
+    /// was taken for the scheme's, so `verify_url` decided on a path from the query.
+    #[test]
+    fn only_a_leading_scheme_starts_an_authority() {
+        let url = "/private/secret.m3u8?x=://h/public/a.m3u8?token=T";
+        assert_eq!(split_url(url), ("/private/secret.m3u8", "x=://h/public/a.m3u8?token=T"));
+        assert_eq!(split_url("/a://b/c?q=1"), ("/a://b/c", "q=1"));
+        assert_eq!(split_url("HTTPS://h.test/a?x=https://b/c"), ("/a", "x=https://b/c"));
+        assert_eq!(split_url("svc+ws.1://h.test/a"), ("/a", ""));
+        assert_eq!(split_url("1a://h.test/a"), ("1a://h.test/a", ""));
+    }
+
     #[test]
     fn strips_only_credentials() {
         assert_eq!(strip_credentials("_HLS_msn=5&token=abc&_HLS_part=2&x=%20y"), "_HLS_msn=5&_HLS_part=2&x=%20y");
@@ -258,5 +291,9 @@ mod tests {
         assert_eq!(signed_url("/a", &w), "/a?wmsAuthSign=ab%2B%2F%3D");
         let s = Credential { kind: SchemeKind::SecureLink, value: "m,9".into() };
         assert_eq!(signed_url("/a", &s), "/a?md5=m&expires=9");
+        // Regression (fuzz target `unverified`): a query ending in a `?` got the credential
+        // glued to its last value, where nobody finds it.
+        assert_eq!(signed_url("/a?x=1?", &c), "/a?x=1?&token=t");
+        assert_eq!(signed_url("/a?", &c), "/a?token=t");
     }
 }
