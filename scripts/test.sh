@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check streamgate has: formatting, lints, the wasm32 build of the core, the
-# Rust test suites, the interop suite against real peers, and the npm package's build and
+# Rust test suites, a bounded fuzzing run of every target, the interop suite against real peers, and the npm package's build and
 # suites in two Node versions and a real browser, and the edge gate end to end in workerd
 # with stock players (hls.js and dash.js in Chromium, VLC).
 # Installs what it needs first.
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 started=$SECONDS
 
-scripts/setup.sh --peers
+scripts/setup.sh --peers --fuzz
 
 step "Formatting (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -23,6 +23,9 @@ cargo build -p streamgate-core --target wasm32-unknown-unknown --release --locke
 
 step "Rust tests (unit, vectors, reason codes, attacks, property tests, CLI)"
 cargo test --workspace --locked
+
+step "Fuzzing smoke: every target for 15 s (long runs by hand: scripts/fuzz.sh 3600)"
+scripts/fuzz.sh 15
 
 step "Interop against real peers (PyJWT, akamai-edgeauth, nginx secure_link)"
 cargo build -p streamgate-cli --locked

@@ -195,6 +195,7 @@ struct Input {
     country: Option<String>,
     asn: Option<u32>,
     publish: bool,
+    method: Option<String>,
     session_id: Option<String>,
     starts_session: bool,
     credential: CredentialIn,
@@ -285,6 +286,7 @@ fuzz_target!(|input: Input| {
         country: input.country.clone(),
         asn: input.asn,
         purpose: if input.publish { Purpose::Publish } else { Purpose::Play },
+        method: input.method.clone(),
         session_id: input.session_id.clone(),
         starts_session: input.starts_session,
     };

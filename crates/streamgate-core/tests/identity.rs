@@ -355,3 +355,28 @@ fn identity_carries_the_session_key() {
     let edge = named(&edge_sign("exp=1700000600~acl=/*~id=v1", None));
     assert_eq!(edge.session_key(), "jti:v1");
 }
+
+/// The spellings the fuzzers tried against revocation by text (h-fuzz, 2026-12-01), through
+/// the gate's own query parsing: each is refused, or named as the token it re-encodes.
+#[test]
+fn reencodings_from_the_query_are_refused_or_named_as_the_original() {
+    use streamgate_core::schemes::find_in_query;
+    let escape = |t: &str| t.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let sign = wms_sign(None, WMS_TIME);
+    let mut wms = WmsAuthScheme::new(WMS_KEY);
+    wms.ip_bound = true;
+    let at = facts("/live/stream/playlist.m3u8", WMS_IP);
+    let original = named(&sign).fingerprint;
+    for query in [format!("wmsAuthSign={}%20", escape(&sign)), format!("wmsAuthSign=%20{}", escape(&sign))] {
+        let credential = find_in_query(&query).unwrap();
+        if let Ok(grant) = wms.verify(&credential.value, &at) {
+            assert_eq!(grant.fingerprint(), original, "{query}");
+        }
+    }
+    let (link, link_at) = nginx_link();
+    let expected = verified(&link, &format!("{NGINX_MD5},2147483647"), &link_at).fingerprint();
+    for query in [format!("md5={NGINX_MD5}%3D%3D&expires=2147483647"), format!("expires=2147483647&md5={NGINX_MD5}")] {
+        let credential = find_in_query(&query).unwrap();
+        assert_eq!(verified(&link, &credential.value, &link_at).fingerprint(), expected, "{query}");
+    }
+}

@@ -142,13 +142,14 @@ fn context() -> BoxedStrategy<RequestContext> {
         prop::option::of(prop_oneof!["https?://[a-z]{1,6}\\.(example|test)/[a-z]{0,5}", any::<String>()]),
         prop::option::of(prop_oneof!["[A-Za-z./ ()0-9]{0,20}", any::<String>()]),
         prop::option::of("[A-Za-z]{2}|.{0,3}"),
-        prop::bool::weighted(0.1),
+        (prop::bool::weighted(0.1), prop::option::of(prop_oneof!["GET|HEAD|POST|PUT|DELETE|PROPFIND", ".{0,8}"])),
         prop::option::of("[a-z0-9-]{1,12}"),
         any::<bool>(),
     )
         .prop_map(
-            |(path, peer_ip, forwarded_for, referer, user_agent, country, publish, session_id, starts_session)| {
+            |(path, peer_ip, forwarded_for, referer, user_agent, country, (publish, method), session_id, starts_session)| {
                 RequestContext {
+                    method,
                     path,
                     peer_ip,
                     forwarded_for,
@@ -211,7 +212,7 @@ fn assert_sound(decision: &Decision, ctx: &RequestContext) -> Result<(), TestCas
             let normalized = normalize_path(&ctx.path).ok();
             prop_assert_eq!(Some(&facts.path), normalized.as_ref());
             prop_assert!(grant.scope.covers(&facts.path), "{:?} does not cover {}", grant.scope, facts.path);
-            prop_assert_eq!(grant.purpose, ctx.purpose);
+            prop_assert_eq!(Ok(grant.purpose), ctx.request_purpose(), "the method decides the purpose");
             let _ = grant.scope.directory();
         }
     }
