@@ -3,7 +3,7 @@
 // what must never reach the origin.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { KEY, admin, sg, startGate, token } from './support.mjs';
+import { KEY, admin, sg, startGate, token, hlsUris, expectDenied } from './support.mjs';
 
 const IP = '198.51.100.7';
 const WMS = { scheme: 'wmsauth', secret: 'nimble wms secret', ipBound: true };
@@ -22,27 +22,11 @@ function send(path, { method = 'GET', ip = IP, headers = {}, body, cf = {} } = {
   return gate.mf.dispatchFetch(`${gate.url}${path}`, { method, body, cf, headers: { 'CF-Connecting-IP': ip, ...headers } });
 }
 
-async function expectDenied(response, status, reason) {
-  const text = await response.text();
-  assert.equal(response.status, status, text);
-  assert.equal(response.headers.get('x-streamgate-reason'), reason, text);
-}
-
 /** Runs `attempt` and asserts that nothing reached the origin meanwhile. */
 async function nothingReachesTheOrigin(attempt) {
   const before = gate.requests.length;
   await attempt();
   assert.deepEqual(gate.requests.slice(before), [], 'a request reached the origin');
-}
-
-/** Every URI of an HLS playlist, resolved against `base`. */
-function hlsUris(text, base) {
-  const uris = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) for (const m of line.matchAll(/URI="([^"]+)"/g)) uris.push(new URL(m[1], base));
-    else if (line.trim()) uris.push(new URL(line.trim(), base));
-  }
-  return uris;
 }
 
 /** The session credential a manifest fetched with `entry` hands out. */

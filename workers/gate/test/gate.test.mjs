@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN, KEY, admin, sg, startGate, token } from './support.mjs';
+import { ADMIN, KEY, admin, sg, startGate, token, hlsUris, expectDenied } from './support.mjs';
 
 const GATE = 'http://gate.test';
 let gate;
@@ -26,27 +26,6 @@ const pastWholeSeconds = (seconds) => (seconds + 1) * 1000 + 100;
 
 function get(path, { ip = '198.51.100.7', cf = {}, headers = {} } = {}) {
   return mf.dispatchFetch(`${GATE}${path}`, { headers: { 'CF-Connecting-IP': ip, ...headers }, cf });
-}
-
-async function expectDenied(response, status, reason) {
-  assert.equal(response.status, status, await response.clone().text());
-  assert.equal(response.headers.get('x-streamgate-reason'), reason);
-  assert.equal(response.headers.get('access-control-allow-origin'), '*', 'web players can read the reason');
-  const body = await response.json();
-  assert.equal(body.error, reason);
-}
-
-/** Every URI in an HLS playlist, resolved against its URL. */
-function hlsUris(text, base) {
-  const uris = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) {
-      for (const m of line.matchAll(/URI="([^"]+)"/g)) uris.push(new URL(m[1], base));
-    } else if (line.trim()) {
-      uris.push(new URL(line.trim(), base));
-    }
-  }
-  return uris;
 }
 
 describe('sessions expire when idle; the cookie transport', () => {

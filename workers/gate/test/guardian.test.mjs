@@ -3,19 +3,9 @@
 // files under their Content-Security-Policy.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN, startGate, token } from './support.mjs';
+import { ADMIN, startGate, token, hlsUris, expectDenied } from './support.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Every URI in an HLS playlist, resolved against its URL. */
-function hlsUris(text, base) {
-  const uris = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) for (const m of line.matchAll(/URI="([^"]+)"/g)) uris.push(new URL(m[1], base));
-    else if (line.trim()) uris.push(new URL(line.trim(), base));
-  }
-  return uris;
-}
 
 let gate;
 before(async () => {
@@ -33,12 +23,6 @@ const api = async (path, body) => {
   });
   return { status: response.status, body: await response.json() };
 };
-
-async function expectDenied(response, status, reason) {
-  const text = await response.text();
-  assert.equal(response.status, status, text);
-  assert.equal(response.headers.get('x-streamgate-reason'), reason, text);
-}
 
 describe('actions from the Guardian view', () => {
   it('blocks a referrer at once, on protected and public paths, and logs it with its undo', async () => {

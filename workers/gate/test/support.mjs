@@ -1,5 +1,6 @@
 // The built gate in workerd (Miniflare), in front of the demo origin served by Miniflare's
 // outbound service, which records every request that reached the origin.
+import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
@@ -123,6 +124,28 @@ function slidingWindow(elapsed) {
   for (let i = first; i < published; i++) lines.push('#EXTINF:2.000,', `seg_${String(i).padStart(3, '0')}.ts`);
   if (published === 15) lines.push('#EXT-X-ENDLIST');
   return lines.join('\n') + '\n';
+}
+
+/** Every URI of an HLS playlist (URI lines and `URI="…"` attributes), resolved against `base`. */
+export function hlsUris(text, base) {
+  const uris = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) {
+      for (const m of line.matchAll(/URI="([^"]+)"/g)) uris.push(new URL(m[1], base));
+    } else if (line.trim()) {
+      uris.push(new URL(line.trim(), base));
+    }
+  }
+  return uris;
+}
+
+/** Asserts a denial: its status, `X-Streamgate-Reason`, CORS so web players can read it, and the JSON body. */
+export async function expectDenied(response, status, reason) {
+  const text = await response.text();
+  assert.equal(response.status, status, text);
+  assert.equal(response.headers.get('x-streamgate-reason'), reason, text);
+  assert.equal(response.headers.get('access-control-allow-origin'), '*', 'web players can read the reason');
+  assert.equal(JSON.parse(text).error, reason);
 }
 
 /** A playback token for the demo streams. */
