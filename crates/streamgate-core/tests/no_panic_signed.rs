@@ -147,7 +147,17 @@ fn context() -> BoxedStrategy<RequestContext> {
         any::<bool>(),
     )
         .prop_map(
-            |(path, peer_ip, forwarded_for, referer, user_agent, country, (publish, method), session_id, starts_session)| {
+            |(
+                path,
+                peer_ip,
+                forwarded_for,
+                referer,
+                user_agent,
+                country,
+                (publish, method),
+                session_id,
+                starts_session,
+            )| {
                 RequestContext {
                     method,
                     path,
