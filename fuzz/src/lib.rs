@@ -27,7 +27,8 @@ use streamgate_core::{Decision, Denial, Gate, ReasonCode};
 /// The request time every target uses unless its input says otherwise (2023-11-14).
 pub const NOW: i64 = 1_700_000_000;
 /// Shared secret of the HMAC JWT keys (kids `fuzz-hs256`, `fuzz-hs384`, `fuzz-hs512`).
-pub const HMAC_SECRET: &[u8] = b"streamgate fuzzing secret, 32+ bytes long";
+/// At least 64 bytes, so one secret serves HS256, HS384 and HS512 (RFC 7518 section 3.2).
+pub const HMAC_SECRET: &[u8] = b"streamgate fuzzing secret, long enough for HS512: 64 bytes or more!";
 /// WMSAuth key.
 pub const WMS_KEY: &str = "fuzz-wms-key";
 /// EdgeAuth key (hex) and salt.
