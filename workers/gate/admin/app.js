@@ -140,6 +140,9 @@
     return host !== null && host !== '' && host !== '-' ? str(host) : '(no referrer)';
   };
 
+  // A token no indicator fired for has nothing to rate, whatever the row's severity says.
+  const severityOf = (r) => (arr(r.indicators).length ? str(r.severity) || 'none' : 'none');
+
   function severityBadge(sev) {
     const s = str(sev) || 'none';
     const known = Object.hasOwn(SEVERITY_RANK, s) ? s : 'unknown';
@@ -349,7 +352,7 @@
   }
 
   function matchesFilter(r) {
-    const sev = str(r.severity) || 'none';
+    const sev = severityOf(r);
     if (state.severity === 'none' && sev !== 'none') return false;
     if (state.severity && state.severity !== 'none' && (SEVERITY_RANK[sev] ?? 0) < SEVERITY_RANK[state.severity]) return false;
     if (!state.showRevoked && r.revoked === true) return false;
@@ -398,7 +401,7 @@
         renderTokens();
         if (state.expanded.has(id) && !state.details.has(id)) loadDetail(id);
       };
-      const sev = str(r.severity) || 'none';
+      const sev = severityOf(r);
       const tr = h('tr', { class: `row sev-row-${Object.hasOwn(SEVERITY_RANK, sev) ? sev : 'unknown'}${r.revoked === true ? ' revoked' : ''}`, dataset: { token: id } },
         h('td', { class: 'expander-col' }, h('button', { type: 'button', class: 'expander', 'aria-expanded': open ? 'true' : 'false', 'aria-label': `Details of ${id}`, onclick: toggle }, open ? '▾' : '▸')),
         h('td', { class: 'mono token-id', title: id }, id, r.revoked === true ? h('span', { class: 'badge revoked-badge' }, 'revoked') : null),
@@ -411,7 +414,7 @@
         listCell(r.referrers, 2, referrerName),
         h('td', { class: 'num' }, fmtDuration(r.playback_seconds)),
         h('td', { class: 'num' }, scoreCell(r.score)),
-        h('td', {}, severityBadge(r.severity)),
+        h('td', {}, severityBadge(severityOf(r))),
         h('td', {}, arr(r.indicators).map((i) => h('span', { class: `chip sev-${Object.hasOwn(SEVERITY_RANK, str(i && i.severity)) ? str(i.severity) : 'unknown'}`, title: `confidence ${text(i && i.confidence)}` }, str(i && i.code)))),
       );
       body.append(tr);
