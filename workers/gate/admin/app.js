@@ -621,16 +621,17 @@
     showWindow(data.window);
     const body = clear($('ips-body'));
     const rows = arr(data.ips).filter((r) => r && typeof r === 'object');
-    rows.sort((a, b) => (num(b.tokens) || 0) - (num(a.tokens) || 0) || (num(b.sessions) || 0) - (num(a.sessions) || 0));
+    rows.sort((a, b) => (num(b.tokens) || 0) - (num(a.tokens) || 0) || (num(b.events) || 0) - (num(a.events) || 0));
     if (!rows.length) body.append(h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No client in this window.')));
     for (const r of rows) {
       const net = str(r.network);
       const ttl = ttlSelect({ 'aria-label': `Block ${net} for` });
       body.append(h('tr', { dataset: { network: net }, class: r.blocked === true ? 'blocked' : null },
         h('td', { class: 'mono' }, net),
-        h('td', { class: 'num' }, fmtNum(r.ips)),
+        // The network table's class: hosting, relay, vpn … (null: an ordinary network).
+        h('td', {}, str(r.network_class) || '–'),
         h('td', { class: 'num' }, fmtNum(r.tokens)),
-        h('td', { class: 'num' }, fmtNum(r.sessions)),
+        h('td', { class: 'num' }, fmtNum(r.events)),
         h('td', {}, [...arr(r.countries), ...(r.country ? [r.country] : [])].map(str).join(', ')),
         h('td', {}, [...arr(r.providers), ...(r.asn !== undefined && r.asn !== null ? [r] : [])].map(providerName).join(', ')),
         h('td', {}, r.blocked === true ? h('span', { class: 'badge revoked-badge' }, 'blocked') : h('span', { class: 'muted' }, 'allowed')),
