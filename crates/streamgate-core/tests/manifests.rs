@@ -357,6 +357,11 @@ fn hls_fetches(playlist: &str, base: &Url) -> Vec<Fetch> {
             continue;
         };
         let (name, list) = tag.split_once(':').unwrap_or((tag, ""));
+        // LHLS (community low-latency HLS): the tag's value is the URI of a coming segment.
+        if name == "EXT-X-PREFETCH" {
+            push(substitute(&variables, list));
+            continue;
+        }
         let attributes = hls_attributes(list);
         let get = |n: &str| attributes.iter().find(|(a, _)| a == n).map(|(_, v)| v.clone());
         if name == "EXT-X-DEFINE" {
@@ -390,6 +395,7 @@ fn hls_fixtures_give_every_gate_uri_one_credential_and_no_other_uri_any() {
         ("define_media.m3u8", "https://gate.example.com/vod/define/720p.m3u8?sig=s3cr3t"),
         ("interstitials.m3u8", "https://gate.example.com/vod/show/prog_index.m3u8"),
         ("steering_master.m3u8", "https://gate.example.com/vod/abc/master.m3u8"),
+        ("lhls_prefetch.m3u8", "https://gate.example.com/live/ch1/index.m3u8"),
     ] {
         let input = fixture(name);
         let output = hls::rewrite(&input, &propagation());
@@ -475,6 +481,49 @@ fn hls_lines_end_where_players_end_them_and_names_are_case_sensitive() {
         hls::rewrite("#EXT-X-DATERANGE:X-ASSET-URI=\"a.m3u8\",X-ASSET-LIST=\"b\"c\",X=1\n", &p),
         "#EXT-X-DATERANGE:X-ASSET-URI=\"a.m3u8?token=TKN\",X-ASSET-LIST=\"b\"c\",X=1\n"
     );
+}
+
+#[test]
+fn hls_prefetch_uris_are_rewritten_like_uri_lines() {
+    let p = propagation();
+    let out = hls::rewrite(&fixture("lhls_prefetch.m3u8"), &p);
+    for expected in [
+        "\n#EXT-X-PREFETCH:chunk_7312.ts?token=TKN\n",
+        "\n#EXT-X-PREFETCH:https://gate.example.com/live/ch1/chunk_7313.ts?sig=c3d4&token=TKN\n",
+        "\n#EXT-X-PREFETCH:https://edge2.partner.example/live/ch1/chunk_7314.ts\n",
+        "\n#EXT-X-PREFETCH-DISCONTINUITY\n",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    for (input, expected) in [
+        ("#EXT-X-PREFETCH:a.ts?token=old\r\n", "#EXT-X-PREFETCH:a.ts?token=TKN\r\n"),
+        (
+            "#EXT-X-PREFETCH:https://gate.example.com/a.ts?token=old&x=1\n",
+            "#EXT-X-PREFETCH:https://gate.example.com/a.ts?x=1&token=TKN\n",
+        ),
+        ("#EXT-X-PREFETCH:/live/a.ts#t=1\n", "#EXT-X-PREFETCH:/live/a.ts?token=TKN#t=1\n"),
+        (
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-PREFETCH:{$g}/a.ts\n",
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-PREFETCH:{$g}/a.ts?token=TKN\n",
+        ),
+    ] {
+        assert_eq!(hls::rewrite(input, &p), expected, "{input:?}");
+    }
+    for untouched in [
+        "#EXT-X-PREFETCH:\n",
+        "#EXT-X-PREFETCH:   \n",
+        "#EXT-X-PREFETCH\n",
+        "#EXT-X-PREFETCH:https://evil.example/a.ts?token=old\n",
+        "#EXT-X-PREFETCH://evil.example/a.ts\n",
+        "#EXT-X-PREFETCH:https://user@gate.example.com/a.ts\n",
+        "#EXT-X-PREFETCH:{$unknown}/a.ts\n",
+        "#ext-x-prefetch:a.ts\n",
+        "#EXT-X-PREFETCH-DISCONTINUITY:a.ts\n",
+    ] {
+        assert_eq!(hls::rewrite(untouched, &p), untouched);
+    }
+    let huge = format!("#EXT-X-PREFETCH:{}\n", "a/".repeat(2_500_000));
+    assert_eq!(hls::rewrite(&huge, &p).len(), huge.len() + "?token=TKN".len());
 }
 
 #[test]

@@ -19,8 +19,11 @@ const URI_ATTRIBUTES: [(&str, &[&str]); 12] = [
     ("EXT-X-DATERANGE", &["X-ASSET-URI", "X-ASSET-LIST"]),
 ];
 
-/// Rewrites a multivariant or media playlist: URI lines (segments, variant playlists) and
-/// the URI attributes of [`URI_ATTRIBUTES`]. Lines end where players end them (LF, CRLF or
+/// The LHLS tag whose value (not an attribute) is the URI of a segment still being made.
+const PREFETCH: &str = "EXT-X-PREFETCH";
+
+/// Rewrites a multivariant or media playlist: URI lines (segments, variant playlists),
+/// the URI attributes of [`URI_ATTRIBUTES`] and `EXT-X-PREFETCH` values. Lines end where players end them (LF, CRLF or
 /// a lone CR) and keep their own endings; a leading BOM and tags indented with spaces or
 /// tabs are read as players read them. `{$name}` references are judged with the values
 /// the playlist's `EXT-X-DEFINE` tags gave before them; values the gate cannot see
@@ -46,6 +49,12 @@ pub fn rewrite(playlist: &str, propagation: &Propagation) -> String {
                 }
                 match URI_ATTRIBUTES.iter().find(|(tag, _)| *tag == name) {
                     Some((_, names)) => rewrite_tag(line, list_start, names, &variables, propagation, &mut out),
+                    // LHLS (the community low-latency HLS): the value is a segment's URI,
+                    // read like a URI line.
+                    None if name == PREFETCH && tag.len() > name.len() => {
+                        out.push_str(line.get(..list_start).unwrap_or(""));
+                        propagation.put(Written { raw: list, syntax: Syntax::Hls(&variables) }, Target::Ours, &mut out);
+                    }
                     None => out.push_str(line),
                 }
             }
