@@ -464,7 +464,6 @@ fn hls_lines_end_where_players_end_them_and_names_are_case_sensitive() {
         "#EXT-X-KEY:METHOD=AES-128,uri=\"k.key\"\n",
         "#ext-x-key:METHOD=AES-128,URI=\"k.key\"\n",
         "#EXT-X-FUTURE-TAG:URI=\"x.m3u8\"\n",
-        "#EXT-X-DATERANGE:ID=\"a\",X-ASSET-URI=https://gate.example.com/unquoted.m3u8\n",
         // A quoted value followed by more text: players split it differently.
         "#EXT-X-KEY:METHOD=AES-128,URI=\"/k\"//evil.example/x\",IV=0x1\n",
         "# a comment with URI=\"x.m3u8\"\n",
@@ -481,6 +480,76 @@ fn hls_lines_end_where_players_end_them_and_names_are_case_sensitive() {
         hls::rewrite("#EXT-X-DATERANGE:X-ASSET-URI=\"a.m3u8\",X-ASSET-LIST=\"b\"c\",X=1\n", &p),
         "#EXT-X-DATERANGE:X-ASSET-URI=\"a.m3u8?token=TKN\",X-ASSET-LIST=\"b\"c\",X=1\n"
     );
+}
+
+#[test]
+fn hls_unquoted_uri_attributes_are_rewritten_and_stay_unquoted() {
+    let p = propagation();
+    for (input, expected) in [
+        ("#EXT-X-MAP:URI=init.mp4\n", "#EXT-X-MAP:URI=init.mp4?token=TKN\n"),
+        (
+            "#EXT-X-MAP:URI=init.mp4,BYTERANGE=\"720@0\"\r\n",
+            "#EXT-X-MAP:URI=init.mp4?token=TKN,BYTERANGE=\"720@0\"\r\n",
+        ),
+        (
+            "#EXT-X-KEY:METHOD=AES-128,URI=https://gate.example.com/k?kid=1&token=old,IV=0x1\n",
+            "#EXT-X-KEY:METHOD=AES-128,URI=https://gate.example.com/k?kid=1&token=TKN,IV=0x1\n",
+        ),
+        (
+            "#EXT-X-DATERANGE:ID=\"a\",X-ASSET-URI=https://gate.example.com/unquoted.m3u8\n",
+            "#EXT-X-DATERANGE:ID=\"a\",X-ASSET-URI=https://gate.example.com/unquoted.m3u8?token=TKN\n",
+        ),
+        (
+            "#EXT-X-PART:DURATION=1,URI=p.mp4#x,INDEPENDENT=YES\n",
+            "#EXT-X-PART:DURATION=1,URI=p.mp4?token=TKN#x,INDEPENDENT=YES\n",
+        ),
+        ("#EXT-X-MAP:URI=init.mp4  ,X=1\n", "#EXT-X-MAP:URI=init.mp4?token=TKN  ,X=1\n"),
+        (
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-MAP:URI={$g}/init.mp4\n",
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-MAP:URI={$g}/init.mp4?token=TKN\n",
+        ),
+        // Quoted and unquoted in one tag.
+        (
+            "#EXT-X-DATERANGE:X-ASSET-URI=a.m3u8,X-ASSET-LIST=\"b.json\"\n",
+            "#EXT-X-DATERANGE:X-ASSET-URI=a.m3u8?token=TKN,X-ASSET-LIST=\"b.json?token=TKN\"\n",
+        ),
+    ] {
+        assert_eq!(hls::rewrite(input, &p), expected, "{input:?}");
+    }
+    for untouched in [
+        "#EXT-X-MAP:URI=\n",
+        "#EXT-X-MAP:URI=,BYTERANGE=\"1@0\"\n",
+        "#EXT-X-MAP:URI=   \n",
+        "#EXT-X-MAP:URI=https://evil.example/init.mp4?token=old\n",
+        "#EXT-X-KEY:METHOD=AES-128,URI=//evil.example/k,IV=0x1\n",
+        "#EXT-X-KEY:METHOD=AES-128,URI=skd://gate.example.com/k\n",
+        "#EXT-X-MAP:URI=https://gate.example.com.evil.example/i.mp4\n",
+        "#EXT-X-MAP:URI={$unknown}/init.mp4\n",
+        // A quote inside: parsers disagree on where the value ends.
+        "#EXT-X-MAP:URI=init\".mp4\n",
+        // Not URI attributes, or not of a known tag.
+        "#EXT-X-KEY:METHOD=AES-128,uri=k.key\n",
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=aac,NAME=en\n",
+        "#EXT-X-FUTURE-TAG:URI=x.m3u8\n",
+        "#EXT-X-DATERANGE:ID=\"a\",X-COM-EXAMPLE-URI=https://gate.example.com/x\n",
+    ] {
+        assert_eq!(hls::rewrite(untouched, &p), untouched);
+    }
+    // A credential that would add a `,` or `"` changes how the list parses: left unquoted
+    // values alone (quoted ones still get it).
+    for credential in ["a,b", "a\"b"] {
+        let odd = Propagation { credential: credential.into(), ..propagation() };
+        let input = "#EXT-X-MAP:URI=init.mp4,BYTERANGE=\"720@0\"\n";
+        assert_eq!(hls::rewrite(input, &odd), input, "{credential:?}");
+        let quoted = hls::rewrite("#EXT-X-MAP:URI=\"init.mp4\"\n", &odd);
+        assert_eq!(quoted, format!("#EXT-X-MAP:URI=\"init.mp4?token={credential}\"\n"));
+    }
+    let odd_name = Propagation { param: "t,k".into(), ..propagation() };
+    assert_eq!(hls::rewrite("#EXT-X-MAP:URI=init.mp4\n", &odd_name), "#EXT-X-MAP:URI=init.mp4\n");
+    let huge = format!("#EXT-X-MAP:URI={},BYTERANGE=\"1@0\"\n", "a/".repeat(2_500_000));
+    let out = hls::rewrite(&huge, &p);
+    assert_eq!(out.len(), huge.len() + "?token=TKN".len());
+    assert!(out.ends_with("a/?token=TKN,BYTERANGE=\"1@0\"\n"));
 }
 
 #[test]

@@ -131,7 +131,10 @@ fn attributes(list: &str) -> impl Iterator<Item = (&str, std::ops::Range<usize>)
     })
 }
 
-/// Copies a tag line, adding the credential to its quoted attributes named in `names`.
+/// Copies a tag line, adding the credential to its attributes named in `names`. Quoted
+/// values as the specification writes them; unquoted ones (which hls.js reads, with a
+/// warning) stay unquoted, so only where nothing in them or in the credential (a `,` or a
+/// `"`) could move where the value ends.
 fn rewrite_tag(
     line: &str,
     list_start: usize,
@@ -143,17 +146,32 @@ fn rewrite_tag(
     let list = line.get(list_start..).unwrap_or("");
     let mut copied = 0;
     for (name, value) in attributes(list) {
-        let quoted = list.get(value.start..value.end).is_some_and(|v| v.len() >= 2 && v.starts_with('"'));
-        if !quoted || !names.contains(&name) {
+        if !names.contains(&name) {
             continue;
         }
-        let (start, end) = (list_start + value.start + 1, list_start + value.end - 1);
+        let text = list.get(value.start..value.end).unwrap_or("");
+        let (start, end) = if text.starts_with('"') {
+            (list_start + value.start + 1, list_start + value.end - 1)
+        } else if text.contains('"') || !unquoted_safe(propagation) {
+            continue;
+        } else {
+            (list_start + value.start, list_start + value.end)
+        };
+        if start > end {
+            continue;
+        }
         out.push_str(line.get(copied..start).unwrap_or(""));
         let uri = Written { raw: line.get(start..end).unwrap_or(""), syntax: Syntax::Hls(variables) };
         propagation.put(uri, Target::Ours, out);
         copied = end;
     }
     out.push_str(line.get(copied..).unwrap_or(""));
+}
+
+/// Whether the credential, added to an unquoted attribute value, leaves the attribute
+/// list parsing as before: no `,` or `"` in the parameter's name or value.
+fn unquoted_safe(propagation: &Propagation) -> bool {
+    ![&propagation.param, &propagation.credential].iter().any(|s| s.contains([',', '"']))
 }
 
 /// Records an `EXT-X-DEFINE`: `NAME`/`VALUE` gives a value; `IMPORT` and `QUERYPARAM`
