@@ -787,6 +787,19 @@ fn dash_walk(element: &Element, bases: &[Url], subtree: &[Url], page: &Url, fetc
                 fetches.push(Fetch { urls: vec![page.join(value.trim()).unwrap()], value });
             }
             "BaseURL" => {}
+            // HTTP time sources: URLs separated by spaces, requested as written.
+            "UTCTiming" => {
+                let attribute = |n: &str| child.attributes.iter().find(|(a, _)| a == n).map(|(_, v)| v.clone());
+                let scheme = attribute("schemeIdUri").unwrap_or_default();
+                if ["http-xsdate", "http-iso", "http-ntp", "http-head"]
+                    .iter()
+                    .any(|s| scheme == format!("urn:mpeg:dash:utc:{s}:2014"))
+                {
+                    for value in attribute("value").unwrap_or_default().split_whitespace() {
+                        fetches.push(Fetch { urls: vec![page.join(value).unwrap()], value: value.to_owned() });
+                    }
+                }
+            }
             _ => dash_walk(child, bases, subtree, page, fetches),
         }
     }
@@ -858,6 +871,8 @@ fn dash_fixture_details() {
         "<Location>https://gate.example.com/out/v1/live-1/index.mpd?aws.manifestfilter=video_height:1-720&amp;start=2024-03-01T10%3A00%3A00Z&amp;token=TKN</Location>",
         "<PatchLocation ttl=\"60\">patch.mpp?publishTime=2024-03-01T10:16:40Z&amp;id=live-1&amp;token=TKN</PatchLocation>",
         r#"proxyServerURL="https://gate.example.com/steering-proxy?x=1&amp;y=2&amp;token=TKN">https://steering.partner.example/dash.dcsm?video=live-1</ContentSteering>"#,
+        r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-xsdate:2014" value="https://gate.example.com/time/xsdate?token=TKN https://time.partner.example/xsdate"/>"#,
+        r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="https://time.akamai.com/?iso&amp;ms"/>"#,
     ] {
         assert!(out.contains(expected), "missing {expected:?}");
     }
@@ -865,6 +880,72 @@ fn dash_fixture_details() {
     assert!(out.contains("<BaseURL>sintel_1080p_dashinit.mp4?token=TKN</BaseURL>"));
     assert!(out.contains("<BaseURL>https://origin.partner.example/sintel/sintel_720p_dashinit.mp4</BaseURL>"));
     assert!(out.contains(r#"<Initialization sourceURL="audio/sintel_audio_en_init.mp4?token=TKN" range="0-833"/>"#));
+}
+
+#[test]
+fn dash_utc_timing_urls_on_the_gate_get_the_credential() {
+    let p = propagation();
+    let mpd = |attributes: &str| format!("<MPD type=\"dynamic\"><Period/><UTCTiming {attributes}/></MPD>");
+    let xsdate = "schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\"";
+    for (attributes, expected) in [
+        (
+            format!("{xsdate} value=\"https://gate.example.com/time\""),
+            format!("{xsdate} value=\"https://gate.example.com/time?token=TKN\""),
+        ),
+        (
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"https://gate.example.com/t?iso&amp;ms\"".into(),
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"https://gate.example.com/t?iso&amp;ms&amp;token=TKN\"".into(),
+        ),
+        (
+            "value='//gate.example.com/t?token=old' schemeIdUri='urn:mpeg:dash:utc:http-head:2014'".into(),
+            "value='//gate.example.com/t?token=TKN' schemeIdUri='urn:mpeg:dash:utc:http-head:2014'".into(),
+        ),
+        (
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-ntp:2014\" value=\"https://GATE.example.com/ntp\"".into(),
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-ntp:2014\" value=\"https://GATE.example.com/ntp?token=TKN\"".into(),
+        ),
+        // Several URLs: each on the gate gets it, the others not.
+        (
+            format!("{xsdate} value=\"https://gate.example.com/a https://time.akamai.com/?iso\n\t/rel https://gate.example.com/b?token=old\""),
+            format!("{xsdate} value=\"https://gate.example.com/a?token=TKN https://time.akamai.com/?iso\n\t/rel https://gate.example.com/b?token=TKN\""),
+        ),
+    ] {
+        assert_eq!(dash::rewrite(&mpd(&attributes), &p), mpd(&expected), "{attributes}");
+    }
+    for attributes in [
+        format!("{xsdate} value=\"\""),
+        format!("{xsdate} value=\"   \""),
+        xsdate.to_owned(),
+        format!("{xsdate} value=\"https://time.akamai.com/?iso&amp;ms\""),
+        format!("{xsdate} value=\"https://evil.example/?token=old\""),
+        format!("{xsdate} value=\"https://gate.example.com.evil.example/t\""),
+        format!("{xsdate} value=\"https://user@gate.example.com/t\""),
+        // Requested as written, from the player's page: a relative URL is not ours.
+        format!("{xsdate} value=\"/time\""),
+        // Shaka and ExoPlayer read the whole value as one URL: on another host here.
+        format!("{xsdate} value=\"https://evil.example/t https://gate.example.com/t\""),
+        format!("{xsdate} value=\"https://gate.example.com https://evil.example/\""),
+        // Whitespace some readers split at and others do not.
+        format!("{xsdate} value=\"https://gate.example.com/a\u{a0}https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a&#160;https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a&#9;https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a&#32;https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a\u{2028}https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a\u{feff}https://evil.example/x\""),
+        // Not fetched over HTTP.
+        "schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"https://gate.example.com/t\"".into(),
+        "schemeIdUri=\"urn:mpeg:dash:utc:ntp:2014\" value=\"gate.example.com\"".into(),
+        "schemeIdUri=\"urn:example:other\" value=\"https://gate.example.com/t\"".into(),
+        "schemeId=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"https://gate.example.com/t\"".into(),
+    ] {
+        let input = mpd(&attributes);
+        assert_eq!(dash::rewrite(&input, &p), input);
+    }
+    // Other URL attributes of the element stay in order.
+    let both = format!("<MPD><UTCTiming {xsdate} value=\"https://gate.example.com/t\" xlink:href=\"https://gate.example.com/x\"/></MPD>");
+    assert_eq!(dash::rewrite(&both, &p), both.replace("/t\"", "/t?token=TKN\"").replace("/x\"", "/x?token=TKN\""));
+    let huge = mpd(&format!("{xsdate} value=\"https://gate.example.com/{}\"", "a/".repeat(2_500_000)));
+    assert_eq!(dash::rewrite(&huge, &p).len(), huge.len() + "?token=TKN".len());
 }
 
 #[test]

@@ -246,6 +246,30 @@ impl Iterator for Units<'_> {
     }
 }
 
+/// The parts of an XML attribute value that lists URIs separated by whitespace, as spans
+/// of `raw`; `None` unless every player splits it the same way: only at literal spaces,
+/// tabs and line breaks (which XML reads as spaces), with no other whitespace (a no-break
+/// space, a line separator, a BOM, written or as a reference: JavaScript's `\s` splits at
+/// those) and no reference it cannot read.
+pub(crate) fn xml_uri_list(raw: &str) -> Option<Vec<(usize, usize)>> {
+    let mut parts = Vec::new();
+    let mut part: Option<(usize, usize)> = None;
+    for unit in (Written { raw, syntax: Syntax::XmlAttribute }).units() {
+        let (ch, before, after) = (unit.ch?, unit.before?, unit.after?);
+        if ch.is_whitespace() || ch == '\u{feff}' {
+            let literal = raw.get(before..after).is_some_and(|t| t.len() == 1);
+            if !(literal && matches!(ch, ' ' | '\t' | '\n' | '\r')) {
+                return None;
+            }
+            parts.extend(part.take());
+        } else {
+            part = Some((part.map_or(before, |(start, _)| start), after));
+        }
+    }
+    parts.extend(part);
+    Some(parts)
+}
+
 /// How the credential goes into one URI: spans of its written text to drop (a stale
 /// credential) and the text to insert.
 struct Edit {
