@@ -88,7 +88,8 @@ struct Scan {
 /// resolved against is on the gate: a `BaseURL` on another host makes everything below
 /// it foreign (a player fetches those without a credential, which that host decides
 /// about), and a segment template is foreign if any level that inherits it is. License
-/// server, steering and `xlink:href` URLs get it only when absolute on the gate. A
+/// server, steering, `xlink:href` and HTTP `UTCTiming` URLs get it only when absolute on
+/// the gate. A
 /// document players would refuse or read differently (mismatched tags, a DTD that may
 /// define entities, nesting deeper than XML parsers allow) is left unchanged.
 pub fn rewrite(mpd: &str, propagation: &Propagation) -> String {
