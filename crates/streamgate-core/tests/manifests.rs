@@ -357,6 +357,11 @@ fn hls_fetches(playlist: &str, base: &Url) -> Vec<Fetch> {
             continue;
         };
         let (name, list) = tag.split_once(':').unwrap_or((tag, ""));
+        // LHLS (community low-latency HLS): the tag's value is the URI of a coming segment.
+        if name == "EXT-X-PREFETCH" {
+            push(substitute(&variables, list));
+            continue;
+        }
         let attributes = hls_attributes(list);
         let get = |n: &str| attributes.iter().find(|(a, _)| a == n).map(|(_, v)| v.clone());
         if name == "EXT-X-DEFINE" {
@@ -390,6 +395,7 @@ fn hls_fixtures_give_every_gate_uri_one_credential_and_no_other_uri_any() {
         ("define_media.m3u8", "https://gate.example.com/vod/define/720p.m3u8?sig=s3cr3t"),
         ("interstitials.m3u8", "https://gate.example.com/vod/show/prog_index.m3u8"),
         ("steering_master.m3u8", "https://gate.example.com/vod/abc/master.m3u8"),
+        ("lhls_prefetch.m3u8", "https://gate.example.com/live/ch1/index.m3u8"),
     ] {
         let input = fixture(name);
         let output = hls::rewrite(&input, &propagation());
@@ -458,7 +464,6 @@ fn hls_lines_end_where_players_end_them_and_names_are_case_sensitive() {
         "#EXT-X-KEY:METHOD=AES-128,uri=\"k.key\"\n",
         "#ext-x-key:METHOD=AES-128,URI=\"k.key\"\n",
         "#EXT-X-FUTURE-TAG:URI=\"x.m3u8\"\n",
-        "#EXT-X-DATERANGE:ID=\"a\",X-ASSET-URI=https://gate.example.com/unquoted.m3u8\n",
         // A quoted value followed by more text: players split it differently.
         "#EXT-X-KEY:METHOD=AES-128,URI=\"/k\"//evil.example/x\",IV=0x1\n",
         "# a comment with URI=\"x.m3u8\"\n",
@@ -475,6 +480,119 @@ fn hls_lines_end_where_players_end_them_and_names_are_case_sensitive() {
         hls::rewrite("#EXT-X-DATERANGE:X-ASSET-URI=\"a.m3u8\",X-ASSET-LIST=\"b\"c\",X=1\n", &p),
         "#EXT-X-DATERANGE:X-ASSET-URI=\"a.m3u8?token=TKN\",X-ASSET-LIST=\"b\"c\",X=1\n"
     );
+}
+
+#[test]
+fn hls_unquoted_uri_attributes_are_rewritten_and_stay_unquoted() {
+    let p = propagation();
+    for (input, expected) in [
+        ("#EXT-X-MAP:URI=init.mp4\n", "#EXT-X-MAP:URI=init.mp4?token=TKN\n"),
+        (
+            "#EXT-X-MAP:URI=init.mp4,BYTERANGE=\"720@0\"\r\n",
+            "#EXT-X-MAP:URI=init.mp4?token=TKN,BYTERANGE=\"720@0\"\r\n",
+        ),
+        (
+            "#EXT-X-KEY:METHOD=AES-128,URI=https://gate.example.com/k?kid=1&token=old,IV=0x1\n",
+            "#EXT-X-KEY:METHOD=AES-128,URI=https://gate.example.com/k?kid=1&token=TKN,IV=0x1\n",
+        ),
+        (
+            "#EXT-X-DATERANGE:ID=\"a\",X-ASSET-URI=https://gate.example.com/unquoted.m3u8\n",
+            "#EXT-X-DATERANGE:ID=\"a\",X-ASSET-URI=https://gate.example.com/unquoted.m3u8?token=TKN\n",
+        ),
+        (
+            "#EXT-X-PART:DURATION=1,URI=p.mp4#x,INDEPENDENT=YES\n",
+            "#EXT-X-PART:DURATION=1,URI=p.mp4?token=TKN#x,INDEPENDENT=YES\n",
+        ),
+        ("#EXT-X-MAP:URI=init.mp4  ,X=1\n", "#EXT-X-MAP:URI=init.mp4?token=TKN  ,X=1\n"),
+        (
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-MAP:URI={$g}/init.mp4\n",
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-MAP:URI={$g}/init.mp4?token=TKN\n",
+        ),
+        // Quoted and unquoted in one tag.
+        (
+            "#EXT-X-DATERANGE:X-ASSET-URI=a.m3u8,X-ASSET-LIST=\"b.json\"\n",
+            "#EXT-X-DATERANGE:X-ASSET-URI=a.m3u8?token=TKN,X-ASSET-LIST=\"b.json?token=TKN\"\n",
+        ),
+    ] {
+        assert_eq!(hls::rewrite(input, &p), expected, "{input:?}");
+    }
+    for untouched in [
+        "#EXT-X-MAP:URI=\n",
+        "#EXT-X-MAP:URI=,BYTERANGE=\"1@0\"\n",
+        "#EXT-X-MAP:URI=   \n",
+        "#EXT-X-MAP:URI=https://evil.example/init.mp4?token=old\n",
+        "#EXT-X-KEY:METHOD=AES-128,URI=//evil.example/k,IV=0x1\n",
+        "#EXT-X-KEY:METHOD=AES-128,URI=skd://gate.example.com/k\n",
+        "#EXT-X-MAP:URI=https://gate.example.com.evil.example/i.mp4\n",
+        "#EXT-X-MAP:URI={$unknown}/init.mp4\n",
+        // A quote inside: parsers disagree on where the value ends.
+        "#EXT-X-MAP:URI=init\".mp4\n",
+        // Not URI attributes, or not of a known tag.
+        "#EXT-X-KEY:METHOD=AES-128,uri=k.key\n",
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=aac,NAME=en\n",
+        "#EXT-X-FUTURE-TAG:URI=x.m3u8\n",
+        "#EXT-X-DATERANGE:ID=\"a\",X-COM-EXAMPLE-URI=https://gate.example.com/x\n",
+    ] {
+        assert_eq!(hls::rewrite(untouched, &p), untouched);
+    }
+    // A credential that would add a `,` or `"` changes how the list parses: left unquoted
+    // values alone (quoted ones still get it).
+    for credential in ["a,b", "a\"b"] {
+        let odd = Propagation { credential: credential.into(), ..propagation() };
+        let input = "#EXT-X-MAP:URI=init.mp4,BYTERANGE=\"720@0\"\n";
+        assert_eq!(hls::rewrite(input, &odd), input, "{credential:?}");
+        let quoted = hls::rewrite("#EXT-X-MAP:URI=\"init.mp4\"\n", &odd);
+        assert_eq!(quoted, format!("#EXT-X-MAP:URI=\"init.mp4?token={credential}\"\n"));
+    }
+    let odd_name = Propagation { param: "t,k".into(), ..propagation() };
+    assert_eq!(hls::rewrite("#EXT-X-MAP:URI=init.mp4\n", &odd_name), "#EXT-X-MAP:URI=init.mp4\n");
+    let huge = format!("#EXT-X-MAP:URI={},BYTERANGE=\"1@0\"\n", "a/".repeat(2_500_000));
+    let out = hls::rewrite(&huge, &p);
+    assert_eq!(out.len(), huge.len() + "?token=TKN".len());
+    assert!(out.ends_with("a/?token=TKN,BYTERANGE=\"1@0\"\n"));
+}
+
+#[test]
+fn hls_prefetch_uris_are_rewritten_like_uri_lines() {
+    let p = propagation();
+    let out = hls::rewrite(&fixture("lhls_prefetch.m3u8"), &p);
+    for expected in [
+        "\n#EXT-X-PREFETCH:chunk_7312.ts?token=TKN\n",
+        "\n#EXT-X-PREFETCH:https://gate.example.com/live/ch1/chunk_7313.ts?sig=c3d4&token=TKN\n",
+        "\n#EXT-X-PREFETCH:https://edge2.partner.example/live/ch1/chunk_7314.ts\n",
+        "\n#EXT-X-PREFETCH-DISCONTINUITY\n",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    for (input, expected) in [
+        ("#EXT-X-PREFETCH:a.ts?token=old\r\n", "#EXT-X-PREFETCH:a.ts?token=TKN\r\n"),
+        (
+            "#EXT-X-PREFETCH:https://gate.example.com/a.ts?token=old&x=1\n",
+            "#EXT-X-PREFETCH:https://gate.example.com/a.ts?x=1&token=TKN\n",
+        ),
+        ("#EXT-X-PREFETCH:/live/a.ts#t=1\n", "#EXT-X-PREFETCH:/live/a.ts?token=TKN#t=1\n"),
+        (
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-PREFETCH:{$g}/a.ts\n",
+            "#EXT-X-DEFINE:NAME=\"g\",VALUE=\"https://gate.example.com\"\n#EXT-X-PREFETCH:{$g}/a.ts?token=TKN\n",
+        ),
+    ] {
+        assert_eq!(hls::rewrite(input, &p), expected, "{input:?}");
+    }
+    for untouched in [
+        "#EXT-X-PREFETCH:\n",
+        "#EXT-X-PREFETCH:   \n",
+        "#EXT-X-PREFETCH\n",
+        "#EXT-X-PREFETCH:https://evil.example/a.ts?token=old\n",
+        "#EXT-X-PREFETCH://evil.example/a.ts\n",
+        "#EXT-X-PREFETCH:https://user@gate.example.com/a.ts\n",
+        "#EXT-X-PREFETCH:{$unknown}/a.ts\n",
+        "#ext-x-prefetch:a.ts\n",
+        "#EXT-X-PREFETCH-DISCONTINUITY:a.ts\n",
+    ] {
+        assert_eq!(hls::rewrite(untouched, &p), untouched);
+    }
+    let huge = format!("#EXT-X-PREFETCH:{}\n", "a/".repeat(2_500_000));
+    assert_eq!(hls::rewrite(&huge, &p).len(), huge.len() + "?token=TKN".len());
 }
 
 #[test]
@@ -669,6 +787,19 @@ fn dash_walk(element: &Element, bases: &[Url], subtree: &[Url], page: &Url, fetc
                 fetches.push(Fetch { urls: vec![page.join(value.trim()).unwrap()], value });
             }
             "BaseURL" => {}
+            // HTTP time sources: URLs separated by spaces, requested as written.
+            "UTCTiming" => {
+                let attribute = |n: &str| child.attributes.iter().find(|(a, _)| a == n).map(|(_, v)| v.clone());
+                let scheme = attribute("schemeIdUri").unwrap_or_default();
+                if ["http-xsdate", "http-iso", "http-ntp", "http-head"]
+                    .iter()
+                    .any(|s| scheme == format!("urn:mpeg:dash:utc:{s}:2014"))
+                {
+                    for value in attribute("value").unwrap_or_default().split_whitespace() {
+                        fetches.push(Fetch { urls: vec![page.join(value).unwrap()], value: value.to_owned() });
+                    }
+                }
+            }
             _ => dash_walk(child, bases, subtree, page, fetches),
         }
     }
@@ -740,6 +871,8 @@ fn dash_fixture_details() {
         "<Location>https://gate.example.com/out/v1/live-1/index.mpd?aws.manifestfilter=video_height:1-720&amp;start=2024-03-01T10%3A00%3A00Z&amp;token=TKN</Location>",
         "<PatchLocation ttl=\"60\">patch.mpp?publishTime=2024-03-01T10:16:40Z&amp;id=live-1&amp;token=TKN</PatchLocation>",
         r#"proxyServerURL="https://gate.example.com/steering-proxy?x=1&amp;y=2&amp;token=TKN">https://steering.partner.example/dash.dcsm?video=live-1</ContentSteering>"#,
+        r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-xsdate:2014" value="https://gate.example.com/time/xsdate?token=TKN https://time.partner.example/xsdate"/>"#,
+        r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="https://time.akamai.com/?iso&amp;ms"/>"#,
     ] {
         assert!(out.contains(expected), "missing {expected:?}");
     }
@@ -747,6 +880,72 @@ fn dash_fixture_details() {
     assert!(out.contains("<BaseURL>sintel_1080p_dashinit.mp4?token=TKN</BaseURL>"));
     assert!(out.contains("<BaseURL>https://origin.partner.example/sintel/sintel_720p_dashinit.mp4</BaseURL>"));
     assert!(out.contains(r#"<Initialization sourceURL="audio/sintel_audio_en_init.mp4?token=TKN" range="0-833"/>"#));
+}
+
+#[test]
+fn dash_utc_timing_urls_on_the_gate_get_the_credential() {
+    let p = propagation();
+    let mpd = |attributes: &str| format!("<MPD type=\"dynamic\"><Period/><UTCTiming {attributes}/></MPD>");
+    let xsdate = "schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\"";
+    for (attributes, expected) in [
+        (
+            format!("{xsdate} value=\"https://gate.example.com/time\""),
+            format!("{xsdate} value=\"https://gate.example.com/time?token=TKN\""),
+        ),
+        (
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"https://gate.example.com/t?iso&amp;ms\"".into(),
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"https://gate.example.com/t?iso&amp;ms&amp;token=TKN\"".into(),
+        ),
+        (
+            "value='//gate.example.com/t?token=old' schemeIdUri='urn:mpeg:dash:utc:http-head:2014'".into(),
+            "value='//gate.example.com/t?token=TKN' schemeIdUri='urn:mpeg:dash:utc:http-head:2014'".into(),
+        ),
+        (
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-ntp:2014\" value=\"https://GATE.example.com/ntp\"".into(),
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-ntp:2014\" value=\"https://GATE.example.com/ntp?token=TKN\"".into(),
+        ),
+        // Several URLs: each on the gate gets it, the others not.
+        (
+            format!("{xsdate} value=\"https://gate.example.com/a https://time.akamai.com/?iso\n\t/rel https://gate.example.com/b?token=old\""),
+            format!("{xsdate} value=\"https://gate.example.com/a?token=TKN https://time.akamai.com/?iso\n\t/rel https://gate.example.com/b?token=TKN\""),
+        ),
+    ] {
+        assert_eq!(dash::rewrite(&mpd(&attributes), &p), mpd(&expected), "{attributes}");
+    }
+    for attributes in [
+        format!("{xsdate} value=\"\""),
+        format!("{xsdate} value=\"   \""),
+        xsdate.to_owned(),
+        format!("{xsdate} value=\"https://time.akamai.com/?iso&amp;ms\""),
+        format!("{xsdate} value=\"https://evil.example/?token=old\""),
+        format!("{xsdate} value=\"https://gate.example.com.evil.example/t\""),
+        format!("{xsdate} value=\"https://user@gate.example.com/t\""),
+        // Requested as written, from the player's page: a relative URL is not ours.
+        format!("{xsdate} value=\"/time\""),
+        // Shaka and ExoPlayer read the whole value as one URL: on another host here.
+        format!("{xsdate} value=\"https://evil.example/t https://gate.example.com/t\""),
+        format!("{xsdate} value=\"https://gate.example.com https://evil.example/\""),
+        // Whitespace some readers split at and others do not.
+        format!("{xsdate} value=\"https://gate.example.com/a\u{a0}https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a&#160;https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a&#9;https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a&#32;https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a\u{2028}https://evil.example/x\""),
+        format!("{xsdate} value=\"https://gate.example.com/a\u{feff}https://evil.example/x\""),
+        // Not fetched over HTTP.
+        "schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"https://gate.example.com/t\"".into(),
+        "schemeIdUri=\"urn:mpeg:dash:utc:ntp:2014\" value=\"gate.example.com\"".into(),
+        "schemeIdUri=\"urn:example:other\" value=\"https://gate.example.com/t\"".into(),
+        "schemeId=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"https://gate.example.com/t\"".into(),
+    ] {
+        let input = mpd(&attributes);
+        assert_eq!(dash::rewrite(&input, &p), input);
+    }
+    // Other URL attributes of the element stay in order.
+    let both = format!("<MPD><UTCTiming {xsdate} value=\"https://gate.example.com/t\" xlink:href=\"https://gate.example.com/x\"/></MPD>");
+    assert_eq!(dash::rewrite(&both, &p), both.replace("/t\"", "/t?token=TKN\"").replace("/x\"", "/x?token=TKN\""));
+    let huge = mpd(&format!("{xsdate} value=\"https://gate.example.com/{}\"", "a/".repeat(2_500_000)));
+    assert_eq!(dash::rewrite(&huge, &p).len(), huge.len() + "?token=TKN".len());
 }
 
 #[test]

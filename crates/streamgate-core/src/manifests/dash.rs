@@ -3,7 +3,7 @@
 //! with credentials added. No XML tree is built: namespaces, comments, CDATA sections,
 //! references and formatting survive byte for byte.
 
-use super::{xml_escape, Propagation, Reach, Syntax, Target, Written};
+use super::{xml_escape, xml_uri_list, Propagation, Reach, Syntax, Target, Written};
 
 /// Elements whose `BaseURL` children are the base of every URL at and below them.
 const LEVELS: [&str; 4] = ["MPD", "Period", "AdaptationSet", "Representation"];
@@ -16,6 +16,15 @@ const SEGMENT_ATTRIBUTES: [(&str, &[&str]); 5] = [
     ("Initialization", &["sourceURL"]),
     ("RepresentationIndex", &["sourceURL"]),
     ("BitstreamSwitching", &["sourceURL"]),
+];
+
+/// `UTCTiming` schemes whose `value` lists URLs (separated by spaces) that players fetch
+/// as written, not resolved against any BaseURL.
+const HTTP_TIMING: [&str; 4] = [
+    "urn:mpeg:dash:utc:http-xsdate:2014",
+    "urn:mpeg:dash:utc:http-iso:2014",
+    "urn:mpeg:dash:utc:http-ntp:2014",
+    "urn:mpeg:dash:utc:http-head:2014",
 ];
 
 /// MPD children that may come before `Location` (ISO/IEC 23009-1 element order).
@@ -79,7 +88,8 @@ struct Scan {
 /// resolved against is on the gate: a `BaseURL` on another host makes everything below
 /// it foreign (a player fetches those without a credential, which that host decides
 /// about), and a segment template is foreign if any level that inherits it is. License
-/// server, steering and `xlink:href` URLs get it only when absolute on the gate. A
+/// server, steering, `xlink:href` and HTTP `UTCTiming` URLs get it only when absolute on
+/// the gate. A
 /// document players would refuse or read differently (mismatched tags, a DTD that may
 /// define entities, nesting deeper than XML parsers allow) is left unchanged.
 pub fn rewrite(mpd: &str, propagation: &Propagation) -> String {
@@ -221,7 +231,16 @@ fn scan(mpd: &str, propagation: &Propagation) -> Option<Scan> {
                 found.slots.push(Slot::Location { at, indent });
             }
         }
+        let timing = local == "UTCTiming" && http_timing(tag, name_end, propagation);
         for (attribute, value) in xml_attributes(tag, name_end) {
+            if timing && attribute == "value" {
+                let parts = tag.get(value.clone()).and_then(xml_uri_list).unwrap_or_default();
+                for (start, end) in parts {
+                    let (start, end) = (at + value.start + start, at + value.start + end);
+                    found.slots.push(Slot::Url { start, end, syntax: Syntax::XmlAttribute, base: Base::Page });
+                }
+                continue;
+            }
             if let Some(base) = attribute_base(local, attribute, inside_protection, parent_level) {
                 let (start, end) = (at + value.start, at + value.end);
                 found.slots.push(Slot::Url { start, end, syntax: Syntax::XmlAttribute, base });
@@ -312,6 +331,17 @@ fn xml_attributes(tag: &str, from: usize) -> impl Iterator<Item = (&str, std::op
         pos = start + len + 1;
         Some((name, start..start + len))
     })
+}
+
+/// Whether the `UTCTiming` start tag `tag` names an HTTP time source whose URLs may get
+/// the credential. dash.js fetches each URL of its `value` in turn; Shaka and ExoPlayer
+/// the whole value as one URL, so it must lead to the gate too: the first URL is
+/// absolute on the gate.
+fn http_timing(tag: &str, name_end: usize, propagation: &Propagation) -> bool {
+    let value = |name: &str| xml_attributes(tag, name_end).find(|(a, _)| *a == name).and_then(|(_, v)| tag.get(v));
+    value("schemeIdUri").is_some_and(|scheme| HTTP_TIMING.contains(&scheme))
+        && value("value")
+            .is_some_and(|raw| propagation.reach(Written { raw, syntax: Syntax::XmlAttribute }) == Reach::Gate)
 }
 
 /// What the URL in attribute `attribute` of element `element` resolves against, if it

@@ -19,10 +19,14 @@ const URI_ATTRIBUTES: [(&str, &[&str]); 12] = [
     ("EXT-X-DATERANGE", &["X-ASSET-URI", "X-ASSET-LIST"]),
 ];
 
-/// Rewrites a multivariant or media playlist: URI lines (segments, variant playlists) and
-/// the URI attributes of [`URI_ATTRIBUTES`]. Lines end where players end them (LF, CRLF or
-/// a lone CR) and keep their own endings; a leading BOM and tags indented with spaces or
-/// tabs are read as players read them. `{$name}` references are judged with the values
+/// The LHLS tag whose value (not an attribute) is the URI of a segment still being made.
+const PREFETCH: &str = "EXT-X-PREFETCH";
+
+/// Rewrites a multivariant or media playlist: URI lines (segments, variant playlists),
+/// the URI attributes of [`URI_ATTRIBUTES`] (quoted, or unquoted as hls.js accepts them)
+/// and `EXT-X-PREFETCH` values. Lines end where players end them (LF, CRLF or a lone CR)
+/// and keep their own endings; a leading BOM and tags indented with spaces or tabs are
+/// read as players read them. `{$name}` references are judged with the values
 /// the playlist's `EXT-X-DEFINE` tags gave before them; values the gate cannot see
 /// (`IMPORT`, `QUERYPARAM`, a name defined twice) count as unknown.
 pub fn rewrite(playlist: &str, propagation: &Propagation) -> String {
@@ -46,6 +50,12 @@ pub fn rewrite(playlist: &str, propagation: &Propagation) -> String {
                 }
                 match URI_ATTRIBUTES.iter().find(|(tag, _)| *tag == name) {
                     Some((_, names)) => rewrite_tag(line, list_start, names, &variables, propagation, &mut out),
+                    // LHLS (the community low-latency HLS): the value is a segment's URI,
+                    // read like a URI line.
+                    None if name == PREFETCH && tag.len() > name.len() => {
+                        out.push_str(line.get(..list_start).unwrap_or(""));
+                        propagation.put(Written { raw: list, syntax: Syntax::Hls(&variables) }, Target::Ours, &mut out);
+                    }
                     None => out.push_str(line),
                 }
             }
@@ -122,7 +132,10 @@ fn attributes(list: &str) -> impl Iterator<Item = (&str, std::ops::Range<usize>)
     })
 }
 
-/// Copies a tag line, adding the credential to its quoted attributes named in `names`.
+/// Copies a tag line, adding the credential to its attributes named in `names`. Quoted
+/// values as the specification writes them; unquoted ones (which hls.js reads, with a
+/// warning) stay unquoted, so only where nothing in them or in the credential (a `,` or a
+/// `"`) could move where the value ends.
 fn rewrite_tag(
     line: &str,
     list_start: usize,
@@ -134,17 +147,32 @@ fn rewrite_tag(
     let list = line.get(list_start..).unwrap_or("");
     let mut copied = 0;
     for (name, value) in attributes(list) {
-        let quoted = list.get(value.start..value.end).is_some_and(|v| v.len() >= 2 && v.starts_with('"'));
-        if !quoted || !names.contains(&name) {
+        if !names.contains(&name) {
             continue;
         }
-        let (start, end) = (list_start + value.start + 1, list_start + value.end - 1);
+        let text = list.get(value.start..value.end).unwrap_or("");
+        let (start, end) = if text.starts_with('"') {
+            (list_start + value.start + 1, list_start + value.end - 1)
+        } else if text.contains('"') || !unquoted_safe(propagation) {
+            continue;
+        } else {
+            (list_start + value.start, list_start + value.end)
+        };
+        if start > end {
+            continue;
+        }
         out.push_str(line.get(copied..start).unwrap_or(""));
         let uri = Written { raw: line.get(start..end).unwrap_or(""), syntax: Syntax::Hls(variables) };
         propagation.put(uri, Target::Ours, out);
         copied = end;
     }
     out.push_str(line.get(copied..).unwrap_or(""));
+}
+
+/// Whether the credential, added to an unquoted attribute value, leaves the attribute
+/// list parsing as before: no `,` or `"` in the parameter's name or value.
+fn unquoted_safe(propagation: &Propagation) -> bool {
+    ![&propagation.param, &propagation.credential].iter().any(|s| s.contains([',', '"']))
 }
 
 /// Records an `EXT-X-DEFINE`: `NAME`/`VALUE` gives a value; `IMPORT` and `QUERYPARAM`

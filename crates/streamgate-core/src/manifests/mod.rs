@@ -17,6 +17,22 @@
 //!   character references, CDATA sections, surrounding spaces);
 //! - nothing else changes: comments, blank lines, line endings, tag and element order.
 //!
+//! Not rewritten, on purpose (a URI there that leads to the gate is fetched without the
+//! credential and refused: one failed request, never a leak):
+//! - the JSON an HLS interstitial's `X-ASSET-LIST` returns. The `X-ASSET-LIST` URL itself
+//!   gets the credential when it is on the gate, but the list is a response of its own,
+//!   usually from an ad decision server on another host; it is not a manifest
+//!   ([`manifest_kind`] does not recognise it), and its asset URIs resolve against the
+//!   list's URL, which only the player knows once it has followed any redirect. An
+//!   interstitial served by the gate belongs in `X-ASSET-URI`, which is rewritten.
+//! - the PlayReady license URL (`LA_URL`) inside `mspr:pro`: base64 of a binary PlayReady
+//!   Object whose length fields frame a UTF-16LE `WRMHEADER` XML document. Changing it
+//!   means decoding, re-encoding and re-framing it, and the same object usually sits in
+//!   the init segments' `pssh` boxes, which the gate passes through: the two would then
+//!   disagree. License servers authorise license requests their own way; a license URL
+//!   that must carry the credential is published as `dashif:Laurl` or `ms:laurl`, which
+//!   are rewritten.
+//!
 //! Pure functions on text: the caller fetches and serves.
 
 use std::collections::HashMap;
@@ -244,6 +260,30 @@ impl Iterator for Units<'_> {
             return Some(Unit { ch: read, before: Some(pos), after: Some(pos + len), xml });
         }
     }
+}
+
+/// The parts of an XML attribute value that lists URIs separated by whitespace, as spans
+/// of `raw`; `None` unless every player splits it the same way: only at literal spaces,
+/// tabs and line breaks (which XML reads as spaces), with no other whitespace (a no-break
+/// space, a line separator, a BOM, written or as a reference: JavaScript's `\s` splits at
+/// those) and no reference it cannot read.
+pub(crate) fn xml_uri_list(raw: &str) -> Option<Vec<(usize, usize)>> {
+    let mut parts = Vec::new();
+    let mut part: Option<(usize, usize)> = None;
+    for unit in (Written { raw, syntax: Syntax::XmlAttribute }).units() {
+        let (ch, before, after) = (unit.ch?, unit.before?, unit.after?);
+        if ch.is_whitespace() || ch == '\u{feff}' {
+            let literal = raw.get(before..after).is_some_and(|t| t.len() == 1);
+            if !(literal && matches!(ch, ' ' | '\t' | '\n' | '\r')) {
+                return None;
+            }
+            parts.extend(part.take());
+        } else {
+            part = Some((part.map_or(before, |(start, _)| start), after));
+        }
+    }
+    parts.extend(part);
+    Some(parts)
 }
 
 /// How the credential goes into one URI: spans of its written text to drop (a stale
