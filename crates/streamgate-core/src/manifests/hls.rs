@@ -23,7 +23,7 @@ const URI_ATTRIBUTES: [(&str, &[&str]); 12] = [
 const PREFETCH: &str = "EXT-X-PREFETCH";
 
 /// Rewrites a multivariant or media playlist: URI lines (segments, variant playlists),
-/// the URI attributes of [`URI_ATTRIBUTES`] (quoted, or unquoted as hls.js accepts them)
+/// the URI attributes of the tags that have them (quoted, or unquoted as hls.js accepts them)
 /// and `EXT-X-PREFETCH` values. Lines end where players end them (LF, CRLF or a lone CR)
 /// and keep their own endings; a leading BOM and tags indented with spaces or tabs are
 /// read as players read them. `{$name}` references are judged with the values
