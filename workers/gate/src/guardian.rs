@@ -394,6 +394,10 @@ async fn store_rollups(env: &Env, events: &[UsageEvent], bucket: i64) -> Result<
 /// 1,000 tokens); a larger window is cut, and the answer says so.
 const MAX_ROLLUPS_READ: i64 = 40_000;
 
+/// Tokens named in one D1 query (D1 binds at most 100 parameters; three are the window and
+/// the limit).
+const TOKENS_PER_QUERY: usize = 90;
+
 /// The merged activity of `tokens` (all tokens when `None`) in `window`, and whether the
 /// read was cut at [`MAX_ROLLUPS_READ`].
 async fn activity(
@@ -406,22 +410,30 @@ async fn activity(
     let bucket = settings.guardian.bucket_seconds;
     let from = bucket_start(window.from, bucket);
     let db = db(env)?;
-    let statement = match tokens {
-        None => db
+    let limit = number(MAX_ROLLUPS_READ + 1);
+    let statements = match tokens {
+        None => vec![db
             .prepare("SELECT token, bucket, data FROM rollups WHERE bucket >= ? AND bucket < ? LIMIT ?")
-            .bind(&[number(from), number(window.to), number(MAX_ROLLUPS_READ + 1)])?,
-        Some(tokens) => {
-            let marks = vec!["?"; tokens.len()].join(", ");
-            let mut args = vec![number(from), number(window.to)];
-            args.extend(tokens.iter().map(|t| text(t)));
-            args.push(number(MAX_ROLLUPS_READ + 1));
-            db.prepare(format!(
-                "SELECT token, bucket, data FROM rollups WHERE bucket >= ? AND bucket < ? AND token IN ({marks}) LIMIT ?"
-            ))
-            .bind(&args)?
-        }
+            .bind(&[number(from), number(window.to), limit])?],
+        // D1 binds at most 100 parameters per query: the tokens go in chunks.
+        Some(tokens) => tokens
+            .chunks(TOKENS_PER_QUERY)
+            .map(|chunk| {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut args = vec![number(from), number(window.to)];
+                args.extend(chunk.iter().map(|t| text(t)));
+                args.push(limit.clone());
+                db.prepare(format!(
+                    "SELECT token, bucket, data FROM rollups WHERE bucket >= ? AND bucket < ? AND token IN ({marks}) LIMIT ?"
+                ))
+                .bind(&args)
+            })
+            .collect::<Result<Vec<_>>>()?,
     };
-    let rows = statement.all().await?.results::<RollupRow>()?;
+    let mut rows = Vec::new();
+    for statement in statements {
+        rows.extend(statement.all().await?.results::<RollupRow>()?);
+    }
     let cut = i64::try_from(rows.len()).unwrap_or(i64::MAX) > MAX_ROLLUPS_READ;
     let mut all = Aggregator::new(timing);
     let mut per_bucket: BTreeMap<i64, Aggregator> = BTreeMap::new();

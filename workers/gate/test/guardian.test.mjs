@@ -207,3 +207,29 @@ describe('detection on a schedule: usage flushed to D1 and R2, the Cron Trigger,
     assert.equal((await admin('/admin/tokens?window=nonsense')).status, 400);
   });
 });
+
+describe('the scheduled scan over many tokens', () => {
+  let g;
+  before(async () => {
+    g = await startGate();
+  });
+  after(() => g && g.mf.dispose());
+
+  it('judges more tokens than one D1 query can name, in one invocation', async () => {
+    // Rollups as the Durable Objects write them, for 150 tokens (D1 binds at most 100
+    // parameters per query).
+    const db = await g.mf.getD1Database('GUARDIAN');
+    const now = Math.floor(Date.now() / 1000);
+    const bucket = now - (now % 300);
+    const insert = db.prepare('INSERT INTO rollups (token, bucket, sub, events, data) VALUES (?, ?, NULL, 1, ?)');
+    const rows = Array.from({ length: 150 }, (_, i) =>
+      insert.bind(`bulk-${String(i).padStart(3, '0')}`, bucket, JSON.stringify({ first_seen: now - 10, last_seen: now - 5, events: 1 })));
+    await db.batch(rows);
+    const response = await g.mf.dispatchFetch(`${g.url}/admin/scan`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` } });
+    const text = await response.text();
+    assert.equal(response.status, 200, text);
+    assert.equal(JSON.parse(text).judged, 150);
+    const stored = await db.prepare("SELECT COUNT(*) AS n FROM findings WHERE token LIKE 'bulk-%'").first();
+    assert.equal(stored.n, 150);
+  });
+});
