@@ -313,15 +313,8 @@ impl TokenShape {
     pub fn new(token: &str, claims_json: &str, scope: &str) -> TokenShape {
         let claims = (claims_json.len() <= MAX_SHAPE_CLAIMS_BYTES).then(|| claims_json.to_owned());
         let mut scope = scope.to_owned();
-        cut_text(&mut scope, 512);
+        crate::detection::cut(&mut scope, 512);
         TokenShape { token: token.chars().take(96).collect(), claims, scope }
-    }
-}
-
-fn cut_text(text: &mut String, max_bytes: usize) {
-    if text.len() > max_bytes {
-        let end = (0..=max_bytes).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-        text.truncate(end);
     }
 }
 

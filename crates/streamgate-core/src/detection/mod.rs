@@ -138,7 +138,8 @@ impl UsageEvent {
     }
 }
 
-fn cut(text: &mut String, max_bytes: usize) {
+/// Cuts `text` to at most `max_bytes`, on a character boundary.
+pub(crate) fn cut(text: &mut String, max_bytes: usize) {
     if text.len() > max_bytes {
         let end = (0..=max_bytes).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text.truncate(end);
