@@ -1,5 +1,11 @@
-//! Gates, keys and request facts from JSON, for the adapters (the npm package, the edge
-//! worker). One mapping, so every adapter reads configuration the same way.
+//! The one configuration document, and request facts, from JSON. Every adapter reads the
+//! same document the same way: the edge worker (its `KEYS` secret is the `keys` member,
+//! its `GATE_CONFIG` var the rest), `streamgate serve --config`, `streamgate verify
+//! --config` and the npm package's `createVerifier`.
+//!
+//! ```json
+//! {"keys": [...], "jwt": {...}, "policy": {...}, "sessions": {...}, "clientIpHeader": "X-Real-IP"}
+//! ```
 //!
 //! A key set is an array; each entry is one of:
 //! - `{"alg": "HS256", "secret": "text"}` or `{"alg": "HS256", "secretBase64url": "…"}`;
@@ -24,7 +30,9 @@ use crate::policy::{Policy, RequestContext};
 use crate::schemes::edgeauth::{EdgeAlgorithm, EdgeAuthScheme};
 use crate::schemes::jwt::JwtScheme;
 use crate::schemes::secure_link::{SecureLinkScheme, DEFAULT_EXPRESSION};
+use crate::schemes::session::{SessionBinding, SessionOptions, SessionScheme};
 use crate::schemes::wmsauth::WmsAuthScheme;
+use crate::sessions::AtLimit;
 
 /// JWT verification options, besides the keys.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -40,7 +48,47 @@ pub struct JwtOptions {
     pub require_exp: Option<bool>,
 }
 
-/// Everything a gate needs: keys, JWT options and policy.
+/// What a store failure means for a new session (admitted sessions always keep playing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    /// Admit the new session (availability first; the default).
+    #[default]
+    Open,
+    /// Refuse it with 503 (enforcement first).
+    Closed,
+}
+
+/// Session credentials and session counting (the `sessions` member). Every member is
+/// optional; the defaults are [`SessionOptions::default`] and the ones named below.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionConfig {
+    /// The secret that signs session credentials (at least 32 bytes). Without it no
+    /// session credential is issued or accepted (forward-auth needs none).
+    pub secret: Option<String>,
+    /// Lifetime of each session credential, seconds (120).
+    pub ttl: Option<u32>,
+    /// How long past the entry token's expiry a session may go on, seconds (14400).
+    pub grace: Option<u32>,
+    /// The longest a session may go on from its start, seconds (43200).
+    pub max_age: Option<u32>,
+    /// `none` or `network` (bind credentials to the admitting /24 or /64).
+    pub binding: Option<SessionBinding>,
+    /// A session without a heartbeat for this long has ended, seconds (60).
+    pub idle: Option<u32>,
+    /// `reject-new` or `evict-oldest` at the session limit.
+    pub at_limit: Option<AtLimit>,
+    /// `open` or `closed` when the session store fails.
+    pub on_store_error: Option<OnStoreError>,
+    /// Also hand out the session credential as a path-scoped cookie (false).
+    pub cookie: Option<bool>,
+}
+
+/// The default idle gap after which a session has ended, seconds.
+pub const DEFAULT_IDLE_SECONDS: u32 = 60;
+
+/// The configuration document: keys, JWT options, policy and sessions.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GateConfig {
@@ -53,6 +101,31 @@ pub struct GateConfig {
     /// Operator policy.
     #[serde(default)]
     pub policy: Policy,
+    /// Session credentials and counting.
+    #[serde(default)]
+    pub sessions: SessionConfig,
+    /// A request header holding the client IP, set by a proxy in front of the gate;
+    /// believed only from `policy.trustedProxies` (the default is `X-Forwarded-For`).
+    pub client_ip_header: Option<String>,
+}
+
+/// A built configuration: the gate and the session rules around it.
+#[derive(Debug)]
+pub struct Deployment {
+    /// Verifies credentials (the session scheme included, when a secret is configured).
+    pub gate: Gate,
+    /// Issues session credentials; `None` without `sessions.secret`.
+    pub sessions: Option<SessionScheme>,
+    /// The idle gap after which a session has ended, seconds.
+    pub idle_seconds: i64,
+    /// What to do with a new session at the limit.
+    pub at_limit: AtLimit,
+    /// What a session store failure means for a new session.
+    pub on_store_error: OnStoreError,
+    /// Whether the session credential is also set as a cookie.
+    pub cookie: bool,
+    /// The header that carries the client IP from a trusted proxy.
+    pub client_ip_header: String,
 }
 
 fn object<'a>(entry: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Error> {
@@ -135,8 +208,62 @@ impl GateConfig {
         serde_json::from_str(text).map_err(|e| Error::input("config", e.to_string()))
     }
 
-    /// Builds the gate: one scheme per kind of key present.
+    /// Builds the gate: one scheme per kind of key present (and session credentials when
+    /// `sessions.secret` is set).
     pub fn build(self) -> Result<Gate, Error> {
+        self.build_deployment().map(|deployment| deployment.gate)
+    }
+
+    /// Builds the gate and its session rules, checking every member.
+    pub fn build_deployment(mut self) -> Result<Deployment, Error> {
+        let client_ip_header = match self.client_ip_header.take().map(|h| h.trim().to_owned()) {
+            None => "X-Forwarded-For".to_owned(),
+            Some(header) if header.is_empty() || header.contains([':', ' ', '\n']) => {
+                return Err(Error::input("clientIpHeader", "must be a header name"));
+            }
+            Some(header) if self.policy.trusted_proxies.is_empty() => {
+                return Err(Error::input(
+                    "clientIpHeader",
+                    format!("{header} is believed only from trusted proxies: list them in policy.trustedProxies"),
+                ));
+            }
+            Some(header) => header,
+        };
+        let sessions = std::mem::take(&mut self.sessions);
+        let defaults = SessionOptions::default();
+        let options = SessionOptions {
+            ttl: sessions.ttl.unwrap_or(defaults.ttl),
+            grace: sessions.grace.unwrap_or(defaults.grace),
+            max_age: sessions.max_age.unwrap_or(defaults.max_age),
+            binding: sessions.binding.unwrap_or_default(),
+        };
+        let session_scheme = match &sessions.secret {
+            Some(secret) => Some(
+                SessionScheme::new(secret.as_bytes(), options)
+                    .map_err(|e| Error::input("sessions.secret", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let idle = sessions.idle.unwrap_or(DEFAULT_IDLE_SECONDS);
+        if idle == 0 {
+            return Err(Error::input("sessions.idle", "must be above zero"));
+        }
+        let mut gate = self.build_gate()?;
+        if let Some(scheme) = &session_scheme {
+            gate = gate.with_scheme(Box::new(scheme.clone()));
+        }
+        Ok(Deployment {
+            gate,
+            sessions: session_scheme,
+            idle_seconds: i64::from(idle),
+            at_limit: sessions.at_limit.unwrap_or_default(),
+            on_store_error: sessions.on_store_error.unwrap_or_default(),
+            cookie: sessions.cookie.unwrap_or(false),
+            client_ip_header,
+        })
+    }
+
+    fn build_gate(self) -> Result<Gate, Error> {
         for glob in &self.policy.public_paths {
             crate::policy::check_public_path(glob).map_err(|why| Error::input("policy.publicPaths", why))?;
         }
@@ -253,6 +380,40 @@ mod tests {
             jwt_keys(&contradicting).unwrap_err(),
             Error::key("the JWK says \"alg\": \"HS256\" but the configuration says HS512")
         );
+    }
+
+    #[test]
+    fn builds_sessions_and_names_the_bad_member() {
+        let key = r#"{"alg": "HS256", "secret": "a secret of thirty-two bytes, ok"}"#;
+        let doc = |rest: &str| format!(r#"{{"keys": [{key}]{rest}}}"#);
+        let built = GateConfig::from_json(&doc(
+            r#", "sessions": {"secret": "another secret of thirty-two bytes", "ttl": 30, "binding": "network",
+                "idle": 20, "atLimit": "evict-oldest", "onStoreError": "closed", "cookie": true},
+                "policy": {"trustedProxies": ["10.0.0.0/8"]}, "clientIpHeader": "X-Real-IP""#,
+        ))
+        .and_then(GateConfig::build_deployment)
+        .unwrap();
+        let sessions = built.sessions.as_ref().map(|s| s.options).unwrap();
+        assert_eq!((sessions.ttl, sessions.binding), (30, SessionBinding::Network));
+        assert_eq!(
+            (built.idle_seconds, built.at_limit, built.on_store_error),
+            (20, AtLimit::EvictOldest, OnStoreError::Closed)
+        );
+        assert_eq!((built.cookie, built.client_ip_header.as_str()), (true, "X-Real-IP"));
+        assert!(built.gate.accepted().contains(&crate::schemes::SchemeKind::Session));
+
+        let plain = GateConfig::from_json(&doc("")).and_then(GateConfig::build_deployment).unwrap();
+        assert!(plain.sessions.is_none());
+        assert_eq!((plain.client_ip_header.as_str(), plain.idle_seconds), ("X-Forwarded-For", 60));
+
+        let bad = |rest: &str| {
+            GateConfig::from_json(&doc(rest)).and_then(GateConfig::build_deployment).unwrap_err().to_string()
+        };
+        assert!(bad(r#", "sessions": {"secret": "short"}"#).contains("sessions.secret"));
+        assert!(bad(r#", "sessions": {"tll": 3}"#).contains("tll"));
+        assert!(bad(r#", "sessions": {"binding": "city"}"#).contains("city"));
+        assert!(bad(r#", "sessions": {"idle": 0}"#).contains("sessions.idle"));
+        assert!(bad(r#", "clientIpHeader": "X-Real-IP""#).contains("policy.trustedProxies"));
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod denial;
 pub mod detection;
 pub mod encoding;
 mod gate;
+pub mod gateway;
 pub mod grant;
 pub mod keys;
 pub mod manifests;

@@ -36,6 +36,16 @@ pub trait IpBlocklist {
     }
 }
 
+/// The block lists an adapter reads for a request: client IP ranges, as the lookup the
+/// policy engine asks, and referrer hosts.
+#[derive(Clone, Debug, Default)]
+pub struct Blocks {
+    /// Blocked client ranges.
+    pub lookup: MemoryBlocklist,
+    /// Blocked referrer hosts.
+    pub referrers: Vec<String>,
+}
+
 /// Revocations held in memory, each with an optional end (unix seconds).
 #[derive(Clone, Debug, Default)]
 pub struct MemoryRevocations {

@@ -28,7 +28,7 @@ use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
-use streamgate_core::revocation::{check_block_range, revocation_target, IpBlocklist, RevocationList};
+use streamgate_core::revocation::{check_block_range, revocation_target, IpBlocklist};
 use worker::{Env, Headers, Method, Request, Response, Result};
 
 use crate::guardian::{self, Actor, Expectation, Logged};
@@ -249,7 +249,7 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                 .map(|row| {
                     let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
                     if let Some(object) = value.as_object_mut() {
-                        object.insert("revoked".into(), json!(revoked.is_revoked(&row.token, now)));
+                        object.insert("revoked".into(), json!(revoked.contains(&row.token)));
                     }
                     value
                 })
@@ -323,7 +323,7 @@ async fn with_revoked(env: &Env, mut detail: Value, now: i64) -> Result<Value> {
     let token = detail.pointer("/row/token").and_then(Value::as_str).map(str::to_owned);
     if let (Some(token), Some(row)) = (token, detail.get_mut("row").and_then(Value::as_object_mut)) {
         let revoked = revocations::lookup(env, std::slice::from_ref(&token), now).await?;
-        row.insert("revoked".into(), json!(revoked.is_revoked(&token, now)));
+        row.insert("revoked".into(), json!(revoked.contains(&token)));
     }
     Ok(detail)
 }

@@ -12,7 +12,6 @@ use streamgate_core::detection::{
     UsageEvent, Window,
 };
 use streamgate_core::grant::fingerprint;
-use streamgate_core::revocation::RevocationList;
 use streamgate_core::sessions::{bucket_start, TokenShape};
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, Env, Result};

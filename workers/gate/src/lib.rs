@@ -18,7 +18,6 @@ mod guardian;
 mod revocations;
 mod session_hub;
 mod settings;
-mod transport;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -40,7 +39,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     };
     let path = req.path();
     if path == "/healthz" {
-        let schemes: Vec<&str> = settings.gate.accepted().iter().map(|k| k.as_str()).collect();
+        let schemes: Vec<&str> = settings.gateway.deployment.gate.accepted().iter().map(|k| k.as_str()).collect();
         return Response::from_json(
             &serde_json::json!({ "ok": true, "schemes": schemes, "version": env!("CARGO_PKG_VERSION") }),
         );

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::revocation::{MemoryBlocklist, RevocationList};
+use streamgate_core::revocation::Blocks;
 use worker::{Env, Result};
 
 /// The KV namespace binding.
@@ -39,29 +39,9 @@ struct LegacyBlock {
     until: Option<i64>,
 }
 
-/// The block lists as read from KV: IP ranges, as the lookup the policy engine asks, and
-/// referrer hosts.
-pub struct Blocks {
-    pub lookup: MemoryBlocklist,
-    pub referrers: Vec<String>,
-}
-
 thread_local! {
     static REVOKED: RefCell<HashMap<String, (bool, i64)>> = RefCell::new(HashMap::new());
     static BLOCKS: RefCell<Option<(Rc<Blocks>, i64)>> = const { RefCell::new(None) };
-}
-
-/// The revocation state of the ids a request names, as read for it.
-pub struct Snapshot(Vec<String>);
-
-impl RevocationList for Snapshot {
-    fn is_revoked(&self, token_id: &str, _now: i64) -> bool {
-        self.0.iter().any(|id| id == token_id)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 fn key(id: &str) -> String {
@@ -83,7 +63,7 @@ fn remember(id: &str, revoked: bool, now: i64) {
 }
 
 /// Looks up `ids` (cached for [`CACHE_SECONDS`]); returns those revoked.
-pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Snapshot> {
+pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Vec<String>> {
     let mut revoked = Vec::new();
     for id in ids {
         let cached = REVOKED.with(|c| c.borrow().get(id).filter(|(_, at)| now - at < CACHE_SECONDS).map(|(r, _)| *r));
@@ -99,7 +79,7 @@ pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Snapshot> {
             revoked.push(id.clone());
         }
     }
-    Ok(Snapshot(revoked))
+    Ok(revoked)
 }
 
 /// Writes a marker key that lapses after `ttl` seconds (raised to [`MIN_TTL_SECONDS`]).

@@ -10,8 +10,8 @@
 //! counted while it plays.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
+use streamgate_core::gateway::Tallies;
 pub use streamgate_core::sessions::Revocation;
 use streamgate_core::sessions::{Heartbeat, SessionHubState, Verdict};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
@@ -19,65 +19,13 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, Resu
 /// The Durable Object binding.
 pub const BINDING: &str = "SESSIONS";
 
-/// Sessions one isolate keeps tallies for between heartbeats; beyond this, the tallies of
-/// sessions not seen for an hour go, then all (isolate memory is small).
-const MAX_TALLIED_SESSIONS: usize = 4096;
-
-/// What one isolate knows of a session between its heartbeats.
-#[derive(Clone, Copy, Default)]
-struct Tally {
-    /// Media bytes served since the last heartbeat that was recorded.
-    served: u64,
-    /// When this isolate last sent the session's heartbeat.
-    last_beat: Option<i64>,
-    /// When this isolate last saw the session.
-    seen: i64,
-}
-
 thread_local! {
-    static TALLIES: RefCell<HashMap<String, Tally>> = RefCell::new(HashMap::new());
+    static TALLIES: RefCell<Tallies> = RefCell::new(Tallies::default());
 }
 
-fn with_tally<T>(sid: &str, now: i64, update: impl FnOnce(&mut Tally) -> T) -> T {
-    TALLIES.with(|tallies| {
-        let mut tallies = tallies.borrow_mut();
-        if tallies.len() >= MAX_TALLIED_SESSIONS && !tallies.contains_key(sid) {
-            tallies.retain(|_, t| now - t.seen < 3_600);
-            if tallies.len() >= MAX_TALLIED_SESSIONS {
-                tallies.clear();
-            }
-        }
-        let tally = tallies.entry(sid.to_owned()).or_default();
-        tally.seen = now;
-        update(tally)
-    })
-}
-
-/// Notes that session `sid` sent a heartbeat from this isolate at `now`.
-pub fn note_beat(sid: &str, now: i64) {
-    with_tally(sid, now, |t| t.last_beat = Some(now));
-}
-
-/// Whether session `sid`, seen on a segment request, is due a heartbeat: none from this
-/// isolate in the last `interval` seconds. A due one is noted as sent.
-pub fn beat_due(sid: &str, now: i64, interval: i64) -> bool {
-    with_tally(sid, now, |t| {
-        let due = t.last_beat.is_none_or(|at| now - at >= interval);
-        if due {
-            t.last_beat = Some(now);
-        }
-        due
-    })
-}
-
-/// Counts `bytes` of media served to session `sid` by this isolate.
-pub fn count_served(sid: &str, bytes: u64, now: i64) {
-    with_tally(sid, now, |t| t.served = t.served.saturating_add(bytes));
-}
-
-/// Takes the bytes counted for `sid` since its last recorded heartbeat from this isolate.
-pub fn take_served(sid: &str, now: i64) -> Option<u64> {
-    with_tally(sid, now, |t| Some(std::mem::take(&mut t.served)).filter(|&b| b > 0))
+/// Runs `update` on this isolate's session tallies.
+pub fn with_tallies<T>(update: impl FnOnce(&mut Tallies) -> T) -> T {
+    TALLIES.with(|tallies| update(&mut tallies.borrow_mut()))
 }
 
 const STATE: [&str; 5] = ["sessions", "revocations", "usage", "pending", "shapes"];
@@ -222,17 +170,8 @@ async fn call(env: &Env, key: &str, method: Method, path: &str, body: Option<Str
     stub(env, key)?.fetch_with_request(request).await
 }
 
-/// Sends a heartbeat to `key`'s hub. The bytes it carries are put back into the isolate's
-/// tally when it fails, so the next heartbeat reports them.
+/// Sends a heartbeat to `key`'s hub.
 pub async fn heartbeat(env: &Env, key: &str, beat: &Heartbeat) -> Result<Verdict> {
-    let sent = send_heartbeat(env, key, beat).await;
-    if let (Err(_), Some(bytes)) = (&sent, beat.record.bytes) {
-        count_served(&beat.sid, bytes, beat.now);
-    }
-    sent
-}
-
-async fn send_heartbeat(env: &Env, key: &str, beat: &Heartbeat) -> Result<Verdict> {
     let body = serde_json::to_string(beat).map_err(|e| worker::Error::RustError(e.to_string()))?;
     let mut response = call(env, key, Method::Post, "/heartbeat", Some(body)).await?;
     if response.status_code() != 200 {

@@ -4,37 +4,18 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde::de::DeserializeOwned;
 use streamgate_core::config::GateConfig;
 use streamgate_core::detection::DetectorConfig;
+use streamgate_core::gateway::Gateway;
 use streamgate_core::policy::parse_public_paths;
-use streamgate_core::schemes::session::{SessionBinding, SessionOptions, SessionScheme};
-use streamgate_core::sessions::AtLimit;
-use streamgate_core::Gate;
 use worker::Env;
-
-/// What a store failure means for a new session (admitted sessions always keep playing).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnStoreError {
-    /// Admit the new session (availability first; the default).
-    Open,
-    /// Refuse it with 503 (enforcement first).
-    Closed,
-}
 
 /// Everything the gate needs, parsed and validated.
 pub struct Settings {
-    pub gate: Gate,
-    pub sessions: SessionScheme,
-    pub origin: String,
+    /// The request flow, its gate and session rules (the core's).
+    pub gateway: Gateway,
     pub admin_token: Option<String>,
-    pub idle_seconds: i64,
-    pub at_limit: AtLimit,
-    pub on_store_error: OnStoreError,
-    /// A header holding the client IP that a trusted proxy in front of the gate sets;
-    /// `None` for Cloudflare's own `CF-Connecting-IP`, which clients cannot forge.
-    pub client_ip_header: Option<String>,
-    /// Also hand out the session credential as a path-scoped, time-bounded cookie.
-    pub cookie_transport: bool,
     /// Token Guardian.
     pub guardian: GuardianSettings,
 }
@@ -88,6 +69,9 @@ pub fn get(env: &Env) -> Result<Rc<Settings>, String> {
     Ok(settings)
 }
 
+/// The configuration document is `KEYS` (its `keys`) and `GATE_CONFIG` (the rest); the
+/// `SESSION_*`, `AT_LIMIT`, `ON_STORE_ERROR`, `COOKIE_TRANSPORT`, `CLIENT_IP_HEADER` and
+/// `PUBLIC_PATHS` vars, when set, override the members of the same meaning.
 fn parse(env: &Env) -> Result<Settings, String> {
     let keys = text(env, "KEYS").ok_or("KEYS is not set (wrangler secret put KEYS)")?;
     let options = text(env, "GATE_CONFIG").unwrap_or_else(|| "{}".into());
@@ -96,56 +80,40 @@ fn parse(env: &Env) -> Result<Settings, String> {
     let public = parse_public_paths(text(env, "PUBLIC_PATHS").as_deref().unwrap_or(""))
         .map_err(|e| format!("PUBLIC_PATHS: {e}"))?;
     config.policy.public_paths.extend(public);
-    let client_ip_header = text(env, "CLIENT_IP_HEADER")
-        .filter(|h| !h.trim().is_empty() && !h.trim().eq_ignore_ascii_case("CF-Connecting-IP"));
-    if client_ip_header.is_some() && config.policy.trusted_proxies.is_empty() {
-        return Err(
-            "CLIENT_IP_HEADER is believed only from trusted proxies: list them in GATE_CONFIG policy.trustedProxies"
-                .into(),
-        );
+    // CF-Connecting-IP is Cloudflare's own and cannot be forged: it is the peer, not a header
+    // to believe from proxies.
+    if let Some(header) = text(env, "CLIENT_IP_HEADER")
+        .filter(|h| !h.trim().is_empty() && !h.trim().eq_ignore_ascii_case("CF-Connecting-IP"))
+    {
+        config.client_ip_header = Some(header);
     }
-    let gate = config.build().map_err(|e| format!("KEYS/GATE_CONFIG: {e}"))?;
-    let secret = text(env, "SESSION_SECRET").ok_or("SESSION_SECRET is not set (wrangler secret put SESSION_SECRET)")?;
-    let defaults = SessionOptions::default();
-    let options = SessionOptions {
-        ttl: number(env, "SESSION_TTL", defaults.ttl)?,
-        grace: number(env, "SESSION_GRACE", defaults.grace)?,
-        max_age: number(env, "SESSION_MAX_AGE", defaults.max_age)?,
-        binding: match text(env, "SESSION_BINDING").as_deref() {
-            None | Some("none") => SessionBinding::None,
-            Some("network") => SessionBinding::Network,
-            Some(other) => return Err(format!("SESSION_BINDING must be none or network, not {other:?}")),
-        },
-    };
-    let sessions = SessionScheme::new(secret.as_bytes(), options).map_err(|e| format!("SESSION_*: {e}"))?;
+    if let Some(secret) = text(env, "SESSION_SECRET") {
+        config.sessions.secret = Some(secret);
+    }
+    let sessions = &mut config.sessions;
+    overlay(env, "SESSION_TTL", &mut sessions.ttl, seconds)?;
+    overlay(env, "SESSION_GRACE", &mut sessions.grace, seconds)?;
+    overlay(env, "SESSION_MAX_AGE", &mut sessions.max_age, seconds)?;
+    overlay(env, "SESSION_IDLE", &mut sessions.idle, seconds)?;
+    overlay(env, "SESSION_BINDING", &mut sessions.binding, named)?;
+    overlay(env, "AT_LIMIT", &mut sessions.at_limit, named)?;
+    overlay(env, "ON_STORE_ERROR", &mut sessions.on_store_error, named)?;
+    overlay(env, "COOKIE_TRANSPORT", &mut sessions.cookie, on_off)?;
+    if config.sessions.secret.is_none() {
+        return Err("SESSION_SECRET is not set (wrangler secret put SESSION_SECRET)".into());
+    }
+    let deployment = config.build_deployment().map_err(|e| format!("KEYS/GATE_CONFIG: {e}"))?;
+    let origin = text(env, "ORIGIN_URL").ok_or("ORIGIN_URL is not set")?;
+    let gateway = Gateway::new(deployment, &origin).map_err(|e| format!("ORIGIN_URL/SESSION_SECRET: {e}"))?;
     let admin_token = text(env, "ADMIN_TOKEN").filter(|t| !t.is_empty());
     if admin_token.as_ref().is_some_and(|t| t.len() < MIN_ADMIN_TOKEN_BYTES) {
         return Err(format!(
             "ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
         ));
     }
-    let gate = gate.with_scheme(Box::new(sessions.clone()));
-    let origin = text(env, "ORIGIN_URL").ok_or("ORIGIN_URL is not set")?.trim_end_matches('/').to_owned();
-    let at_limit = match text(env, "AT_LIMIT").as_deref() {
-        None | Some("reject-new") => AtLimit::RejectNew,
-        Some("evict-oldest") => AtLimit::EvictOldest,
-        Some(other) => return Err(format!("AT_LIMIT must be reject-new or evict-oldest, not {other:?}")),
-    };
-    let on_store_error = match text(env, "ON_STORE_ERROR").as_deref() {
-        None | Some("open") => OnStoreError::Open,
-        Some("closed") => OnStoreError::Closed,
-        Some(other) => return Err(format!("ON_STORE_ERROR must be open or closed, not {other:?}")),
-    };
     Ok(Settings {
-        gate,
-        sessions,
-        origin,
+        gateway,
         admin_token,
-        idle_seconds: i64::from(number(env, "SESSION_IDLE", 60)?),
-        at_limit,
-        on_store_error,
-        client_ip_header,
-        cookie_transport: switch(env, "COOKIE_TRANSPORT")?,
         guardian: GuardianSettings {
             window_seconds: i64::from(positive(env, "GUARDIAN_WINDOW", 10_800)?),
             bucket_seconds: i64::from(positive(env, "GUARDIAN_BUCKET", 300)?),
@@ -164,13 +132,39 @@ fn parse(env: &Env) -> Result<Settings, String> {
     })
 }
 
+/// Sets `member` from var `name` when the var is set.
+fn overlay<T>(
+    env: &Env,
+    name: &str,
+    member: &mut Option<T>,
+    parse: fn(&str, &str) -> Result<T, String>,
+) -> Result<(), String> {
+    if let Some(value) = text(env, name) {
+        *member = Some(parse(name, value.trim())?);
+    }
+    Ok(())
+}
+
+fn seconds(name: &str, value: &str) -> Result<u32, String> {
+    value.parse().map_err(|_| format!("{name} must be a whole number of seconds, not {value:?}"))
+}
+
+/// A value named as in the configuration document (`reject-new`, `network`, `closed` …).
+fn named<T: DeserializeOwned>(name: &str, value: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|e| format!("{name}: {e}"))
+}
+
+fn on_off(name: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{name} must be on or off, not {other:?}")),
+    }
+}
+
 /// An `on`/`off` var, off when unset.
 fn switch(env: &Env, name: &str) -> Result<bool, String> {
-    match text(env, name).as_deref() {
-        None | Some("off") => Ok(false),
-        Some("on") => Ok(true),
-        Some(other) => Err(format!("{name} must be on or off, not {other:?}")),
-    }
+    text(env, name).map_or(Ok(false), |value| on_off(name, value.trim()))
 }
 
 /// A whole number of seconds above zero.

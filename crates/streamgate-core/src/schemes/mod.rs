@@ -74,7 +74,7 @@ impl fmt::Display for SchemeKind {
 
 /// A scheme verifies a credential's signature and format, and says what it grants.
 /// Time, IP, scope and every other policy check happen afterwards, in the policy engine.
-pub trait Scheme {
+pub trait Scheme: Send + Sync {
     /// Which scheme this is.
     fn kind(&self) -> SchemeKind;
     /// Verifies `credential` for the request described by `facts`.

@@ -1,0 +1,489 @@
+//! The gate's request flow, written once for every adapter that stands in front of an origin
+//! (the edge worker, `streamgate serve`): find the credential, verify it, look up revocations
+//! and block lists, apply the policy, fetch from the origin without the credential, count
+//! sessions on playlist fetches, and rewrite manifests so every follow-up request carries a
+//! session credential.
+//!
+//! Sans-IO like the rest of the core: the adapter describes the request ([`Incoming`]), passes
+//! `now`, and implements [`Io`] over its stores and HTTP client; the flow answers an
+//! [`Outcome`]: a [`Reply`] to send, or the origin's response to pass on untouched.
+
+mod reply;
+mod tally;
+pub mod transport;
+
+use std::net::IpAddr;
+
+use crate::claims::Purpose;
+use crate::config::{Deployment, OnStoreError};
+use crate::denial::{Denial, Error};
+use crate::detection::UsageEvent;
+use crate::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
+use crate::policy::ip::network_of;
+use crate::policy::path::origin_url;
+use crate::policy::{check_blocklist, check_referrer_blocklist, RequestContext, RequestFacts};
+use crate::revocation::{Blocks, RevocationList};
+use crate::schemes::session::{lift_expiry_for_renewal, SessionScheme, MAX_PRESENTATION_SECONDS};
+use crate::schemes::Credential;
+use crate::sessions::{agent_of, reconnect_id, BeatKind, Heartbeat, TokenShape, Verdict, Viewer};
+use crate::{Decision, Grant, Hooks};
+
+pub use reply::{Reply, CORS_HEADERS};
+pub use tally::{Tallies, MAX_TALLIED_SESSIONS};
+
+/// Request headers the origin receives from the viewer's request; never cookies or
+/// credentials.
+pub const FORWARDED_HEADERS: [&str; 5] = ["Range", "Accept", "If-None-Match", "If-Modified-Since", "Content-Type"];
+
+/// The parameter that carries session credentials in rewritten manifests.
+pub const SESSION_PARAM: &str = "sgs";
+
+/// A viewer's request, as much of it as the gate reads.
+#[derive(Clone, Debug, Default)]
+pub struct Incoming {
+    /// The method as received (never mapped: an unknown method must stay unknown).
+    pub method: String,
+    /// The URL path as received, still percent-encoded.
+    pub path: String,
+    /// The query without `?`.
+    pub query: String,
+    /// `scheme://host[:port]` the viewer addressed: manifests are rewritten for it.
+    pub base: String,
+    /// The connecting peer (`CF-Connecting-IP` at the edge, the socket natively).
+    pub peer_ip: Option<IpAddr>,
+    /// The configured client IP header ([`Deployment::client_ip_header`]); believed only
+    /// from trusted proxies.
+    pub forwarded_for: Option<String>,
+    /// `Referer`.
+    pub referer: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `Cookie`.
+    pub cookie: Option<String>,
+    /// `Authorization`.
+    pub authorization: Option<String>,
+    /// ISO country code, when the platform knows it.
+    pub country: Option<String>,
+    /// Autonomous system number, when the platform knows it.
+    pub asn: Option<u32>,
+    /// Autonomous system organization, when the platform knows it.
+    pub as_organization: Option<String>,
+}
+
+/// What the adapter fetches from the origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginRequest {
+    /// The (checked) method.
+    pub method: String,
+    /// The origin URL, built from the normalized path with every segment re-encoded.
+    pub url: String,
+    /// Stream the viewer's body through (a publish request).
+    pub forward_body: bool,
+    /// Whether a shared cache may keep the response whatever its type (segments are the
+    /// same for every viewer; manifests are rewritten per viewer).
+    pub cacheable: bool,
+}
+
+/// The origin's response as the adapter holds it.
+pub trait Upstream {
+    /// The status code.
+    fn status(&self) -> u16;
+    /// A header's value.
+    fn header(&self, name: &str) -> Option<String>;
+}
+
+/// The adapter's stores and HTTP client.
+#[allow(async_fn_in_trait)]
+pub trait Io {
+    /// The origin's response.
+    type Response: Upstream;
+    /// The block lists as the adapter holds them (often shared and cached).
+    type Blocks: core::ops::Deref<Target = Blocks>;
+    /// A store or network failure.
+    type Error: core::fmt::Display;
+
+    /// Which of `ids` are revoked at `now`.
+    async fn revoked(&self, ids: &[String], now: i64) -> Result<Vec<String>, Self::Error>;
+    /// The IP and referrer block lists at `now`.
+    async fn blocks(&self, now: i64) -> Result<Self::Blocks, Self::Error>;
+    /// Fetches from the origin.
+    async fn fetch(&self, request: OriginRequest) -> Result<Self::Response, Self::Error>;
+    /// Reads a (manifest) response's body as text.
+    async fn text(&self, response: Self::Response) -> Result<String, Self::Error>;
+    /// Sends a heartbeat to the session store of `key` and returns its verdict.
+    async fn heartbeat(&self, key: &str, beat: &Heartbeat) -> Result<Verdict, Self::Error>;
+    /// Sends a heartbeat whose verdict nobody waits for (it only keeps a session counted).
+    fn heartbeat_in_background(&self, key: String, beat: Heartbeat);
+    /// Runs `update` on this process's session tallies.
+    fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T;
+}
+
+/// What to answer.
+#[derive(Debug)]
+pub enum Outcome<R> {
+    /// Answer this.
+    Reply(Reply),
+    /// Pass the origin's response on as it is.
+    Pass(R),
+}
+
+/// The gate in front of one origin.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The gate and its session rules.
+    pub deployment: Deployment,
+    /// The origin's base URL, without a trailing `/`.
+    pub origin: String,
+    /// Issues the session credentials manifests are rewritten with.
+    pub sessions: SessionScheme,
+}
+
+impl Gateway {
+    /// A gateway in front of `origin`; rewriting manifests needs `sessions.secret`.
+    pub fn new(deployment: Deployment, origin: &str) -> Result<Gateway, Error> {
+        let sessions = deployment.sessions.clone().ok_or_else(|| {
+            Error::input("sessions.secret", "the gate issues session credentials: set a secret of at least 32 bytes")
+        })?;
+        let origin = url_base(origin).ok_or_else(|| Error::input("origin", "must be an http(s) URL"))?;
+        Ok(Gateway { deployment, origin, sessions })
+    }
+
+    /// The request facts the core decides on.
+    pub fn context(&self, req: &Incoming, path: &str) -> RequestContext {
+        RequestContext {
+            path: path.to_owned(),
+            peer_ip: req.peer_ip,
+            forwarded_for: req.forwarded_for.clone(),
+            referer: req.referer.clone(),
+            user_agent: req.user_agent.clone(),
+            country: req.country.clone(),
+            asn: req.asn,
+            purpose: Purpose::Play,
+            method: Some(req.method.clone()),
+            session_id: None,
+            starts_session: false,
+        }
+    }
+
+    /// Handles one viewer request at `now`.
+    pub async fn handle<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Outcome<I::Response>, I::Error> {
+        if req.method == "OPTIONS" {
+            return Ok(Outcome::Reply(Reply::preflight()));
+        }
+        let checked = match self.check(io, req, now).await? {
+            Checked::Public { path } => {
+                return io.fetch(self.origin_request(&req.method, &path, &req.query)).await.map(Outcome::Pass);
+            }
+            Checked::Denied(reply) => return Ok(Outcome::Reply(reply)),
+            Checked::Allowed(allowed) => allowed,
+        };
+        let Allowed { grant, facts, ctx, renewing, lapsed_at } = *checked;
+        let upstream = io.fetch(self.origin_request(&req.method, &facts.path, &req.query)).await?;
+        let content_type = upstream.header("Content-Type");
+        let kind = manifest_kind(content_type.as_deref(), &facts.path);
+        let (Some(kind), 200) = (kind, upstream.status()) else {
+            if renewing {
+                // Only a playlist renews a lapsed credential.
+                let denial = Denial::Expired { expires_at: lapsed_at.unwrap_or(now), now, leeway: 0 };
+                return Ok(Outcome::Reply(Reply::deny(&denial)));
+            }
+            self.count_media(io, req, &ctx, &grant, &facts, &upstream, now);
+            return Ok(Outcome::Pass(upstream));
+        };
+        // A playlist fetch starts a session or is its heartbeat.
+        let beat_kind = match (&grant.session_id, renewing) {
+            (None, _) => BeatKind::Start,
+            (Some(_), false) => BeatKind::Reload,
+            (Some(_), true) => BeatKind::Renewal,
+        };
+        let sid = match self.admit(io, &grant, beat_kind, req, &ctx, &facts, now).await? {
+            Ok(sid) => sid,
+            Err(reply) => return Ok(Outcome::Reply(reply)),
+        };
+        let text = io.text(upstream).await?;
+        Ok(Outcome::Reply(self.rewrite(req, &grant, &facts, &sid, kind, content_type, &text, now)))
+    }
+
+    /// Forward-auth: decides on a request a proxy in front of the origin asks about (nginx
+    /// `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth`). Playlist requests (by
+    /// their extension) count sessions, as in [`Gateway::handle`]; nothing is fetched.
+    pub async fn authorize<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Authorization, I::Error> {
+        if req.method == "OPTIONS" {
+            return Ok(Authorization::Allowed { subject: None, token_id: None });
+        }
+        let Allowed { grant, facts, ctx, renewing, .. } = match self.check(io, req, now).await? {
+            Checked::Public { .. } => return Ok(Authorization::Allowed { subject: None, token_id: None }),
+            Checked::Denied(reply) => return Ok(Authorization::Denied(reply)),
+            Checked::Allowed(allowed) => *allowed,
+        };
+        if manifest_kind(None, &facts.path).is_some() {
+            let beat_kind = if renewing { BeatKind::Renewal } else { BeatKind::Start };
+            let beat_kind = if grant.session_id.is_some() && !renewing { BeatKind::Reload } else { beat_kind };
+            if let Err(reply) = self.admit(io, &grant, beat_kind, req, &ctx, &facts, now).await? {
+                return Ok(Authorization::Denied(reply));
+            }
+        }
+        let token_id = grant.token_id.clone().or_else(|| grant.entry_fingerprint());
+        Ok(Authorization::Allowed { subject: grant.subject, token_id })
+    }
+
+    fn origin_request(&self, method: &str, normalized_path: &str, query: &str) -> OriginRequest {
+        OriginRequest {
+            method: method.to_owned(),
+            url: origin_url(&self.origin, normalized_path, query),
+            forward_body: matches!(method, "POST" | "PUT"),
+            cacheable: !matches!(method, "POST" | "PUT") && manifest_kind(None, normalized_path).is_none(),
+        }
+    }
+
+    /// Everything before the origin: credential, signature, revocations, block lists, policy.
+    async fn check<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Checked, I::Error> {
+        let (in_path, path) = match transport::path_credential(&req.path) {
+            Some((credential, rest)) => (Some(credential), rest),
+            None => (None, req.path.clone()),
+        };
+        let ctx = self.context(req, &path);
+        let gate = &self.deployment.gate;
+        if let Some(facts) = gate.public(&ctx) {
+            let blocks = io.blocks(now).await?;
+            let checks = check_blocklist(facts.client_ip, &blocks.lookup, now)
+                .and_then(|()| check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers));
+            return Ok(match checks {
+                Ok(()) => Checked::Public { path: facts.path },
+                Err(denial) => Checked::Denied(Reply::deny(&denial)),
+            });
+        }
+        let credential: Option<Credential> =
+            transport::credential(&req.query, req.cookie.as_deref(), req.authorization.as_deref()).or(in_path);
+        let (grant, facts) = match gate.verify(credential.as_ref(), &ctx) {
+            Ok(verified) => verified,
+            Err(denial) => return Ok(Checked::Denied(Reply::deny(&denial))),
+        };
+        // Players reload a playlist by the URL they were first given, so a live stream keeps
+        // presenting the credential issued with its master playlist. Past its expiry it still
+        // names its session: the reload is renewed if the session store confirms the session
+        // is active and the same viewer. Segments are never renewed; each playlist hands out
+        // fresh credentials.
+        let lapsed_at = grant.validity.expires_at;
+        let renewal = manifest_kind(None, &facts.path).and_then(|_| lift_expiry_for_renewal(&grant, now));
+        let renewing = renewal.is_some();
+        let grant = renewal.unwrap_or(grant);
+        let revoked = Revoked(io.revoked(&grant.revocation_ids(), now).await?);
+        let blocks = io.blocks(now).await?;
+        if let Err(denial) = check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers) {
+            return Ok(Checked::Denied(Reply::deny(&denial)));
+        }
+        let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
+        Ok(match gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
+            Decision::Allow { grant, facts } => {
+                Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at }))
+            }
+            Decision::Deny { denial, .. } => Checked::Denied(Reply::deny(&denial)),
+        })
+    }
+
+    /// Media served under a session credential counts toward the session's usage record, and
+    /// keeps a session that reloads no playlist (a VOD) counted, in the background.
+    #[allow(clippy::too_many_arguments)]
+    fn count_media<I: Io>(
+        &self,
+        io: &I,
+        req: &Incoming,
+        ctx: &RequestContext,
+        grant: &Grant,
+        facts: &RequestFacts,
+        upstream: &I::Response,
+        now: i64,
+    ) {
+        let Some(sid) = &grant.session_id else { return };
+        if !matches!(upstream.status(), 200 | 206) || req.method != "GET" {
+            return;
+        }
+        if let Some(bytes) = upstream.header("Content-Length").and_then(|l| l.trim().parse().ok()) {
+            io.tallies(|t| t.count_served(sid, bytes, now));
+        }
+        let interval = (self.deployment.idle_seconds / 2).max(1);
+        if io.tallies(|t| t.beat_due(sid, now, interval)) {
+            let beat = self.heartbeat(io, grant, sid, BeatKind::Background, req, ctx, facts, now);
+            io.heartbeat_in_background(grant.session_key(), beat);
+        }
+    }
+
+    /// A heartbeat of session `sid`, with what this request tells about its viewer and the
+    /// media bytes this process served it since its previous heartbeat.
+    #[allow(clippy::too_many_arguments)]
+    fn heartbeat<I: Io>(
+        &self,
+        io: &I,
+        grant: &Grant,
+        sid: &str,
+        kind: BeatKind,
+        req: &Incoming,
+        ctx: &RequestContext,
+        facts: &RequestFacts,
+        now: i64,
+    ) -> Heartbeat {
+        let token = grant.token_id.clone().or_else(|| grant.entry_fingerprint()).unwrap_or_default();
+        let shape =
+            (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json, &grant.scope.to_string()));
+        let deployment = &self.deployment;
+        Heartbeat {
+            sid: sid.to_owned(),
+            kind,
+            shape,
+            ids: grant.revocation_ids(),
+            limit: grant.max_sessions.or(deployment.gate.policy.default_max_sessions),
+            now,
+            idle: deployment.idle_seconds,
+            at_limit: deployment.at_limit,
+            viewer: Viewer { agent: agent_of(ctx.user_agent.as_deref()), network: facts.client_ip.map(network_of) },
+            record: UsageEvent {
+                at: now,
+                token,
+                sub: grant.subject.clone(),
+                max_sessions: grant.max_sessions,
+                stream: Some(facts.path.clone()),
+                sid: sid.to_owned(),
+                ip: facts.client_ip.map(|ip| ip.to_string()),
+                country: ctx.country.clone(),
+                asn: ctx.asn,
+                as_organization: req.as_organization.clone(),
+                referer: ctx.referer.clone(),
+                user_agent: ctx.user_agent.clone(),
+                bytes: io.tallies(|t| t.take_served(sid, now)),
+            }
+            .bounded(),
+        }
+    }
+
+    /// Registers a playlist fetch with the session store and maps its verdict: a new session
+    /// (entry token) is admitted against the limit; a reload (session credential) is a
+    /// heartbeat; a renewal goes through only for the session's own player while it is active.
+    #[allow(clippy::too_many_arguments)]
+    async fn admit<I: Io>(
+        &self,
+        io: &I,
+        grant: &Grant,
+        kind: BeatKind,
+        req: &Incoming,
+        ctx: &RequestContext,
+        facts: &RequestFacts,
+        now: i64,
+    ) -> Result<Result<String, Reply>, I::Error> {
+        // A reload with the entry token (same viewer: token, IP, User-Agent) maps to the same
+        // session, so it does not count twice; a session credential names its session.
+        let sid = match &grant.session_id {
+            Some(sid) => sid.clone(),
+            None => reconnect_id(&grant.fingerprint(), facts.client_ip, ctx.user_agent.as_deref()),
+        };
+        let beat = self.heartbeat(io, grant, &sid, kind, req, ctx, facts, now);
+        io.tallies(|t| t.note_beat(&sid, now));
+        match io.heartbeat(&grant.session_key(), &beat).await {
+            Ok(verdict) => Ok(match verdict.denial() {
+                None => Ok(sid),
+                Some(denial) => Err(Reply::deny(&denial)),
+            }),
+            Err(error) => {
+                // The bytes the failed heartbeat carried go back into the tally, so the next
+                // heartbeat reports them.
+                if let Some(bytes) = beat.record.bytes {
+                    io.tallies(|t| t.count_served(&sid, bytes, now));
+                }
+                // Admitted sessions keep playing through a store hiccup; a new session, or
+                // renewing a lapsed credential unconfirmed, is what `onStoreError: open` allows.
+                if kind == BeatKind::Reload || self.deployment.on_store_error == OnStoreError::Open {
+                    Ok(Ok(sid))
+                } else {
+                    Ok(Err(Reply::store_unavailable(&error.to_string())))
+                }
+            }
+        }
+    }
+
+    /// The manifest, rewritten so every URI it names carries a session credential.
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite(
+        &self,
+        req: &Incoming,
+        grant: &Grant,
+        facts: &RequestFacts,
+        sid: &str,
+        kind: ManifestKind,
+        content_type: Option<String>,
+        text: &str,
+        now: i64,
+    ) -> Reply {
+        let sessions = &self.sessions;
+        // A VOD manifest is loaded once and played to its end: its credentials cover that.
+        let presentation = presentation_seconds(kind, text);
+        let credential = match sessions.issue(grant, sid, &facts.path, facts.client_ip, now, presentation) {
+            Ok(credential) => credential,
+            Err(error) => return Reply::deny(&Denial::malformed(error.to_string())),
+        };
+        let host = req.base.split_once("://").map_or(req.base.as_str(), |(_, host)| host).to_owned();
+        let propagation = Propagation { host, param: SESSION_PARAM.into(), credential };
+        let body = match kind {
+            ManifestKind::Hls => hls::rewrite(text, &propagation),
+            ManifestKind::Dash => {
+                // Live MPDs are refreshed from this URL, credential-free here; the rewrite adds one.
+                let own_url = origin_url(&req.base, &facts.path, &req.query);
+                dash::rewrite_with_refresh(text, &propagation, &own_url)
+            }
+        };
+        let cookie = self.deployment.cookie.then(|| {
+            let lifetime = u64::from(sessions.options.ttl) + presentation.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
+            let directory = grant.scope.for_session(&facts.path).directory();
+            transport::session_cookie(&propagation.credential, &directory, lifetime)
+        });
+        Reply::manifest(body, content_type, cookie)
+    }
+}
+
+/// A forward-auth decision.
+#[derive(Debug)]
+pub enum Authorization {
+    /// Let the request through; the proxy may log the subject and token id.
+    Allowed {
+        /// The verified `sub`.
+        subject: Option<String>,
+        /// The token id (a `jti`, or the credential's fingerprint).
+        token_id: Option<String>,
+    },
+    /// Refuse it with this reply.
+    Denied(Reply),
+}
+
+enum Checked {
+    Public { path: String },
+    Denied(Reply),
+    Allowed(Box<Allowed>),
+}
+
+struct Allowed {
+    grant: Grant,
+    facts: RequestFacts,
+    ctx: RequestContext,
+    renewing: bool,
+    lapsed_at: Option<i64>,
+}
+
+/// The ids a request names that the store says are revoked.
+struct Revoked(Vec<String>);
+
+impl RevocationList for Revoked {
+    fn is_revoked(&self, token_id: &str, _now: i64) -> bool {
+        self.0.iter().any(|id| id == token_id)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `scheme://host[:port][/path]` without a trailing `/`, or `None` if not http(s).
+fn url_base(origin: &str) -> Option<String> {
+    let trimmed = origin.trim().trim_end_matches('/');
+    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"))?;
+    let valid = !rest.is_empty() && !rest.contains(['?', '#', '\\', ' ']) && !rest.starts_with('/');
+    valid.then(|| trimmed.to_owned())
+}

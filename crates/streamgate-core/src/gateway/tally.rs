@@ -1,0 +1,88 @@
+//! What one gate process (an isolate, a `serve` node) knows of a session between its
+//! heartbeats: the media bytes it served, and when it last sent the session's heartbeat.
+//! Segment requests never wait for the session store (that is the hot path): their bytes
+//! are reported with the session's next heartbeat from this process.
+
+use std::collections::HashMap;
+
+/// Sessions tallied between heartbeats; beyond this, the tallies of sessions not seen for
+/// an hour go, then all (isolate memory is small).
+pub const MAX_TALLIED_SESSIONS: usize = 4096;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    served: u64,
+    last_beat: Option<i64>,
+    seen: i64,
+}
+
+/// Per-session tallies, bounded.
+#[derive(Debug, Default)]
+pub struct Tallies(HashMap<String, Tally>);
+
+impl Tallies {
+    fn with<T>(&mut self, sid: &str, now: i64, update: impl FnOnce(&mut Tally) -> T) -> T {
+        if self.0.len() >= MAX_TALLIED_SESSIONS && !self.0.contains_key(sid) {
+            self.0.retain(|_, t| now - t.seen < 3_600);
+            if self.0.len() >= MAX_TALLIED_SESSIONS {
+                self.0.clear();
+            }
+        }
+        let tally = self.0.entry(sid.to_owned()).or_default();
+        tally.seen = now;
+        update(tally)
+    }
+
+    /// Notes that session `sid` sent a heartbeat at `now`.
+    pub fn note_beat(&mut self, sid: &str, now: i64) {
+        self.with(sid, now, |t| t.last_beat = Some(now));
+    }
+
+    /// Whether session `sid`, seen on a segment request, is due a heartbeat: none in the
+    /// last `interval` seconds. A due one is noted as sent.
+    pub fn beat_due(&mut self, sid: &str, now: i64, interval: i64) -> bool {
+        self.with(sid, now, |t| {
+            let due = t.last_beat.is_none_or(|at| now - at >= interval);
+            if due {
+                t.last_beat = Some(now);
+            }
+            due
+        })
+    }
+
+    /// Counts `bytes` of media served to session `sid`.
+    pub fn count_served(&mut self, sid: &str, bytes: u64, now: i64) {
+        self.with(sid, now, |t| t.served = t.served.saturating_add(bytes));
+    }
+
+    /// Takes the bytes counted for `sid` since its last recorded heartbeat.
+    pub fn take_served(&mut self, sid: &str, now: i64) -> Option<u64> {
+        self.with(sid, now, |t| Some(std::mem::take(&mut t.served)).filter(|&b| b > 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_takes_bytes_and_spaces_beats() {
+        let mut tallies = Tallies::default();
+        tallies.count_served("s", 10, 100);
+        tallies.count_served("s", 5, 101);
+        assert_eq!(tallies.take_served("s", 102), Some(15));
+        assert_eq!(tallies.take_served("s", 103), None);
+        assert!(tallies.beat_due("s", 100, 30));
+        assert!(!tallies.beat_due("s", 129, 30));
+        assert!(tallies.beat_due("s", 130, 30));
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let mut tallies = Tallies::default();
+        for i in 0..MAX_TALLIED_SESSIONS * 2 {
+            tallies.count_served(&i.to_string(), 1, 0);
+        }
+        assert!(tallies.0.len() <= MAX_TALLIED_SESSIONS);
+    }
+}
