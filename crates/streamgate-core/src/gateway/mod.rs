@@ -127,15 +127,22 @@ pub enum Outcome<R> {
     Pass(R),
 }
 
-/// The gate in front of one origin.
+/// The gate in front of one origin ([`Gateway::handle`]), or beside a proxy that asks it
+/// ([`Gateway::authorize`]).
 #[derive(Debug)]
 pub struct Gateway {
     /// The gate and its session rules.
     pub deployment: Deployment,
+    /// The origin and the session credentials manifests are rewritten with; `None` for
+    /// forward-auth only.
+    proxy: Option<Proxy>,
+}
+
+#[derive(Debug)]
+struct Proxy {
     /// The origin's base URL, without a trailing `/`.
-    pub origin: String,
-    /// Issues the session credentials manifests are rewritten with.
-    pub sessions: SessionScheme,
+    origin: String,
+    sessions: SessionScheme,
 }
 
 impl Gateway {
@@ -145,7 +152,18 @@ impl Gateway {
             Error::input("sessions.secret", "the gate issues session credentials: set a secret of at least 32 bytes")
         })?;
         let origin = url_base(origin).ok_or_else(|| Error::input("origin", "must be an http(s) URL"))?;
-        Ok(Gateway { deployment, origin, sessions })
+        Ok(Gateway { deployment, proxy: Some(Proxy { origin, sessions }) })
+    }
+
+    /// A gateway that only answers [`Gateway::authorize`] (forward-auth): no origin, and no
+    /// session credentials to issue. [`Gateway::handle`] refuses every request with 500.
+    pub fn forward_auth(deployment: Deployment) -> Gateway {
+        Gateway { deployment, proxy: None }
+    }
+
+    /// The origin's base URL, for a gateway in front of one.
+    pub fn origin(&self) -> Option<&str> {
+        self.proxy.as_ref().map(|p| p.origin.as_str())
     }
 
     /// The request facts the core decides on.
@@ -167,18 +185,21 @@ impl Gateway {
 
     /// Handles one viewer request at `now`.
     pub async fn handle<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Outcome<I::Response>, I::Error> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(Outcome::Reply(Reply::misconfigured("this gate has no origin (forward-auth only)")));
+        };
         if req.method == "OPTIONS" {
             return Ok(Outcome::Reply(Reply::preflight()));
         }
         let checked = match self.check(io, req, now).await? {
             Checked::Public { path } => {
-                return io.fetch(self.origin_request(&req.method, &path, &req.query)).await.map(Outcome::Pass);
+                return io.fetch(proxy.origin_request(&req.method, &path, &req.query)).await.map(Outcome::Pass);
             }
             Checked::Denied(reply) => return Ok(Outcome::Reply(reply)),
             Checked::Allowed(allowed) => allowed,
         };
         let Allowed { grant, facts, ctx, renewing, lapsed_at } = *checked;
-        let upstream = io.fetch(self.origin_request(&req.method, &facts.path, &req.query)).await?;
+        let upstream = io.fetch(proxy.origin_request(&req.method, &facts.path, &req.query)).await?;
         let content_type = upstream.header("Content-Type");
         let kind = manifest_kind(content_type.as_deref(), &facts.path);
         let (Some(kind), 200) = (kind, upstream.status()) else {
@@ -201,7 +222,7 @@ impl Gateway {
             Err(reply) => return Ok(Outcome::Reply(reply)),
         };
         let text = io.text(upstream).await?;
-        Ok(Outcome::Reply(self.rewrite(req, &grant, &facts, &sid, kind, content_type, &text, now)))
+        Ok(Outcome::Reply(proxy.rewrite(&self.deployment, req, &grant, &facts, &sid, kind, content_type, &text, now)))
     }
 
     /// Forward-auth: decides on a request a proxy in front of the origin asks about (nginx
@@ -225,15 +246,6 @@ impl Gateway {
         }
         let token_id = grant.token_id.clone().or_else(|| grant.entry_fingerprint());
         Ok(Authorization::Allowed { subject: grant.subject, token_id })
-    }
-
-    fn origin_request(&self, method: &str, normalized_path: &str, query: &str) -> OriginRequest {
-        OriginRequest {
-            method: method.to_owned(),
-            url: origin_url(&self.origin, normalized_path, query),
-            forward_body: matches!(method, "POST" | "PUT"),
-            cacheable: !matches!(method, "POST" | "PUT") && manifest_kind(None, normalized_path).is_none(),
-        }
     }
 
     /// Everything before the origin: credential, signature, revocations, block lists, policy.
@@ -399,11 +411,23 @@ impl Gateway {
             }
         }
     }
+}
+
+impl Proxy {
+    fn origin_request(&self, method: &str, normalized_path: &str, query: &str) -> OriginRequest {
+        OriginRequest {
+            method: method.to_owned(),
+            url: origin_url(&self.origin, normalized_path, query),
+            forward_body: matches!(method, "POST" | "PUT"),
+            cacheable: !matches!(method, "POST" | "PUT") && manifest_kind(None, normalized_path).is_none(),
+        }
+    }
 
     /// The manifest, rewritten so every URI it names carries a session credential.
     #[allow(clippy::too_many_arguments)]
     fn rewrite(
         &self,
+        deployment: &Deployment,
         req: &Incoming,
         grant: &Grant,
         facts: &RequestFacts,
@@ -430,7 +454,7 @@ impl Gateway {
                 dash::rewrite_with_refresh(text, &propagation, &own_url)
             }
         };
-        let cookie = self.deployment.cookie.then(|| {
+        let cookie = deployment.cookie.then(|| {
             let lifetime = u64::from(sessions.options.ttl) + presentation.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
             let directory = grant.scope.for_session(&facts.path).directory();
             transport::session_cookie(&propagation.credential, &directory, lifetime)

@@ -55,6 +55,13 @@ impl Reply {
         Reply { status: 503, headers, body: body.to_string() }
     }
 
+    /// 500: the gate cannot serve this request as configured (fail closed).
+    pub fn misconfigured(why: &str) -> Reply {
+        let body = serde_json::json!({ "error": "misconfigured", "message": why });
+        let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
+        Reply { status: 500, headers, body: body.to_string() }
+    }
+
     /// A rewritten manifest: private to its viewer, never shared from a cache.
     pub fn manifest(body: String, content_type: Option<String>, cookie: Option<String>) -> Reply {
         let mut headers = vec![
