@@ -44,7 +44,8 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix=f"streamgate-{name}-")
         # nginx workers drop to an unprivileged user: they must read what they serve.
         os.chmod(self.dir, 0o755)
-        self.procs = []  # (label, Popen, log path)
+        self.procs = {}  # label: Popen
+        self.logs = []  # (label, log path): every log `dump()` prints
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -54,7 +55,8 @@ class Stack:
         log = self.path(f"{label}.log")
         with open(log, "wb") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.procs.append((label, proc, log))
+        self.procs[label] = proc
+        self.logs.append((label, log))
         deadline = time.monotonic() + 20
         while ready is not None and not ready():
             if proc.poll() is not None:
@@ -64,8 +66,9 @@ class Stack:
             time.sleep(0.05)
         return proc
 
-    def stop(self, proc):
+    def stop(self, label):
         """Stops one process (SIGTERM, then SIGKILL after 5 s)."""
+        proc = self.procs[label]
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -75,15 +78,15 @@ class Stack:
                 proc.wait()
 
     def close(self, keep=False):
-        for _, proc, _ in reversed(self.procs):
-            self.stop(proc)
+        for label in reversed(list(self.procs)):
+            self.stop(label)
         if keep:
             print(f"(kept {self.dir})")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def dump(self):
-        for label, _, log in self.procs:
+        for label, log in self.logs:
             print(f"----- {label} ({log}) -----")
             print(read(log)[-20000:])
 
@@ -149,7 +152,7 @@ http {{
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.start(label, [nginx, "-p", prefix, "-c", conf, "-e", f"{prefix}/error.log"],
                    ready=lambda: listening(port))
-        self.logs_also(label, f"{prefix}/error.log")
+        self.logs.append((f"{label} error log", f"{prefix}/error.log"))
         return port
 
     def caddy(self, label, auth_address, media_root):
@@ -172,17 +175,6 @@ http {{
         self.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", self.dir], ready=lambda: listening(port))
         return f"redis://127.0.0.1:{port}/"
-
-    def logs_also(self, label, path):
-        """Shows another log file (nginx's error log) in `dump()`."""
-        self.procs.append((f"{label} error log", _Done(), path))
-
-
-class _Done:
-    """A stand-in for a process that is not ours to stop."""
-
-    def poll(self):
-        return 0
 
 
 def read(path):
@@ -235,9 +227,9 @@ def admin(base, action, payload):
     return status, body
 
 
-def sign(binary, *args):
-    """`streamgate sign jwt` with the test key; returns the token."""
-    run = subprocess.run([binary, "sign", "jwt", "--key", HS256_SECRET, "--alg", "HS256", *args],
+def sign(binary, *args, key=HS256_SECRET):
+    """`streamgate sign jwt` with the test key (or `key`); returns the token."""
+    run = subprocess.run([binary, "sign", "jwt", "--key", key, "--alg", "HS256", *args],
                          capture_output=True, text=True)
     if run.returncode != 0:
         raise AssertionError(f"streamgate sign jwt {' '.join(args)}: {run.stderr}")
