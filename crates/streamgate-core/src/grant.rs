@@ -1,7 +1,7 @@
 //! What a verified credential grants, in one shape for every scheme.
 
-use core::cell::OnceCell;
 use core::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -206,7 +206,7 @@ pub struct Grant {
 /// A value computed from other fields on first use. It takes no part in equality: two
 /// grants with the same credential have the same fingerprint, computed or not.
 #[derive(Clone, Debug, Default)]
-struct Memo(OnceCell<String>);
+struct Memo(OnceLock<String>);
 
 impl PartialEq for Memo {
     fn eq(&self, _: &Memo) -> bool {
