@@ -31,6 +31,9 @@ async fn ask(gate: &Gate, uri: &str, extra: &[(&str, &str)]) -> Answer {
     get(&gate.url("/auth"), &headers).await
 }
 
+/// What a case asks (name, URI, extra headers) and the status and reason it must get.
+type Case = (&'static str, String, Vec<(&'static str, &'static str)>, u16, &'static str);
+
 #[tokio::test]
 async fn allows_with_subject_and_token_id_and_denies_with_every_reason() {
     let gate = auth_gate().await;
@@ -59,7 +62,7 @@ async fn allows_with_subject_and_token_id_and_denies_with_every_reason() {
         jwt::sign_json(&unknown_kid, &Key::hmac(Algorithm::HS256, SECRET.as_bytes()).unwrap().with_kid(Some("k9")))
             .unwrap();
     let hs384 = sign_with(json!({}), &"x".repeat(48), Algorithm::HS384);
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("no credential", "/hls/a.ts".into(), vec![], 401, "missing_token"),
         ("garbage", "/hls/a.ts?token=garbage".into(), vec![], 401, "malformed"),
         ("other key", format!("/hls/a.ts?token={other_key}"), vec![], 403, "bad_signature"),
