@@ -25,6 +25,27 @@ pub enum Command {
     Reasons(JsonFlag),
     /// Find misused tokens (sharing, relays, restreams) in usage events or access logs.
     Scan(ScanArgs),
+    /// Run the gate: forward-auth for nginx, Caddy and Traefik, or a proxy with --origin.
+    Serve(ServeArgs),
+}
+
+/// `streamgate serve`. Exit 0 after a clean shutdown (SIGTERM or ctrl-c), 2 when it cannot start.
+#[derive(Args, Debug)]
+#[command(after_help = "The admin API (/admin/*) is on when the environment variable \
+STREAMGATE_ADMIN_TOKEN holds a token of 32 bytes or more (never a flag, so it stays out of ps).")]
+pub struct ServeArgs {
+    /// The configuration document: JSON with keys, jwt, policy, sessions and clientIpHeader.
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: std::net::SocketAddr,
+    /// Proxy mode: the origin to stand in front of (http:// or https://). Without it, forward-auth only (/auth).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Keep revocations and blocks in this file (replaced atomically on every change, read at start).
+    #[arg(long)]
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// Input format of a scan input.

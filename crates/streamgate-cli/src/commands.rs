@@ -31,7 +31,7 @@ pub enum Outcome {
     Denied,
 }
 
-type Result<T> = std::result::Result<T, String>;
+pub type Result<T> = std::result::Result<T, String>;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Inspect(a) => inspect(a),
         Command::Reasons(a) => reasons(a),
         Command::Scan(a) => crate::scan::scan(a),
+        Command::Serve(a) => crate::serve::serve(a),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `streamgate`: sign, verify and inspect stream tokens offline.
+//! `streamgate`: sign, verify and inspect stream tokens offline, find misuse in logs, and
+//! serve the gate (`streamgate serve`).
 //!
 //! Exit codes: 0 allowed (or success, or no finding), 1 denied (or findings), 2 usage or
 //! configuration error (clap's own usage errors exit 2 as well).
@@ -7,6 +8,7 @@ mod cli;
 mod commands;
 mod keysource;
 mod scan;
+mod serve;
 
 use std::process::ExitCode;
 

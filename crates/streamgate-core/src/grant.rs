@@ -204,7 +204,9 @@ pub struct Grant {
 }
 
 /// A value computed from other fields on first use. It takes no part in equality: two
-/// grants with the same credential have the same fingerprint, computed or not.
+/// grants with the same credential have the same fingerprint, computed or not. A
+/// `OnceLock`, so a grant can be shared across threads (a native gate holds one across
+/// awaits on a multi-threaded runtime).
 #[derive(Clone, Debug, Default)]
 struct Memo(OnceLock<String>);
 

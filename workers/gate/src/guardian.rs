@@ -459,38 +459,8 @@ async fn activity(
 /// `?from=&to=` (unix seconds); the scheduled window by default.
 pub fn window_of(url: &worker::Url, settings: &Settings, now: i64) -> std::result::Result<Window, String> {
     let get = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    match (get("window"), get("from"), get("to")) {
-        (Some(span), None, None) => Ok(Window::ending_at(now, parse_span(&span)?)),
-        (None, Some(from), Some(to)) => {
-            let (from, to) = (from.trim().parse::<i64>(), to.trim().parse::<i64>());
-            match (from, to) {
-                (Ok(from), Ok(to)) if from < to => Ok(Window::new(from, to)),
-                _ => Err("from and to must be unix seconds with from < to".into()),
-            }
-        }
-        (None, None, None) => Ok(Window::ending_at(now, settings.guardian.window_seconds)),
-        _ => Err("give ?window=3h, or ?from= and ?to= (unix seconds)".into()),
-    }
-}
-
-/// `3h`, `1d`, `90m`, `45s` or plain seconds, at most 31 days.
-fn parse_span(text: &str) -> std::result::Result<i64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (text.get(..i).unwrap_or(""), c),
-        _ => (text, 's'),
-    };
-    let scale = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        _ => return Err(format!("window {text:?}: use s, m, h or d")),
-    };
-    match digits.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)) {
-        Some(seconds @ 1..=2_678_400) => Ok(seconds),
-        _ => Err(format!("window {text:?} must be between 1 second and 31 days")),
-    }
+    let (window, from, to) = (get("window"), get("from"), get("to"));
+    Window::from_query(window.as_deref(), from.as_deref(), to.as_deref(), settings.guardian.window_seconds, now)
 }
 
 /// The tokens, IPs and breakdown of `window`, as the detector judges them.

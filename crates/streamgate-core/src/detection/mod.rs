@@ -66,8 +66,8 @@ pub use config::{
 pub use indicators::{score, Indicator, IndicatorCode, Severity};
 pub use networks::{NetworkClass, NetworkTable};
 pub use report::{
-    breakdown, ip_activity, stream_p95, BreakdownRow, Detector, Dimension, IpRow, NamedCount, ProviderCount, Report,
-    TokenRow, Window, ROW_LIST_LIMIT,
+    breakdown, ip_activity, parse_span, stream_p95, BreakdownRow, Detector, Dimension, IpRow, NamedCount,
+    ProviderCount, Report, TokenRow, Window, MAX_SPAN_SECONDS, ROW_LIST_LIMIT,
 };
 use serde::{Deserialize, Serialize};
 

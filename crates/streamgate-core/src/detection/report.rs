@@ -42,6 +42,51 @@ impl Window {
     pub fn contains(&self, at: i64) -> bool {
         self.from <= at && at < self.to
     }
+
+    /// The window an admin request names (`GET /admin/usage`, the Guardian views): `window`
+    /// alone (a span, [`parse_span`]) ending at `now`; `from` and `to` (unix seconds, `from
+    /// < to`); or neither, the `default_seconds` ending at `now`.
+    pub fn from_query(
+        window: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        default_seconds: i64,
+        now: i64,
+    ) -> Result<Window, String> {
+        match (window, from, to) {
+            (Some(span), None, None) => Ok(Window::ending_at(now, parse_span(span)?)),
+            (None, Some(from), Some(to)) => match (from.trim().parse::<i64>(), to.trim().parse::<i64>()) {
+                (Ok(from), Ok(to)) if from < to => Ok(Window::new(from, to)),
+                _ => Err("from and to must be unix seconds with from < to".into()),
+            },
+            (None, None, None) => Ok(Window::ending_at(now, default_seconds)),
+            _ => Err("give ?window=3h, or ?from= and ?to= (unix seconds)".into()),
+        }
+    }
+}
+
+/// The longest span an admin request may name: 31 days.
+pub const MAX_SPAN_SECONDS: i64 = 2_678_400;
+
+/// A span as admin requests write it: `3h`, `1d`, `90m`, `45s` or plain seconds, from one
+/// second to [`MAX_SPAN_SECONDS`].
+pub fn parse_span(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (text.get(..i).unwrap_or(""), c),
+        _ => (text, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(format!("window {text:?}: use s, m, h or d")),
+    };
+    match digits.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(seconds @ 1..=MAX_SPAN_SECONDS) => Ok(seconds),
+        _ => Err(format!("window {text:?} must be between 1 second and 31 days")),
+    }
 }
 
 /// A provider in a token row.
@@ -453,4 +498,23 @@ pub fn breakdown(activity: &Aggregator) -> Vec<BreakdownRow> {
         .collect();
     rows.sort_by(|a, b| a.dimension.cmp(&b.dimension).then(b.events.cmp(&a.events)).then_with(|| a.key.cmp(&b.key)));
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_windows_from_a_span_a_range_or_the_default() {
+        let now = 10_000;
+        assert_eq!(Window::from_query(Some("1h"), None, None, 60, now), Ok(Window::new(6_401, 10_001)));
+        assert_eq!(Window::from_query(None, Some("5"), Some("9"), 60, now), Ok(Window::new(5, 9)));
+        assert_eq!(Window::from_query(None, None, None, 60, now), Ok(Window::new(9_941, 10_001)));
+        assert!(Window::from_query(None, Some("9"), Some("5"), 60, now).is_err());
+        assert!(Window::from_query(Some("1h"), Some("5"), None, 60, now).is_err());
+        assert_eq!((parse_span("90m"), parse_span(" 45 "), parse_span("1d")), (Ok(5_400), Ok(45), Ok(86_400)));
+        for bad in ["", "0s", "32d", "3w", "h", "-1h", "99999999999999999999d"] {
+            assert!(parse_span(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -206,7 +206,7 @@ impl Gateway {
             if renewing {
                 // Only a playlist renews a lapsed credential.
                 let denial = Denial::Expired { expires_at: lapsed_at.unwrap_or(now), now, leeway: 0 };
-                return Ok(Outcome::Reply(Reply::deny(&denial)));
+                return Ok(Outcome::Reply(Reply::deny(&denial).concerning(token_id_of(&grant))));
             }
             self.count_media(io, req, &ctx, &grant, &facts, &upstream, now);
             return Ok(Outcome::Pass(upstream));
@@ -244,7 +244,7 @@ impl Gateway {
                 return Ok(Authorization::Denied(reply));
             }
         }
-        let token_id = grant.token_id.clone().or_else(|| grant.entry_fingerprint());
+        let token_id = token_id_of(&grant);
         Ok(Authorization::Allowed { subject: grant.subject, token_id })
     }
 
@@ -283,14 +283,16 @@ impl Gateway {
         let revoked = Revoked(io.revoked(&grant.revocation_ids(), now).await?);
         let blocks = io.blocks(now).await?;
         if let Err(denial) = check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers) {
-            return Ok(Checked::Denied(Reply::deny(&denial)));
+            return Ok(Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))));
         }
         let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
         Ok(match gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
             Decision::Allow { grant, facts } => {
                 Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at }))
             }
-            Decision::Deny { denial, .. } => Checked::Denied(Reply::deny(&denial)),
+            Decision::Deny { denial, grant } => {
+                Checked::Denied(Reply::deny(&denial).concerning(grant.and_then(|grant| token_id_of(&grant))))
+            }
         })
     }
 
@@ -335,7 +337,7 @@ impl Gateway {
         facts: &RequestFacts,
         now: i64,
     ) -> Heartbeat {
-        let token = grant.token_id.clone().or_else(|| grant.entry_fingerprint()).unwrap_or_default();
+        let token = token_id_of(grant).unwrap_or_default();
         let shape =
             (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json, &grant.scope.to_string()));
         let deployment = &self.deployment;
@@ -393,7 +395,7 @@ impl Gateway {
         match io.heartbeat(&grant.session_key(), &beat).await {
             Ok(verdict) => Ok(match verdict.denial() {
                 None => Ok(sid),
-                Some(denial) => Err(Reply::deny(&denial)),
+                Some(denial) => Err(Reply::deny(&denial).concerning(token_id_of(grant))),
             }),
             Err(error) => {
                 // The bytes the failed heartbeat carried go back into the tally, so the next
@@ -489,6 +491,12 @@ struct Allowed {
     ctx: RequestContext,
     renewing: bool,
     lapsed_at: Option<i64>,
+}
+
+/// The id a token is known by in usage records, logs and forward-auth answers: its `jti`
+/// (EdgeAuth `id`), else its entry token's fingerprint.
+fn token_id_of(grant: &Grant) -> Option<String> {
+    grant.token_id.clone().or_else(|| grant.entry_fingerprint())
 }
 
 /// The ids a request names that the store says are revoked.

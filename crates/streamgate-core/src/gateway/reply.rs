@@ -20,6 +20,9 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: String,
+    /// For the adapter's logs, never sent: the verified token a denial concerns (its `jti`,
+    /// else its fingerprint). `None` when the credential did not verify.
+    pub token_id: Option<String>,
 }
 
 impl Reply {
@@ -35,7 +38,7 @@ impl Reply {
         if reason.http_status() == 401 {
             headers.push(("WWW-Authenticate", "Bearer realm=\"streamgate\"".to_owned()));
         }
-        Reply { status: reason.http_status(), headers, body: body.to_string() }
+        Reply { status: reason.http_status(), headers, body: body.to_string(), token_id: None }
     }
 
     /// The answer to a CORS preflight: never forwarded to the origin.
@@ -45,21 +48,21 @@ impl Reply {
             ("Access-Control-Allow-Headers", "Authorization, Range".to_owned()),
             ("Access-Control-Max-Age", "86400".to_owned()),
         ];
-        Reply { status: 204, headers, body: String::new() }
+        Reply { status: 204, headers, body: String::new(), token_id: None }
     }
 
     /// 503: the session store failed and `onStoreError` is `closed`.
     pub fn store_unavailable(why: &str) -> Reply {
         let body = serde_json::json!({ "error": "session_store_unavailable", "message": why });
         let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-        Reply { status: 503, headers, body: body.to_string() }
+        Reply { status: 503, headers, body: body.to_string(), token_id: None }
     }
 
     /// 500: the gate cannot serve this request as configured (fail closed).
     pub fn misconfigured(why: &str) -> Reply {
         let body = serde_json::json!({ "error": "misconfigured", "message": why });
         let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-        Reply { status: 500, headers, body: body.to_string() }
+        Reply { status: 500, headers, body: body.to_string(), token_id: None }
     }
 
     /// A rewritten manifest: private to its viewer, never shared from a cache.
@@ -71,7 +74,13 @@ impl Reply {
         if let Some(cookie) = cookie {
             headers.push(("Set-Cookie", cookie));
         }
-        Reply { status: 200, headers, body }
+        Reply { status: 200, headers, body, token_id: None }
+    }
+
+    /// The same reply, naming the verified token it concerns (for logs).
+    pub fn concerning(mut self, token_id: Option<String>) -> Reply {
+        self.token_id = token_id;
+        self
     }
 
     /// The value of header `name`, if set.

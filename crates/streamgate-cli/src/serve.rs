@@ -1,0 +1,23 @@
+//! `streamgate serve`: reads the configuration file and the admin token, then hands over to
+//! streamgate-serve.
+
+use streamgate_serve::{RunOptions, ServeOptions};
+
+use crate::cli::ServeArgs;
+use crate::commands::{Outcome, Result};
+
+/// The environment variable holding the admin API's token.
+const ADMIN_TOKEN_VARIABLE: &str = "STREAMGATE_ADMIN_TOKEN";
+
+pub fn serve(args: ServeArgs) -> Result<Outcome> {
+    let config = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("cannot read the configuration {}: {e}", args.config.display()))?;
+    let admin_token = std::env::var(ADMIN_TOKEN_VARIABLE).ok();
+    let options = RunOptions {
+        serve: ServeOptions { config, origin: args.origin, admin_token },
+        listen: args.listen,
+        state_file: args.state,
+    };
+    streamgate_serve::run(options).map_err(|e| e.to_string())?;
+    Ok(Outcome::Success)
+}

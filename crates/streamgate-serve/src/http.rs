@@ -1,0 +1,122 @@
+//! HTTP plumbing shared by the routes: one body type for everything the gate answers (its
+//! own replies, and origin responses streamed through untouched), and core replies as
+//! hyper responses.
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+use streamgate_core::gateway::{Reply, CORS_HEADERS};
+
+/// Every response body: a reply of the gate's own, or an origin's body as it streams in.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A body holding `bytes`.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// An empty body.
+pub(crate) fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// Sets header `name` (any case) to `value`; a value that is no valid header value (a
+/// control character) is left out rather than failing the response.
+pub(crate) fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        headers.insert(name, value);
+    }
+}
+
+/// Appends header `name: value` (for headers that may repeat, like `Set-Cookie`).
+fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        headers.append(name, value);
+    }
+}
+
+/// A request header as text, if present and valid UTF-8.
+pub(crate) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// A response with `status` and `body`.
+pub(crate) fn response(status: u16, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+}
+
+/// A core reply as a response.
+pub(crate) fn reply(reply: &Reply) -> Response<Body> {
+    let body = if reply.body.is_empty() { empty() } else { full(reply.body.clone()) };
+    let mut response = response(reply.status, body);
+    for (name, value) in &reply.headers {
+        append_header(response.headers_mut(), name, value);
+    }
+    response
+}
+
+/// Adds the gate's CORS headers, as the edge does on every gate response.
+pub(crate) fn with_cors(mut response: Response<Body>) -> Response<Body> {
+    for (name, value) in CORS_HEADERS {
+        set_header(response.headers_mut(), name, value);
+    }
+    response
+}
+
+/// A JSON answer, never cached.
+pub(crate) fn json_response(status: u16, value: &Value) -> Response<Body> {
+    let mut response = response(status, full(value.to_string()));
+    set_header(response.headers_mut(), "Content-Type", "application/json");
+    set_header(response.headers_mut(), "Cache-Control", "no-store");
+    response
+}
+
+/// An error in the worker's shape: `{"error": code, "message"}`.
+pub(crate) fn error_response(status: u16, code: &str, message: impl Into<String>) -> Response<Body> {
+    json_response(status, &json!({ "error": code, "message": message.into() }))
+}
+
+/// Headers that describe one connection, not the message: never passed from the origin's
+/// response to the viewer (RFC 9110 section 7.6.1; hyper frames the body itself).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// An origin response for the viewer: status, headers and body as the origin sent them
+/// (the body streams through), less the hop-by-hop headers.
+pub(crate) fn pass_through(upstream: Response<hyper::body::Incoming>) -> Response<Body> {
+    let (mut parts, body) = upstream.into_parts();
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    Response::from_parts(parts, body.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use streamgate_core::Denial;
+
+    use super::*;
+
+    #[test]
+    fn a_core_denial_keeps_its_status_reason_and_body() {
+        let denial = reply(&Reply::deny(&Denial::MissingToken));
+        assert_eq!(denial.status(), 401);
+        assert_eq!(denial.headers().get("x-streamgate-reason").and_then(|v| v.to_str().ok()), Some("missing_token"));
+        let mut headers = HeaderMap::new();
+        set_header(&mut headers, "X-Bad", "line\nbreak");
+        assert!(headers.is_empty(), "an invalid value is left out");
+    }
+}

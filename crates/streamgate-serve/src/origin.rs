@@ -1,0 +1,77 @@
+//! The HTTP client to the origin (proxy mode): hyper-util's pooled client over rustls, so
+//! `--origin` may be `http://` (a packager on the same host) or `https://` (a CDN or a
+//! remote origin, verified against the Mozilla roots compiled in).
+
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use streamgate_core::gateway::{OriginRequest, FORWARDED_HEADERS};
+
+use crate::http::{empty, set_header, Body};
+
+/// How long connecting to the origin may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled client to the origin.
+pub(crate) struct Origin {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
+}
+
+impl Origin {
+    /// A client for `http://` and `https://` origins.
+    pub(crate) fn new() -> Result<Origin, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Origin { client: Client::builder(TokioExecutor::new()).build(https) })
+    }
+
+    /// Fetches `request` with the viewer's `FORWARDED_HEADERS` (never its cookies or
+    /// credentials) and, for a publish request, the viewer's body streamed through.
+    pub(crate) async fn fetch(
+        &self,
+        request: OriginRequest,
+        viewer_headers: &HeaderMap,
+        viewer_body: Option<Incoming>,
+    ) -> Result<Response<Incoming>, String> {
+        let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
+        let uri: Uri = request.url.parse().map_err(|e| format!("origin URL {:?}: {e}", request.url))?;
+        let body = match viewer_body {
+            Some(body) if request.forward_body => http_body_util::BodyExt::boxed(body),
+            _ => empty(),
+        };
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = method;
+        *outgoing.uri_mut() = uri;
+        for name in FORWARDED_HEADERS {
+            if let Some(value) = viewer_headers.get(name).and_then(|v| v.to_str().ok()) {
+                set_header(outgoing.headers_mut(), name, value);
+            }
+        }
+        self.client.request(outgoing).await.map_err(|e| origin_error(&e))
+    }
+}
+
+/// The client's error with its causes (hyper-util's own message is only "client error").
+fn origin_error(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

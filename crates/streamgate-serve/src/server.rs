@@ -1,0 +1,282 @@
+//! The server: configuration checked once at start, the accept loop, routing, and graceful
+//! shutdown (stop accepting, finish in-flight requests and background heartbeats, flush the
+//! state).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use streamgate_core::config::GateConfig;
+use streamgate_core::gateway::{Gateway, Tallies};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::http::{error_response, full, json_response, response, set_header, Body};
+use crate::metrics::Metrics;
+use crate::origin::Origin;
+use crate::state::memory::MemoryState;
+use crate::state::State;
+use crate::{admin, gate};
+
+/// The shortest admin token accepted, bytes (as the edge's `ADMIN_TOKEN`).
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long shutdown waits for in-flight requests (a segment download) before closing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A failure to start or run the server, with what to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeError(pub String);
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// What the gate is: its configuration document, its origin (proxy mode) and admin token.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// The configuration document (JSON text: `keys`, `jwt`, `policy`, `sessions`,
+    /// `clientIpHeader`), as the edge and `streamgate verify --config` read it.
+    pub config: String,
+    /// The origin to proxy to; `None` for forward-auth only.
+    pub origin: Option<String>,
+    /// The admin API's bearer token (at least [`MIN_ADMIN_TOKEN_BYTES`]); `None` turns
+    /// `/admin` off.
+    pub admin_token: Option<String>,
+}
+
+/// A configuration that passed every check, ready to serve.
+pub struct GateSetup {
+    gateway: Gateway,
+    admin_token: Option<String>,
+}
+
+impl GateSetup {
+    /// Checks `options`: the configuration document (errors name the member), the origin,
+    /// and the admin token. Forward-auth needs `policy.trustedProxies`, since it believes the
+    /// request a proxy names only from them.
+    pub fn new(options: ServeOptions) -> Result<GateSetup, ServeError> {
+        let fail = |e: streamgate_core::Error| ServeError(format!("configuration: {e}"));
+        let deployment = GateConfig::from_json(&options.config).and_then(GateConfig::build_deployment).map_err(fail)?;
+        let gateway = match &options.origin {
+            Some(origin) => Gateway::new(deployment, origin).map_err(fail)?,
+            None if deployment.gate.policy.trusted_proxies.is_empty() => {
+                return Err(ServeError(
+                    "configuration: forward-auth believes the request a proxy names only from policy.trustedProxies: \
+                     list the proxy's address (127.0.0.1 for one on this host), or give --origin to proxy"
+                        .into(),
+                ));
+            }
+            None => Gateway::forward_auth(deployment),
+        };
+        let admin_token = options.admin_token.filter(|t| !t.is_empty());
+        if admin_token.as_ref().is_some_and(|t| t.len() < MIN_ADMIN_TOKEN_BYTES) {
+            return Err(ServeError(format!(
+                "STREAMGATE_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
+            )));
+        }
+        Ok(GateSetup { gateway, admin_token })
+    }
+
+    /// How long the memory backend keeps a hub with nothing going on: an hour, or twice
+    /// the idle time of a session if that is longer.
+    pub fn hub_retention(&self) -> i64 {
+        self.gateway.deployment.idle_seconds.saturating_mul(2).max(3_600)
+    }
+
+    /// The in-memory state for this gate, with revocations and blocks in `file` if given.
+    pub fn memory_state(&self, file: Option<PathBuf>) -> Result<MemoryState, ServeError> {
+        match file {
+            Some(file) => MemoryState::open(file, self.hub_retention()).map_err(|e| ServeError(e.to_string())),
+            None => Ok(MemoryState::in_memory(self.hub_retention())),
+        }
+    }
+}
+
+/// Everything a request handler reaches.
+pub(crate) struct App<S> {
+    pub gateway: Gateway,
+    pub state: S,
+    pub origin: Origin,
+    pub tallies: Mutex<Tallies>,
+    pub metrics: Metrics,
+    pub admin_token: Option<String>,
+    /// Background heartbeats, awaited at shutdown.
+    pub background: TaskTracker,
+}
+
+impl<S: State> App<S> {
+    /// Whether `peer` is one of `policy.trustedProxies`.
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        self.gateway.deployment.gate.policy.trusted_proxies.iter().any(|range| range.contains(peer))
+    }
+
+    async fn route(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let peer = peer.ip().to_canonical();
+        let path = req.uri().path();
+        match path {
+            "/healthz" => self.health(),
+            "/metrics" => {
+                let mut answer = response(200, full(self.metrics.render()));
+                set_header(answer.headers_mut(), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+                answer
+            }
+            "/auth" => gate::forward_auth(&self, req, peer).await,
+            _ if path == "/admin" || path.starts_with("/admin/") => admin::handle(&self, req).await,
+            _ if self.gateway.origin().is_some() => gate::proxy(&self, req, peer).await,
+            _ => error_response(404, "not_found", "this gate answers /auth (forward-auth); give it --origin to proxy"),
+        }
+    }
+
+    fn health(&self) -> Response<Body> {
+        let schemes: Vec<&str> = self.gateway.deployment.gate.accepted().iter().map(|k| k.as_str()).collect();
+        let mode = if self.gateway.origin().is_some() { "proxy" } else { "forward-auth" };
+        json_response(
+            200,
+            &json!({ "ok": true, "schemes": schemes, "mode": mode, "version": env!("CARGO_PKG_VERSION") }),
+        )
+    }
+}
+
+/// Unix seconds from the system clock (the adapter's job; the core never reads one).
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A gate bound to its address, not yet serving.
+pub struct Server<S: State> {
+    listener: TcpListener,
+    app: Arc<App<S>>,
+}
+
+impl<S: State> Server<S> {
+    /// Binds `listen` for the gate of `setup`, over `state`.
+    pub async fn bind(setup: GateSetup, state: S, listen: SocketAddr) -> Result<Server<S>, ServeError> {
+        let listener =
+            TcpListener::bind(listen).await.map_err(|e| ServeError(format!("cannot listen on {listen}: {e}")))?;
+        let app = App {
+            gateway: setup.gateway,
+            state,
+            origin: Origin::new().map_err(ServeError)?,
+            tallies: Mutex::new(Tallies::default()),
+            metrics: Metrics::new(),
+            admin_token: setup.admin_token,
+            background: TaskTracker::new(),
+        };
+        Ok(Server { listener, app: Arc::new(app) })
+    }
+
+    /// The address it listens on (the port, when bound to port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(|e| ServeError(e.to_string()))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish (up to 30 s), waits for background heartbeats and flushes the state.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let app = Arc::clone(&self.app);
+                        let service = service_fn(move |req| {
+                            let app = Arc::clone(&app);
+                            async move { Ok::<_, Infallible>(app.route(req, peer).await) }
+                        });
+                        let connection = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT)
+                            .serve_connection(TokioIo::new(stream), service);
+                        let connection = graceful.watch(connection);
+                        tokio::spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::debug!(target: "streamgate::server", %error, "connection ended");
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        // Out of file descriptors, most likely: let some connections close.
+                        tracing::warn!(target: "streamgate::server", %error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        tracing::info!(target: "streamgate::server", "shutting down: finishing in-flight requests");
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+            tracing::warn!(target: "streamgate::server", "in-flight requests still running after 30 s: closing them");
+        }
+        self.app.background.close();
+        self.app.background.wait().await;
+        self.app.state.flush(unix_now()).await.map_err(|e| ServeError(e.to_string()))?;
+        tracing::info!(target: "streamgate::server", "stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c (SIGINT).
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Without a SIGTERM handler, ctrl-c alone stops the server.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// Where and how `streamgate serve` runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The gate.
+    pub serve: ServeOptions,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The file revocations and blocks are kept in.
+    pub state_file: Option<PathBuf>,
+}
+
+/// `streamgate serve`: checks the configuration, binds, logs JSON lines to standard error
+/// and serves until SIGTERM or ctrl-c.
+pub fn run(options: RunOptions) -> Result<(), ServeError> {
+    crate::log::init_logging();
+    let setup = GateSetup::new(options.serve)?;
+    let state = setup.memory_state(options.state_file)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let server = Server::bind(setup, state, options.listen).await?;
+        let address = server.local_addr()?;
+        tracing::info!(target: "streamgate::server", %address, "listening");
+        server.run(shutdown_signal()).await
+    })
+}

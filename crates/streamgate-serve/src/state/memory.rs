@@ -1,0 +1,359 @@
+//! One node's state in memory: revocations and blocks (persisted to the `--state` file on
+//! every change, read back at start), one [`SessionHubState`] per session key behind its
+//! own lock, and a bounded log of usage records.
+//!
+//! Session hubs and usage records live in memory only: a restart forgets open sessions
+//! (their players are admitted again on their next playlist fetch, within the limit) and the
+//! usage not yet exported. Revocations and blocks, which a restart must never lose, are on
+//! disk before the admin API answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use streamgate_core::detection::{UsageEvent, Window};
+use streamgate_core::policy::ip::IpRange;
+use streamgate_core::revocation::Blocks;
+use streamgate_core::sessions::SessionHubState;
+
+use super::persist::{self, BlockedRange, BlockedReferrer, Persisted, RevokedId};
+use super::{State, StateError, StateResult};
+
+/// Usage records kept at most (about 30 MB); the oldest go first.
+pub const MAX_USAGE_RECORDS: usize = 100_000;
+
+/// How often idle hubs are swept, seconds.
+const SWEEP_INTERVAL_SECONDS: i64 = 60;
+
+/// Revocations and blocks, with the block lists as the request path reads them.
+#[derive(Default)]
+struct Lists {
+    revocations: HashMap<String, Option<i64>>,
+    blocks: Vec<(IpRange, Option<i64>)>,
+    referrers: Vec<(String, Option<i64>)>,
+    /// The block lists built for requests, and until when they stand (a referrer block
+    /// lapses then); `None` after a change.
+    snapshot: Option<(Arc<Blocks>, Option<i64>)>,
+}
+
+impl Lists {
+    fn from_persisted(persisted: Persisted) -> Lists {
+        Lists {
+            revocations: persisted.revocations.into_iter().map(|r| (r.id, r.until)).collect(),
+            blocks: persisted.blocks.into_iter().map(|b| (b.range, b.until)).collect(),
+            referrers: persisted.referrers.into_iter().map(|r| (r.host, r.until)).collect(),
+            snapshot: None,
+        }
+    }
+
+    /// What the file keeps: the entries still in force at `now`.
+    fn to_persisted(&self, now: i64) -> Persisted {
+        let live = |until: &Option<i64>| until.is_none_or(|end| now < end);
+        let mut revocations: Vec<RevokedId> = self
+            .revocations
+            .iter()
+            .filter(|(_, until)| live(until))
+            .map(|(id, until)| RevokedId { id: id.clone(), until: *until })
+            .collect();
+        revocations.sort_by(|a, b| a.id.cmp(&b.id));
+        Persisted {
+            revocations,
+            blocks: self
+                .blocks
+                .iter()
+                .filter(|(_, until)| live(until))
+                .map(|(range, until)| BlockedRange { range: *range, until: *until })
+                .collect(),
+            referrers: self
+                .referrers
+                .iter()
+                .filter(|(_, until)| live(until))
+                .map(|(host, until)| BlockedReferrer { host: host.clone(), until: *until })
+                .collect(),
+            ..Persisted::empty()
+        }
+    }
+
+    fn build_snapshot(&self, now: i64) -> (Arc<Blocks>, Option<i64>) {
+        let live_referrers = self.referrers.iter().filter(|(_, until)| until.is_none_or(|end| now < end));
+        let stands_until = live_referrers.clone().filter_map(|(_, until)| *until).min();
+        let blocks = Blocks {
+            lookup: self.blocks.iter().copied().collect(),
+            referrers: live_referrers.map(|(host, _)| host.clone()).collect(),
+        };
+        (Arc::new(blocks), stands_until)
+    }
+}
+
+/// The hubs, and when they were last swept.
+#[derive(Default)]
+struct Hubs {
+    by_key: HashMap<String, Arc<Mutex<SessionHubState>>>,
+    swept: i64,
+}
+
+/// The in-memory backend (see the module docs).
+pub struct MemoryState {
+    lists: RwLock<Lists>,
+    hubs: Mutex<Hubs>,
+    usage: Mutex<VecDeque<UsageEvent>>,
+    /// The `--state` file, if any.
+    file: Option<PathBuf>,
+    /// One file write at a time, each with the state as it is when it starts.
+    writing: tokio::sync::Mutex<()>,
+    /// A hub with no session seen, no usage recorded and no revocation in force for this
+    /// long is dropped.
+    hub_retention: i64,
+}
+
+/// A lock whose holder panicked is still consistent here: every critical section below
+/// either completes its change or makes none.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryState {
+    /// A state kept in memory only (tests, or a gate whose revocations need not survive).
+    pub fn in_memory(hub_retention: i64) -> MemoryState {
+        MemoryState {
+            lists: RwLock::new(Lists::default()),
+            hubs: Mutex::new(Hubs::default()),
+            usage: Mutex::new(VecDeque::new()),
+            file: None,
+            writing: tokio::sync::Mutex::new(()),
+            hub_retention,
+        }
+    }
+
+    /// A state whose revocations and blocks are read from `file` (if it exists) and written
+    /// to it on every change. A file that exists but cannot be read is an error.
+    pub fn open(file: PathBuf, hub_retention: i64) -> StateResult<MemoryState> {
+        let persisted = persist::load(&file)?;
+        let state = MemoryState { file: Some(file), ..MemoryState::in_memory(hub_retention) };
+        *state.lists.write().unwrap_or_else(PoisonError::into_inner) = Lists::from_persisted(persisted);
+        Ok(state)
+    }
+
+    fn change_lists(&self, change: impl FnOnce(&mut Lists)) {
+        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+        change(&mut lists);
+        lists.snapshot = None;
+    }
+
+    /// Writes the lists as they are now to the file, if there is one.
+    async fn save(&self, now: i64) -> StateResult<()> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        let _one_writer = self.writing.lock().await;
+        let persisted = self.lists.read().unwrap_or_else(PoisonError::into_inner).to_persisted(now);
+        tokio::task::spawn_blocking(move || persist::store(&file, &persisted))
+            .await
+            .map_err(|e| StateError(format!("the state writer stopped: {e}")))?
+    }
+
+    /// The hub of `key`, created empty when missing; sweeps idle hubs now and then.
+    fn hub_of(&self, key: &str, now: i64) -> Arc<Mutex<SessionHubState>> {
+        let mut hubs = lock(&self.hubs);
+        if now.saturating_sub(hubs.swept) >= SWEEP_INTERVAL_SECONDS {
+            hubs.swept = now;
+            let retention = self.hub_retention;
+            // A hub someone else holds (its Arc is shared) is never dropped: a second hub
+            // for the same key would break the atomicity of admission.
+            hubs.by_key.retain(|_, hub| Arc::strong_count(hub) > 1 || !idle(&lock(hub), now, retention));
+        }
+        hubs.by_key.entry(key.to_owned()).or_default().clone()
+    }
+
+    fn keep_usage(&self, records: Vec<UsageEvent>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut usage = lock(&self.usage);
+        usage.extend(records);
+        let excess = usage.len().saturating_sub(MAX_USAGE_RECORDS);
+        usage.drain(..excess);
+    }
+}
+
+/// Whether a hub has nothing worth keeping at `now`.
+fn idle(hub: &SessionHubState, now: i64, retention: i64) -> bool {
+    let recent = |at: i64| now.saturating_sub(at) < retention;
+    !hub.list.sessions.iter().any(|s| recent(s.seen))
+        && !hub.usage.last().is_some_and(|record| recent(record.at))
+        && !hub.revocations.iter().any(|r| r.until.is_none_or(|end| now < end))
+}
+
+impl State for MemoryState {
+    async fn revoked(&self, ids: &[String], now: i64) -> StateResult<Vec<String>> {
+        let lists = self.lists.read().unwrap_or_else(PoisonError::into_inner);
+        let revoked = |id: &&String| lists.revocations.get(*id).is_some_and(|until| until.is_none_or(|end| now < end));
+        Ok(ids.iter().filter(revoked).cloned().collect())
+    }
+
+    async fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> StateResult<()> {
+        self.change_lists(|lists| {
+            lists.revocations.insert(id.to_owned(), until);
+        });
+        self.save(now).await
+    }
+
+    async fn unrevoke(&self, id: &str, now: i64) -> StateResult<()> {
+        self.change_lists(|lists| {
+            lists.revocations.remove(id);
+        });
+        self.save(now).await
+    }
+
+    async fn blocks(&self, now: i64) -> StateResult<Arc<Blocks>> {
+        let fresh = |snapshot: &Option<(Arc<Blocks>, Option<i64>)>| {
+            snapshot.as_ref().filter(|(_, until)| until.is_none_or(|end| now < end)).map(|(blocks, _)| blocks.clone())
+        };
+        if let Some(blocks) = fresh(&self.lists.read().unwrap_or_else(PoisonError::into_inner).snapshot) {
+            return Ok(blocks);
+        }
+        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(blocks) = fresh(&lists.snapshot) {
+            return Ok(blocks);
+        }
+        let (blocks, until) = lists.build_snapshot(now);
+        lists.snapshot = Some((blocks.clone(), until));
+        Ok(blocks)
+    }
+
+    async fn block(&self, range: IpRange, until: Option<i64>, now: i64) -> StateResult<()> {
+        self.change_lists(|lists| {
+            lists.blocks.retain(|(r, _)| *r != range);
+            lists.blocks.push((range, until));
+        });
+        self.save(now).await
+    }
+
+    async fn unblock(&self, range: IpRange, now: i64) -> StateResult<()> {
+        self.change_lists(|lists| lists.blocks.retain(|(r, _)| *r != range));
+        self.save(now).await
+    }
+
+    async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {
+        self.change_lists(|lists| {
+            lists.referrers.retain(|(h, _)| h != host);
+            lists.referrers.push((host.to_owned(), until));
+        });
+        self.save(now).await
+    }
+
+    async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<()> {
+        self.change_lists(|lists| lists.referrers.retain(|(h, _)| h != host));
+        self.save(now).await
+    }
+
+    async fn update_hub<T, F>(&self, key: &str, now: i64, mut update: F) -> StateResult<T>
+    where
+        T: Send,
+        F: FnMut(&mut SessionHubState) -> T + Send,
+    {
+        let hub = self.hub_of(key, now);
+        let (result, records) = {
+            let mut hub = lock(&hub);
+            let result = update(&mut hub);
+            // Token shapes feed the edge's Guardian view, which this gate has not.
+            hub.shapes.clear();
+            (result, std::mem::take(&mut hub.pending))
+        };
+        self.keep_usage(records);
+        Ok(result)
+    }
+
+    async fn hub(&self, key: &str) -> StateResult<SessionHubState> {
+        let hub = lock(&self.hubs).by_key.get(key).cloned();
+        Ok(hub.map(|hub| lock(&hub).clone()).unwrap_or_default())
+    }
+
+    async fn usage(&self, window: Window, max_records: usize) -> StateResult<(Vec<UsageEvent>, bool)> {
+        let usage = lock(&self.usage);
+        let mut in_window = usage.iter().filter(|record| window.contains(record.at));
+        let records: Vec<UsageEvent> = in_window.by_ref().take(max_records).cloned().collect();
+        let truncated = in_window.next().is_some();
+        Ok((records, truncated))
+    }
+
+    async fn flush(&self, now: i64) -> StateResult<()> {
+        // Every change is on disk before it is acknowledged: this only drops lapsed entries.
+        self.save(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use streamgate_core::sessions::{AtLimit, BeatKind, Heartbeat, Verdict, Viewer};
+
+    use super::*;
+
+    fn beat(sid: &str, now: i64, limit: u32) -> Heartbeat {
+        Heartbeat {
+            sid: sid.into(),
+            kind: BeatKind::Start,
+            ids: vec!["jti-1".into()],
+            limit: Some(limit),
+            now,
+            idle: 60,
+            at_limit: AtLimit::RejectNew,
+            viewer: Viewer::default(),
+            record: UsageEvent { at: now, sid: sid.into(), token: "jti-1".into(), ..UsageEvent::default() },
+            shape: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn hubs_admit_under_the_limit_and_hand_their_records_to_the_usage_log() {
+        let state = MemoryState::in_memory(3_600);
+        for (i, sid) in ["a", "b", "c"].iter().enumerate() {
+            let verdict = state.update_hub("jti:jti-1", 10, |hub| hub.heartbeat(beat(sid, 10 + i as i64, 2))).await;
+            let expected =
+                if i < 2 { Verdict::Admitted { active: i as u32 + 1 } } else { Verdict::Full { limit: 2, active: 2 } };
+            assert_eq!(verdict, Ok(expected), "{sid}");
+        }
+        assert!(state.hub("jti:jti-1").await.unwrap().pending.is_empty(), "pending records moved to the log");
+        let (records, truncated) = state.usage(Window::new(0, 100), 10).await.unwrap();
+        assert_eq!((records.len(), truncated), (2, false));
+        let (first, truncated) = state.usage(Window::new(0, 100), 1).await.unwrap();
+        assert_eq!((first.len(), first[0].sid.as_str(), truncated), (1, "a", true));
+        assert!(state.usage(Window::new(12, 100), 10).await.unwrap().0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn idle_hubs_are_swept_and_busy_ones_kept() {
+        let state = MemoryState::in_memory(100);
+        state.update_hub("jti:old", 0, |hub| hub.heartbeat(beat("a", 0, 5))).await.unwrap();
+        state.update_hub("jti:new", 150, |hub| hub.heartbeat(beat("b", 150, 5))).await.unwrap();
+        state.update_hub("jti:new", 200, |hub| hub.heartbeat(beat("b", 200, 5))).await.unwrap();
+        let keys: Vec<String> = lock(&state.hubs).by_key.keys().cloned().collect();
+        assert_eq!(keys, vec!["jti:new".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn revocations_and_blocks_lapse_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.json");
+        let state = MemoryState::open(file.clone(), 3_600).unwrap();
+        let ids = vec!["jti-1".to_owned(), "jti-2".to_owned()];
+        state.revoke("jti-1", None, 0).await.unwrap();
+        state.revoke("jti-2", Some(50), 0).await.unwrap();
+        assert_eq!(state.revoked(&ids, 49).await.unwrap(), ids);
+        assert_eq!(state.revoked(&ids, 50).await.unwrap(), vec!["jti-1".to_owned()]);
+        let range = IpRange::parse("192.0.2.0/24").unwrap();
+        state.block(range, None, 0).await.unwrap();
+        state.block_referrer("pirate.test", Some(20), 0).await.unwrap();
+        let blocks = state.blocks(10).await.unwrap();
+        assert_eq!(blocks.referrers, vec!["pirate.test".to_owned()]);
+        assert!(state.blocks(20).await.unwrap().referrers.is_empty(), "the referrer block lapsed");
+
+        let reopened = MemoryState::open(file.clone(), 3_600).unwrap();
+        assert_eq!(reopened.revoked(&ids, 10).await.unwrap(), ids);
+        use streamgate_core::revocation::IpBlocklist;
+        assert!(reopened.blocks(10).await.unwrap().lookup.is_blocked("192.0.2.9".parse().unwrap(), 10));
+        reopened.unrevoke("jti-1", 60).await.unwrap();
+        reopened.unblock(range, 60).await.unwrap();
+        let persisted = persist::load(&file).unwrap();
+        assert!(persisted.revocations.is_empty(), "lifted, and jti-2 lapsed at 50: {persisted:?}");
+        assert!(persisted.blocks.is_empty());
+    }
+}
