@@ -22,7 +22,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Core builds for wasm32-unknown-unknown"
 cargo build -p streamgate-core --target wasm32-unknown-unknown --release --locked
 
-step "Rust tests (unit, vectors, reason codes, attacks, property tests, CLI)"
+step "Rust tests (unit, vectors, reason codes, attacks, property tests, CLI, streamgate serve on loopback)"
 cargo test --workspace --locked
 
 step "Fuzzing smoke: every target for 15 s (long runs by hand: scripts/fuzz.sh 3600)"

@@ -64,16 +64,54 @@ function requireObject(value, name) {
   return value;
 }
 
+const DOCUMENT_MEMBERS = ['jwt', 'policy', 'sessions', 'clientIpHeader'];
+
 /**
- * A verifier for `keys` and `options`: parse the keys once, verify many times.
+ * Whether `value` is the configuration document (`{ keys, jwt?, policy?, sessions?,
+ * clientIpHeader? }`, or its JSON text: the file `streamgate serve` reads) rather than a
+ * key, an array of keys or a JWKS. A JWKS's keys are JWKs (they have `kty`); a document's
+ * key entries never do.
+ */
+function isConfigDocument(value) {
+  if (typeof value === 'string') return true;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  if (DOCUMENT_MEMBERS.some((member) => member in value)) return true;
+  return Array.isArray(value.keys) && value.keys.every((k) => k !== null && typeof k === 'object' && !('kty' in k));
+}
+
+function configDocument(document) {
+  let parsed = document;
+  if (typeof document === 'string') {
+    try {
+      parsed = JSON.parse(document);
+    } catch (error) {
+      throw invalidInput(`the configuration is not JSON: ${error.message}`);
+    }
+  }
+  requireObject(parsed, 'the configuration');
+  return JSON.stringify({ ...parsed, keys: normalizeKeys(parsed.keys ?? []) });
+}
+
+/**
+ * A verifier for `keys` and `options`, or for a configuration document (the one
+ * `streamgate serve --config` and `streamgate verify --config` read) with only `revoked`
+ * and `blockedIps` as options: parse the keys once, verify many times.
  * `verify(token, context, scheme = 'jwt')` and `verifyUrl(url, context)` return
  * `{ scheme, claims }` or throw a StreamgateError whose `code` says why.
  */
 export function createVerifier(keys, options = {}) {
-  if (keys === null || typeof keys !== 'object') throw new StreamgateError('invalid_key', 'keys must be a key, an array of keys or a JWKS');
+  if (keys === null || (typeof keys !== 'object' && typeof keys !== 'string')) {
+    throw new StreamgateError('invalid_key', 'keys must be a key, an array of keys, a JWKS or a configuration document');
+  }
+  const document = isConfigDocument(keys);
   const { leeway, issuer, audience, requireExp, policy, revoked, blockedIps, ...unknown } = requireObject(options, 'options');
   if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
-  const config = JSON.stringify({ keys: normalizeKeys(keys), jwt: { leeway, issuer, audience, requireExp }, policy });
+  const documentOption = [['leeway', leeway], ['issuer', issuer], ['audience', audience], ['requireExp', requireExp], ['policy', policy]]
+    .find(([, value]) => value !== undefined);
+  if (document && documentOption) throw invalidInput(`${documentOption[0]} belongs in the configuration document, not in options`);
+  const config = document
+    ? configDocument(keys)
+    : JSON.stringify({ keys: normalizeKeys(keys), jwt: { leeway, issuer, audience, requireExp }, policy });
   const Verifier = wasm().Verifier;
   const verifier = call(() => new Verifier(config, JSON.stringify({ revoked, blockedIps })));
   return {

@@ -166,6 +166,25 @@ describe('signed URLs in every scheme', () => {
     denied(() => verifier.verifyUrl('https://h/a.ts?wmsAuthSign=abc', { now: NOW }), 'unknown_key');
     denied(() => verifier.verifyUrl('https://h/a.ts', { now: NOW }), 'missing_token');
   });
+
+  it('a verifier from the configuration document applies its policy', () => {
+    const document = {
+      keys: [{ alg: 'HS256', secret: key.secret }],
+      jwt: { leeway: 0 },
+      policy: { referrers: { allow: ['*.example.com'], allowMissing: false } },
+      sessions: { secret: 'a session secret of thirty-two bytes!' },
+    };
+    for (const config of [document, JSON.stringify(document)]) {
+      const verifier = sg.createVerifier(config);
+      const good = { ...ok, referer: 'https://www.example.com/watch' };
+      assert.equal(verifier.verify(token(), good).claims.jti, 't-1');
+      denied(() => verifier.verify(token(), ok), 'referrer_denied');
+      denied(() => verifier.verify(token(), { ...good, now: NOW + 601 }), 'expired');
+    }
+    denied(() => sg.createVerifier(document, { leeway: 5 }), 'invalid_input');
+    denied(() => sg.createVerifier('{not json'), 'invalid_input');
+    denied(() => sg.createVerifier({ ...document, sessions: { tll: 3 } }), 'invalid_input');
+  });
 });
 
 describe('browser helpers (no wasm)', () => {

@@ -110,8 +110,36 @@ export interface Verifier {
   verifyUrl(url: string, context?: RequestContext): Verified;
 }
 
+/**
+ * The configuration document `streamgate serve --config`, `streamgate verify --config` and the
+ * edge gate (`KEYS` + `GATE_CONFIG`) read: one file everywhere.
+ */
+export interface ConfigDocument {
+  /** Key entries: `{ alg, secret }`, `{ jwk }`, `{ pem }`, `{ keys: JWKS }`, `{ scheme: "wmsauth" | "edgeauth" | "secure-link", … }`. */
+  keys: Array<Record<string, unknown>>;
+  jwt?: { leeway?: number; issuer?: string; audience?: string; requireExp?: boolean };
+  policy?: Policy;
+  sessions?: {
+    secret?: string;
+    ttl?: number;
+    grace?: number;
+    maxAge?: number;
+    binding?: 'none' | 'network';
+    idle?: number;
+    atLimit?: 'reject-new' | 'evict-oldest';
+    onStoreError?: 'open' | 'closed';
+    cookie?: boolean;
+  };
+  clientIpHeader?: string;
+}
+
 /** Parse keys once, verify many times (the fast path). */
 export declare function createVerifier(keys: KeySet, options?: VerifyOptions): Verifier;
+/** A verifier for the configuration document (an object, or the file's JSON text). */
+export declare function createVerifier(
+  config: ConfigDocument | string,
+  options?: Pick<VerifyOptions, 'revoked' | 'blockedIps'>,
+): Verifier;
 
 /** Signs a playback JWT. Throws StreamgateError (`invalid_key`, `invalid_input`). */
 export declare function signPlaybackToken(

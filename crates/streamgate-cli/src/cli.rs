@@ -402,8 +402,16 @@ pub struct VerifyArgs {
     /// Scheme of a bare token: jwt, wmsauth, edgeauth, secure-link (md5,expires) or session.
     #[arg(long)]
     pub scheme: Option<String>,
+    /// The configuration document the gate runs with (keys, jwt, policy, sessions: the file
+    /// `streamgate serve` reads, the worker's KEYS + GATE_CONFIG), so a denial at the edge is
+    /// reproduced with the operator's real policy.
+    #[arg(long, required_unless_present = "keys", conflicts_with_all = [
+        "keys", "alg", "leeway", "issuer", "audience", "salt", "expression", "tolerance", "no_ip_binding",
+        "trusted_proxies", "ip_bypass",
+    ])]
+    pub config: Option<std::path::PathBuf>,
     /// Key (repeatable, to form a key set): secret, @file (PEM/JWK/JWKS/raw) or env:NAME.
-    #[arg(long = "key", required = true)]
+    #[arg(long = "key")]
     pub keys: Vec<String>,
     /// Algorithm a secret key is for: HS256/HS384/HS512, or sha256/sha1/md5 for EdgeAuth.
     #[arg(long)]
@@ -435,15 +443,18 @@ pub struct VerifyArgs {
     /// Request purpose: play or publish.
     #[arg(long, default_value = "play")]
     pub purpose: String,
+    /// HTTP method of the request (GET and HEAD play, POST and PUT publish, others are refused).
+    #[arg(long)]
+    pub method: Option<String>,
     /// Verify as of this time (unix seconds) instead of the clock.
     #[arg(long)]
     pub now: Option<i64>,
     /// Clock leeway in seconds (JWT default 30, EdgeAuth/secure-link 0).
     #[arg(long)]
     pub leeway: Option<u32>,
-    /// WMSAuth clock tolerance in seconds.
-    #[arg(long, default_value_t = streamgate_core::schemes::wmsauth::DEFAULT_TOLERANCE)]
-    pub tolerance: u32,
+    /// WMSAuth clock tolerance in seconds (default 90).
+    #[arg(long)]
+    pub tolerance: Option<u32>,
     /// WMSAuth tokens signed with an empty IP.
     #[arg(long)]
     pub no_ip_binding: bool,
@@ -456,9 +467,9 @@ pub struct VerifyArgs {
     /// EdgeAuth salt.
     #[arg(long)]
     pub salt: Option<String>,
-    /// secure_link expression, with the secret as $key.
-    #[arg(long, default_value = streamgate_core::schemes::secure_link::DEFAULT_EXPRESSION)]
-    pub expression: String,
+    /// secure_link expression, with the secret as $key (default `$secure_link_expires$uri$remote_addr $key`).
+    #[arg(long)]
+    pub expression: Option<String>,
     /// Treat this token id as revoked (repeatable).
     #[arg(long = "revoked")]
     pub revoked: Vec<String>,

@@ -7,16 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Map, Value};
 use streamgate_core::claims::Purpose;
-use streamgate_core::keys::{Algorithm, Key, KeySet};
+use streamgate_core::config::{jwt_keys, GateConfig, JwtOptions};
+use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::path::normalize_path;
 use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
-use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EdgeAuthScheme, EscapeStyle};
-use streamgate_core::schemes::jwt::{self, JwtScheme};
+use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EscapeStyle};
+use streamgate_core::schemes::jwt;
 use streamgate_core::schemes::secure_link::SecureLinkScheme;
-use streamgate_core::schemes::session::{SessionOptions, SessionScheme};
-use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest, WmsAuthScheme};
-use streamgate_core::schemes::{detect_scheme, find_in_query, signed_url, split_url, Credential, Scheme, SchemeKind};
+use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest};
+use streamgate_core::schemes::{detect_scheme, find_in_query, signed_url, split_url, Credential, SchemeKind};
 use streamgate_core::sessions::{KnownCount, SessionLimiter};
 use streamgate_core::{unverified, Decision, Denial, Gate, Hooks, Policy, ReasonCode, RequestContext};
 
@@ -126,8 +126,10 @@ fn random_id() -> String {
 }
 
 fn sign_jwt(a: SignJwtArgs) -> Result<Outcome> {
-    let alg = a.alg.as_deref().map(parse_alg).transpose()?;
-    let mut keys = keysource::jwt_keys(&a.key, alg)?;
+    let mut keys = Vec::new();
+    for entry in keysource::jwt_entries(&a.key, a.alg.as_deref())? {
+        keys.extend(jwt_keys(&entry).map_err(|e| format!("--key: {e}"))?.unwrap_or_default());
+    }
     if keys.len() != 1 {
         return Err(format!("--key holds {} keys; signing needs exactly one", keys.len()));
     }
@@ -260,47 +262,54 @@ fn looks_like_url(input: &str) -> bool {
     input.contains("://") || input.starts_with('/') || input.contains('?')
 }
 
-fn build_scheme(kind: SchemeKind, a: &VerifyArgs) -> Result<Box<dyn Scheme>> {
+/// The configuration document the `--key` flags stand for: one key-set entry per `--key`
+/// for the credential's scheme, the JWT options and the policy flags. The core builds the
+/// gate from it, as it builds one from a `--config` file.
+fn config_from_flags(kind: SchemeKind, a: &VerifyArgs) -> Result<GateConfig> {
     let first_key = || keysource::read_text(a.keys.first().map(String::as_str).unwrap_or(""));
-    Ok(match kind {
+    let mut config = GateConfig {
+        jwt: JwtOptions { leeway: a.leeway, issuer: a.issuer.clone(), audience: a.audience.clone(), require_exp: None },
+        policy: Policy {
+            trusted_proxies: ranges("--trusted-proxy", &a.trusted_proxies)?,
+            ip_bypass: ranges("--ip-bypass", &a.ip_bypass)?,
+            ..Policy::default()
+        },
+        ..GateConfig::default()
+    };
+    match kind {
         SchemeKind::Jwt => {
-            let alg = a.alg.as_deref().map(parse_alg).transpose()?;
-            let mut set = KeySet::default();
-            for k in &a.keys {
-                for key in keysource::jwt_keys(k, alg)? {
-                    set.push(key);
-                }
+            for key in &a.keys {
+                config.keys.extend(keysource::jwt_entries(key, a.alg.as_deref())?);
             }
-            let mut scheme = JwtScheme::new(set);
-            scheme.leeway = a.leeway.unwrap_or(scheme.leeway);
-            scheme.issuer = a.issuer.clone();
-            scheme.audience = a.audience.clone();
-            Box::new(scheme)
         }
-        SchemeKind::WmsAuth => {
-            let mut scheme = WmsAuthScheme::new(first_key()?);
-            scheme.tolerance = a.tolerance;
-            scheme.ip_bound = !a.no_ip_binding;
-            Box::new(scheme)
-        }
-        SchemeKind::EdgeAuth => {
-            let alg = edge_algorithm(a.alg.as_deref().unwrap_or("sha256"))?;
-            let mut scheme = EdgeAuthScheme::new(&first_key()?, alg).map_err(|e| e.to_string())?;
-            scheme.salt = a.salt.clone();
-            scheme.leeway = a.leeway.unwrap_or(0);
-            Box::new(scheme)
-        }
-        SchemeKind::SecureLink => {
-            let mut scheme = SecureLinkScheme::new(&first_key()?, &a.expression).map_err(|e| e.to_string())?;
-            scheme.leeway = a.leeway.unwrap_or(0);
-            Box::new(scheme)
-        }
+        SchemeKind::WmsAuth => config.keys.push(json!({
+            "scheme": "wmsauth", "secret": first_key()?, "tolerance": a.tolerance, "ipBound": !a.no_ip_binding,
+        })),
+        SchemeKind::EdgeAuth => config.keys.push(json!({
+            "scheme": "edgeauth", "key": first_key()?, "algorithm": a.alg, "salt": a.salt, "leeway": a.leeway,
+        })),
+        SchemeKind::SecureLink => config.keys.push(json!({
+            "scheme": "secure-link", "secret": first_key()?, "expression": a.expression, "leeway": a.leeway,
+        })),
         // The gate's session credentials, checked with its session secret (for support).
-        SchemeKind::Session => {
-            let secret = keysource::read(a.keys.first().map(String::as_str).unwrap_or(""))?;
-            Box::new(SessionScheme::new(&secret, SessionOptions::default()).map_err(|e| e.to_string())?)
+        SchemeKind::Session => config.sessions.secret = Some(first_key()?),
+    }
+    Ok(config)
+}
+
+/// The gate a `verify` runs: the `--config` file's, or the one the flags describe.
+fn verify_gate(credential: Option<&Credential>, a: &VerifyArgs) -> Result<Gate> {
+    let config = match (&a.config, credential) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            GateConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
-    })
+        (None, Some(credential)) => config_from_flags(credential.kind, a)?,
+        // Nothing to verify: the policy alone decides (a missing token, or a bad path).
+        (None, None) => return Ok(Gate::new(config_from_flags(SchemeKind::Jwt, a)?.policy)),
+    };
+    let source = a.config.as_ref().map_or("--key".to_owned(), |p| p.display().to_string());
+    config.build_deployment().map(|d| d.gate).map_err(|e| format!("{source}: {e}"))
 }
 
 fn ranges(flag: &str, values: &[String]) -> Result<Vec<IpRange>> {
@@ -327,15 +336,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         }
         (c, _) => c,
     };
-    let policy = Policy {
-        trusted_proxies: ranges("--trusted-proxy", &a.trusted_proxies)?,
-        ip_bypass: ranges("--ip-bypass", &a.ip_bypass)?,
-        ..Policy::default()
-    };
-    let mut gate = Gate::new(policy);
-    if let Some(c) = &credential {
-        gate = gate.with_scheme(build_scheme(c.kind, &a)?);
-    }
+    let gate = verify_gate(credential.as_ref(), &a)?;
     let purpose =
         Purpose::parse(&a.purpose).ok_or_else(|| format!("--purpose must be play or publish, not {:?}", a.purpose))?;
     let peer_ip =
@@ -349,7 +350,7 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         country: a.country.clone(),
         asn: None,
         purpose,
-        method: None,
+        method: a.method.clone(),
         session_id: None,
         starts_session: a.active_sessions.is_some(),
     };

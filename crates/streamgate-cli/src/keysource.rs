@@ -3,8 +3,8 @@
 
 use std::fs;
 
-use serde_json::Value;
-use streamgate_core::keys::{Algorithm, Key, KeySet};
+use serde_json::{json, Map, Value};
+use streamgate_core::encoding::b64_url;
 
 /// Reads the bytes behind a `--key` argument.
 pub fn read(arg: &str) -> Result<Vec<u8>, String> {
@@ -27,30 +27,35 @@ pub fn read_text(arg: &str) -> Result<String, String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Loads JWT keys from one `--key` argument: PEM, JWK/JWKS JSON, or an HMAC secret for
-/// `alg` (HS256 when not given). `alg` also names the algorithm of a JWK without one.
-pub fn jwt_keys(arg: &str, alg: Option<Algorithm>) -> Result<Vec<Key>, String> {
+/// The key-set entries (as the configuration document writes them, see
+/// `streamgate_core::config`) that one JWT `--key` argument stands for: a PEM, a JWK or the
+/// JWKs of a JWKS, or an HMAC secret for `alg` (HS256 when not given). `alg` also names the
+/// algorithm of a JWK without one. The core builds the keys, as it does from a `--config` file.
+pub fn jwt_entries(arg: &str, alg: Option<&str>) -> Result<Vec<Value>, String> {
     let bytes = read(arg)?;
     let text = std::str::from_utf8(&bytes).ok().map(str::trim);
+    let with_alg = |mut entry: Map<String, Value>| {
+        if let Some(alg) = alg {
+            entry.insert("alg".into(), json!(alg));
+        }
+        Value::Object(entry)
+    };
     match text {
-        Some(t) if t.starts_with("-----BEGIN") => Ok(vec![Key::from_pem(t, alg).map_err(|e| e.to_string())?]),
+        Some(t) if t.starts_with("-----BEGIN") => Ok(vec![with_alg(Map::from_iter([("pem".into(), json!(t))]))]),
         Some(t) if t.starts_with('{') => {
             let json: Value = serde_json::from_str(t).map_err(|e| format!("key JSON: {e}"))?;
-            let set = match alg {
-                Some(alg) => KeySet::from_jwks_with_alg(&json, alg),
-                None => KeySet::from_jwks(&json),
+            let jwks = match json.get("keys") {
+                Some(Value::Array(keys)) => keys.clone(),
+                Some(_) => return Err("a JWKS's \"keys\" must be an array".into()),
+                None => vec![json],
             };
-            let set = set.map_err(|e| e.to_string())?;
-            Ok(set.keys().to_vec())
+            Ok(jwks.into_iter().map(|jwk| with_alg(Map::from_iter([("jwk".into(), jwk)]))).collect())
         }
         _ => {
             let secret =
                 if arg.starts_with('@') { bytes } else { text.map(|t| t.as_bytes().to_vec()).unwrap_or(bytes) };
-            let alg = alg.unwrap_or(Algorithm::HS256);
-            if !alg.is_hmac() {
-                return Err(format!("{alg} needs a PEM or JWK key, not a secret string"));
-            }
-            Ok(vec![Key::hmac(alg, &secret).map_err(|e| e.to_string())?])
+            let alg = alg.unwrap_or("HS256");
+            Ok(vec![json!({"alg": alg, "secretBase64url": b64_url(&secret)})])
         }
     }
 }

@@ -330,3 +330,47 @@ fn reasons_table_lists_every_code() {
     assert_eq!(codes.len(), 17);
     assert!(codes.contains(&"too_many_sessions") && codes.contains(&"method_not_allowed"));
 }
+
+/// `verify --config` applies the operator's whole configuration document (the one `serve`
+/// and the worker read): referrer, User-Agent and access-rule policy, sessions, and names
+/// the member of a bad configuration.
+#[test]
+fn verify_with_the_operators_configuration_file() {
+    let dir = temp_dir("config");
+    let config = dir.join("streamgate.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"keys": [{{"alg": "HS256", "secret": "{SECRET}"}}],
+                "policy": {{"referrers": {{"allow": ["*.example.com"], "allowMissing": false}},
+                            "userAgents": {{"deny": ["*curl*"]}},
+                            "accessRules": [{{"type": "ip.geoip.country", "action": "block", "country": ["XX"]}}]}}}}"#
+        ),
+    )
+    .unwrap();
+    let token = ok(&["sign", "jwt", "--key", SECRET, "--stream", "live/*", "--ttl", "600", "--now", NOW]);
+    let config = config.to_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", &token, "--config", config, "--path", "/live/a.m3u8", "--now", NOW, "--json"];
+        args.extend_from_slice(extra);
+        let run = streamgate(&args);
+        (run.code, json(&run)["reason"].as_str().unwrap_or("allowed").to_owned())
+    };
+    assert_eq!(verify(&["--referer", "https://www.example.com/p"]), (0, "allowed".into()));
+    assert_eq!(verify(&["--referer", "https://evil.test/"]), (1, "referrer_denied".into()));
+    assert_eq!(verify(&[]), (1, "referrer_denied".into()), "allowMissing: false");
+    let curl = ["--referer", "https://www.example.com/", "--user-agent", "curl/8"];
+    assert_eq!(verify(&curl), (1, "user_agent_denied".into()));
+    let abroad = ["--referer", "https://www.example.com/", "--country", "XX"];
+    assert_eq!(verify(&abroad).1, "geo_denied");
+    let delete = ["--referer", "https://www.example.com/", "--method", "DELETE"];
+    assert_eq!(verify(&delete), (1, "method_not_allowed".into()));
+
+    let both = streamgate(&["verify", &token, "--config", config, "--key", SECRET]);
+    assert_eq!(both.code, 2, "--config and --key are one or the other");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"keys": [], "sessions": {"tll": 30}}"#).unwrap();
+    let run = streamgate(&["verify", &token, "--config", bad.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("tll") && run.stderr.contains("bad.json"), "{}", run.stderr);
+}

@@ -252,6 +252,9 @@ impl GateConfig {
         if let Some(scheme) = &session_scheme {
             gate = gate.with_scheme(Box::new(scheme.clone()));
         }
+        if gate.accepted().is_empty() {
+            return Err(Error::key("the key set is empty"));
+        }
         Ok(Deployment {
             gate,
             sessions: session_scheme,
@@ -319,9 +322,6 @@ impl GateConfig {
             scheme.audience = self.jwt.audience;
             scheme.require_exp = self.jwt.require_exp.unwrap_or(true);
             gate = gate.with_scheme(Box::new(scheme));
-        }
-        if gate.accepted().is_empty() {
-            return Err(Error::key("the key set is empty"));
         }
         Ok(gate)
     }

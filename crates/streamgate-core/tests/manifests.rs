@@ -791,9 +791,8 @@ fn dash_walk(element: &Element, bases: &[Url], subtree: &[Url], page: &Url, fetc
             "UTCTiming" => {
                 let attribute = |n: &str| child.attributes.iter().find(|(a, _)| a == n).map(|(_, v)| v.clone());
                 let scheme = attribute("schemeIdUri").unwrap_or_default();
-                if ["http-xsdate", "http-iso", "http-ntp", "http-head"]
-                    .iter()
-                    .any(|s| scheme == format!("urn:mpeg:dash:utc:{s}:2014"))
+                let kinds = ["http-xsdate", "http-iso", "http-ntp", "http-head"];
+                if kinds.iter().any(|s| ["2012", "2014"].iter().any(|y| scheme == format!("urn:mpeg:dash:utc:{s}:{y}")))
                 {
                     for value in attribute("value").unwrap_or_default().split_whitespace() {
                         fetches.push(Fetch { urls: vec![page.join(value).unwrap()], value: value.to_owned() });
@@ -903,6 +902,15 @@ fn dash_utc_timing_urls_on_the_gate_get_the_credential() {
         (
             "schemeIdUri=\"urn:mpeg:dash:utc:http-ntp:2014\" value=\"https://GATE.example.com/ntp\"".into(),
             "schemeIdUri=\"urn:mpeg:dash:utc:http-ntp:2014\" value=\"https://GATE.example.com/ntp?token=TKN\"".into(),
+        ),
+        // The first edition's URNs (2012), which dash.js still reads.
+        (
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2012\" value=\"https://gate.example.com/t\"".into(),
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2012\" value=\"https://gate.example.com/t?token=TKN\"".into(),
+        ),
+        (
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2012\" value=\"https://gate.example.com/t\"".into(),
+            "schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2012\" value=\"https://gate.example.com/t?token=TKN\"".into(),
         ),
         // Several URLs: each on the gate gets it, the others not.
         (

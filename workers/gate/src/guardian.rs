@@ -357,31 +357,37 @@ async fn store_rollups(env: &Env, events: &[UsageEvent], bucket: i64) -> Result<
         buckets.entry(bucket_start(event.at, bucket)).or_insert_with(|| Aggregator::new(timing)).add(event);
     }
     let db = db(env)?;
+    let rollups: Vec<(i64, String, TokenActivity)> = buckets
+        .into_iter()
+        .flat_map(|(start, aggregator)| aggregator.into_tokens().map(move |(t, a)| (start, t, a)))
+        .collect();
+    // What earlier flushes stored for the same token and bucket, read in one round trip.
+    let reads = rollups
+        .iter()
+        .map(|(start, token, _)| {
+            db.prepare("SELECT token, bucket, data FROM rollups WHERE token = ? AND bucket = ?")
+                .bind(&[text(token), number(*start)])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let earlier = if reads.is_empty() { Vec::new() } else { db.batch(reads).await? };
     let mut writes = Vec::new();
-    for (start, aggregator) in buckets {
-        for (token, mut activity) in aggregator.into_tokens() {
-            let earlier = db
-                .prepare("SELECT token, bucket, data FROM rollups WHERE token = ? AND bucket = ?")
-                .bind(&[text(&token), number(start)])?
-                .first::<RollupRow>(None)
-                .await?;
-            if let Some(row) = earlier.and_then(|r| serde_json::from_str::<TokenActivity>(&r.data).ok()) {
-                let mut merged = row;
-                merged.merge(activity, timing);
-                activity = merged;
-            }
-            let data = serde_json::to_string(&activity).map_err(|e| worker::Error::RustError(e.to_string()))?;
-            writes.push(
-                db.prepare("INSERT OR REPLACE INTO rollups (token, bucket, sub, events, data) VALUES (?, ?, ?, ?, ?)")
-                    .bind(&[
-                        text(&token),
-                        number(start),
-                        optional(activity.sub.as_deref()),
-                        number(i64::try_from(activity.events).unwrap_or(i64::MAX)),
-                        text(&data),
-                    ])?,
-            );
+    for ((start, token, mut activity), read) in rollups.into_iter().zip(earlier) {
+        let stored = read.results::<RollupRow>()?.into_iter().next();
+        if let Some(mut merged) = stored.and_then(|r| serde_json::from_str::<TokenActivity>(&r.data).ok()) {
+            merged.merge(activity, timing);
+            activity = merged;
         }
+        let data = serde_json::to_string(&activity).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        writes.push(
+            db.prepare("INSERT OR REPLACE INTO rollups (token, bucket, sub, events, data) VALUES (?, ?, ?, ?, ?)")
+                .bind(&[
+                    text(&token),
+                    number(start),
+                    optional(activity.sub.as_deref()),
+                    number(i64::try_from(activity.events).unwrap_or(i64::MAX)),
+                    text(&data),
+                ])?,
+        );
     }
     if !writes.is_empty() {
         db.batch(writes).await?;

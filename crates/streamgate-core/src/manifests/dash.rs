@@ -19,12 +19,17 @@ const SEGMENT_ATTRIBUTES: [(&str, &[&str]); 5] = [
 ];
 
 /// `UTCTiming` schemes whose `value` lists URLs (separated by spaces) that players fetch
-/// as written, not resolved against any BaseURL.
-const HTTP_TIMING: [&str; 4] = [
+/// as written, not resolved against any BaseURL; the first edition's 2012 URNs too, which
+/// dash.js still reads.
+const HTTP_TIMING: [&str; 8] = [
     "urn:mpeg:dash:utc:http-xsdate:2014",
     "urn:mpeg:dash:utc:http-iso:2014",
     "urn:mpeg:dash:utc:http-ntp:2014",
     "urn:mpeg:dash:utc:http-head:2014",
+    "urn:mpeg:dash:utc:http-xsdate:2012",
+    "urn:mpeg:dash:utc:http-iso:2012",
+    "urn:mpeg:dash:utc:http-ntp:2012",
+    "urn:mpeg:dash:utc:http-head:2012",
 ];
 
 /// MPD children that may come before `Location` (ISO/IEC 23009-1 element order).

@@ -1,0 +1,300 @@
+//! The request flow every adapter in front of an origin shares (`gateway`), driven through an
+//! in-memory `Io`: what reaches the origin, what the viewer gets back, and what the session
+//! store is told, without workerd or a network.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use streamgate_core::claims::{NumericDate, PlaybackClaims};
+use streamgate_core::config::{Deployment, GateConfig};
+use streamgate_core::gateway::{
+    Authorization, Gateway, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream,
+};
+use streamgate_core::keys::{Algorithm, Key};
+use streamgate_core::policy::ip::IpRange;
+use streamgate_core::revocation::Blocks;
+use streamgate_core::schemes::jwt;
+use streamgate_core::sessions::{BeatKind, Heartbeat, SessionHubState, Verdict};
+
+const NOW: i64 = 1_700_000_000;
+const SECRET: &str = "a playback secret of thirty-two bytes";
+const MASTER: &str = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nlow/index.m3u8\n";
+
+struct Noop;
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Runs a future whose every await is ready at once (the in-memory `Io` never waits).
+fn run<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Upstream for Page {
+    fn status(&self) -> u16 {
+        self.status
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    }
+}
+
+/// An origin of fixed files, a revocation set, block lists and one session hub per key.
+#[derive(Default)]
+struct Memory {
+    files: HashMap<String, (&'static str, String)>,
+    revoked: Vec<String>,
+    blocks: Arc<Blocks>,
+    hubs: Mutex<HashMap<String, SessionHubState>>,
+    store_down: bool,
+    fetched: Mutex<Vec<OriginRequest>>,
+    beats: Mutex<Vec<(String, BeatKind)>>,
+    tallies: Mutex<Tallies>,
+}
+
+impl Memory {
+    fn with_files() -> Memory {
+        let mut files = HashMap::new();
+        files.insert("/hls/master.m3u8".to_owned(), ("application/vnd.apple.mpegurl", MASTER.to_owned()));
+        files.insert("/hls/low/seg1.ts".to_owned(), ("video/mp2t", "x".repeat(1000)));
+        files.insert("/posters/a.jpg".to_owned(), ("image/jpeg", "jpeg".to_owned()));
+        Memory { files, ..Memory::default() }
+    }
+
+    fn fetched_urls(&self) -> Vec<String> {
+        self.fetched.lock().unwrap().iter().map(|r| r.url.clone()).collect()
+    }
+}
+
+impl Io for Memory {
+    type Response = Page;
+    type Blocks = Arc<Blocks>;
+    type Error = String;
+
+    async fn revoked(&self, ids: &[String], _now: i64) -> Result<Vec<String>, String> {
+        Ok(ids.iter().filter(|id| self.revoked.contains(id)).cloned().collect())
+    }
+
+    async fn blocks(&self, _now: i64) -> Result<Arc<Blocks>, String> {
+        Ok(self.blocks.clone())
+    }
+
+    async fn fetch(&self, request: OriginRequest) -> Result<Page, String> {
+        let path = request.url.strip_prefix("https://origin.example").unwrap_or("?").to_owned();
+        let path = path.split('?').next().unwrap_or("").to_owned();
+        self.fetched.lock().unwrap().push(request);
+        Ok(match self.files.get(&path) {
+            Some((kind, body)) => Page {
+                status: 200,
+                headers: vec![("Content-Type", (*kind).to_owned()), ("Content-Length", body.len().to_string())],
+            },
+            None => Page { status: 404, headers: vec![] },
+        })
+    }
+
+    async fn text(&self, _response: Page) -> Result<String, String> {
+        Ok(MASTER.to_owned())
+    }
+
+    async fn heartbeat(&self, key: &str, beat: &Heartbeat) -> Result<Verdict, String> {
+        if self.store_down {
+            return Err("store down".into());
+        }
+        self.beats.lock().unwrap().push((key.to_owned(), beat.kind));
+        Ok(self.hubs.lock().unwrap().entry(key.to_owned()).or_default().heartbeat(beat.clone()))
+    }
+
+    fn heartbeat_in_background(&self, key: String, beat: Heartbeat) {
+        self.beats.lock().unwrap().push((key, beat.kind));
+    }
+
+    fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T {
+        update(&mut self.tallies.lock().unwrap())
+    }
+}
+
+/// A deployment whose `sessions` member also holds `sessions_extra`.
+fn deployment(sessions_extra: &str) -> Deployment {
+    let doc = format!(
+        r#"{{"keys": [{{"alg": "HS256", "secret": "{SECRET}"}}],
+            "sessions": {{"secret": "a session secret of thirty-two bytes!"{sessions_extra}}},
+            "policy": {{"publicPaths": ["posters"]}}}}"#
+    );
+    GateConfig::from_json(&doc).and_then(GateConfig::build_deployment).unwrap()
+}
+
+fn gateway(sessions_extra: &str) -> Gateway {
+    Gateway::new(deployment(sessions_extra), "https://origin.example/").unwrap()
+}
+
+fn token(claims: PlaybackClaims) -> String {
+    let key = Key::hmac(Algorithm::HS256, SECRET.as_bytes()).unwrap();
+    jwt::sign(&PlaybackClaims { exp: Some(NumericDate(NOW + 600)), ..claims }, &key).unwrap()
+}
+
+fn request(method: &str, path: &str, query: &str, agent: &str) -> Incoming {
+    Incoming {
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        base: "https://gate.example".into(),
+        peer_ip: "198.51.100.7".parse().ok(),
+        user_agent: Some(agent.into()),
+        ..Incoming::default()
+    }
+}
+
+fn reply(outcome: Outcome<Page>) -> Reply {
+    match outcome {
+        Outcome::Reply(reply) => reply,
+        Outcome::Pass(page) => panic!("passed the origin's {page:?}"),
+    }
+}
+
+fn reason(outcome: Outcome<Page>) -> (u16, String) {
+    let reply = reply(outcome);
+    (reply.status, reply.header("X-Streamgate-Reason").unwrap_or("").to_owned())
+}
+
+#[test]
+fn a_playlist_is_rewritten_and_its_segments_pass_without_the_credential() {
+    let (gate, io) = (gateway(""), Memory::with_files());
+    let entry = token(PlaybackClaims { streams: Some(vec!["hls/*".into()]), ..PlaybackClaims::default() });
+    let master =
+        reply(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &format!("token={entry}"), "p"), NOW)).unwrap());
+    assert_eq!(master.status, 200);
+    assert_eq!(master.header("Cache-Control"), Some("private, no-store"));
+    let line = master.body.lines().find(|l| l.starts_with("low/")).unwrap();
+    let sgs = line.split_once("sgs=").map(|(_, v)| v.to_owned()).unwrap();
+    assert!(!master.body.contains(&entry), "the entry token never goes into the manifest");
+
+    let segment =
+        run(gate.handle(&io, &request("GET", "/hls/low/seg1.ts", &format!("sgs={sgs}"), "p"), NOW + 1)).unwrap();
+    assert!(matches!(segment, Outcome::Pass(Page { status: 200, .. })));
+    assert_eq!(
+        io.fetched_urls(),
+        ["https://origin.example/hls/master.m3u8", "https://origin.example/hls/low/seg1.ts"],
+        "no credential reaches the origin"
+    );
+    let fetched = io.fetched.lock().unwrap();
+    assert!(fetched.get(1).is_some_and(|r| r.cacheable) && !fetched.first().is_some_and(|r| r.cacheable));
+    drop(fetched);
+    // The segment's bytes wait in the tally for the session's next heartbeat.
+    let sid = io.hubs.lock().unwrap().values().next().and_then(|h| h.list.sessions.first().map(|s| s.sid.clone()));
+    assert_eq!(io.tallies(|t| t.take_served(&sid.unwrap(), NOW + 2)), Some(1000));
+    let beats = || io.beats.lock().unwrap().iter().map(|(_, kind)| *kind).collect::<Vec<_>>();
+    assert_eq!(beats(), [BeatKind::Start], "a segment soon after the playlist sends no heartbeat");
+    // A session that only fetches segments (a VOD) keeps itself counted, in the background,
+    // every half idle gap (60 s by default).
+    let later = request("GET", "/hls/low/seg1.ts", &format!("sgs={sgs}"), "p");
+    let _ = run(gate.handle(&io, &later, NOW + 31)).unwrap();
+    assert_eq!(beats(), [BeatKind::Start, BeatKind::Background]);
+}
+
+#[test]
+fn the_session_limit_is_the_stores_verdict() {
+    let (gate, io) = (gateway(""), Memory::with_files());
+    let entry = token(PlaybackClaims { max_sessions: Some(1), ..PlaybackClaims::default() });
+    let query = format!("token={entry}");
+    let first = reply(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW)).unwrap());
+    assert_eq!(first.status, 200);
+    let again = reply(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW + 5)).unwrap());
+    assert_eq!(again.status, 200, "the same viewer reloading with its entry token is one session");
+    let other = run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "tv"), NOW + 6)).unwrap();
+    assert_eq!(reason(other), (429, "too_many_sessions".into()));
+}
+
+#[test]
+fn a_failing_session_store_admits_or_refuses_as_configured() {
+    let io = Memory { store_down: true, ..Memory::with_files() };
+    let query = format!("token={}", token(PlaybackClaims::default()));
+    let open = reply(run(gateway("").handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap());
+    assert_eq!(open.status, 200);
+    let closed = gateway(r#", "onStoreError": "closed""#);
+    let refused = reply(run(closed.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap());
+    assert_eq!(refused.status, 503);
+    assert!(refused.body.contains("session_store_unavailable"));
+}
+
+#[test]
+fn revoked_blocked_and_wrong_method_requests_never_reach_the_origin() {
+    let entry = token(PlaybackClaims { jti: Some("t-1".into()), ..PlaybackClaims::default() });
+    let query = format!("token={entry}");
+    let io = Memory { revoked: vec!["t-1".into()], ..Memory::with_files() };
+    let gate = gateway("");
+    assert_eq!(
+        reason(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap()).1,
+        "revoked"
+    );
+    let delete = run(gate.handle(&io, &request("DELETE", "/hls/master.m3u8", &query, "p"), NOW)).unwrap();
+    assert_eq!(reason(delete), (405, "method_not_allowed".into()));
+    let climb = run(gate.handle(&io, &request("GET", "/posters/%252e%252e/hls/master.m3u8", "", "p"), NOW)).unwrap();
+    assert_eq!(reason(climb).0, 403);
+
+    let mut blocks = Blocks::default();
+    blocks.lookup.block(IpRange::parse("198.51.100.0/24").unwrap(), None);
+    let blocked = Memory { blocks: Arc::new(blocks), ..Memory::with_files() };
+    let poster = run(gate.handle(&blocked, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
+    assert_eq!(reason(poster).1, "ip_blocked");
+    assert!(io.fetched_urls().is_empty() && blocked.fetched_urls().is_empty());
+
+    let preflight = reply(run(gate.handle(&io, &request("OPTIONS", "/hls/master.m3u8", "", "p"), NOW)).unwrap());
+    assert_eq!(preflight.status, 204);
+    let poster = run(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
+    assert!(matches!(poster, Outcome::Pass(Page { status: 200, .. })), "a public path needs no credential");
+}
+
+#[test]
+fn forward_auth_decides_without_an_origin() {
+    let gate = Gateway::forward_auth(deployment(""));
+    let io = Memory::with_files();
+    let entry = token(PlaybackClaims {
+        sub: Some("user-1".into()),
+        jti: Some("t-9".into()),
+        max_sessions: Some(1),
+        ..PlaybackClaims::default()
+    });
+    let query = format!("token={entry}");
+    match run(gate.authorize(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW)).unwrap() {
+        Authorization::Allowed { subject, token_id } => {
+            assert_eq!((subject.as_deref(), token_id.as_deref()), (Some("user-1"), Some("t-9")));
+        }
+        Authorization::Denied(reply) => panic!("denied: {reply:?}"),
+    }
+    match run(gate.authorize(&io, &request("GET", "/hls/master.m3u8", &query, "tv"), NOW + 1)).unwrap() {
+        Authorization::Denied(reply) => assert_eq!(reply.header("X-Streamgate-Reason"), Some("too_many_sessions")),
+        Authorization::Allowed { .. } => panic!("a second player was admitted past max_sessions 1"),
+    }
+    let missing = run(gate.authorize(&io, &request("GET", "/hls/low/seg1.ts", "", "tv"), NOW)).unwrap();
+    assert!(matches!(missing, Authorization::Denied(Reply { status: 401, .. })));
+    // Without an origin, the proxy flow fails closed.
+    assert_eq!(reply(run(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap()).status, 500);
+    assert!(io.fetched_urls().is_empty());
+}
+
+/// Native adapters run the flow on a multi-threaded runtime: its future must be `Send`
+/// when the adapter's `Io` is.
+#[test]
+fn the_flow_is_send_for_a_send_io() {
+    fn send<T: Send>(_: T) {}
+    let (gate, io, incoming) = (gateway(""), Memory::with_files(), request("GET", "/a", "", "p"));
+    send(gate.handle(&io, &incoming, NOW));
+    send(gate.authorize(&io, &incoming, NOW));
+}
