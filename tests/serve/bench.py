@@ -140,7 +140,8 @@ def main():
         print(f"{'case':<46} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}  CPU µs/request")
         for key, label, _, _, watched in cases:
             spent = ", ".join(f"{proc} {cpu(key, proc):.1f}" for proc in watched)
-            print(f"({key}) {label:<42} {med(key, 'rps'):>8.0f} {med(key, 'p50'):>7.2f} {med(key, 'p99'):>7.2f}  {spent}")
+            name = f"({key}) {label}"
+            print(f"{name:<46} {med(key, 'rps'):>8.0f} {med(key, 'p50'):>7.2f} {med(key, 'p99'):>7.2f}  {spent}")
         for name, num, den, goal in (("a/b (auth_request to serve vs ceiling)", "a", "b", 0.9),
                                      ("a/c (auth_request to serve vs secure_link)", "a", "c", None),
                                      ("serve/bare (/auth vs bare hyper)", "serve", "bare", 0.8)):
