@@ -2,7 +2,7 @@
 # Installs what streamgate needs on a fresh machine, idempotently: each step checks
 # first and skips what is already there.
 #   scripts/setup.sh           Rust and npm pieces for building and running
-#   scripts/setup.sh --peers   also the test peers and tools (Python venv, nginx, Chromium, VLC, wrk)
+#   scripts/setup.sh --peers   also the test peers and tools (Python venv, nginx, Caddy, Redis, Chromium, VLC, wrk)
 #   scripts/setup.sh --fuzz    also the fuzzing toolchain (nightly Rust, cargo-fuzz) for scripts/fuzz.sh
 # The flags combine.
 set -euo pipefail
@@ -114,6 +114,23 @@ if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
 else
   step "Installing nginx-light (secure_link peer) from Debian"
   apt_install nginx-light
+fi
+
+# Caddy and Redis are the `streamgate serve` peers (forward_auth, and the shared state of
+# several nodes). The tests start them on 127.0.0.1 ports with their own configuration;
+# the packages' system services are never started (policy-rc.d above).
+if command -v caddy >/dev/null; then
+  skip "Caddy (forward_auth peer)"
+else
+  step "Installing Caddy (forward_auth peer) from Debian"
+  apt_install caddy
+fi
+
+if command -v redis-server >/dev/null; then
+  skip "Redis (serve's shared state)"
+else
+  step "Installing redis-server (serve's shared state) from Debian"
+  apt_install redis-server
 fi
 
 if [ -x /usr/bin/chromium ]; then

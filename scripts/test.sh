@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check streamgate has: formatting, lints, the wasm32 build of the core, the
-# Rust test suites, a bounded fuzzing run of every target, the interop suite against real peers, and the npm package's build and
+# Rust test suites, a bounded fuzzing run of every target, the interop suite against real peers,
+# `streamgate serve` behind nginx and Caddy and on two nodes sharing Redis, and the npm package's build and
 # suites in two Node versions and a real browser, and the edge gate end to end in workerd
 # with stock players (hls.js and dash.js in Chromium, VLC).
 # Installs what it needs first.
@@ -31,6 +32,12 @@ step "Interop against real peers (PyJWT, akamai-edgeauth, nginx secure_link)"
 cargo build -p streamgate-cli --locked
 .venv/bin/python tests/interop/peers.py target/debug/streamgate
 
+step "streamgate serve behind real proxies: nginx auth_request and Caddy forward_auth, the example configs in deploy/"
+python3 tests/serve/proxies.py target/debug/streamgate
+
+step "streamgate serve on several nodes: two processes sharing one redis-server"
+python3 tests/serve/nodes.py target/debug/streamgate
+
 step "npm package: build (wasm-bindgen, wasm-opt, esbuild) and size report"
 (cd npm && npm run --silent build)
 
@@ -51,5 +58,6 @@ step "streamgate serve --origin under the gate's own suites (manifests, adversar
 step "Benchmark smoke runs (figures only; see the README for real runs)"
 (cd npm && BENCH_SECONDS=0.05 node_modules/.bin/node bench/bench.mjs | tail -3)
 LOAD_SECONDS=1 LOAD_ROUNDS=1 npm/node_modules/.bin/node workers/gate/bench/load.mjs 2>/dev/null | tail -3
+BENCH_PROFILE=dev BENCH_SECONDS=1 BENCH_ROUNDS=1 scripts/bench-serve.sh | tail -3
 
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"

@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Keep revocations and blocks in this file (replaced atomically on every change, read at start).
     #[arg(long)]
     pub state: Option<std::path::PathBuf>,
+    /// Share revocations, blocks, sessions and usage with other nodes in this Redis (redis://host:port/db).
+    #[arg(long, conflicts_with = "state")]
+    pub redis: Option<String>,
 }
 
 /// Input format of a scan input.

@@ -17,6 +17,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         serve: ServeOptions { config, origin: args.origin, admin_token },
         listen: args.listen,
         state_file: args.state,
+        redis: args.redis,
     };
     streamgate_serve::run(options).map_err(|e| e.to_string())?;
     Ok(Outcome::Success)

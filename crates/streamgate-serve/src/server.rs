@@ -25,6 +25,7 @@ use crate::http::{error_response, full, json_response, response, set_header, Bod
 use crate::metrics::Metrics;
 use crate::origin::Origin;
 use crate::state::memory::MemoryState;
+use crate::state::redis::RedisState;
 use crate::state::State;
 use crate::{admin, gate};
 
@@ -261,6 +262,8 @@ pub struct RunOptions {
     pub listen: SocketAddr,
     /// The file revocations and blocks are kept in.
     pub state_file: Option<PathBuf>,
+    /// The Redis that several nodes share state in, instead of memory and `state_file`.
+    pub redis: Option<String>,
 }
 
 /// `streamgate serve`: checks the configuration, binds, logs JSON lines to standard error
@@ -268,15 +271,29 @@ pub struct RunOptions {
 pub fn run(options: RunOptions) -> Result<(), ServeError> {
     crate::log::init_logging();
     let setup = GateSetup::new(options.serve)?;
-    let state = setup.memory_state(options.state_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| ServeError(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
-        let server = Server::bind(setup, state, options.listen).await?;
-        let address = server.local_addr()?;
-        tracing::info!(target: "streamgate::server", %address, "listening");
-        server.run(shutdown_signal()).await
+        match options.redis {
+            Some(url) => {
+                let state = RedisState::connect(&url, setup.hub_retention())
+                    .await
+                    .map_err(|e| ServeError(format!("--redis: {e}")))?;
+                serve_on(setup, state, options.listen).await
+            }
+            None => {
+                let state = setup.memory_state(options.state_file)?;
+                serve_on(setup, state, options.listen).await
+            }
+        }
     })
+}
+
+async fn serve_on<S: State>(setup: GateSetup, state: S, listen: SocketAddr) -> Result<(), ServeError> {
+    let server = Server::bind(setup, state, listen).await?;
+    let address = server.local_addr()?;
+    tracing::info!(target: "streamgate::server", %address, "listening");
+    server.run(shutdown_signal()).await
 }

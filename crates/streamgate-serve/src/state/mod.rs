@@ -21,6 +21,7 @@
 
 pub mod memory;
 mod persist;
+pub mod redis;
 
 use std::future::Future;
 use std::sync::Arc;
