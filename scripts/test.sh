@@ -51,6 +51,10 @@ step "Edge gate: build (worker-build) and end-to-end tests in workerd (Miniflare
 scripts/build-gate.sh
 (cd workers/gate && ../../npm/node_modules/.bin/node --test --test-concurrency=1 test/*.test.mjs)
 
+step "streamgate serve --origin under the gate's own suites (manifests, adversarial, hls.js and dash.js in Chromium)"
+(cd workers/gate && GATE_BACKEND=serve ../../npm/node_modules/.bin/node --test --test-concurrency=1 \
+  test/gate.test.mjs test/adversarial.test.mjs test/player.test.mjs)
+
 step "Benchmark smoke runs (figures only; see the README for real runs)"
 (cd npm && BENCH_SECONDS=0.05 node_modules/.bin/node bench/bench.mjs | tail -3)
 LOAD_SECONDS=1 LOAD_ROUNDS=1 npm/node_modules/.bin/node workers/gate/bench/load.mjs 2>/dev/null | tail -3

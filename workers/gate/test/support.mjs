@@ -1,9 +1,17 @@
 // The built gate in workerd (Miniflare), in front of the demo origin served by Miniflare's
-// outbound service, which records every request that reached the origin.
+// outbound service, which records every request that reached the origin. With
+// GATE_BACKEND=serve the same suites run against `streamgate serve --origin` (the same
+// request flow, natively) in front of the same origin on a loopback port; tests of what
+// only the edge has (request.cf, KV, D1, the worker's own configuration errors) are skipped
+// there, by name.
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, extname, join } from 'node:path';
+import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -39,17 +47,34 @@ export function gateWorker({ bindings = {}, sessionStore = true } = {}) {
   };
 }
 
+/** `workerd` (the default) or `serve`. */
+export const backend = process.env.GATE_BACKEND ?? 'workerd';
+
+/** `it`, for a test of what only the edge gate has; skipped, by name, against `serve`. */
+export const edgeOnly = backend === 'workerd' ? it : (name, fn) => it.skip(`${name} [edge only]`, fn);
+
 /** Starts the gate; `listen` also serves it on 127.0.0.1 for a browser. */
 export async function startGate({ listen = false, bindings = {}, sessionStore = true } = {}) {
   const origin = [];
   // Every request that reached the origin, whole: method, path and query, headers, body.
   const requests = [];
-  const livePlaylist = liveStream();
+  const answer = demoOrigin(origin, requests);
+  if (backend === 'serve') return startServe({ bindings, origin, requests, answer });
   const mf = new Miniflare({
     ...gateWorker({ bindings, sessionStore }),
     cf: false, // a placeholder `request.cf` (tests inject theirs): never fetched over the network
     ...(listen ? { host: '127.0.0.1', port: 0 } : {}),
-    outboundService: async (request) => {
+    outboundService: answer,
+  });
+  const url = listen ? (await mf.ready).origin : 'http://gate.test';
+  await applyMigrations(mf);
+  return { mf, origin, requests, url };
+}
+
+/** The demo origin as a fetch handler that records what reached it. */
+function demoOrigin(origin, requests) {
+  const livePlaylist = liveStream();
+  return async (request) => {
       const url = new URL(request.url);
       origin.push(url.pathname + url.search);
       const body = ['GET', 'HEAD'].includes(request.method) ? '' : await request.text();
@@ -78,11 +103,68 @@ export async function startGate({ listen = false, bindings = {}, sessionStore = 
       } catch {
         return new Response('not found', { status: 404 });
       }
-    },
+  };
+}
+
+/** The worker's vars and secrets, as the configuration document `serve` reads. */
+function serveConfig(bindings) {
+  const vars = { ...gateWorker().bindings, ...bindings };
+  const config = JSON.parse(vars.GATE_CONFIG ?? '{}');
+  const policy = { ...config.policy, trustedProxies: ['127.0.0.1/32'] };
+  if (vars.PUBLIC_PATHS) policy.publicPaths = [...(policy.publicPaths ?? []), ...vars.PUBLIC_PATHS.split(',').map((p) => p.trim()).filter(Boolean)];
+  const seconds = (name) => (vars[name] === undefined ? undefined : Number(vars[name]));
+  const sessions = {
+    ...config.sessions,
+    secret: vars.SESSION_SECRET,
+    ttl: seconds('SESSION_TTL'),
+    idle: seconds('SESSION_IDLE'),
+    grace: seconds('SESSION_GRACE'),
+    maxAge: seconds('SESSION_MAX_AGE'),
+    binding: vars.SESSION_BINDING,
+    atLimit: vars.AT_LIMIT,
+    onStoreError: vars.ON_STORE_ERROR,
+    cookie: vars.COOKIE_TRANSPORT === undefined ? undefined : vars.COOKIE_TRANSPORT === 'on',
+  };
+  // The tests name the client in CF-Connecting-IP, as Cloudflare does; serve believes it
+  // from the loopback proxy that the test is.
+  return { ...config, keys: JSON.parse(vars.KEYS), policy, sessions, clientIpHeader: 'CF-Connecting-IP' };
+}
+
+/** `streamgate serve --origin` in front of the demo origin, with the handle the tests use. */
+async function startServe({ bindings, origin, requests, answer }) {
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = chunks.length ? Buffer.concat(chunks) : undefined;
+    const request = new Request(`http://origin.test${req.url}`, { method: req.method, headers: req.headers, body });
+    const response = await answer(request);
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
   });
-  const url = listen ? (await mf.ready).origin : 'http://gate.test';
-  await applyMigrations(mf);
-  return { mf, origin, requests, url };
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dir = await mkdtemp(join(tmpdir(), 'streamgate-serve-'));
+  const config = join(dir, 'streamgate.json');
+  await writeFile(config, JSON.stringify(serveConfig(bindings)));
+  const binary = join(root, 'target', 'debug', 'streamgate');
+  const args = ['serve', '--config', config, '--listen', '127.0.0.1:0', '--origin', `http://127.0.0.1:${server.address().port}`];
+  const child = spawn(binary, args, { env: { ...process.env, STREAMGATE_ADMIN_TOKEN: ADMIN }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const address = await new Promise((resolve, reject) => {
+    child.stderr.on('data', (data) => {
+      log += data;
+      const listening = /"address":"([^"]+)"/.exec(log);
+      if (listening) resolve(listening[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`streamgate serve exited with ${code}:\n${log}`)));
+  });
+  const url = `http://${address}`;
+  const dispatchFetch = (target, { cf, ...init } = {}) => fetch(target.replace('http://gate.test', url), { redirect: 'manual', ...init });
+  const dispose = async () => {
+    child.kill('SIGTERM');
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { mf: { dispatchFetch, dispose }, origin, requests, url };
 }
 
 /**
