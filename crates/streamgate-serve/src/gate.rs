@@ -173,12 +173,7 @@ fn failure<S: State>(app: &App<S>, route: Route, incoming: &Incoming, error: &Io
     tracing::warn!(target: "streamgate::gate", %error, path = incoming_path(incoming), "request failed");
     let reply = match error {
         IoError::State(error) => Reply::store_unavailable(&error.to_string()),
-        IoError::Origin(why) => {
-            let body = serde_json::json!({ "error": "origin_unavailable", "message": why });
-            let headers =
-                vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-            Reply { status: 502, headers, body: body.to_string(), token_id: None }
-        }
+        IoError::Origin(why) => error_reply(502, "origin_unavailable", why),
     };
     answer(app, route, incoming, &reply)
 }
@@ -195,9 +190,14 @@ fn untrusted_peer(peer: IpAddr) -> Reply {
     let message = format!(
         "{peer} is not in policy.trustedProxies: forward-auth believes the request a proxy names only from trusted proxies"
     );
-    let body = serde_json::json!({ "error": "untrusted_proxy", "message": message });
+    error_reply(403, "untrusted_proxy", &message)
+}
+
+/// A reply of the gate's own that is no viewer's denial, in the worker's error shape.
+fn error_reply(status: u16, code: &str, message: &str) -> Reply {
+    let body = serde_json::json!({ "error": code, "message": message });
     let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-    Reply { status: 403, headers, body: body.to_string(), token_id: None }
+    Reply { status, headers, body: body.to_string(), token_id: None }
 }
 
 #[cfg(test)]

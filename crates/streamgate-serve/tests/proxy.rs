@@ -145,3 +145,64 @@ async fn counts_sessions_and_ends_them_on_revocation() {
     assert_eq!(get(&master, &[("User-Agent", "player-a")]).await.status, 200);
     gate.stop().await;
 }
+
+/// An origin that answers its first request only when released, and says when it has it.
+async fn held_origin() -> (String, tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Sender<()>) {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (arrived, arrival) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let slots = std::sync::Arc::new(std::sync::Mutex::new((Some(arrived), Some(released))));
+        let service = service_fn(move |_req| {
+            let slots = slots.clone();
+            async move {
+                let (arrived, released) = {
+                    let mut slots = slots.lock().unwrap();
+                    (slots.0.take(), slots.1.take())
+                };
+                if let (Some(arrived), Some(released)) = (arrived, released) {
+                    let _ = arrived.send(());
+                    let _ = released.await;
+                }
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(bytes::Bytes::from(segment()))))
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+    });
+    (url, arrival, release)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_requests_in_flight_and_then_refuses_connections() {
+    let (origin_url, arrival, release) = held_origin().await;
+    let gate = gate(proxy_config(json!({})), Some(&origin_url), None).await;
+    let entry = token(json!({ "streams": ["hls/**"] }));
+    let address = gate.address;
+    let in_flight = tokio::spawn(get_owned(gate.url(&format!("/hls/low/seg0.ts?token={entry}"))));
+    arrival.await.unwrap();
+    // The segment request is at the origin: stop the gate, and wait until it has closed its
+    // listener (it is then draining), before the origin answers.
+    let mut gate = gate;
+    gate.signal_stop();
+    let mut attempts = 0;
+    while tokio::net::TcpStream::connect(address).await.is_ok() {
+        attempts += 1;
+        assert!(attempts < 100_000, "the listener never closed");
+        tokio::task::yield_now().await;
+    }
+    release.send(()).unwrap();
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(answer.body == segment(), "the whole segment arrived");
+    gate.wait().await;
+}
+
+async fn get_owned(url: String) -> Answer {
+    get(&url, &[]).await
+}

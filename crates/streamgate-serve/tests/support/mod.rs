@@ -126,9 +126,19 @@ impl Gate {
 
     /// Stops it the way SIGTERM does and waits until it has flushed its state.
     pub async fn stop(mut self) {
+        self.signal_stop();
+        self.wait().await;
+    }
+
+    /// Tells it to stop, as SIGTERM does.
+    pub fn signal_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Waits until it has stopped and flushed its state.
+    pub async fn wait(mut self) {
         if let Some(done) = self.done.take() {
             done.await.unwrap().unwrap();
         }
