@@ -6,8 +6,9 @@
 //! cost of a scan; this runs several times faster on the gate's own export format.
 //!
 //! How: one vectorisable pass over the line rules out backslashes and control
-//! characters, so every string ends at the next `"` (found with `memchr`); keys (at most
-//! 16 bytes) are matched as one integer; integers are read digit by digit.
+//! characters, so every string ends at the next `"`, most often found in one 16-byte
+//! load (else with `memchr`); a key shorter than 16 bytes is matched as one integer;
+//! integers of up to 19 digits are read digit by digit, longer ones left to serde_json.
 
 use streamgate_core::detection::EventView;
 
@@ -18,7 +19,7 @@ fn plain(line: &[u8]) -> bool {
     !line.iter().fold(false, |seen, &b| seen | (b < 0x20) | (b == b'\\'))
 }
 
-/// A key's bytes (at most 16) as one little-endian integer.
+/// A key's bytes (at most 16) as one little-endian integer, zero above its length.
 const fn pack(key: &[u8]) -> u128 {
     let mut packed = 0u128;
     let mut i = 0;
@@ -93,20 +94,40 @@ impl<'a> Cursor<'a> {
         self.skip_spaces();
         (self.peek()? == byte).then(|| self.at += 1)
     }
+    /// The 16 bytes from `at`, as one little-endian integer, when the line has them.
+    fn window(&self, at: usize) -> Option<u128> {
+        let bytes: [u8; 16] = self.bytes.get(at..at + 16)?.try_into().ok()?;
+        Some(u128::from_le_bytes(bytes))
+    }
+    /// The next `"` from `at`: in one 16-byte load when it is that near (most values and
+    /// every known key), else with `memchr`.
+    fn quote(&self, at: usize) -> Option<usize> {
+        if let Some(len) = self.window(at).and_then(first_quote) {
+            return Some(at + len);
+        }
+        Some(at + memchr::memchr(b'"', self.bytes.get(at..)?)?)
+    }
     /// The rest of a string after its opening quote (no escapes in a plain line).
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let end = start + memchr::memchr(b'"', self.bytes.get(start..)?)?;
+        let end = self.quote(start)?;
         self.at = end + 1;
         self.line.get(start..end)
     }
-    /// A key after its opening quote, packed; keys longer than 16 bytes are unknown.
+    /// A key after its opening quote, packed; keys of 16 bytes or more are unknown
+    /// (`u128::MAX`).
     fn key(&mut self) -> Option<u128> {
         let start = self.at;
-        let rest = self.bytes.get(start..)?;
-        let len = rest.iter().position(|&b| b == b'"')?;
-        self.at = start + len + 1;
-        Some(if len <= 16 { pack_runtime(rest.get(..len)?) } else { u128::MAX })
+        if let Some(word) = self.window(start) {
+            if let Some(len) = first_quote(word) {
+                self.at = start + len + 1;
+                return Some(word & ((1u128 << (8 * len)) - 1));
+            }
+        }
+        let end = self.quote(start)?;
+        self.at = end + 1;
+        let key = self.bytes.get(start..end)?;
+        Some(if key.len() < 16 { pack(key) } else { u128::MAX })
     }
     /// An integer in JSON's grammar: no leading zeros, no fraction or exponent, not `-0`
     /// (serde_json reads `-0` as a float).
@@ -118,11 +139,15 @@ impl<'a> Cursor<'a> {
         let start = self.at;
         let mut value: u64 = 0;
         while let Some(digit @ b'0'..=b'9') = self.peek() {
-            value = value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
             self.at += 1;
         }
+        // Up to 19 digits always fit in a u64; longer numbers go to serde_json.
         let digits = self.at - start;
-        if digits == 0 || (digits > 1 && self.bytes.get(start) == Some(&b'0')) || (negative && value == 0) {
+        if !(1..=19).contains(&digits)
+            || (digits > 1 && self.bytes.get(start) == Some(&b'0'))
+            || (negative && value == 0)
+        {
             return None;
         }
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
@@ -132,12 +157,18 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn pack_runtime(key: &[u8]) -> u128 {
-    let mut buffer = [0u8; 16];
-    if let Some(prefix) = buffer.get_mut(..key.len()) {
-        prefix.copy_from_slice(key);
-    }
-    u128::from_le_bytes(buffer)
+/// Where the first `"` of a 16-byte word is.
+fn first_quote(word: u128) -> Option<usize> {
+    let quotes = zero_bytes(word ^ u128::from_le_bytes([b'"'; 16]));
+    (quotes != 0).then(|| quotes.trailing_zeros() as usize / 8)
+}
+
+/// A word with the top bit set in the lowest byte of `word` that is zero (and maybe in
+/// higher ones: only the lowest set bit is exact).
+fn zero_bytes(word: u128) -> u128 {
+    const ONES: u128 = u128::from_le_bytes([0x01; 16]);
+    const HIGHS: u128 = u128::from_le_bytes([0x80; 16]);
+    word.wrapping_sub(ONES) & !word & HIGHS
 }
 
 /// The line as an event, or `None` to let serde_json decide.
@@ -291,6 +322,8 @@ mod tests {
             r#"{}"#,
             r#"{"at":1,"sid":"s""#,
             r#"{"at":1,"sid":"s"#,
+            r#"{"at":1,"sid":"s","as_organizationX":"x","user_agent":"u","referer":"r"}"#,
+            r#"{"as_organization":"o","at":1,"sid":"s","ip":"i"}"#,
         ];
         for line in lines {
             let slow = json_line(line.as_bytes());
@@ -299,7 +332,7 @@ mod tests {
                 None => println!("fallback: {line} -> serde {}", slow.is_some()),
             }
         }
-        for accepted in [0, 1, 11, 13, 19, 23] {
+        for accepted in [0, 1, 11, 19, 23, 28, 29] {
             assert!(event(lines[accepted]).is_some(), "{}", lines[accepted]);
         }
         for declined in [10, 12, 14, 20, 21] {

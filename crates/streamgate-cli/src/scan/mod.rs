@@ -42,6 +42,8 @@ use parse::{LogOutcome, Names};
 
 /// Inputs at least this large show progress on a terminal, or a summary line elsewhere.
 const LARGE_INPUT: u64 = 256 << 20;
+/// Room in a new block for the partial line carried over from the previous one.
+const CARRY_ROOM: usize = 64 << 10;
 /// How many malformed lines are reported by number.
 const REPORTED_MALFORMED: usize = 5;
 
@@ -349,7 +351,8 @@ fn read_blocks(
         let mut format = pass.format;
         carry.clear();
         loop {
-            let mut bytes = recycled.try_recv().unwrap_or_default();
+            // Room for the carried line too, so a recycled block is not reallocated for it.
+            let mut bytes = recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(pass.block + CARRY_ROOM));
             bytes.clear();
             bytes.reserve(carry.len() + pass.block);
             bytes.append(&mut carry);
