@@ -106,7 +106,7 @@ pub struct ScanArgs {
     pub min_severity: MinSeverity,
     #[command(flatten)]
     pub thresholds: Thresholds,
-    /// Print lines, events, MB/s and events/s on standard error (inputs over 256 MB always do).
+    /// Print lines, events, MB/s and events/s on standard error (inputs of 256 MiB or more always do).
     #[arg(long)]
     pub stats: bool,
     /// Threads parsing the input (default: one per core); the result does not depend on it.

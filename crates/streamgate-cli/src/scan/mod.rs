@@ -31,7 +31,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use streamgate_core::detection::{
     Aggregator, Detector, DetectorConfig, EventView, Folder, NetworkClass, NetworkTable, Timing, Window,
 };
@@ -365,7 +365,7 @@ fn read_blocks(
             let end_of_input = bytes.len() == start;
             if let Some(bar) = &progress {
                 bar.inc((bytes.len() - start) as u64);
-                bar.set_message(format!("{} lines  {}", lines.load(Ordering::Relaxed), source.name()));
+                bar.set_message(format!("{} lines  {}", HumanCount(lines.load(Ordering::Relaxed)), source.name()));
             }
             if !end_of_input {
                 // Keep the partial last line for the next block.
