@@ -130,9 +130,15 @@ pub struct ScanArgs {
     pub min_severity: MinSeverity,
     #[command(flatten)]
     pub thresholds: Thresholds,
-    /// Print lines, events, MB/s and events/s on standard error.
+    /// Print lines, events, MB/s and events/s on standard error (inputs of 256 MiB or more always do).
     #[arg(long)]
     pub stats: bool,
+    /// Threads parsing the input (default: one per core); the result does not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Bytes read and parsed as one block (for tests of the parallel path).
+    #[arg(long, hide = true, default_value_t = 8 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub block_size: u32,
 }
 
 /// Detector thresholds; each overrides the configuration's.

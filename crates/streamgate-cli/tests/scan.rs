@@ -171,3 +171,36 @@ fn operator_hosting_lists_replace_the_shipped_ones() {
     let out = scan(&[&args[..], &["--hosting-asns", "shipped"]].concat());
     assert!(json_rows(&out.stdout).iter().any(|r| r["token"] == "planted-forged-relay"));
 }
+
+/// The input is cut into blocks parsed on several threads; the output must not depend on
+/// how: the same bytes with one thread, and with several on blocks of a few lines (a
+/// line cut across blocks, malformed lines numbered across them).
+#[test]
+fn threads_and_block_sizes_do_not_change_the_output() {
+    let dir = temp_dir("parallel");
+    let jsonl = generated(&dir, "day.jsonl", &["--viewers", "40", "--popular", "0", "--no-misuse", "--seed", "11"]);
+    let mut text = std::fs::read_to_string(&jsonl).unwrap();
+    let middle = text[..text.len() / 2].rfind('\n').unwrap() + 1;
+    text.insert_str(middle, "{not json\n");
+    text.push_str("{\"at\": 1, \"sid\": \"no newline at the end\"");
+    std::fs::write(&jsonl, &text).unwrap();
+    let (first, last) = (text[..middle].lines().count() + 1, text.lines().count());
+    let combined =
+        generated(&dir, "access.log", &["--viewers", "40", "--popular", "0", "--no-misuse", "--format", "combined"]);
+    for file in [&jsonl, &combined] {
+        for format in ["json", "csv", "table"] {
+            let base = ["--input", file.as_str(), "--format", format, "--min-severity", "low"];
+            let one = scan(&[&base[..], &["--threads", "1"]].concat());
+            assert!(one.code == 1, "findings at low severity: {}", one.stderr);
+            if file == &jsonl {
+                let at = format!("skipped 2 malformed line(s), first at {file}:{first}, {file}:{last}");
+                assert!(one.stderr.contains(&at), "{}", one.stderr);
+            }
+            for parallel in [["--threads", "2", "--block-size", "65536"], ["--threads", "3", "--block-size", "1000"]] {
+                let many = scan(&[&base[..], &parallel[..]].concat());
+                assert_eq!((many.code, &many.stderr), (one.code, &one.stderr));
+                assert!(many.stdout == one.stdout, "{parallel:?} changed the {format} output of {file}");
+            }
+        }
+    }
+}

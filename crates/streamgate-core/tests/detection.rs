@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use streamgate_core::detection::simulate::{self, Scenario, SplitMix64};
 use streamgate_core::detection::{
-    Aggregator, Detector, DetectorConfig, IndicatorCode, NetworkClass, NetworkTable, Severity, TokenRow, UsageEvent,
-    Window,
+    Aggregator, Detector, DetectorConfig, Folder, IndicatorCode, NetworkClass, NetworkTable, Severity, TokenRow,
+    UsageEvent, Window,
 };
 
 fn config() -> DetectorConfig {
@@ -129,6 +129,28 @@ fn merging_shards_and_stored_rollups_is_exact() {
     let mut other = Aggregator::new(streamgate_core::detection::Timing { idle_seconds: 30, ..config.timing });
     other.add(&events[0]);
     assert!(merged.merge(other).is_err());
+}
+
+#[test]
+fn the_folder_equals_one_event_at_a_time() {
+    let config = config();
+    let (mut events, _) = events(Scenario { viewers: 400, ..Scenario::default() }, 5);
+    let whole = aggregate(&events, &config);
+    let fold = |events: &[UsageEvent]| {
+        let mut folder = Folder::new(config.timing);
+        for event in events {
+            folder.add(&event.view());
+        }
+        folder.finish()
+    };
+    assert_eq!(fold(&events), whole);
+    // Ordered by time, as a log of many tokens at once is; shards of it merge exactly too.
+    events.sort_by_key(|e| e.at);
+    assert_eq!(fold(&events), whole);
+    let (left, right) = events.split_at(events.len() / 3);
+    let mut merged = fold(right);
+    merged.merge(fold(left)).unwrap();
+    assert_eq!(merged, whole);
 }
 
 fn beat(token: &str, sid: &str, at: i64, ip: &str, asn: u32, org: &str, country: &str) -> UsageEvent {

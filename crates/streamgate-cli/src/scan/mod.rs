@@ -1,11 +1,23 @@
 //! `streamgate scan`: usage events or access logs in, Token Guardian findings out.
 //!
-//! Speed: inputs are read in large blocks (8 MiB), cut at the last line break, and the
-//! blocks are parsed on every core at once (`std::thread::scope`), each worker folding
-//! events into its own `Aggregator`; the rollups merge exactly at the end. `memchr` finds
-//! line breaks; JSON Lines take a fast path for the gate's flat export format
-//! ([`fastjson`]) and serde_json (borrowing `&str`) for everything else. No memory map: that needs `unsafe`, and large reads already run at disk
-//! speed.
+//! Speed (figures in the README, from `scripts/bench-scan.sh`):
+//! - inputs are read in large blocks (8 MiB) cut after their last line break, on one
+//!   thread; spent blocks come back to it, so no block's pages are faulted in twice;
+//! - the blocks are parsed on every core at once (`std::thread::scope`), each worker
+//!   folding its events into its own [`Folder`]; the rollups merge exactly at the end, so
+//!   the result does not depend on the number of threads or on the block size;
+//! - a block is checked for UTF-8 once, `memchr` finds line breaks, and JSON Lines take a
+//!   fast path for the gate's flat export format ([`fastjson`]), with serde_json
+//!   (borrowing `&str`) for every line it declines;
+//! - the [`Folder`] folds a session's repeated heartbeats in together, so most events
+//!   cost one comparison rather than a lookup in each map of their token's rollup.
+//!
+//! No memory map: that needs `unsafe`, and reading from the page cache costs a few
+//! percent of a scan.
+//!
+//! On a terminal, large inputs show a progress bar (indicatif) on standard error; it
+//! draws from the reading thread, at most 20 times a second. Elsewhere they print one
+//! summary line at the end, as `--stats` does for any input.
 
 mod fastjson;
 mod output;
@@ -14,19 +26,24 @@ mod parse;
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use streamgate_core::detection::{
-    Aggregator, Detector, DetectorConfig, EventView, NetworkClass, NetworkTable, Timing, Window,
+    Aggregator, Detector, DetectorConfig, EventView, Folder, NetworkClass, NetworkTable, Timing, Window,
 };
 
 use crate::cli::{LogFormat, ScanArgs};
 use crate::commands::Outcome;
 use parse::{LogOutcome, Names};
 
-const BLOCK: usize = 8 << 20;
+/// Inputs at least this large show progress on a terminal, or a summary line elsewhere.
+const LARGE_INPUT: u64 = 256 << 20;
+/// Room in a new block for the partial line carried over from the previous one.
+const CARRY_ROOM: usize = 64 << 10;
 /// How many malformed lines are reported by number.
 const REPORTED_MALFORMED: usize = 5;
 
@@ -45,14 +62,19 @@ impl Source {
             Source::Memory(name, _) => name.clone(),
         }
     }
-    fn open(&self) -> Result<(Box<dyn Read + '_>, Option<u64>)> {
+    fn size(&self) -> Option<u64> {
+        match self {
+            Source::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            Source::Memory(_, bytes) => Some(bytes.len() as u64),
+        }
+    }
+    fn open(&self) -> Result<Box<dyn Read + '_>> {
         match self {
             Source::File(path) => {
                 let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let size = file.metadata().ok().map(|m| m.len());
-                Ok((Box::new(file), size))
+                Ok(Box::new(file))
             }
-            Source::Memory(_, bytes) => Ok((Box::new(bytes.as_slice()), Some(bytes.len() as u64))),
+            Source::Memory(_, bytes) => Ok(Box::new(bytes.as_slice())),
         }
     }
 }
@@ -65,7 +87,8 @@ struct Tally {
     outside_window: u64,
     no_token: u64,
     malformed: u64,
-    /// (source, line number), the first few.
+    /// The first few, as (block, line in the block) while parsing, then as (source, line
+    /// number) once [`Tally::number_malformed`] has run.
     malformed_at: Vec<(usize, u64)>,
     newest: Option<i64>,
     bytes: u64,
@@ -78,18 +101,51 @@ impl Tally {
         self.outside_window += other.outside_window;
         self.no_token += other.no_token;
         self.malformed += other.malformed;
+        // Blocks are numbered in input order, so the least are the first in the input.
         self.malformed_at.extend(other.malformed_at);
         self.malformed_at.sort_unstable();
         self.malformed_at.truncate(REPORTED_MALFORMED);
         self.newest = self.newest.max(other.newest);
         self.bytes += other.bytes;
     }
+
+    fn record_malformed(&mut self, block: usize, line: u64) {
+        self.malformed += 1;
+        if self.malformed_at.len() < REPORTED_MALFORMED {
+            self.malformed_at.push((block, line));
+        }
+    }
+
+    /// Turns (block, line in the block) into (source, line number), given each block's
+    /// source and each block's number of lines.
+    fn number_malformed(&mut self, block_sources: &[usize], block_lines: &[(usize, u64)]) {
+        let mut lines = vec![0u64; block_sources.len()];
+        for &(block, count) in block_lines {
+            if let Some(slot) = lines.get_mut(block) {
+                *slot = count;
+            }
+        }
+        // Lines before each block, within its source.
+        let mut before = Vec::with_capacity(lines.len());
+        let (mut source, mut running) = (None, 0u64);
+        for (&block_source, &count) in block_sources.iter().zip(&lines) {
+            if source != Some(block_source) {
+                (source, running) = (Some(block_source), 0);
+            }
+            before.push(running);
+            running += count;
+        }
+        for (block, line) in &mut self.malformed_at {
+            *line += before.get(*block).copied().unwrap_or(0);
+            *block = block_sources.get(*block).copied().unwrap_or(0);
+        }
+    }
 }
 
 struct Block {
-    source: usize,
+    /// Its place in the input, counted over every source.
+    seq: usize,
     format: LogFormat,
-    first_line: u64,
     bytes: Vec<u8>,
 }
 
@@ -114,11 +170,25 @@ pub fn scan(args: ScanArgs) -> Result<Outcome> {
             sources.push(Source::File(PathBuf::from(input)));
         }
     }
+    let large = sources.iter().filter_map(Source::size).sum::<u64>() >= LARGE_INPUT;
+    let bar = large && std::io::stderr().is_terminal();
+    let threads = match args.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    let block = usize::try_from(args.block_size).unwrap_or(usize::MAX);
+    let pass = |label: &'static str| Pass {
+        sources: &sources,
+        format: args.log_format,
+        threads,
+        block,
+        progress: bar.then_some(label),
+    };
     let window = match (args.window.as_deref(), args.from.as_deref(), args.to.as_deref()) {
         (Some(span), None, None) => {
             let seconds = parse_duration(span)?;
             // The newest event first: one pass that only reads times.
-            let (_, tally) = run(&sources, args.log_format, Window::all(), timing, &table, true, false)?;
+            let (_, tally) = run(&pass("finding the newest event"), Window::all(), timing, &table, true)?;
             let newest = tally.newest.ok_or("no events in the input")?;
             Window::ending_at(newest, seconds)
         }
@@ -129,8 +199,7 @@ pub fn scan(args: ScanArgs) -> Result<Outcome> {
         (Some(_), _, _) => return Err("--window does not combine with --from/--to".into()),
     };
     let started = Instant::now();
-    let progress = std::io::stderr().is_terminal();
-    let (aggregator, tally) = run(&sources, args.log_format, window, timing, detector.networks(), false, progress)?;
+    let (aggregator, tally) = run(&pass("scanning"), window, timing, detector.networks(), false)?;
     let elapsed = started.elapsed().as_secs_f64();
 
     if tally.malformed > 0 {
@@ -141,7 +210,7 @@ pub fn scan(args: ScanArgs) -> Result<Outcome> {
             .collect();
         eprintln!("streamgate: skipped {} malformed line(s), first at {}", tally.malformed, at.join(", "));
     }
-    if args.stats {
+    if args.stats || large {
         eprintln!(
             "streamgate: {} lines, {} events ({} outside the window, {} without a token), {} tokens, {:.1} MB in {:.2} s: \
              {:.0} MB/s, {:.0} events/s",
@@ -220,86 +289,125 @@ pub fn parse_time(text: &str) -> Result<i64> {
         .map_err(|_| format!("not unix seconds or RFC 3339: {text:?}"))
 }
 
+/// How a pass runs: its inputs, threads, block size, and its progress bar's label.
+struct Pass<'a> {
+    sources: &'a [Source],
+    format: Option<LogFormat>,
+    threads: usize,
+    block: usize,
+    progress: Option<&'static str>,
+}
+
 /// One pass over every source: blocks to the workers, rollups merged at the end.
 fn run(
-    sources: &[Source],
-    format: Option<LogFormat>,
+    pass: &Pass<'_>,
     window: Window,
     timing: Timing,
     table: &NetworkTable,
     times_only: bool,
-    progress: bool,
 ) -> Result<(Aggregator, Tally)> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let (sender, receiver) = sync_channel::<Block>(workers * 2);
+    let (sender, receiver) = sync_channel::<Block>(pass.threads * 2);
     let receiver = Mutex::new(receiver);
+    let (recycle, recycled) = channel::<Vec<u8>>();
+    let lines = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..workers).map(|_| scope.spawn(|| work(&receiver, window, timing, table, times_only))).collect();
-        let read = read_blocks(sources, format, &sender, progress);
+        let handles: Vec<_> = (0..pass.threads)
+            .map(|_| {
+                let shared = Shared { receiver: &receiver, recycle: recycle.clone(), lines: &lines };
+                scope.spawn(move || work(shared, window, timing, table, times_only))
+            })
+            .collect();
+        drop(recycle);
+        let read = read_blocks(pass, &sender, &recycled, &lines);
         drop(sender);
         let mut aggregator = Aggregator::new(timing);
         let mut tally = Tally::default();
+        let mut block_lines = Vec::new();
         for handle in handles {
-            let (part, part_tally) = handle.join().map_err(|_| "a worker thread failed".to_owned())?;
-            aggregator.merge(part).map_err(|e| e.to_string())?;
-            tally.absorb(part_tally);
+            let part = handle.join().map_err(|_| "a worker thread failed".to_owned())?;
+            aggregator.merge(part.folder.finish()).map_err(|e| e.to_string())?;
+            tally.absorb(part.tally);
+            block_lines.extend(part.blocks);
         }
-        read?;
+        let block_sources = read?;
+        tally.number_malformed(&block_sources, &block_lines);
         Ok((aggregator, tally))
     })
 }
 
+/// Reads every source in blocks cut after a line break and sends them to the workers;
+/// returns the source of each block, by sequence number.
 fn read_blocks(
-    sources: &[Source],
-    format: Option<LogFormat>,
-    sender: &std::sync::mpsc::SyncSender<Block>,
-    progress: bool,
-) -> Result<()> {
-    for (index, source) in sources.iter().enumerate() {
-        let (mut reader, size) = source.open()?;
-        let show = progress && size.is_some_and(|s| s > 256 << 20);
-        let mut carry: Vec<u8> = Vec::new();
-        let mut first_line = 1u64;
-        let mut format = format;
-        let mut done = 0u64;
+    pass: &Pass<'_>,
+    sender: &SyncSender<Block>,
+    recycled: &Receiver<Vec<u8>>,
+    lines: &AtomicU64,
+) -> Result<Vec<usize>> {
+    let progress = pass.progress.map(|label| progress_bar(label, pass.sources.iter().filter_map(Source::size).sum()));
+    let mut block_sources = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    for (index, source) in pass.sources.iter().enumerate() {
+        let mut reader = source.open()?;
+        let mut format = pass.format;
+        carry.clear();
         loop {
-            let mut bytes = std::mem::take(&mut carry);
-            bytes.reserve(BLOCK);
+            // Room for the carried line too, so a recycled block is not reallocated for it.
+            let mut bytes = recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(pass.block + CARRY_ROOM));
+            bytes.clear();
+            bytes.reserve(carry.len() + pass.block);
+            bytes.append(&mut carry);
             let start = bytes.len();
             // `take` + `read_to_end` fills the spare capacity without zeroing it first.
-            (&mut reader).take(BLOCK as u64).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", source.name()))?;
+            (&mut reader)
+                .take(pass.block as u64)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("{}: {e}", source.name()))?;
             let end_of_input = bytes.len() == start;
+            if let Some(bar) = &progress {
+                bar.inc((bytes.len() - start) as u64);
+                bar.set_message(format!("{} lines  {}", HumanCount(lines.load(Ordering::Relaxed)), source.name()));
+            }
             if !end_of_input {
                 // Keep the partial last line for the next block.
-                if let Some(cut) = memchr::memrchr(b'\n', &bytes) {
-                    carry = bytes.split_off(cut + 1);
-                } else {
-                    carry = std::mem::take(&mut bytes);
-                    continue;
+                match memchr::memrchr(b'\n', &bytes) {
+                    Some(cut) => {
+                        carry.extend_from_slice(bytes.get(cut + 1..).unwrap_or_default());
+                        bytes.truncate(cut + 1);
+                    }
+                    None => {
+                        carry = bytes;
+                        continue;
+                    }
                 }
             }
             if bytes.is_empty() {
                 break;
             }
             let format = *format.get_or_insert_with(|| detect_format(&bytes));
-            let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64 + u64::from(bytes.last() != Some(&b'\n'));
-            done += bytes.len() as u64;
-            if show {
-                let total = size.unwrap_or(0) as f64 / 1e6;
-                eprint!("\rscanning {}: {:.0} / {total:.0} MB", source.name(), done as f64 / 1e6);
-            }
-            let block = Block { source: index, format, first_line, bytes };
-            first_line += lines;
+            let block = Block { seq: block_sources.len(), format, bytes };
+            block_sources.push(index);
             if sender.send(block).is_err() || end_of_input {
                 break;
             }
         }
-        if show {
-            eprintln!();
-        }
     }
-    Ok(())
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(block_sources)
+}
+
+/// A bar for `total` bytes on standard error; indicatif redraws it at most 20 times a second.
+fn progress_bar(label: &str, total: u64) -> ProgressBar {
+    let template = "{prefix} [{bar:30}] {percent:>3}%  {decimal_bytes}/{decimal_total_bytes}  \
+                    {decimal_bytes_per_sec}  eta {eta}  {wide_msg}";
+    let style = ProgressStyle::with_template(template)
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(style);
+    bar.set_prefix(label.to_owned());
+    bar
 }
 
 /// JSON Lines when the first non-blank line starts with `{`, else combined log.
@@ -312,67 +420,95 @@ fn detect_format(bytes: &[u8]) -> LogFormat {
     }
 }
 
-fn work(
-    receiver: &Mutex<Receiver<Block>>,
-    window: Window,
-    timing: Timing,
-    table: &NetworkTable,
-    times_only: bool,
-) -> (Aggregator, Tally) {
-    let mut aggregator = Aggregator::new(timing);
-    let mut tally = Tally::default();
+/// What a worker shares with the reader and the other workers.
+struct Shared<'a> {
+    receiver: &'a Mutex<Receiver<Block>>,
+    /// Spent blocks go back to the reader, so their pages are not faulted in anew.
+    recycle: Sender<Vec<u8>>,
+    /// Lines parsed so far, for the progress bar.
+    lines: &'a AtomicU64,
+}
+
+/// What a worker found: rollups, counts, and the number of lines of each of its blocks.
+struct Part {
+    folder: Folder,
+    tally: Tally,
+    blocks: Vec<(usize, u64)>,
+}
+
+fn work(shared: Shared<'_>, window: Window, timing: Timing, table: &NetworkTable, times_only: bool) -> Part {
+    let mut part = Part { folder: Folder::new(timing), tally: Tally::default(), blocks: Vec::new() };
     let mut names = Names::new(table);
     loop {
-        let block = match receiver.lock() {
+        let block = match shared.receiver.lock() {
             Ok(receiver) => receiver.recv(),
             Err(_) => break,
         };
         let Ok(block) = block else { break };
-        tally.bytes += block.bytes.len() as u64;
-        for (number, line) in (block.first_line..).zip(block.bytes.split(|&b| b == b'\n')) {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            tally.lines += 1;
-            match block.format {
-                LogFormat::Jsonl => match fastjson::event(line) {
-                    Some(view) => accept(&view, &mut tally, &mut aggregator, window, times_only),
-                    None => match parse::json_line(line) {
-                        Some(event) => accept(&event.view(), &mut tally, &mut aggregator, window, times_only),
-                        None => record_malformed(&mut tally, block.source, number),
-                    },
-                },
-                LogFormat::Combined => match std::str::from_utf8(line).map(|l| parse::log_event(l, &mut names)) {
-                    Ok(LogOutcome::Event(event)) => {
-                        accept(&event.view(), &mut tally, &mut aggregator, window, times_only)
-                    }
-                    Ok(LogOutcome::NoToken) => tally.no_token += 1,
-                    Ok(LogOutcome::Malformed) | Err(_) => record_malformed(&mut tally, block.source, number),
-                },
-            }
-        }
+        let lines = parse_block(&block, &mut part, &mut names, window, times_only);
+        part.blocks.push((block.seq, lines));
+        shared.lines.fetch_add(lines, Ordering::Relaxed);
+        // Once the reader is done, nobody takes it back: then it is simply dropped.
+        let _ = shared.recycle.send(block.bytes);
     }
-    (aggregator, tally)
+    part
 }
 
-fn accept(view: &EventView<'_>, tally: &mut Tally, aggregator: &mut Aggregator, window: Window, times_only: bool) {
+/// Parses one block into `part`; returns its number of lines.
+fn parse_block(block: &Block, part: &mut Part, names: &mut Names<'_>, window: Window, times_only: bool) -> u64 {
+    let bytes = block.bytes.as_slice();
+    // One check of the whole block makes every line text; a block that is not UTF-8
+    // throughout is checked line by line.
+    let text = std::str::from_utf8(bytes).ok();
+    let (tally, folder) = (&mut part.tally, &mut part.folder);
+    let mut number = 0u64;
+    let mut start = 0usize;
+    while start < bytes.len() {
+        let newline = memchr::memchr(b'\n', bytes.get(start..).unwrap_or_default()).map_or(bytes.len(), |i| start + i);
+        let (first, mut end) = (start, newline);
+        start = newline + 1;
+        number += 1;
+        if end > first && bytes.get(end - 1) == Some(&b'\r') {
+            end -= 1;
+        }
+        let raw = bytes.get(first..end).unwrap_or_default();
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        tally.lines += 1;
+        let line = match text {
+            Some(text) => text.get(first..end),
+            None => std::str::from_utf8(raw).ok(),
+        };
+        match block.format {
+            LogFormat::Jsonl => match line.and_then(fastjson::event) {
+                Some(view) => accept(&view, tally, folder, window, times_only),
+                None => match parse::json_line(raw) {
+                    Some(event) => accept(&event.view(), tally, folder, window, times_only),
+                    None => tally.record_malformed(block.seq, number),
+                },
+            },
+            LogFormat::Combined => match line.map(|l| parse::log_event(l, names)) {
+                Some(LogOutcome::Event(event)) => accept(&event.view(), tally, folder, window, times_only),
+                Some(LogOutcome::NoToken) => tally.no_token += 1,
+                Some(LogOutcome::Malformed) | None => tally.record_malformed(block.seq, number),
+            },
+        }
+    }
+    tally.bytes += bytes.len() as u64;
+    number
+}
+
+fn accept(view: &EventView<'_>, tally: &mut Tally, folder: &mut Folder, window: Window, times_only: bool) {
     tally.newest = tally.newest.max(Some(view.at));
     if times_only {
         return;
     }
     if window.contains(view.at) {
         tally.events += 1;
-        aggregator.add_view(view);
+        folder.add(view);
     } else {
         tally.outside_window += 1;
-    }
-}
-
-fn record_malformed(tally: &mut Tally, source: usize, line: u64) {
-    tally.malformed += 1;
-    if tally.malformed_at.len() < REPORTED_MALFORMED {
-        tally.malformed_at.push((source, line));
     }
 }
 

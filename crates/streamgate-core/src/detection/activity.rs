@@ -99,20 +99,38 @@ impl Runs {
         &self.0
     }
 
-    fn add(&mut self, at: i64, gap: i64) {
+    pub(super) fn add(&mut self, at: i64, gap: i64) {
+        self.add_run(at, at, gap);
+    }
+
+    /// Empties it, keeping its buffer.
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Adds the run `[first, last]` of events no more than `gap` apart: what adding each
+    /// of its events gives, in one step when it lies at or after the last run's start.
+    fn add_run(&mut self, first: i64, last: i64, gap: i64) {
         match self.0.last_mut() {
-            Some(last) if at >= last.0 => {
-                if at <= last.1.saturating_add(gap) {
-                    last.1 = last.1.max(at);
+            Some(run) if first >= run.0 => {
+                if first <= run.1.saturating_add(gap) {
+                    run.1 = run.1.max(last);
                 } else {
-                    self.0.push((at, at));
+                    self.0.push((first, last));
                 }
             }
             Some(_) => {
-                self.0.push((at, at));
+                self.0.push((first, last));
                 self.coalesce(gap);
             }
-            None => self.0.push((at, at)),
+            None => self.0.push((first, last)),
+        }
+    }
+
+    /// Adds other runs built with the same `gap`, in their order.
+    fn add_runs(&mut self, runs: &[(i64, i64)], gap: i64) {
+        for &(first, last) in runs {
+            self.add_run(first, last, gap);
         }
     }
 
@@ -222,16 +240,18 @@ fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, by: u64, overflow: &mut u64)
     }
 }
 
-/// Finds `key` in `map` without allocating, inserting `make()` when absent and not full.
+/// Finds `key` in `map` without allocating, inserting `make()` when absent and not full;
+/// when full, the `events` that brought the key count as overflow.
 fn entry<'m, V>(
     map: &'m mut BTreeMap<String, V>,
     key: &str,
     make: impl FnOnce() -> V,
+    events: u64,
     overflow: &mut u64,
 ) -> Option<&'m mut V> {
     if !map.contains_key(key) {
         if map.len() >= MAX_DISTINCT {
-            *overflow = overflow.saturating_add(1);
+            *overflow = overflow.saturating_add(events);
             return None;
         }
         map.insert(key.to_owned(), make());
@@ -243,6 +263,10 @@ fn entry<'m, V>(
 /// by their /64 (privacy addresses rotate inside it), IPv4-mapped IPv6 as IPv4.
 pub(crate) fn network_key(ip: &str) -> Cow<'_, str> {
     let ip = ip.trim();
+    // Digits and dots are an IPv4 address or no address: either way the key is the text.
+    if ip.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Cow::Borrowed(ip);
+    }
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V4(_)) => Cow::Borrowed(ip),
         Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -294,73 +318,111 @@ fn non_empty(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
 
+/// Events of one token that share every field but their time and bytes (one session's
+/// heartbeats, mostly), taken together: what [`TokenActivity::add_batch`] folds in.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Batch<'r> {
+    /// How many events.
+    pub events: u64,
+    /// Their bytes, summed (saturating).
+    pub bytes: u64,
+    /// The earliest and latest event time.
+    pub first: i64,
+    pub last: i64,
+    /// Their times as runs with the gap [`Timing::idle_seconds`], and with the gap
+    /// [`Timing::country_window_seconds`].
+    pub session_runs: &'r [(i64, i64)],
+    pub country_runs: &'r [(i64, i64)],
+}
+
 impl TokenActivity {
     /// Folds one event in.
     pub fn add(&mut self, event: &EventView<'_>, timing: Timing) {
-        let at = event.at;
-        if self.events == 0 {
-            self.first_seen = at;
-            self.last_seen = at;
-        } else {
-            self.first_seen = self.first_seen.min(at);
-            self.last_seen = self.last_seen.max(at);
+        let at = [(event.at, event.at)];
+        let batch = Batch {
+            events: 1,
+            bytes: event.bytes.unwrap_or(0),
+            first: event.at,
+            last: event.at,
+            session_runs: &at,
+            country_runs: &at,
+        };
+        self.add_batch(event, &batch, timing);
+    }
+
+    /// Folds in a batch of events that all have `shape`'s fields (its `at` and `bytes` are
+    /// not read): the same rollup as adding each of them, in their order, with
+    /// [`TokenActivity::add`]. Every map sees the batch at once, so a full map
+    /// ([`MAX_DISTINCT`]) counts all of its events as overflow, as it would one by one.
+    pub(super) fn add_batch(&mut self, shape: &EventView<'_>, batch: &Batch<'_>, timing: Timing) {
+        let n = batch.events;
+        if n == 0 {
+            return;
         }
-        self.events = self.events.saturating_add(1);
-        self.bytes = self.bytes.saturating_add(event.bytes.unwrap_or(0));
-        keep_greater(&mut self.sub, non_empty(event.sub));
-        self.max_sessions = self.max_sessions.max(event.max_sessions);
+        let (first, last) = (batch.first, batch.last);
+        if self.events == 0 {
+            self.first_seen = first;
+            self.last_seen = last;
+        } else {
+            self.first_seen = self.first_seen.min(first);
+            self.last_seen = self.last_seen.max(last);
+        }
+        self.events = self.events.saturating_add(n);
+        self.bytes = self.bytes.saturating_add(batch.bytes);
+        keep_greater(&mut self.sub, non_empty(shape.sub));
+        self.max_sessions = self.max_sessions.max(shape.max_sessions);
         let overflow = &mut self.overflow_events;
 
-        if let Some(runs) = entry(&mut self.sessions, event.sid, Runs::default, overflow) {
-            runs.add(at, timing.idle_seconds);
+        if let Some(runs) = entry(&mut self.sessions, shape.sid, Runs::default, n, overflow) {
+            runs.add_runs(batch.session_runs, timing.idle_seconds);
         }
-        let country = non_empty(event.country);
-        let organization = non_empty(event.as_organization);
-        if let Some(ip) = non_empty(event.ip) {
+        let country = non_empty(shape.country);
+        let organization = non_empty(shape.as_organization);
+        if let Some(ip) = non_empty(shape.ip) {
             let key = network_key(ip);
-            let fresh = || NetworkUse { first: at, last: at, ..NetworkUse::default() };
-            if let Some(network) = entry(&mut self.networks, &key, fresh, overflow) {
-                network.events = network.events.saturating_add(1);
-                network.first = network.first.min(at);
-                network.last = network.last.max(at);
-                network.asn = least(network.asn, event.asn);
+            let fresh = || NetworkUse { first, last, ..NetworkUse::default() };
+            if let Some(network) = entry(&mut self.networks, &key, fresh, n, overflow) {
+                network.events = network.events.saturating_add(n);
+                network.first = network.first.min(first);
+                network.last = network.last.max(last);
+                network.asn = least(network.asn, shape.asn);
                 keep_greater(&mut network.as_organization, organization);
                 keep_greater(&mut network.country, country);
             }
         }
         if let Some(country) = country {
-            if let Some(used) = entry(&mut self.countries, country, CountryUse::default, overflow) {
-                used.events = used.events.saturating_add(1);
-                used.runs.add(at, timing.country_window_seconds);
+            if let Some(used) = entry(&mut self.countries, country, CountryUse::default, n, overflow) {
+                used.events = used.events.saturating_add(n);
+                used.runs.add_runs(batch.country_runs, timing.country_window_seconds);
             }
         }
-        if let Some(asn) = event.asn {
+        if let Some(asn) = shape.asn {
             if let Some(provider) = self.providers.get_mut(&asn) {
-                provider.events = provider.events.saturating_add(1);
+                provider.events = provider.events.saturating_add(n);
                 keep_greater(&mut provider.organization, organization);
             } else if self.providers.len() < MAX_DISTINCT {
                 let organization = organization.map(str::to_owned);
-                self.providers.insert(asn, ProviderUse { organization, events: 1 });
+                self.providers.insert(asn, ProviderUse { organization, events: n });
             } else {
-                *overflow = overflow.saturating_add(1);
+                *overflow = overflow.saturating_add(n);
             }
         }
-        match non_empty(event.referer).and_then(referrer_host) {
+        match non_empty(shape.referer).and_then(referrer_host) {
             Some(host) => {
-                if let Some(count) = entry(&mut self.referrers, &host, || 0, overflow) {
-                    *count = count.saturating_add(1);
+                if let Some(count) = entry(&mut self.referrers, &host, || 0, n, overflow) {
+                    *count = count.saturating_add(n);
                 }
             }
-            None => self.missing_referrer = self.missing_referrer.saturating_add(1),
+            None => self.missing_referrer = self.missing_referrer.saturating_add(n),
         }
-        if let Some(agent) = non_empty(event.user_agent) {
-            if let Some(count) = entry(&mut self.user_agents, agent, || 0, overflow) {
-                *count = count.saturating_add(1);
+        if let Some(agent) = non_empty(shape.user_agent) {
+            if let Some(count) = entry(&mut self.user_agents, agent, || 0, n, overflow) {
+                *count = count.saturating_add(n);
             }
         }
-        if let Some(stream) = non_empty(event.stream) {
-            if let Some(count) = entry(&mut self.streams, stream, || 0, overflow) {
-                *count = count.saturating_add(1);
+        if let Some(stream) = non_empty(shape.stream) {
+            if let Some(count) = entry(&mut self.streams, stream, || 0, n, overflow) {
+                *count = count.saturating_add(n);
             }
         }
     }
@@ -386,13 +448,13 @@ impl TokenActivity {
         let overflow = &mut self.overflow_events;
 
         for (sid, runs) in other.sessions {
-            if let Some(mine) = entry(&mut self.sessions, &sid, Runs::default, overflow) {
+            if let Some(mine) = entry(&mut self.sessions, &sid, Runs::default, 1, overflow) {
                 mine.merge(&runs, timing.idle_seconds);
             }
         }
         for (key, theirs) in other.networks {
             let fresh = || NetworkUse { first: theirs.first, last: theirs.last, ..NetworkUse::default() };
-            if let Some(network) = entry(&mut self.networks, &key, fresh, overflow) {
+            if let Some(network) = entry(&mut self.networks, &key, fresh, 1, overflow) {
                 network.events = network.events.saturating_add(theirs.events);
                 network.first = network.first.min(theirs.first);
                 network.last = network.last.max(theirs.last);
@@ -402,7 +464,7 @@ impl TokenActivity {
             }
         }
         for (country, theirs) in other.countries {
-            if let Some(used) = entry(&mut self.countries, &country, CountryUse::default, overflow) {
+            if let Some(used) = entry(&mut self.countries, &country, CountryUse::default, 1, overflow) {
                 used.events = used.events.saturating_add(theirs.events);
                 used.runs.merge(&theirs.runs, timing.country_window_seconds);
             }
@@ -626,6 +688,11 @@ impl Aggregator {
             }
         }
         Ok(())
+    }
+
+    /// An aggregator holding these rollups (built with `timing`).
+    pub(super) fn from_tokens(timing: Timing, tokens: HashMap<String, TokenActivity>) -> Aggregator {
+        Aggregator { timing, tokens }
     }
 
     /// One token's rollup.

@@ -7,7 +7,9 @@
 //!    serializable rollup (per session its activity runs, per network and per country
 //!    first/last/count, counters). Rollups **merge exactly** ([`Aggregator::merge`],
 //!    [`TokenActivity::merge`]): shards of a file, or per-bucket rollups stored as JSON,
-//!    give the same result as one pass over all the events, in any order.
+//!    give the same result as one pass over all the events, in any order. [`Folder`] does
+//!    what `Aggregator::add` does, faster on long logs: the repeated heartbeats of a
+//!    session are folded in together.
 //! 2. [`Detector::new`] checks a [`DetectorConfig`] (JSON, every field defaulted) against a
 //!    [`NetworkTable`] once; [`Detector::report`] judges the tokens of a [`Window`] and
 //!    returns a [`Report`]: one [`TokenRow`] per token, [`IpRow`]s and [`BreakdownRow`]s.
@@ -51,6 +53,7 @@
 
 mod activity;
 mod config;
+mod fold;
 mod indicators;
 pub mod networks;
 mod report;
@@ -63,6 +66,7 @@ pub use activity::{
 pub use config::{
     ConcurrencyRule, ConfigError, CountRule, DetectorConfig, Expectation, PlaybackRule, Rules, ShareRule,
 };
+pub use fold::Folder;
 pub use indicators::{score, Indicator, IndicatorCode, Severity};
 pub use networks::{NetworkClass, NetworkTable};
 pub use report::{
