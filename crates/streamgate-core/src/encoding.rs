@@ -1,8 +1,10 @@
 //! Byte-level helpers shared by the schemes: base64 flavours, hex, HMAC and constant-time
 //! equality.
 
+use std::borrow::Cow;
+
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use base64::{DecodeSliceError, Engine};
 use subtle::ConstantTimeEq;
 
 /// Constant-time equality of two byte strings (length is not secret).
@@ -41,6 +43,17 @@ pub fn b64_url(bytes: &[u8]) -> String {
 /// Decodes base64url without padding; padding or other alphabets are rejected.
 pub fn b64_url_decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// Decodes base64url without padding, as [`b64_url_decode`] does, into `buf` when the
+/// decoded bytes fit there, else into a new vector: short parts (a JWS header, a
+/// signature) cost no allocation.
+pub(crate) fn b64_url_decode_small<'b>(text: &str, buf: &'b mut [u8]) -> Option<Cow<'b, [u8]>> {
+    match URL_SAFE_NO_PAD.decode_slice(text, buf) {
+        Ok(len) => buf.get(..len).map(Cow::Borrowed),
+        Err(DecodeSliceError::OutputSliceTooSmall) => b64_url_decode(text).map(Cow::Owned),
+        Err(DecodeSliceError::DecodeError(_)) => None,
+    }
 }
 
 /// Lower-case hex.
@@ -100,5 +113,17 @@ mod tests {
     fn url_base64_rejects_padding() {
         assert_eq!(b64_url_decode("YQ"), Some(b"a".to_vec()));
         assert_eq!(b64_url_decode("YQ=="), None);
+    }
+
+    #[test]
+    fn small_decoding_agrees_with_decoding_whatever_the_buffer() {
+        let long = b64_url(&[7u8; 100]);
+        for text in ["YQ", "YQ==", "YR", "Y", "", "a+b", "_-_-", long.as_str()] {
+            for size in [0, 1, 4, 64, 256] {
+                let mut buf = vec![0u8; size];
+                let small = b64_url_decode_small(text, &mut buf).map(Cow::into_owned);
+                assert_eq!(small, b64_url_decode(text), "{text:?} into {size} bytes");
+            }
+        }
     }
 }

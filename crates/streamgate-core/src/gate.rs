@@ -92,9 +92,18 @@ impl Gate {
         now: i64,
         hooks: &mut Hooks<'_>,
     ) -> Decision {
-        match self.verify(credential, ctx) {
-            Ok((grant, facts)) => self.evaluate(grant, ctx, facts, now, hooks),
-            Err(denial) => Decision::Deny { denial, grant: None },
+        // `verify` then `evaluate`, without moving the grant between them.
+        let facts = match self.policy.resolve(ctx) {
+            Ok(facts) => facts,
+            Err(denial) => return Decision::Deny { denial, grant: None },
+        };
+        let grant = match self.verify_credential(credential, &facts) {
+            Ok(grant) => grant,
+            Err(denial) => return Decision::Deny { denial, grant: None },
+        };
+        match self.policy.evaluate(&grant, ctx, &facts, now, hooks) {
+            Ok(()) => Decision::Allow { grant, facts },
+            Err(denial) => Decision::Deny { denial, grant: Some(Box::new(grant)) },
         }
     }
 
@@ -112,6 +121,12 @@ impl Gate {
         ctx: &RequestContext,
     ) -> Result<(Grant, RequestFacts), Denial> {
         let facts = self.policy.resolve(ctx)?;
+        let grant = self.verify_credential(credential, &facts)?;
+        Ok((grant, facts))
+    }
+
+    /// [`Gate::verify`] past the path: presence, size, scheme and signature.
+    fn verify_credential(&self, credential: Option<&Credential>, facts: &RequestFacts) -> Result<Grant, Denial> {
         let Some(credential) = credential.filter(|c| !c.value.trim().is_empty()) else {
             return Err(Denial::MissingToken);
         };
@@ -124,8 +139,7 @@ impl Gate {
         let Some(scheme) = self.schemes.iter().find(|s| s.kind() == credential.kind) else {
             return Err(Denial::UnknownKey { kid: Some(format!("no {} key configured", credential.kind)) });
         };
-        let grant = scheme.verify(&credential.value, &facts)?;
-        Ok((grant, facts))
+        scheme.verify(&credential.value, facts)
     }
 
     /// The second half of [`Gate::check`]: every policy check on a verified grant.

@@ -218,13 +218,13 @@ impl PartialEq for Memo {
 
 impl Grant {
     /// A grant with only the scheme's basic facts; schemes fill in the rest.
-    pub fn new(scheme: SchemeKind, credential: &str, claims_json: String) -> Grant {
+    pub fn new(scheme: SchemeKind, credential: impl Into<String>, claims_json: String) -> Grant {
         Grant {
             scheme,
             subject: None,
             token_id: None,
             session_id: None,
-            credential: credential.to_owned(),
+            credential: credential.into(),
             validity: Validity::default(),
             scope: Scope::Any,
             ip_binding: None,

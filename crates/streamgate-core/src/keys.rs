@@ -102,6 +102,21 @@ impl HmacState {
             HmacState::S512(m) => run(m, message),
         }
     }
+
+    /// Whether `tag` is the tag of `message`, compared in constant time; the computed tag
+    /// stays on the stack.
+    fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        fn run<M: Mac + Clone>(mac: &M, message: &[u8], tag: &[u8]) -> bool {
+            let mut mac = mac.clone();
+            mac.update(message);
+            encoding::ct_eq(&mac.finalize().into_bytes(), tag)
+        }
+        match self {
+            HmacState::S256(m) => run(m, message, tag),
+            HmacState::S384(m) => run(m, message, tag),
+            HmacState::S512(m) => run(m, message, tag),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -121,6 +136,8 @@ pub struct Key {
     kid: Option<String>,
     alg: Algorithm,
     material: Material,
+    /// [`Key::jws_header`], written once.
+    jws_header: String,
 }
 
 impl fmt::Debug for Key {
@@ -154,7 +171,7 @@ impl Key {
                 secret.len()
             )));
         }
-        Ok(Key { kid: None, alg, material: Material::Hmac(secret.to_vec(), Box::new(HmacState::new(alg, secret)?)) })
+        Ok(Key::assemble(None, alg, Material::Hmac(secret.to_vec(), Box::new(HmacState::new(alg, secret)?))))
     }
 
     /// Loads a PEM key: PKCS#8 (`PRIVATE KEY`), SPKI (`PUBLIC KEY`), PKCS#1
@@ -309,7 +326,7 @@ impl Key {
                 Material::EdPrivate(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
             }
         };
-        Ok(Key { kid: None, alg, material })
+        Ok(Key::assemble(None, alg, material))
     }
 
     fn bind(material: Material, expected: Option<Algorithm>) -> Result<Key, Error> {
@@ -332,13 +349,28 @@ impl Key {
         if let Some(bits) = rsa_bits.filter(|b| *b < MIN_RSA_BITS) {
             return Err(Error::key(format!("RSA key of {bits} bits is too small (minimum {MIN_RSA_BITS})")));
         }
-        Ok(Key { kid: None, alg, material })
+        Ok(Key::assemble(None, alg, material))
     }
 
     /// The same key with `kid` set (or cleared with `None`).
-    pub fn with_kid(mut self, kid: Option<&str>) -> Key {
-        self.kid = kid.map(str::to_owned);
-        self
+    pub fn with_kid(self, kid: Option<&str>) -> Key {
+        Key::assemble(kid.map(str::to_owned), self.alg, self.material)
+    }
+
+    fn assemble(kid: Option<String>, alg: Algorithm, material: Material) -> Key {
+        let mut header = json!({ "alg": alg.as_str(), "typ": "JWT" });
+        if let (Some(kid), Some(obj)) = (&kid, header.as_object_mut()) {
+            obj.insert("kid".into(), json!(kid));
+        }
+        let jws_header = b64_url(header.to_string().as_bytes());
+        Key { kid, alg, material, jws_header }
+    }
+
+    /// The JWS protected header that [`crate::schemes::jwt::sign`] writes for this key,
+    /// base64url: `{"alg":…,"kid":…,"typ":"JWT"}` (members in this order, `kid` only when
+    /// set). A token whose header is this text needs no header decoding to verify.
+    pub(crate) fn jws_header(&self) -> &str {
+        &self.jws_header
     }
 
     /// The key id.
@@ -365,7 +397,7 @@ impl Key {
             Material::EdPrivate(k) => Material::EdPublic(k.verifying_key()),
             public => public.clone(),
         };
-        Some(Key { kid: self.kid.clone(), alg: self.alg, material })
+        Some(Key::assemble(self.kid.clone(), self.alg, material))
     }
 
     /// Signs `message` (the JWS signing input).
@@ -389,7 +421,7 @@ impl Key {
     /// Verifies `signature` over `message`; HMAC tags are compared in constant time.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
-            Material::Hmac(_, state) => encoding::ct_eq(&state.tag(message), signature),
+            Material::Hmac(_, state) => state.verify(message, signature),
             Material::RsaPrivate(k) => rsa_verify(&k.to_public_key(), message, signature),
             Material::RsaPublic(k) => rsa_verify(k, message, signature),
             Material::EcPrivate(k) => ec_verify(k.verifying_key(), message, signature),

@@ -9,7 +9,7 @@
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::denial::Denial;
-use crate::policy::pattern::wildcard_match;
+use crate::policy::pattern::{segments, wildcard_match};
 use crate::schemes::strip_credentials;
 
 /// Normalizes a request path the way the origin will see it: percent-decoded once, dot
@@ -20,11 +20,16 @@ use crate::schemes::strip_credentials;
 /// control character.
 pub fn normalize_path(raw: &str) -> Result<String, Denial> {
     let unsafe_path = |why| Denial::UnsafePath { path: truncated(raw), why };
-    let path = raw.split(['?', '#']).next().unwrap_or("");
+    let path = raw.get(..raw.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(raw.len())).unwrap_or("");
+    if is_plain(path) {
+        return Ok(path.to_owned());
+    }
     if path.contains('\\') {
         return Err(unsafe_path("backslash in path"));
     }
-    let mut segments: Vec<String> = Vec::new();
+    // The result is built in place: `/` and a segment per kept segment, and `..` cuts the
+    // last one off again (a decoded segment never holds `/`, so it starts at the last one).
+    let mut out = String::with_capacity(path.len() + 1);
     for segment in path.split('/') {
         if !valid_escapes(segment) {
             return Err(unsafe_path("invalid percent-escape in path"));
@@ -35,24 +40,49 @@ pub fn normalize_path(raw: &str) -> Result<String, Denial> {
         }
         match decoded.as_ref() {
             "" | "." => {}
-            ".." => {
-                if segments.pop().is_none() {
-                    return Err(unsafe_path("`..` climbs above the root"));
-                }
+            ".." => match out.rfind('/') {
+                Some(last) => out.truncate(last),
+                None => return Err(unsafe_path("`..` climbs above the root")),
+            },
+            kept => {
+                out.push('/');
+                out.push_str(kept);
             }
-            _ => segments.push(decoded.into_owned()),
         }
-    }
-    let mut out = String::with_capacity(path.len() + 1);
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
     }
     let ends_dir = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
     if out.is_empty() || ends_dir {
         out.push('/');
     }
     Ok(out)
+}
+
+/// Whether `path` is already normalized, and nothing in it is decoded or refused: it starts
+/// with `/`, every segment but an empty last one is neither empty nor a dot segment, and
+/// every byte is printable ASCII other than `%`, `;`, `?`, `#` and `\`. Such a path is its
+/// own normal form, which the full walk would rebuild byte for byte.
+fn is_plain(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    // The segment being read: its length, and whether it holds only dots.
+    let (mut len, mut dots) = (0_usize, true);
+    for &b in bytes.iter().skip(1) {
+        if b == b'/' {
+            if len == 0 || (dots && len <= 2) {
+                return false;
+            }
+            (len, dots) = (0, true);
+        } else if b.is_ascii_graphic() && !matches!(b, b'%' | b';' | b'?' | b'#' | b'\\') {
+            len += 1;
+            dots &= b == b'.';
+        } else {
+            return false;
+        }
+    }
+    // The last segment may be empty (a directory), never a dot segment.
+    len == 0 || !(dots && len <= 2)
 }
 
 /// The longest raw path a denial repeats (a hostile path may be huge).
@@ -154,6 +184,22 @@ pub fn origin_url(origin: &str, normalized_path: &str, query: &str) -> String {
 /// stream or lies under it. `*` matches within one segment; `**` matches any number of
 /// segments. `live/match-*` covers `/live/match-42/seg_7.ts` but not `/live/matchbox/x`.
 pub fn stream_in_scope(glob: &str, path: &str) -> bool {
+    let pattern = segments(glob);
+    let double_star = glob.as_bytes().windows(2).any(|w| w == b"**");
+    if !double_star || !pattern.clone().any(|p| p == "**") {
+        // Without `**` each pattern segment consumes exactly one path segment: the path's
+        // first segments match the pattern's, one for one, and the path has enough of them.
+        let mut segments = segments(path);
+        let mut any = false;
+        for p in pattern {
+            any = true;
+            match segments.next() {
+                Some(segment) if wildcard_match(p, segment, false) => {}
+                _ => return false,
+            }
+        }
+        return any;
+    }
     let pattern: Vec<&str> = glob.split('/').filter(|s| !s.is_empty()).collect();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if pattern.is_empty() {
@@ -269,6 +315,60 @@ mod tests {
         assert_eq!(encode_path("/a/../b/./c/"), "/a/b/c/", "dot segments are never emitted");
         assert_eq!(encode_path("/"), "/");
         assert_eq!(encode_path("/k=v:@!$&'()*+,~-._/x"), "/k=v:@!$&'()*+,~-._/x");
+    }
+
+    /// The full walk alone, without the shortcut for paths already normal.
+    fn walked(raw: &str) -> Result<String, Denial> {
+        let mut out = String::new();
+        let path = raw.split(['?', '#']).next().unwrap_or("");
+        for segment in path.split('/') {
+            let decoded = percent_decode_str(segment).decode_utf8().map_err(|_| Denial::malformed("utf-8"))?;
+            if !valid_escapes(segment) || refused_in_segment(&decoded).is_some() || path.contains('\\') {
+                return Err(Denial::malformed("refused"));
+            }
+            match decoded.as_ref() {
+                "" | "." => {}
+                ".." => out.truncate(out.rfind('/').ok_or_else(|| Denial::malformed("climbs"))?),
+                kept => out = format!("{out}/{kept}"),
+            }
+        }
+        if out.is_empty() || path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..") {
+            out.push('/');
+        }
+        Ok(out)
+    }
+
+    /// The segment-by-segment dynamic programme, as the reference for the `**`-free shortcut.
+    fn reference_scope(glob: &str, path: &str) -> bool {
+        let pattern: Vec<&str> = glob.split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut reach: Vec<bool> = (0..=segments.len()).map(|j| j == 0).collect();
+        for p in &pattern {
+            let mut next = vec![false; segments.len() + 1];
+            for j in 0..=segments.len() {
+                if *p == "**" {
+                    next[j] = reach[..=j].iter().any(|&r| r);
+                } else if j > 0 {
+                    next[j] = reach[j - 1] && wildcard_match(p, segments[j - 1], false);
+                }
+            }
+            reach = next;
+        }
+        !pattern.is_empty() && reach.iter().any(|&r| r)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_shortcut_for_normal_paths_agrees_with_the_walk(raw in "[/a.%2eE;?# \\\\\u{85}é]{0,14}") {
+            let fast = normalize_path(&raw);
+            proptest::prop_assert_eq!(fast.is_ok(), walked(&raw).is_ok(), "{:?}", raw);
+            proptest::prop_assert_eq!(fast.ok(), walked(&raw).ok());
+        }
+
+        #[test]
+        fn scopes_agree_with_the_reference(glob in "[/a*]{0,8}", path in "[/ab]{0,10}") {
+            proptest::prop_assert_eq!(stream_in_scope(&glob, &path), reference_scope(&glob, &path));
+        }
     }
 
     #[test]

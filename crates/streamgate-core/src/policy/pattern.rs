@@ -18,25 +18,44 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
 }
 
 fn match_pieces(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or("");
-    let Some(rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let Some(last) = pieces.next_back() else {
+    // The stars are found by byte (`*` is ASCII, so every cut is on a character boundary).
+    let stars = pattern.as_bytes();
+    let (Some(first_star), Some(last_star)) =
+        (stars.iter().position(|&b| b == b'*'), stars.iter().rposition(|&b| b == b'*'))
+    else {
         // No `*`: the whole text must be the pattern.
-        return rest.is_empty();
+        return text == pattern;
     };
-    let Some(mut middle) = rest.strip_suffix(last) else {
+    let (first, last) = (pattern.get(..first_star).unwrap_or(""), pattern.get(last_star + 1..).unwrap_or(""));
+    let Some(mut middle) = text.strip_prefix(first).and_then(|rest| rest.strip_suffix(last)) else {
         return false;
     };
-    for piece in pieces {
+    if first_star == last_star {
+        return true;
+    }
+    for piece in pattern.get(first_star + 1..last_star).unwrap_or("").split('*') {
         match middle.find(piece) {
             Some(at) => middle = middle.get(at + piece.len()..).unwrap_or(""),
             None => return false,
         }
     }
     true
+}
+
+/// The `/`-separated segments of `text` that are not empty, found by byte.
+pub(crate) fn segments(text: &str) -> impl Iterator<Item = &str> + Clone {
+    let mut rest = Some(text);
+    core::iter::from_fn(move || loop {
+        let current = rest?;
+        let (segment, after) = match current.bytes().position(|b| b == b'/') {
+            Some(at) => (current.get(..at).unwrap_or(""), current.get(at + 1..)),
+            None => (current, None),
+        };
+        rest = after;
+        if !segment.is_empty() {
+            return Some(segment);
+        }
+    })
 }
 
 /// Matches a host name against a DNS-style pattern: `example.com` matches itself only;
@@ -55,12 +74,23 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
 
 /// The host of a Referer URL (`https://a.example.com:8443/x` → `a.example.com`), if any.
 pub fn referrer_host(referer: &str) -> Option<String> {
-    let (_, rest) = referer.trim().split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    let host =
-        if let Some(v6) = host_port.strip_prefix('[') { v6.split(']').next()? } else { host_port.split(':').next()? };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    referrer_host_as_written(referer).map(str::to_ascii_lowercase)
+}
+
+/// [`referrer_host`] as it is written in the Referer, without lower-casing (or allocating).
+pub(crate) fn referrer_host_as_written(referer: &str) -> Option<&str> {
+    // Byte searches for ASCII delimiters: each finds what the `str` pattern would, without
+    // setting up a substring searcher per call.
+    let referer = referer.trim();
+    let scheme_end = referer.as_bytes().windows(3).position(|w| w == b"://")?;
+    let rest = referer.get(scheme_end + 3..)?;
+    let authority = rest.get(..rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len()))?;
+    let host_port = authority.get(authority.bytes().rposition(|b| b == b'@').map_or(0, |at| at + 1)..)?;
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.get(..v6.bytes().position(|b| b == b']').unwrap_or(v6.len()))?,
+        None => host_port.get(..host_port.bytes().position(|b| b == b':').unwrap_or(host_port.len()))?,
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 #[cfg(test)]
@@ -155,6 +185,25 @@ mod tests {
         fn agrees_on_non_ascii(pattern in "[éÉσΣß*a]{0,8}", text in "[éÉσςΣßa]{0,10}") {
             proptest::prop_assert_eq!(wildcard_match(&pattern, &text, false), reference(&pattern, &text));
             proptest::prop_assert_eq!(wildcard_match(&pattern, &text, true), reference(&fold(&pattern), &fold(&text)));
+        }
+    }
+
+    /// The host as the `str` patterns find it, as the reference for the byte searches.
+    fn reference_host(referer: &str) -> Option<String> {
+        let (_, rest) = referer.trim().split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let host_port = authority.rsplit('@').next()?;
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => host_port.split(':').next()?,
+        };
+        (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn referrer_hosts_agree_with_the_reference(referer in "[ a:/?#@\\[\\]Hé.]{0,16}") {
+            proptest::prop_assert_eq!(referrer_host(&referer), reference_host(&referer));
         }
     }
 

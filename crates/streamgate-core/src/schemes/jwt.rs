@@ -14,12 +14,16 @@
 //! refuse about half of their tokens; one signed content is one token whatever its
 //! signature.
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use core::fmt;
+use serde::de::{self, IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 use crate::claims::{NumericDate, PlaybackClaims};
 use crate::denial::{Denial, Error, SignatureExplanation};
-use crate::encoding::{b64_url, b64_url_decode};
+use crate::encoding::{b64_url, b64_url_decode, b64_url_decode_small};
 use crate::grant::{Grant, Scope, Validity};
 use crate::keys::{Algorithm, Key, KeySet};
 use crate::policy::RequestFacts;
@@ -48,14 +52,44 @@ impl JwtScheme {
     }
 }
 
+/// The header members verification reads, borrowed from the decoded header where they
+/// hold no escapes. Other members are ignored; `crit` is only tested for presence.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Text<'a>,
+    #[serde(default, borrow)]
+    kid: Option<Text<'a>>,
     #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    crit: Option<Value>,
+    crit: Option<IgnoredAny>,
 }
+
+/// A JSON string, borrowed from the input unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor).map(Text)
+    }
+}
+
+/// Decoded JWS headers up to this size are decoded on the stack.
+const HEADER_BUFFER: usize = 256;
+/// Signatures up to this size (HMAC, ES256, EdDSA) are decoded on the stack.
+const SIGNATURE_BUFFER: usize = 128;
 
 /// The parts of a compact JWS, decoded but not verified.
 pub struct Decoded {
@@ -83,6 +117,11 @@ fn decode_json(part: &str, what: &str) -> Result<Vec<u8>, Denial> {
     b64_url_decode(part).ok_or_else(|| Denial::malformed(format!("{what} is not unpadded base64url")))
 }
 
+/// [`decode_json`] into `buf` when the part fits there.
+fn decode_small<'b>(part: &str, buf: &'b mut [u8], what: &str) -> Result<Cow<'b, [u8]>, Denial> {
+    b64_url_decode_small(part, buf).ok_or_else(|| Denial::malformed(format!("{what} is not unpadded base64url")))
+}
+
 /// Decodes a JWT without verifying anything. UNVERIFIED: never base a decision on it.
 pub fn decode_unverified(token: &str) -> Result<Decoded, Denial> {
     let [h, p, _] = split(token.trim())?;
@@ -101,36 +140,46 @@ impl Scheme for JwtScheme {
     fn verify(&self, token: &str, _facts: &RequestFacts) -> Result<Grant, Denial> {
         let token = token.trim();
         let [h, p, s] = split(token)?;
-        let header: Header = serde_json::from_slice(&decode_json(h, "header")?)
-            .map_err(|e| Denial::malformed(format!("header: {e}")))?;
+        let keys = self.keys.keys();
+        let (mut header_buffer, header_json);
+        let header: Header<'_> = match keys.iter().find(|k| k.jws_header() == h) {
+            // The header this library writes for one of the keys: its content is known.
+            Some(key) => Header {
+                alg: Text(Cow::Borrowed(key.alg().as_str())),
+                kid: key.kid().map(|kid| Text(Cow::Borrowed(kid))),
+                crit: None,
+            },
+            None => {
+                header_buffer = [0u8; HEADER_BUFFER];
+                header_json = decode_small(h, &mut header_buffer, "header")?;
+                serde_json::from_slice(&header_json).map_err(|e| Denial::malformed(format!("header: {e}")))?
+            }
+        };
         if header.crit.is_some() {
             return Err(Denial::malformed("header lists critical extensions (crit), none are supported"));
         }
-        let alg = Algorithm::parse(&header.alg).ok_or_else(|| Denial::AlgNotAllowed { alg: header.alg.clone() })?;
+        let alg =
+            Algorithm::parse(&header.alg.0).ok_or_else(|| Denial::AlgNotAllowed { alg: header.alg.0.to_string() })?;
         // A `kid` picks the keys named so; keys configured without a kid serve any token
         // (a single PEM key, say). Either way the key's own algorithm must match.
-        let keys = self.keys.keys();
-        let candidates: Vec<&Key> = match &header.kid {
-            Some(kid) => {
-                let named: Vec<&Key> = keys.iter().filter(|k| k.kid() == Some(kid.as_str())).collect();
-                if named.is_empty() {
-                    keys.iter().filter(|k| k.kid().is_none()).collect()
-                } else {
-                    named
-                }
-            }
-            None => keys.iter().collect(),
+        let kid = header.kid.as_ref().map(|k| k.0.as_ref());
+        let named = kid.is_some() && keys.iter().any(|k| k.kid() == kid);
+        let candidate = |k: &Key| match kid {
+            Some(_) if named => k.kid() == kid,
+            Some(_) => k.kid().is_none(),
+            None => true,
         };
-        if candidates.is_empty() {
-            return Err(Denial::UnknownKey { kid: header.kid.clone() });
+        if !keys.iter().any(candidate) {
+            return Err(Denial::UnknownKey { kid: kid.map(str::to_owned) });
         }
-        let usable: Vec<&Key> = candidates.into_iter().filter(|k| k.alg() == alg).collect();
-        if usable.is_empty() {
-            return Err(Denial::AlgNotAllowed { alg: header.alg });
+        let usable = || keys.iter().filter(|k| candidate(k) && k.alg() == alg);
+        if usable().next().is_none() {
+            return Err(Denial::AlgNotAllowed { alg: header.alg.0.into() });
         }
-        let signature = decode_json(s, "signature")?;
+        let mut signature_buffer = [0u8; SIGNATURE_BUFFER];
+        let signature = decode_small(s, &mut signature_buffer, "signature")?;
         let signing_input = token.get(..h.len() + 1 + p.len()).unwrap_or("");
-        if !usable.iter().any(|k| k.verify(signing_input.as_bytes(), &signature)) {
+        if !usable().any(|k| k.verify(signing_input.as_bytes(), &signature)) {
             return Err(Denial::BadSignature {
                 explanation: Some(SignatureExplanation {
                     tried: vec![signing_input.to_owned()],
@@ -143,7 +192,7 @@ impl Scheme for JwtScheme {
         let claims: PlaybackClaims =
             serde_json::from_str(&payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
         self.check_registered(&claims)?;
-        Ok(grant_from(claims, &canonical(signing_input), payload, self.leeway))
+        Ok(grant_from(claims, canonical(signing_input), payload, self.leeway))
     }
 }
 
@@ -176,7 +225,11 @@ impl JwtScheme {
 
 /// The canonical form of a JWT with `signing_input` (see the module docs).
 fn canonical(signing_input: &str) -> String {
-    format!("jwt:{signing_input}")
+    const PREFIX: &str = "jwt:";
+    let mut out = String::with_capacity(PREFIX.len() + signing_input.len());
+    out.push_str(PREFIX);
+    out.push_str(signing_input);
+    out
 }
 
 /// The canonical form of a JWT and its claims, from its text alone. UNVERIFIED.
@@ -188,7 +241,7 @@ pub(crate) fn canonical_unverified(token: &str) -> Result<(String, Value), Denia
     Ok((canonical(&format!("{h}.{p}")), decoded.claims))
 }
 
-fn grant_from(claims: PlaybackClaims, canonical: &str, payload: String, leeway: u32) -> Grant {
+fn grant_from(claims: PlaybackClaims, canonical: String, payload: String, leeway: u32) -> Grant {
     let mut grant = Grant::new(SchemeKind::Jwt, canonical, payload);
     grant.validity = Validity { not_before: claims.nbf.map(|d| d.0), expires_at: claims.exp.map(|d| d.0), leeway };
     grant.scope = match claims.streams {
@@ -240,12 +293,8 @@ pub fn sign_json(claims: &Map<String, Value>, key: &Key) -> Result<String, Error
             return Err(Error::input("streams", "an empty stream pattern would match nothing"));
         }
     }
-    let mut header = json!({ "alg": key.alg().as_str(), "typ": "JWT" });
-    if let (Some(kid), Some(obj)) = (key.kid(), header.as_object_mut()) {
-        obj.insert("kid".into(), json!(kid));
-    }
     let payload = serde_json::to_vec(claims).map_err(|e| Error::input("claims", e.to_string()))?;
-    let mut token = format!("{}.{}", b64_url(header.to_string().as_bytes()), b64_url(&payload));
+    let mut token = format!("{}.{}", key.jws_header(), b64_url(&payload));
     let signature = key.sign(token.as_bytes())?;
     token.push('.');
     token.push_str(&b64_url(&signature));
