@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use serde::Deserialize;
+
 use crate::denial::Error;
 use crate::grant::session_key;
 use crate::policy::ip::IpRange;
@@ -110,6 +112,50 @@ impl IpBlocklist for MemoryBlocklist {
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// The body of `POST /admin/revoke` and `/admin/unrevoke`, as every adapter's admin API
+/// reads it: a `jti` (with the `sub` its tokens carry, if any) or a `token`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// A token id.
+    pub jti: Option<String>,
+    /// The subject the token carries.
+    pub sub: Option<String>,
+    /// A token of any scheme, bare or in a signed URL.
+    pub token: Option<String>,
+    /// Seconds until the revocation lapses; none means until lifted.
+    pub ttl: Option<u64>,
+    /// Why, for the actions log.
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /admin/block` and `/admin/unblock`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    /// An address or CIDR.
+    pub ip: String,
+    /// Seconds until the block lapses; none means until lifted.
+    pub ttl: Option<u64>,
+    /// Allow a range wider than [`check_block_range`] accepts.
+    #[serde(default)]
+    pub force: bool,
+    /// Why, for the actions log.
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /admin/referrers/block` and `/admin/referrers/unblock`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferrerRequest {
+    /// A host, or a `*.` wildcard.
+    pub host: String,
+    /// Seconds until the block lapses; none means until lifted.
+    pub ttl: Option<u64>,
+    /// Why, for the actions log.
+    pub reason: Option<String>,
 }
 
 /// What a revoke or unrevoke request names.

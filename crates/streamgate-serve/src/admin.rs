@@ -22,14 +22,13 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use streamgate_core::detection::Window;
 use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::revocation::{check_block_range, revocation_target};
+use streamgate_core::revocation::{check_block_range, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest};
 use streamgate_core::sessions::Revocation;
 
 use crate::http::{error_response, full, json_response, response, set_header, Body};
@@ -45,34 +44,6 @@ const DEFAULT_USAGE_WINDOW_SECONDS: i64 = 10_800;
 
 /// Records one export holds at most (about 30 MB); a larger window is cut, and says so.
 const MAX_EXPORTED_RECORDS: usize = 100_000;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeRequest {
-    jti: Option<String>,
-    sub: Option<String>,
-    token: Option<String>,
-    ttl: Option<u64>,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BlockRequest {
-    ip: String,
-    ttl: Option<u64>,
-    #[serde(default)]
-    force: bool,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReferrerRequest {
-    host: String,
-    ttl: Option<u64>,
-    reason: Option<String>,
-}
 
 /// A refusal: HTTP status, code, message.
 type Refusal = (u16, &'static str, String);

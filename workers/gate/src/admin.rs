@@ -28,41 +28,15 @@ use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
-use streamgate_core::revocation::{check_block_range, revocation_target, IpBlocklist};
+use streamgate_core::revocation::{
+    check_block_range, revocation_target, BlockRequest, IpBlocklist, ReferrerRequest, RevokeRequest,
+};
 use worker::{Env, Headers, Method, Request, Response, Result};
 
 use crate::guardian::{self, Actor, Expectation, Logged};
 use crate::revocations;
 use crate::settings::Settings;
 use crate::{now_seconds, session_hub};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Revoke {
-    jti: Option<String>,
-    sub: Option<String>,
-    token: Option<String>,
-    ttl: Option<u64>,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BlockRequest {
-    ip: String,
-    ttl: Option<u64>,
-    #[serde(default)]
-    force: bool,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReferrerRequest {
-    host: String,
-    ttl: Option<u64>,
-    reason: Option<String>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +55,7 @@ struct UndoRequest {
 
 /// An admin change, parsed and checked.
 enum Change {
-    Revoke(Revoke, bool),
+    Revoke(RevokeRequest, bool),
     Block(BlockRequest, bool),
     Referrer(ReferrerRequest, bool),
     Expect(Expectation, bool),
