@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -28,6 +29,40 @@ VIEWER_IP = "127.0.0.2"
 
 ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef0123456789"
 HS256_SECRET = "e2e-signing-secret-0123456789abcdef"
+
+
+class Suite:
+    """A suite's checks, counted and printed one a line, and its run: on any failure the
+    logs of every process it started, then exit 1."""
+
+    def __init__(self, name, show=lambda want: want):
+        self.name, self.show = name, show
+        self.passed = self.failed = 0
+
+    def check(self, name, got, want):
+        if got == want:
+            self.passed += 1
+            print(f"ok    {name}: {self.show(want)}")
+        else:
+            self.failed += 1
+            print(f"FAIL  {name}: got {got!r}, want {want!r}")
+
+    def run(self, scenario):
+        """Runs `scenario(stack)` on a fresh Stack and exits with the suite's result."""
+        stack = Stack(self.name)
+        ok = False
+        try:
+            scenario(stack)
+            ok = self.failed == 0
+        except Exception as exc:  # report, then the logs
+            self.failed += 1
+            print(f"FAIL  {type(exc).__name__}: {exc}")
+        finally:
+            if not ok:
+                stack.dump()
+            stack.close()
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
+        sys.exit(0 if ok else 1)
 
 
 def free_port():

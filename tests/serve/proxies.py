@@ -11,23 +11,14 @@ import json
 import sys
 import time
 
-from harness import (PROXY_IP, VIEWER_IP, Stack, admin, gate_config, request, sign)
+from harness import PROXY_IP, VIEWER_IP, Suite, admin, gate_config, request, sign
 
 SG = sys.argv[1]
 SEGMENT = bytes(range(256)) * 40
 PLAYLIST = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nseg1.ts\n#EXT-X-ENDLIST\n"
 POSTER = b"\xff\xd8poster"
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, got, want):
-    if got == want:
-        results["passed"] += 1
-        shown = want[:2] if isinstance(want, tuple) else want
-        print(f"ok    {name}: {shown}")
-    else:
-        results["failed"] += 1
-        print(f"FAIL  {name}: got {got!r}, want {want!r}")
+suite = Suite("proxies", show=lambda want: want[:2] if isinstance(want, tuple) else want)
+check = suite.check
 
 
 def outcome(response, with_body=False):
@@ -124,45 +115,36 @@ def run_cases(label, base, gate):
           get(f"{seg}?token={good}", headers={"X-Forwarded-For": "not-an-ip, ::zz, 300.1.1.1"}), (200, None))
 
 
+def scenario(stack):
+    root = stack.media({"hls/seg1.ts": SEGMENT, "hls/master.m3u8": PLAYLIST, "posters/p.jpg": POSTER})
+    config = gate_config(publicPaths=["posters"], referrers={"deny": ["leech.example"]},
+                         userAgents={"deny": ["Lavf*"]})
+    gate = stack.serve(SG, config)
+    auth = gate.split("://")[1]
+    nginx = stack.nginx("nginx", auth, root)
+    caddy = stack.caddy("caddy", auth, root)
+
+    status, headers, _ = request(gate, "/auth", source=PROXY_IP, headers={
+        "X-Original-URI": f"/hls/seg1.ts?token={sign(SG, '--stream', 'hls/*', '--sub', 'viewer-9', '--jti', 'j-9')}"})
+    check("serve /auth names the verified subject and token id to the proxy",
+          (status, headers.get("x-streamgate-subject"), headers.get("x-streamgate-token-id")),
+          (200, "viewer-9", "j-9"))
+    status, _, _ = request(gate, "/auth", source=VIEWER_IP, headers={"X-Original-URI": "/hls/seg1.ts"})
+    check("serve /auth refuses to decide for a peer that is no trusted proxy", status, 403)
+
+    run_cases("nginx", f"http://127.0.0.1:{nginx}", gate)
+    run_cases("caddy", f"http://127.0.0.1:{caddy}", gate)
+
+    # With the gate gone, both proxies fail closed.
+    stack.stop("serve")
+    good = sign(SG, "--stream", "hls/*")
+    for label, port in (("nginx", nginx), ("caddy", caddy)):
+        status, _, body = request(f"http://127.0.0.1:{port}", f"/hls/seg1.ts?token={good}")
+        check(f"{label}: the gate down, nothing is served", (status, SEGMENT in body), (502, False))
+
+
 def main():
-    stack = Stack("proxies")
-    ok = False
-    try:
-        root = stack.media({"hls/seg1.ts": SEGMENT, "hls/master.m3u8": PLAYLIST, "posters/p.jpg": POSTER})
-        config = gate_config(publicPaths=["posters"], referrers={"deny": ["leech.example"]},
-                             userAgents={"deny": ["Lavf*"]})
-        gate = stack.serve(SG, config)
-        auth = gate.split("://")[1]
-        nginx = stack.nginx("nginx", auth, root)
-        caddy = stack.caddy("caddy", auth, root)
-
-        status, headers, _ = request(gate, "/auth", source=PROXY_IP, headers={
-            "X-Original-URI": f"/hls/seg1.ts?token={sign(SG, '--stream', 'hls/*', '--sub', 'viewer-9', '--jti', 'j-9')}"})
-        check("serve /auth names the verified subject and token id to the proxy",
-              (status, headers.get("x-streamgate-subject"), headers.get("x-streamgate-token-id")),
-              (200, "viewer-9", "j-9"))
-        status, _, _ = request(gate, "/auth", source=VIEWER_IP, headers={"X-Original-URI": "/hls/seg1.ts"})
-        check("serve /auth refuses to decide for a peer that is no trusted proxy", status, 403)
-
-        run_cases("nginx", f"http://127.0.0.1:{nginx}", gate)
-        run_cases("caddy", f"http://127.0.0.1:{caddy}", gate)
-
-        # With the gate gone, both proxies fail closed.
-        stack.stop("serve")
-        good = sign(SG, "--stream", "hls/*")
-        for label, port in (("nginx", nginx), ("caddy", caddy)):
-            status, _, body = request(f"http://127.0.0.1:{port}", f"/hls/seg1.ts?token={good}")
-            check(f"{label}: the gate down, nothing is served", (status, SEGMENT in body), (502, False))
-        ok = results["failed"] == 0
-    except Exception as exc:  # report, then the logs
-        results["failed"] += 1
-        print(f"FAIL  {type(exc).__name__}: {exc}")
-    finally:
-        if not ok:
-            stack.dump()
-        stack.close()
-    print(f"proxies: {results['passed']} passed, {results['failed']} failed")
-    sys.exit(0 if ok else 1)
+    suite.run(scenario)
 
 
 if __name__ == "__main__":
