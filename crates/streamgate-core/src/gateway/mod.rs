@@ -211,13 +211,7 @@ impl Gateway {
             self.count_media(io, req, &ctx, &grant, &facts, &upstream, now);
             return Ok(Outcome::Pass(upstream));
         };
-        // A playlist fetch starts a session or is its heartbeat.
-        let beat_kind = match (&grant.session_id, renewing) {
-            (None, _) => BeatKind::Start,
-            (Some(_), false) => BeatKind::Reload,
-            (Some(_), true) => BeatKind::Renewal,
-        };
-        let sid = match self.admit(io, &grant, beat_kind, req, &ctx, &facts, now).await? {
+        let sid = match self.admit(io, &grant, beat_kind(&grant, renewing), req, &ctx, &facts, now).await? {
             Ok(sid) => sid,
             Err(reply) => return Ok(Outcome::Reply(reply)),
         };
@@ -238,9 +232,7 @@ impl Gateway {
             Checked::Allowed(allowed) => *allowed,
         };
         if manifest_kind(None, &facts.path).is_some() {
-            let beat_kind = if renewing { BeatKind::Renewal } else { BeatKind::Start };
-            let beat_kind = if grant.session_id.is_some() && !renewing { BeatKind::Reload } else { beat_kind };
-            if let Err(reply) = self.admit(io, &grant, beat_kind, req, &ctx, &facts, now).await? {
+            if let Err(reply) = self.admit(io, &grant, beat_kind(&grant, renewing), req, &ctx, &facts, now).await? {
                 return Ok(Authorization::Denied(reply));
             }
         }
@@ -462,6 +454,16 @@ impl Proxy {
             transport::session_cookie(&propagation.credential, &directory, lifetime)
         });
         Reply::manifest(body, content_type, cookie)
+    }
+}
+
+/// What a playlist fetch is to the session store: a start (an entry token), a reload (a
+/// session credential), or the renewal of a lapsed one.
+fn beat_kind(grant: &Grant, renewing: bool) -> BeatKind {
+    match (&grant.session_id, renewing) {
+        (None, _) => BeatKind::Start,
+        (Some(_), false) => BeatKind::Reload,
+        (Some(_), true) => BeatKind::Renewal,
     }
 }
 
