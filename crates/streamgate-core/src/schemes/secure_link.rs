@@ -194,7 +194,7 @@ impl Scheme for SecureLinkScheme {
         let claims = crate::grant::present_fields(serde_json::json!({
             "expires": expires, "uri": facts.path, "remote_addr": (!addr.is_empty()).then_some(&addr),
         }));
-        let mut grant = Grant::new(SchemeKind::SecureLink, &canonical(&canonical_digest), claims.to_string());
+        let mut grant = Grant::new(SchemeKind::SecureLink, canonical(&canonical_digest), claims.to_string());
         grant.validity = Validity { not_before: None, expires_at: expires, leeway: self.leeway };
         if self.expression.uses(Variable::Uri) {
             grant.scope = Scope::SignedPath(facts.path.clone());

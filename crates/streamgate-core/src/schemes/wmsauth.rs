@@ -296,7 +296,7 @@ impl Scheme for WmsAuthScheme {
             "signed_stream": fields.stream_len.map(|_| *stream),
             "ip_bound": self.ip_bound,
         }));
-        let mut grant = Grant::new(SchemeKind::WmsAuth, &fields.canonical(), claims.to_string());
+        let mut grant = Grant::new(SchemeKind::WmsAuth, fields.canonical(), claims.to_string());
         grant.validity = Validity {
             not_before: Some(fields.server_time_unix),
             expires_at: Some(fields.server_time_unix + i64::from(fields.valid_minutes) * 60),
