@@ -56,6 +56,8 @@ step "streamgate serve --origin under the gate's own suites (manifests, adversar
   test/gate.test.mjs test/adversarial.test.mjs test/player.test.mjs)
 
 step "Benchmark smoke runs (figures only; see the README for real runs)"
+# The core's criterion benchmarks, each run once in the test profile (no extra build).
+cargo test -p streamgate-core --bench core --locked 2>&1 | tail -2
 (cd npm && BENCH_SECONDS=0.05 node_modules/.bin/node bench/bench.mjs | tail -3)
 LOAD_SECONDS=1 LOAD_ROUNDS=1 npm/node_modules/.bin/node workers/gate/bench/load.mjs 2>/dev/null | tail -3
 BENCH_PROFILE=dev BENCH_SECONDS=1 BENCH_ROUNDS=1 scripts/bench-serve.sh | tail -3

@@ -5,9 +5,16 @@
 //! the ratio `Gate::check / bare HMAC`, measured interleaved so both see the same machine.
 //!
 //! `cargo bench -p streamgate-core --bench core` (a filter narrows it: `-- jwt/`;
-//! `-- --quick` for short runs, `-- --test` runs each once, as scripts/test.sh does).
+//! `-- --quick` for short runs). `cargo test -p streamgate-core --bench core` runs each
+//! once, unoptimized, as scripts/test.sh does.
 //!
-//! FIGURES: see the README's "Performance" section.
+//! Figures, one run each on the 2-core machine kind (the README's "Performance of the core"
+//! has the whole table and where the time went):
+//! - `Gate::check` HS256 / bare HMAC-SHA256, interleaved: 0.178x (677k/s) at commit
+//!   8c17b54, before the allow path's optimizations, 0.315x (1.19 M/s) after; the goal of
+//!   0.33x is not met. With release's size settings (opt-level z): 0.120x before, 0.233x after.
+//! - `gate/check_hs256` 1.528 us before, 0.815 us after; the floor 263-271 ns.
+//! - heap allocations on that allow path: 25 before, 6 after (`tests/allocations.rs`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -276,10 +283,9 @@ fn ratio(short: bool) {
         floor.push(rate(span, || case.bare_hmac()));
     }
     let (gate, floor) = (median(gate), median(floor));
+    let note = if short { "a smoke run, not a measurement" } else { "median of 7 alternating rounds" };
     println!(
-        "ratio: Gate::check HS256 {:.0}/s, bare HMAC-SHA256 {:.0}/s: {:.3}x (goal >= 0.33x; median of {rounds} alternating rounds)",
-        gate,
-        floor,
+        "ratio: Gate::check HS256 {gate:.0}/s, bare HMAC-SHA256 {floor:.0}/s: {:.3}x (goal >= 0.33x; {note})",
         gate / floor
     );
 }
@@ -297,6 +303,8 @@ fn main() {
     // The ratio runs with the whole suite, or with a filter that `gate/ratio` contains.
     let filter = args.iter().find(|a| !a.starts_with('-'));
     if filter.is_none_or(|f| "gate/ratio".contains(f.as_str())) {
-        ratio(args.iter().any(|a| a == "--test" || a == "--quick"));
+        // Short under `--test`, `--quick`, or `cargo test` (which passes no `--bench`).
+        let short = args.iter().any(|a| a == "--test" || a == "--quick") || !args.iter().any(|a| a == "--bench");
+        ratio(short);
     }
 }

@@ -198,7 +198,10 @@ pub struct AccessRule {
 /// The claims of a streamgate playback JWT that the gate enforces. Other claims are
 /// ignored here (they stay in the signed payload, see [`crate::Grant::claims_json`]);
 /// no `flatten` catch-all, which would make serde buffer every token twice.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// It deserializes as serde's derive would (every claim optional, unknown ones ignored, a
+/// repeated one refused, an array read by position), with a faster claim-name match.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PlaybackClaims {
     /// Viewer or user id; a token with `sub` is user-bound for session counting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +250,173 @@ pub struct PlaybackClaims {
     pub access_rules: Option<Vec<AccessRule>>,
 }
 
+/// The claims of [`PlaybackClaims`], in declaration order.
+#[derive(Clone, Copy)]
+enum Claim {
+    Sub,
+    Iss,
+    Aud,
+    Exp,
+    Nbf,
+    Iat,
+    Jti,
+    Streams,
+    Ip,
+    Purpose,
+    MaxSessions,
+    Referrers,
+    AllowNoReferrer,
+    UserAgents,
+    AccessRules,
+}
+
+/// The names of [`Claim`], in the same order.
+const CLAIM_NAMES: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "streams",
+    "ip",
+    "purpose",
+    "max_sessions",
+    "referrers",
+    "allow_no_referrer",
+    "user_agents",
+    "access_rules",
+];
+
+impl Claim {
+    /// The claim named `name`, if it is one. Decided by length and bytes: the `match` on
+    /// string literals that serde's derive writes compares the name against every claim of
+    /// the same length in turn.
+    fn named(name: &str) -> Option<Claim> {
+        Some(match name.as_bytes() {
+            [b's', b'u', b'b'] => Claim::Sub,
+            [b'i', b's', b's'] => Claim::Iss,
+            [b'a', b'u', b'd'] => Claim::Aud,
+            [b'e', b'x', b'p'] => Claim::Exp,
+            [b'n', b'b', b'f'] => Claim::Nbf,
+            [b'i', b'a', b't'] => Claim::Iat,
+            [b'j', b't', b'i'] => Claim::Jti,
+            [b'i', b'p'] => Claim::Ip,
+            b"streams" => Claim::Streams,
+            b"purpose" => Claim::Purpose,
+            b"max_sessions" => Claim::MaxSessions,
+            b"referrers" => Claim::Referrers,
+            b"allow_no_referrer" => Claim::AllowNoReferrer,
+            b"user_agents" => Claim::UserAgents,
+            b"access_rules" => Claim::AccessRules,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        CLAIM_NAMES.get(self as usize).copied().unwrap_or("")
+    }
+}
+
+/// A map key: a claim, or a member to ignore.
+struct ClaimKey(Option<Claim>);
+
+impl<'de> Deserialize<'de> for ClaimKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = ClaimKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("field identifier")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ClaimKey, E> {
+                Ok(ClaimKey(Claim::named(v)))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ClaimKey, E> {
+                Ok(ClaimKey(core::str::from_utf8(v).ok().and_then(Claim::named)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ClaimKey, E> {
+                let index = usize::try_from(v).ok();
+                Ok(ClaimKey(index.and_then(|i| CLAIM_NAMES.get(i)).and_then(|name| Claim::named(name))))
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for PlaybackClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ClaimsVisitor;
+        impl<'de> Visitor<'de> for ClaimsVisitor {
+            type Value = PlaybackClaims;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct PlaybackClaims")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<PlaybackClaims, A::Error> {
+                let mut c = PlaybackClaims::default();
+                let mut seen = 0_u32;
+                while let Some(ClaimKey(key)) = map.next_key()? {
+                    let Some(claim) = key else {
+                        map.next_value::<de::IgnoredAny>()?;
+                        continue;
+                    };
+                    let bit = 1_u32 << (claim as u32);
+                    if seen & bit != 0 {
+                        return Err(de::Error::duplicate_field(claim.name()));
+                    }
+                    seen |= bit;
+                    match claim {
+                        Claim::Sub => c.sub = map.next_value()?,
+                        Claim::Iss => c.iss = map.next_value()?,
+                        Claim::Aud => c.aud = map.next_value()?,
+                        Claim::Exp => c.exp = map.next_value()?,
+                        Claim::Nbf => c.nbf = map.next_value()?,
+                        Claim::Iat => c.iat = map.next_value()?,
+                        Claim::Jti => c.jti = map.next_value()?,
+                        Claim::Streams => c.streams = map.next_value()?,
+                        Claim::Ip => c.ip = map.next_value()?,
+                        Claim::Purpose => c.purpose = map.next_value()?,
+                        Claim::MaxSessions => c.max_sessions = map.next_value()?,
+                        Claim::Referrers => c.referrers = map.next_value()?,
+                        Claim::AllowNoReferrer => c.allow_no_referrer = map.next_value()?,
+                        Claim::UserAgents => c.user_agents = map.next_value()?,
+                        Claim::AccessRules => c.access_rules = map.next_value()?,
+                    }
+                }
+                Ok(c)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<PlaybackClaims, A::Error> {
+                // By position, in declaration order; missing trailing elements keep their default.
+                fn next<'de, A: de::SeqAccess<'de>, T: Deserialize<'de> + Default>(seq: &mut A) -> Result<T, A::Error> {
+                    Ok(seq.next_element()?.unwrap_or_default())
+                }
+                let s = &mut seq;
+                Ok(PlaybackClaims {
+                    sub: next(s)?,
+                    iss: next(s)?,
+                    aud: next(s)?,
+                    exp: next(s)?,
+                    nbf: next(s)?,
+                    iat: next(s)?,
+                    jti: next(s)?,
+                    streams: next(s)?,
+                    ip: next(s)?,
+                    purpose: next(s)?,
+                    max_sessions: next(s)?,
+                    referrers: next(s)?,
+                    allow_no_referrer: next(s)?,
+                    user_agents: next(s)?,
+                    access_rules: next(s)?,
+                })
+            }
+        }
+        deserializer.deserialize_struct("PlaybackClaims", CLAIM_NAMES, ClaimsVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +435,128 @@ mod tests {
         let rules = claims.access_rules.unwrap();
         assert_eq!(rules[0].matcher, RuleMatcher::Country { country: vec![CountryCode::parse("FR").unwrap()] });
         assert_eq!(rules[1].matcher, RuleMatcher::Any);
+    }
+
+    /// What serde's derive makes of the same struct: the reference for the hand-written
+    /// `Deserialize`.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Derived {
+        #[serde(default)]
+        sub: Option<String>,
+        #[serde(default)]
+        iss: Option<String>,
+        #[serde(default)]
+        aud: Option<Audience>,
+        #[serde(default)]
+        exp: Option<NumericDate>,
+        #[serde(default)]
+        nbf: Option<NumericDate>,
+        #[serde(default)]
+        iat: Option<NumericDate>,
+        #[serde(default)]
+        jti: Option<String>,
+        #[serde(default)]
+        streams: Option<Vec<String>>,
+        #[serde(default)]
+        ip: Option<IpRange>,
+        #[serde(default)]
+        purpose: Option<Purpose>,
+        #[serde(default)]
+        max_sessions: Option<u32>,
+        #[serde(default)]
+        referrers: Option<Vec<String>>,
+        #[serde(default)]
+        allow_no_referrer: Option<bool>,
+        #[serde(default)]
+        user_agents: Option<Vec<String>>,
+        #[serde(default)]
+        access_rules: Option<Vec<AccessRule>>,
+    }
+
+    impl From<PlaybackClaims> for Derived {
+        fn from(c: PlaybackClaims) -> Derived {
+            let PlaybackClaims {
+                sub,
+                iss,
+                aud,
+                exp,
+                nbf,
+                iat,
+                jti,
+                streams,
+                ip,
+                purpose,
+                max_sessions,
+                referrers,
+                allow_no_referrer,
+                user_agents,
+                access_rules,
+            } = c;
+            Derived {
+                sub,
+                iss,
+                aud,
+                exp,
+                nbf,
+                iat,
+                jti,
+                streams,
+                ip,
+                purpose,
+                max_sessions,
+                referrers,
+                allow_no_referrer,
+                user_agents,
+                access_rules,
+            }
+        }
+    }
+
+    fn member() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = prop_oneof![
+            proptest::sample::select(CLAIM_NAMES.to_vec()).prop_map(str::to_owned),
+            Just("\\u0065xp".to_owned()),
+            Just("other".to_owned()),
+            Just("Exp".to_owned()),
+        ];
+        let value = proptest::sample::select(vec![
+            "null",
+            "1700000000",
+            "1700000000.5",
+            "-1",
+            "\"u1\"",
+            "\"play\"",
+            "\"10.0.0.0/8\"",
+            "[\"a\"]",
+            "[]",
+            "true",
+            "3",
+            "{}",
+            "[{\"type\":\"any\",\"action\":\"block\"}]",
+            "[\"a\",1]",
+        ]);
+        (name, value).prop_map(|(n, v)| format!("\"{n}\":{v}"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn deserializes_as_the_derive_would(members in proptest::collection::vec(member(), 0..6), array in proptest::bool::ANY) {
+            let json = if array {
+                let values: Vec<&str> = members.iter().map(|m| m.split_once(':').map_or("", |(_, v)| v)).collect();
+                format!("[{}]", values.join(","))
+            } else {
+                format!("{{{}}}", members.join(","))
+            };
+            let ours = serde_json::from_str::<PlaybackClaims>(&json).map(Derived::from).map_err(|e| e.to_string());
+            let derived = serde_json::from_str::<Derived>(&json).map_err(|e| e.to_string());
+            proptest::prop_assert_eq!(&ours, &derived, "{}", json);
+            let value = serde_json::from_str::<serde_json::Value>(&json);
+            if let Ok(value) = value {
+                let ours = serde_json::from_value::<PlaybackClaims>(value.clone()).map(Derived::from).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(ours, serde_json::from_value::<Derived>(value).map_err(|e| e.to_string()));
+            }
+        }
     }
 
     #[test]

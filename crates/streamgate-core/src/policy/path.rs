@@ -185,7 +185,7 @@ pub fn origin_url(origin: &str, normalized_path: &str, query: &str) -> String {
 /// segments. `live/match-*` covers `/live/match-42/seg_7.ts` but not `/live/matchbox/x`.
 pub fn stream_in_scope(glob: &str, path: &str) -> bool {
     let pattern = segments(glob);
-    let double_star = glob.as_bytes().windows(2).any(|w| w == b"**");
+    let double_star = glob.as_bytes().windows(2).any(|w| matches!(w, [b'*', b'*']));
     if !double_star || !pattern.clone().any(|p| p == "**") {
         // Without `**` each pattern segment consumes exactly one path segment: the path's
         // first segments match the pattern's, one for one, and the path has enough of them.

@@ -82,7 +82,7 @@ pub(crate) fn referrer_host_as_written(referer: &str) -> Option<&str> {
     // Byte searches for ASCII delimiters: each finds what the `str` pattern would, without
     // setting up a substring searcher per call.
     let referer = referer.trim();
-    let scheme_end = referer.as_bytes().windows(3).position(|w| w == b"://")?;
+    let scheme_end = referer.as_bytes().windows(3).position(|w| matches!(w, [b':', b'/', b'/']))?;
     let rest = referer.get(scheme_end + 3..)?;
     let authority = rest.get(..rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len()))?;
     let host_port = authority.get(authority.bytes().rposition(|b| b == b'@').map_or(0, |at| at + 1)..)?;

@@ -141,28 +141,25 @@ impl Scheme for JwtScheme {
         let token = token.trim();
         let [h, p, s] = split(token)?;
         let keys = self.keys.keys();
-        let (mut header_buffer, header_json);
-        let header: Header<'_> = match keys.iter().find(|k| k.jws_header() == h) {
+        let (mut header_buffer, header_json, header);
+        let (alg, kid) = match keys.iter().find(|k| k.jws_header() == h) {
             // The header this library writes for one of the keys: its content is known.
-            Some(key) => Header {
-                alg: Text(Cow::Borrowed(key.alg().as_str())),
-                kid: key.kid().map(|kid| Text(Cow::Borrowed(kid))),
-                crit: None,
-            },
+            Some(key) => (key.alg(), key.kid()),
             None => {
                 header_buffer = [0u8; HEADER_BUFFER];
                 header_json = decode_small(h, &mut header_buffer, "header")?;
-                serde_json::from_slice(&header_json).map_err(|e| Denial::malformed(format!("header: {e}")))?
+                header = serde_json::from_slice::<Header<'_>>(&header_json)
+                    .map_err(|e| Denial::malformed(format!("header: {e}")))?;
+                if header.crit.is_some() {
+                    return Err(Denial::malformed("header lists critical extensions (crit), none are supported"));
+                }
+                let alg = Algorithm::parse(&header.alg.0)
+                    .ok_or_else(|| Denial::AlgNotAllowed { alg: header.alg.0.to_string() })?;
+                (alg, header.kid.as_ref().map(|k| k.0.as_ref()))
             }
         };
-        if header.crit.is_some() {
-            return Err(Denial::malformed("header lists critical extensions (crit), none are supported"));
-        }
-        let alg =
-            Algorithm::parse(&header.alg.0).ok_or_else(|| Denial::AlgNotAllowed { alg: header.alg.0.to_string() })?;
         // A `kid` picks the keys named so; keys configured without a kid serve any token
         // (a single PEM key, say). Either way the key's own algorithm must match.
-        let kid = header.kid.as_ref().map(|k| k.0.as_ref());
         let named = kid.is_some() && keys.iter().any(|k| k.kid() == kid);
         let candidate = |k: &Key| match kid {
             Some(_) if named => k.kid() == kid,
@@ -174,7 +171,7 @@ impl Scheme for JwtScheme {
         }
         let usable = || keys.iter().filter(|k| candidate(k) && k.alg() == alg);
         if usable().next().is_none() {
-            return Err(Denial::AlgNotAllowed { alg: header.alg.0.into() });
+            return Err(Denial::AlgNotAllowed { alg: alg.as_str().to_owned() });
         }
         let mut signature_buffer = [0u8; SIGNATURE_BUFFER];
         let signature = decode_small(s, &mut signature_buffer, "signature")?;

@@ -243,7 +243,10 @@ impl Scheme for SessionScheme {
         let payload = b64_url_decode(payload).ok_or_else(|| Denial::malformed("session payload is not base64url"))?;
         let claims: SessionClaims =
             serde_json::from_slice(&payload).map_err(|e| Denial::malformed(format!("session payload: {e}")))?;
-        let mut grant = Grant::new(SchemeKind::Session, credential, String::from_utf8_lossy(&payload).into_owned());
+        // JSON that parsed is UTF-8, so the payload moves into the grant without a copy.
+        let claims_json =
+            String::from_utf8(payload).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let mut grant = Grant::new(SchemeKind::Session, credential, claims_json);
         grant.issued_session_key = Some(claims.key);
         grant.entry_token_fingerprint = claims.fp;
         grant.subject = claims.sub;
