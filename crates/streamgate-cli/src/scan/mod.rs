@@ -324,10 +324,10 @@ fn run(
         let mut tally = Tally::default();
         let mut block_lines = Vec::new();
         for handle in handles {
-            let part = handle.join().map_err(|_| "a worker thread failed".to_owned())?;
-            aggregator.merge(part.folder.finish()).map_err(|e| e.to_string())?;
-            tally.absorb(part.tally);
-            block_lines.extend(part.blocks);
+            let (part, part_tally, blocks) = handle.join().map_err(|_| "a worker thread failed".to_owned())?;
+            aggregator.merge(part).map_err(|e| e.to_string())?;
+            tally.absorb(part_tally);
+            block_lines.extend(blocks);
         }
         let block_sources = read?;
         tally.number_malformed(&block_sources, &block_lines);
@@ -429,14 +429,22 @@ struct Shared<'a> {
     lines: &'a AtomicU64,
 }
 
-/// What a worker found: rollups, counts, and the number of lines of each of its blocks.
+/// What a worker has found so far.
 struct Part {
     folder: Folder,
     tally: Tally,
     blocks: Vec<(usize, u64)>,
 }
 
-fn work(shared: Shared<'_>, window: Window, timing: Timing, table: &NetworkTable, times_only: bool) -> Part {
+/// Parses blocks until the reader is done; returns the rollups (folded in on this thread),
+/// the counts, and the number of lines of each block parsed.
+fn work(
+    shared: Shared<'_>,
+    window: Window,
+    timing: Timing,
+    table: &NetworkTable,
+    times_only: bool,
+) -> (Aggregator, Tally, Vec<(usize, u64)>) {
     let mut part = Part { folder: Folder::new(timing), tally: Tally::default(), blocks: Vec::new() };
     let mut names = Names::new(table);
     loop {
@@ -451,7 +459,8 @@ fn work(shared: Shared<'_>, window: Window, timing: Timing, table: &NetworkTable
         // Once the reader is done, nobody takes it back: then it is simply dropped.
         let _ = shared.recycle.send(block.bytes);
     }
-    part
+    let Part { folder, tally, blocks } = part;
+    (folder.finish(), tally, blocks)
 }
 
 /// Parses one block into `part`; returns its number of lines.

@@ -326,12 +326,13 @@ pub(super) struct Batch<'r> {
     pub events: u64,
     /// Their bytes, summed (saturating).
     pub bytes: u64,
-    /// The earliest and latest event time.
+    /// The earliest event time.
     pub first: i64,
+    /// The latest event time.
     pub last: i64,
-    /// Their times as runs with the gap [`Timing::idle_seconds`], and with the gap
-    /// [`Timing::country_window_seconds`].
+    /// Their times as runs with the gap [`Timing::idle_seconds`].
     pub session_runs: &'r [(i64, i64)],
+    /// Their times as runs with the gap [`Timing::country_window_seconds`].
     pub country_runs: &'r [(i64, i64)],
 }
 
