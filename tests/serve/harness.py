@@ -31,6 +31,24 @@ ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef0123456789"
 HS256_SECRET = "e2e-signing-secret-0123456789abcdef"
 
 
+def readme_nginx_http(listen, root, gate, include):
+    """The README's nginx example (the `nginx` block under "nginx (`auth_request`"), with
+    its listen address, media root, gate address and include path replaced: the tests run
+    the snippet operators copy, so it cannot drift from what works."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    start = readme.index("```nginx\n", readme.index("nginx (`auth_request`")) + len("```nginx\n")
+    block = readme[start:readme.index("```", start)]
+    replacements = (("listen 80;", f"listen {listen};"), ("root /srv/media;", f"root {root};"),
+                    ("server 127.0.0.1:9090;", f"server {gate};"),
+                    ("include /etc/nginx/streamgate.conf;", f"include {include};"))
+    for old, new in replacements:
+        if block.count(old) != 1:
+            raise SystemExit(f"README's nginx example no longer has exactly one {old!r}")
+        block = block.replace(old, new)
+    return block
+
+
 class Suite:
     """A suite's checks, counted and printed one a line, and its run: on any failure the
     logs of every process it started, then exit 1."""
@@ -153,13 +171,20 @@ class Stack:
         return f"http://127.0.0.1:{port}"
 
     def nginx(self, label, auth_address, media_root, extra_servers=""):
-        """nginx with deploy/nginx/streamgate.conf included, as the README shows it, in front
-        of `media_root`, asking the gate at `auth_address`; returns its port."""
+        """nginx running the README's own `http` block (readme_nginx_http) with
+        deploy/nginx/streamgate.conf included, in front of `media_root`, asking the gate at
+        `auth_address`; returns its port."""
         prefix = self.path(label)
         os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
         os.chmod(prefix, 0o755)
         port = free_port()
         conf = os.path.join(prefix, "nginx.conf")
+        # Only the process's own files and the addresses differ from what the README shows.
+        temp_paths = "".join(f"    {kind}_temp_path {prefix}/tmp/{kind};\n"
+                             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        http = readme_nginx_http(listen=f"127.0.0.1:{port}", root=media_root, gate=auth_address,
+                                 include=NGINX_INCLUDE)
+        http = http.replace("http {\n", "http {\n    access_log off;\n" + temp_paths + extra_servers, 1)
         with open(conf, "w") as f:
             f.write(f"""
 worker_processes 1;
@@ -167,22 +192,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 daemon off;
 events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log off;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    upstream streamgate {{ server {auth_address}; keepalive 32; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {media_root};
-        include {NGINX_INCLUDE};
-    }}
-{extra_servers}
-}}
+{http}
 """)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.start(label, [nginx, "-p", prefix, "-c", conf, "-e", f"{prefix}/error.log"],
