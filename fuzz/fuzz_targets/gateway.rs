@@ -16,14 +16,12 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use pollster::block_on;
 use serde_json::json;
 use streamgate_core::claims::{NumericDate, PlaybackClaims};
 use streamgate_core::config::{Deployment, GateConfig};
@@ -42,23 +40,6 @@ const ORIGIN: &str = "https://origin.example/base";
 const PUBLIC: &str = "posters";
 const HLS: &str = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nlow/index.m3u8\n#EXT-X-KEY:METHOD=AES-128,URI=\"../k/key\"\nseg1.ts\n/abs/seg2.ts\n../../up.ts\nhttps://origin.example/base/full.ts\n";
 const DASH: &str = "<?xml version=\"1.0\"?><MPD><BaseURL>media/</BaseURL><Period><AdaptationSet><SegmentTemplate media=\"$Number$.m4s\" initialization=\"init.mp4\"/></AdaptationSet></Period></MPD>";
-
-struct Noop;
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Runs a future whose every await is ready at once (this `Io` never waits).
-fn run<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Body {
@@ -346,7 +327,7 @@ fuzz_target!(|input: Input| {
 
     // Forward-auth decides as the proxy does, and never fetches.
     let forward = Gateway::forward_auth(deployment(&input));
-    match run(forward.authorize(&io, &req, now)) {
+    match block_on(forward.authorize(&io, &req, now)) {
         Ok(Authorization::Denied(reply)) => assert_reply_sound(&reply, entry_token.as_deref()),
         Ok(Authorization::Allowed { .. }) => {
             let path =
@@ -361,7 +342,7 @@ fuzz_target!(|input: Input| {
         Err(_) => {}
     }
 
-    let outcome = run(gateway.handle(&io, &req, now));
+    let outcome = block_on(gateway.handle(&io, &req, now));
     assert_fetches_sound(&io, &req.query, scope.as_ref());
     let Ok(Outcome::Reply(reply)) = outcome else { return };
     assert_reply_sound(&reply, entry_token.as_deref());
@@ -375,7 +356,7 @@ fuzz_target!(|input: Input| {
         ..req.clone()
     };
     let replay = Incoming { cookie: None, authorization: None, ..replay };
-    if let Ok(Outcome::Reply(reply)) = run(gateway.handle(&io, &replay, now + i64::from(input.replay_later))) {
+    if let Ok(Outcome::Reply(reply)) = block_on(gateway.handle(&io, &replay, now + i64::from(input.replay_later))) {
         assert_reply_sound(&reply, entry_token.as_deref());
     }
     assert_fetches_sound(&io, &replay.query, scope.as_ref());

@@ -3,10 +3,9 @@
 //! store is told, without workerd or a network.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+
+use pollster::block_on;
 
 use streamgate_core::claims::{NumericDate, PlaybackClaims};
 use streamgate_core::config::{Deployment, GateConfig};
@@ -22,23 +21,6 @@ use streamgate_core::sessions::{BeatKind, Heartbeat, SessionHubState, Verdict};
 const NOW: i64 = 1_700_000_000;
 const SECRET: &str = "a playback secret of thirty-two bytes";
 const MASTER: &str = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nlow/index.m3u8\n";
-
-struct Noop;
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Runs a future whose every await is ready at once (the in-memory `Io` never waits).
-fn run<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Page {
@@ -177,8 +159,9 @@ fn reason(outcome: Outcome<Page>) -> (u16, String) {
 fn a_playlist_is_rewritten_and_its_segments_pass_without_the_credential() {
     let (gate, io) = (gateway(""), Memory::with_files());
     let entry = token(PlaybackClaims { streams: Some(vec!["hls/*".into()]), ..PlaybackClaims::default() });
-    let master =
-        reply(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &format!("token={entry}"), "p"), NOW)).unwrap());
+    let master = reply(
+        block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &format!("token={entry}"), "p"), NOW)).unwrap(),
+    );
     assert_eq!(master.status, 200);
     assert_eq!(master.header("Cache-Control"), Some("private, no-store"));
     let line = master.body.lines().find(|l| l.starts_with("low/")).unwrap();
@@ -186,7 +169,7 @@ fn a_playlist_is_rewritten_and_its_segments_pass_without_the_credential() {
     assert!(!master.body.contains(&entry), "the entry token never goes into the manifest");
 
     let segment =
-        run(gate.handle(&io, &request("GET", "/hls/low/seg1.ts", &format!("sgs={sgs}"), "p"), NOW + 1)).unwrap();
+        block_on(gate.handle(&io, &request("GET", "/hls/low/seg1.ts", &format!("sgs={sgs}"), "p"), NOW + 1)).unwrap();
     assert!(matches!(segment, Outcome::Pass(Page { status: 200, .. })));
     assert_eq!(
         io.fetched_urls(),
@@ -204,7 +187,7 @@ fn a_playlist_is_rewritten_and_its_segments_pass_without_the_credential() {
     // A session that only fetches segments (a VOD) keeps itself counted, in the background,
     // every half idle gap (60 s by default).
     let later = request("GET", "/hls/low/seg1.ts", &format!("sgs={sgs}"), "p");
-    let _ = run(gate.handle(&io, &later, NOW + 31)).unwrap();
+    let _ = block_on(gate.handle(&io, &later, NOW + 31)).unwrap();
     assert_eq!(beats(), [BeatKind::Start, BeatKind::Background]);
 }
 
@@ -213,11 +196,12 @@ fn the_session_limit_is_the_stores_verdict() {
     let (gate, io) = (gateway(""), Memory::with_files());
     let entry = token(PlaybackClaims { max_sessions: Some(1), ..PlaybackClaims::default() });
     let query = format!("token={entry}");
-    let first = reply(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW)).unwrap());
+    let first = reply(block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW)).unwrap());
     assert_eq!(first.status, 200);
-    let again = reply(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW + 5)).unwrap());
+    let again =
+        reply(block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW + 5)).unwrap());
     assert_eq!(again.status, 200, "the same viewer reloading with its entry token is one session");
-    let other = run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "tv"), NOW + 6)).unwrap();
+    let other = block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "tv"), NOW + 6)).unwrap();
     assert_eq!(reason(other), (429, "too_many_sessions".into()));
 }
 
@@ -225,10 +209,10 @@ fn the_session_limit_is_the_stores_verdict() {
 fn a_failing_session_store_admits_or_refuses_as_configured() {
     let io = Memory { store_down: true, ..Memory::with_files() };
     let query = format!("token={}", token(PlaybackClaims::default()));
-    let open = reply(run(gateway("").handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap());
+    let open = reply(block_on(gateway("").handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap());
     assert_eq!(open.status, 200);
     let closed = gateway(r#", "onStoreError": "closed""#);
-    let refused = reply(run(closed.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap());
+    let refused = reply(block_on(closed.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap());
     assert_eq!(refused.status, 503);
     assert!(refused.body.contains("session_store_unavailable"));
 }
@@ -240,24 +224,25 @@ fn revoked_blocked_and_wrong_method_requests_never_reach_the_origin() {
     let io = Memory { revoked: vec!["t-1".into()], ..Memory::with_files() };
     let gate = gateway("");
     assert_eq!(
-        reason(run(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap()).1,
+        reason(block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap()).1,
         "revoked"
     );
-    let delete = run(gate.handle(&io, &request("DELETE", "/hls/master.m3u8", &query, "p"), NOW)).unwrap();
+    let delete = block_on(gate.handle(&io, &request("DELETE", "/hls/master.m3u8", &query, "p"), NOW)).unwrap();
     assert_eq!(reason(delete), (405, "method_not_allowed".into()));
-    let climb = run(gate.handle(&io, &request("GET", "/posters/%252e%252e/hls/master.m3u8", "", "p"), NOW)).unwrap();
+    let climb =
+        block_on(gate.handle(&io, &request("GET", "/posters/%252e%252e/hls/master.m3u8", "", "p"), NOW)).unwrap();
     assert_eq!(reason(climb).0, 403);
 
     let mut blocks = Blocks::default();
     blocks.lookup.block(IpRange::parse("198.51.100.0/24").unwrap(), None);
     let blocked = Memory { blocks: Arc::new(blocks), ..Memory::with_files() };
-    let poster = run(gate.handle(&blocked, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
+    let poster = block_on(gate.handle(&blocked, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
     assert_eq!(reason(poster).1, "ip_blocked");
     assert!(io.fetched_urls().is_empty() && blocked.fetched_urls().is_empty());
 
-    let preflight = reply(run(gate.handle(&io, &request("OPTIONS", "/hls/master.m3u8", "", "p"), NOW)).unwrap());
+    let preflight = reply(block_on(gate.handle(&io, &request("OPTIONS", "/hls/master.m3u8", "", "p"), NOW)).unwrap());
     assert_eq!(preflight.status, 204);
-    let poster = run(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
+    let poster = block_on(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
     assert!(matches!(poster, Outcome::Pass(Page { status: 200, .. })), "a public path needs no credential");
 }
 
@@ -272,20 +257,20 @@ fn forward_auth_decides_without_an_origin() {
         ..PlaybackClaims::default()
     });
     let query = format!("token={entry}");
-    match run(gate.authorize(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW)).unwrap() {
+    match block_on(gate.authorize(&io, &request("GET", "/hls/master.m3u8", &query, "phone"), NOW)).unwrap() {
         Authorization::Allowed { subject, token_id } => {
             assert_eq!((subject.as_deref(), token_id.as_deref()), (Some("user-1"), Some("t-9")));
         }
         Authorization::Denied(reply) => panic!("denied: {reply:?}"),
     }
-    match run(gate.authorize(&io, &request("GET", "/hls/master.m3u8", &query, "tv"), NOW + 1)).unwrap() {
+    match block_on(gate.authorize(&io, &request("GET", "/hls/master.m3u8", &query, "tv"), NOW + 1)).unwrap() {
         Authorization::Denied(reply) => assert_eq!(reply.header("X-Streamgate-Reason"), Some("too_many_sessions")),
         Authorization::Allowed { .. } => panic!("a second player was admitted past max_sessions 1"),
     }
-    let missing = run(gate.authorize(&io, &request("GET", "/hls/low/seg1.ts", "", "tv"), NOW)).unwrap();
+    let missing = block_on(gate.authorize(&io, &request("GET", "/hls/low/seg1.ts", "", "tv"), NOW)).unwrap();
     assert!(matches!(missing, Authorization::Denied(Reply { status: 401, .. })));
     // Without an origin, the proxy flow fails closed.
-    assert_eq!(reply(run(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap()).status, 500);
+    assert_eq!(reply(block_on(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap()).status, 500);
     assert!(io.fetched_urls().is_empty());
 }
 
