@@ -1,0 +1,52 @@
+// node:crypto as the primitive of the JWT keys, in Node only: the wasm imports each key
+// once (a KeyObject held here under a handle), then signs and verifies through it. The
+// core still parses, chooses the key, compares HMAC tags and decides. Deno and Bun load
+// the Node entry too, but keep the core's pure-Rust code, as browsers and Workers do.
+// STREAMGATE_CRYPTO=wasm keeps it in Node as well (the tests run both paths).
+import { createHmac, createPrivateKey, createPublicKey, createSecretKey, sign, verify } from 'node:crypto';
+
+const HASHES = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
+
+/** One key as node:crypto uses it, bound to its algorithm. */
+function importKey(alg, jwkText) {
+  const jwk = JSON.parse(jwkText);
+  if (alg in HASHES) {
+    const key = createSecretKey(Buffer.from(jwk.k, 'base64url'));
+    const hash = HASHES[alg];
+    return { sign: (message) => createHmac(hash, key).update(message).digest() };
+  }
+  const hash = alg === 'EdDSA' ? null : 'sha256';
+  const privateKey = 'd' in jwk ? createPrivateKey({ key: jwk, format: 'jwk' }) : null;
+  const publicKey = privateKey ? createPublicKey(privateKey) : createPublicKey({ key: jwk, format: 'jwk' });
+  const options = (key) => (alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  const [signWith, verifyWith] = [privateKey && options(privateKey), options(publicKey)];
+  return {
+    sign: (message) => sign(hash, message, signWith),
+    verify: (message, signature) => verify(hash, message, verifyWith, signature),
+  };
+}
+
+/** The provider the wasm calls (crates/streamgate-wasm/src/node_crypto.rs). */
+function provider() {
+  const keys = [];
+  const free = [];
+  return {
+    importKey(alg, jwkText) {
+      const handle = free.length ? free.pop() : keys.length;
+      keys[handle] = importKey(alg, jwkText);
+      return handle;
+    },
+    release(handle) {
+      keys[handle] = undefined;
+      free.push(handle);
+    },
+    sign: (handle, message) => keys[handle].sign(message),
+    verify: (handle, message, signature) => keys[handle].verify(message, signature),
+  };
+}
+
+/** Installs node:crypto into the bindings when this is Node (not Deno or Bun) and not turned off. */
+export function installNodeCrypto(bindings) {
+  const isNode = typeof process === 'object' && process.release?.name === 'node' && !('Deno' in globalThis) && !process.versions?.bun;
+  if (isNode && process.env.STREAMGATE_CRYPTO !== 'wasm') bindings.useNodeCrypto(provider());
+}
