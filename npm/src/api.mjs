@@ -171,10 +171,13 @@ function cached(cache, id, make) {
 const verifiers = new Map();
 const signers = new Map();
 
+/** JSON.stringify writes every ArrayBuffer as `{}`: write its bytes, so that keys differ. */
+const withBytes = (_, value) => (value instanceof ArrayBuffer ? { arrayBuffer: base64url(new Uint8Array(value)) } : value);
+
 function cachedVerifier(keys, options) {
   let id;
   try {
-    id = JSON.stringify([keys, options ?? null]);
+    id = JSON.stringify([keys, options ?? null], withBytes);
   } catch {
     return createVerifier(keys, options); // not JSON (a cycle): createVerifier explains
   }
