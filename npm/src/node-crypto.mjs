@@ -1,20 +1,14 @@
-// node:crypto as the primitive of the JWT keys, in Node only: the wasm imports each key
-// once (a KeyObject held here under a handle), then signs and verifies through it. The
-// core still parses, chooses the key, compares HMAC tags and decides. Deno and Bun load
-// the Node entry too, but keep the core's pure-Rust code, as browsers and Workers do.
+// node:crypto as the primitive of the public-key JWT keys (RS256, ES256, EdDSA), in Node
+// only: the wasm imports each key once (a KeyObject held here under a handle), then signs
+// and verifies through it. The core still parses, chooses the key and decides; HMAC keys
+// stay in wasm, which is faster there than a createHmac per token. Deno and Bun load the
+// Node entry too, but keep the core's pure-Rust code, as browsers and Workers do.
 // STREAMGATE_CRYPTO=wasm keeps it in Node as well (the tests run both paths).
-import { createHmac, createPrivateKey, createPublicKey, createSecretKey, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 
-const HASHES = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
-
-/** One key as node:crypto uses it, bound to its algorithm. */
+/** One public-key JWT key as node:crypto uses it, bound to its algorithm. */
 function importKey(alg, jwkText) {
   const jwk = JSON.parse(jwkText);
-  if (alg in HASHES) {
-    const key = createSecretKey(Buffer.from(jwk.k, 'base64url'));
-    const hash = HASHES[alg];
-    return { sign: (message) => createHmac(hash, key).update(message).digest() };
-  }
   const hash = alg === 'EdDSA' ? null : 'sha256';
   const privateKey = 'd' in jwk ? createPrivateKey({ key: jwk, format: 'jwk' }) : null;
   const publicKey = privateKey ? createPublicKey(privateKey) : createPublicKey({ key: jwk, format: 'jwk' });

@@ -1,9 +1,9 @@
-//! Node's `node:crypto` as the JWT keys' primitive, once the Node entry installs it
-//! (`useNodeCrypto`, npm/src/node-crypto.mjs). Each key is imported there once, as a
-//! KeyObject the JS side holds under a handle; signing and verifying then call it with
-//! that handle. Browsers, Deno, Bun and Workers never install it and keep the core's
-//! pure-Rust code. Parsing, key choice, the HMAC comparison and every decision stay in
-//! the core either way.
+//! Node's `node:crypto` as the primitive of the public-key JWT keys (RS256, ES256,
+//! EdDSA), once the Node entry installs it (`useNodeCrypto`, npm/src/node-crypto.mjs).
+//! Each key is imported there once, as a KeyObject the JS side holds under a handle;
+//! signing and verifying then call it with that handle. HMAC keys stay in wasm, and
+//! browsers, Deno, Bun and Workers never install it. Parsing, key choice and every
+//! decision stay in the core either way.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -64,7 +64,10 @@ pub(crate) struct NodeProvider;
 
 impl Provider for NodeProvider {
     fn primitive(&self, key: &Key) -> Result<Option<Arc<dyn Primitive>>, Error> {
-        if INSTALLED.with(|installed| installed.try_borrow().map_or(true, |slot| slot.is_none())) {
+        // HMAC stays in wasm: a createHmac per token costs more than the core's SHA-256 on
+        // a token-sized input (npm/README.md has the figures of both).
+        if key.alg().is_hmac() || INSTALLED.with(|installed| installed.try_borrow().map_or(true, |slot| slot.is_none()))
+        {
             return Ok(None);
         }
         let jwk = key.to_jwk(key.is_private()).to_string();
