@@ -40,15 +40,29 @@ function nowFrom(value) {
   return value;
 }
 
+/** `[now, activeSessions]` from the context, checked. */
+function timing(now, activeSessions) {
+  if (activeSessions !== undefined && !(Number.isInteger(activeSessions) && activeSessions >= 0)) {
+    throw invalidInput('activeSessions must be a whole number');
+  }
+  return nowFrom(now);
+}
+
 /** The request facts as JSON, with `now` and `activeSessions` taken out of them. */
 function contextJson(context) {
   if (context === undefined || context === null) return ['{}', clock(), undefined];
   if (typeof context !== 'object') throw invalidInput('context must be an object');
   const { now, activeSessions, ...facts } = context;
-  if (activeSessions !== undefined && !(Number.isInteger(activeSessions) && activeSessions >= 0)) {
-    throw invalidInput('activeSessions must be a whole number');
+  return [JSON.stringify(facts), timing(now, activeSessions), activeSessions];
+}
+
+/** Whether the context holds nothing but a string `path` and `ip`, `now` and `activeSessions`. */
+function isPlain(context) {
+  for (const name in context) {
+    const value = context[name];
+    if (name === 'path' || name === 'ip' ? typeof value !== 'string' : name !== 'now' && name !== 'activeSessions') return false;
   }
-  return [JSON.stringify(facts), nowFrom(now), activeSessions];
+  return true;
 }
 
 function call(fn) {
@@ -117,8 +131,17 @@ export function createVerifier(keys, options = {}) {
   return {
     verify(token, context, scheme = 'jwt') {
       if (typeof token !== 'string') throw invalidInput('token must be a string');
-      const [facts, now, active] = contextJson(context);
-      return JSON.parse(call(() => verifier.verify_token(scheme, token, facts, now, active)));
+      let claims;
+      if (context !== null && typeof context === 'object' && isPlain(context)) {
+        // The common request crosses into wasm as two strings, not as JSON.
+        const { path, ip, now, activeSessions } = context;
+        const at = timing(now, activeSessions);
+        claims = call(() => verifier.verify_token(scheme, token, path, ip, undefined, at, activeSessions));
+      } else {
+        const [facts, now, active] = contextJson(context);
+        claims = call(() => verifier.verify_token(scheme, token, undefined, undefined, facts, now, active));
+      }
+      return { scheme, claims: JSON.parse(claims) };
     },
     verifyUrl(url, context) {
       if (typeof url !== 'string') throw invalidInput('url must be a string');
@@ -128,27 +151,47 @@ export function createVerifier(keys, options = {}) {
   };
 }
 
-// Verifiers cached by the content of the keys and options (a caller that changes its keys
-// object, say to drop a compromised key, gets a new verifier), least recently used first out.
-const cache = new Map();
-const CACHED_VERIFIERS = 32;
+// Verifiers and signers cached by the content of the keys and options (a caller that
+// changes its keys object, say to drop a compromised key, gets a new one), least recently
+// used first out.
+const CACHED = 32;
+
+function cached(cache, id, make) {
+  let made = cache.get(id);
+  if (made) {
+    cache.delete(id);
+  } else {
+    made = make();
+    if (cache.size >= CACHED) cache.delete(cache.keys().next().value);
+  }
+  cache.set(id, made);
+  return made;
+}
+
+const verifiers = new Map();
+const signers = new Map();
+
+/** JSON.stringify writes every ArrayBuffer as `{}`: write its bytes, so that keys differ. */
+const withBytes = (_, value) => (value instanceof ArrayBuffer ? { arrayBuffer: base64url(new Uint8Array(value)) } : value);
 
 function cachedVerifier(keys, options) {
   let id;
   try {
-    id = JSON.stringify([keys, options ?? null]);
+    id = JSON.stringify([keys, options ?? null], withBytes);
   } catch {
     return createVerifier(keys, options); // not JSON (a cycle): createVerifier explains
   }
-  let verifier = cache.get(id);
-  if (verifier) {
-    cache.delete(id);
-  } else {
-    verifier = createVerifier(keys, options);
-    if (cache.size >= CACHED_VERIFIERS) cache.delete(cache.keys().next().value);
-  }
-  cache.set(id, verifier);
-  return verifier;
+  return cached(verifiers, id, () => createVerifier(keys, options));
+}
+
+/** A playback JWT from the signer of `key` (made once per key content). */
+function signJwt(key, claims, expiresIn, url, now) {
+  const normalized = JSON.stringify(normalizeKey(key));
+  const signer = cached(signers, normalized, () => {
+    const Signer = wasm().Signer;
+    return call(() => new Signer(normalized));
+  });
+  return call(() => signer.sign(JSON.stringify(claims), expiresIn, url, nowFrom(now)));
 }
 
 function sign(options, url, now) {
@@ -160,7 +203,7 @@ function sign(options, url, now) {
 export function signPlaybackToken(claims, key, options = {}) {
   requireObject(claims, 'claims');
   const { expiresIn, now } = requireObject(options, 'options');
-  return sign({ scheme: 'jwt', key: normalizeKey(key), claims, expiresIn }, undefined, now);
+  return signJwt(key, claims, expiresIn, undefined, now);
 }
 
 /** Verifies a playback JWT against the request `context` → `{ claims }`. */
@@ -176,7 +219,7 @@ export function signUrl(url, options) {
   if (scheme === 'jwt') {
     const { key, claims = {}, expiresIn, ...unknown } = rest;
     if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
-    return sign({ scheme, key: normalizeKey(key), claims, expiresIn }, url, now);
+    return signJwt(key, requireObject(claims, 'claims'), expiresIn, url, now);
   }
   return sign({ scheme, ...rest }, url, now);
 }

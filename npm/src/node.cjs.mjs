@@ -4,8 +4,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as bindings from '../dist/wasm/streamgate_wasm.js';
 import { install } from './bindings.mjs';
+import { installNodeCrypto } from './node-crypto.mjs';
 
 bindings.initSync({ module: readFileSync(join(__dirname, 'wasm', 'streamgate_wasm_bg.wasm')) });
+installNodeCrypto(bindings);
 install(bindings);
 
 export const ready = Promise.resolve();

@@ -3,8 +3,10 @@
 import { readFileSync } from 'node:fs';
 import * as bindings from '../dist/wasm/streamgate_wasm.js';
 import { install } from './bindings.mjs';
+import { installNodeCrypto } from './node-crypto.mjs';
 
 bindings.initSync({ module: readFileSync(new URL('../dist/wasm/streamgate_wasm_bg.wasm', import.meta.url)) });
+installNodeCrypto(bindings);
 install(bindings);
 
 export const ready = Promise.resolve();

@@ -252,6 +252,16 @@ describe('browser helpers (no wasm)', () => {
     for (let i = 0; i < 100; i++) assert.throws(() => sg.verifyPlaybackToken(t, [{ ...key, kid: `other-${i}` }], ok), (e) => e.code === 'unknown_key');
   });
 
+  /** Regression: an ArrayBuffer secret was cached as `{}`, so a verifier made for one such
+   * secret served every other, and accepted tokens signed with the first. */
+  it('caches verifiers by the bytes of ArrayBuffer secrets', () => {
+    const buffer = (text) => new TextEncoder().encode(text).buffer;
+    const first = { alg: 'HS256', secret: buffer('the first secret, thirty-two bytes+') };
+    const t = sg.signPlaybackToken({}, first, { expiresIn: 60, now: NOW });
+    assert.ok(sg.verifyPlaybackToken(t, [first], { now: NOW }).claims);
+    denied(() => sg.verifyPlaybackToken(t, [{ alg: 'HS256', secret: buffer('another secret, also thirty-two bytes') }], { now: NOW }), 'bad_signature');
+  });
+
   it('TokenRefresher refreshes before expiry and keeps the token on failure', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     let clock = NOW;

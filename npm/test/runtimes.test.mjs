@@ -1,5 +1,6 @@
-// The packed package in Deno, Bun and workerd (JS Workers), running the same conformance
-// checks as Node does here.
+// The packed package in Deno, Bun and workerd (JS Workers), and in Node on both crypto
+// paths (node:crypto, and the core's pure Rust with STREAMGATE_CRYPTO=wasm), running the
+// same conformance checks with the same outcomes as Node does here.
 import assert from 'node:assert/strict';
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,14 +25,26 @@ before(() => {
 
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function assertAllPassed(output, runtime) {
+let reference;
+
+/** Checks a runtime's result; `pureRust`: whether it should be on the core's own crypto. */
+function assertAllPassed(output, runtime, pureRust = true) {
   const result = JSON.parse(output.trim().split('\n').pop());
   assert.deepEqual(result.failed, [], `${runtime} failures`);
-  assert.equal(result.passed.length, 7, `${runtime} ran every check`);
+  assert.equal(result.passed.length, 8, `${runtime} ran every check`);
+  // ES256 signatures tell the paths apart: the core's are deterministic (RFC 6979), OpenSSL's not.
+  assert.equal(result.deterministicEs256, pureRust, `${runtime} on the ${pureRust ? 'pure-Rust' : 'node:crypto'} path`);
+  reference ??= result.outcomes;
+  assert.deepEqual(result.outcomes, reference, `${runtime} decides as Node with node:crypto does`);
 }
 
-it('Node (this process)', async () => {
-  assertAllPassed(JSON.stringify(await conformance(sg)), 'node');
+it('Node (this process), with node:crypto', async () => {
+  assertAllPassed(JSON.stringify(await conformance(sg)), 'node', false);
+  assert.ok(Object.keys(reference).length > 80, 'signature cases');
+});
+
+it("Node, on the core's pure-Rust path (STREAMGATE_CRYPTO=wasm)", () => {
+  assertAllPassed(run(process.execPath, ['script.mjs'], project, { STREAMGATE_CRYPTO: 'wasm' }), 'node, pure Rust');
 });
 
 it('Deno', () => {

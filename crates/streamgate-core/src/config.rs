@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use crate::denial::Error;
 use crate::encoding::b64_url_decode;
 use crate::gate::Gate;
-use crate::keys::{Algorithm, Key, KeySet};
+use crate::keys::{Algorithm, Key, KeySet, Provider, PureRust};
 use crate::policy::{Policy, RequestContext};
 use crate::schemes::edgeauth::{EdgeAlgorithm, EdgeAuthScheme};
 use crate::schemes::jwt::JwtScheme;
@@ -211,11 +211,21 @@ impl GateConfig {
     /// Builds the gate: one scheme per kind of key present (and session credentials when
     /// `sessions.secret` is set).
     pub fn build(self) -> Result<Gate, Error> {
-        self.build_deployment().map(|deployment| deployment.gate)
+        self.build_with(&PureRust)
+    }
+
+    /// [`GateConfig::build`] with the JWT keys' primitives chosen by `provider` (session
+    /// credentials and the other schemes keep the core's code).
+    pub fn build_with(self, provider: &dyn Provider) -> Result<Gate, Error> {
+        self.build_deployment_with(provider).map(|deployment| deployment.gate)
     }
 
     /// Builds the gate and its session rules, checking every member.
-    pub fn build_deployment(mut self) -> Result<Deployment, Error> {
+    pub fn build_deployment(self) -> Result<Deployment, Error> {
+        self.build_deployment_with(&PureRust)
+    }
+
+    fn build_deployment_with(mut self, provider: &dyn Provider) -> Result<Deployment, Error> {
         let client_ip_header = match self.client_ip_header.take().map(|h| h.trim().to_owned()) {
             None => "X-Forwarded-For".to_owned(),
             Some(header) if header.is_empty() || header.contains([':', ' ', '\n']) => {
@@ -248,7 +258,7 @@ impl GateConfig {
         if idle == 0 {
             return Err(Error::input("sessions.idle", "must be above zero"));
         }
-        let mut gate = self.build_gate()?;
+        let mut gate = self.build_gate(provider)?;
         if let Some(scheme) = &session_scheme {
             gate = gate.with_scheme(Box::new(scheme.clone()));
         }
@@ -266,7 +276,7 @@ impl GateConfig {
         })
     }
 
-    fn build_gate(self) -> Result<Gate, Error> {
+    fn build_gate(self, provider: &dyn Provider) -> Result<Gate, Error> {
         for glob in &self.policy.public_paths {
             crate::policy::check_public_path(glob).map_err(|why| Error::input("policy.publicPaths", why))?;
         }
@@ -274,7 +284,9 @@ impl GateConfig {
         let mut gate = Gate::new(self.policy);
         for entry in &self.keys {
             if let Some(keys) = jwt_keys(entry)? {
-                keys.into_iter().for_each(|k| jwt.push(k));
+                for key in keys {
+                    jwt.push(key.provided_by(provider)?);
+                }
                 continue;
             }
             let obj = object(entry, "a key")?;

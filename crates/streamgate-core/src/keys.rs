@@ -5,6 +5,7 @@
 //! another algorithm (no `none`, no RS→HS key confusion).
 
 use core::fmt;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::{Signer, Verifier};
@@ -17,6 +18,8 @@ use sha2::{Sha256, Sha384, Sha512};
 
 use crate::denial::Error;
 use crate::encoding::{self, b64_url, b64_url_decode};
+
+mod ed25519;
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -119,6 +122,36 @@ impl HmacState {
     }
 }
 
+/// A key's primitive work done outside the core, by the platform's own crypto (in the npm
+/// package, Node's `node:crypto`). Keys use the core's pure-Rust code unless an adapter
+/// hands them one with [`Key::with_primitive`]. Parsing, key choice, the HMAC tag
+/// comparison and every decision stay in the core.
+pub trait Primitive: Send + Sync {
+    /// The one algorithm this primitive was made for.
+    fn alg(&self) -> Algorithm;
+    /// The HMAC tag, or the JWS signature (ES256: `r || s`, 64 bytes) of `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error>;
+    /// Whether `signature` over `message` verifies (public-key algorithms only: the core
+    /// compares HMAC tags itself, in constant time).
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, Error>;
+}
+
+/// Chooses each key's [`Primitive`]: how an adapter hands keys to its platform's crypto.
+pub trait Provider {
+    /// The primitive for `key`, or `None` to keep the core's pure-Rust code.
+    fn primitive(&self, key: &Key) -> Result<Option<Arc<dyn Primitive>>, Error>;
+}
+
+/// The default [`Provider`]: every key keeps the core's pure-Rust code.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PureRust;
+
+impl Provider for PureRust {
+    fn primitive(&self, _key: &Key) -> Result<Option<Arc<dyn Primitive>>, Error> {
+        Ok(None)
+    }
+}
+
 #[derive(Clone)]
 enum Material {
     Hmac(Vec<u8>, Box<HmacState>),
@@ -136,6 +169,8 @@ pub struct Key {
     kid: Option<String>,
     alg: Algorithm,
     material: Material,
+    /// The platform's crypto for this key; `None`: the core's pure-Rust code.
+    primitive: Option<Arc<dyn Primitive>>,
     /// [`Key::jws_header`], written once.
     jws_header: String,
 }
@@ -147,6 +182,7 @@ impl fmt::Debug for Key {
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("private", &self.is_private())
+            .field("platform_crypto", &self.primitive.is_some())
             .finish()
     }
 }
@@ -363,7 +399,26 @@ impl Key {
             obj.insert("kid".into(), json!(kid));
         }
         let jws_header = b64_url(header.to_string().as_bytes());
-        Key { kid, alg, material, jws_header }
+        Key { kid, alg, material, primitive: None, jws_header }
+    }
+
+    /// The same key, its signing and verifying done by `primitive` (made for this key's
+    /// algorithm, or refused). The key's material stays for [`Key::to_jwk`] and the rules
+    /// the core applies around the primitive.
+    pub fn with_primitive(mut self, primitive: Arc<dyn Primitive>) -> Result<Key, Error> {
+        if primitive.alg() != self.alg {
+            return Err(Error::key(format!("the primitive is for {}, the key for {}", primitive.alg(), self.alg)));
+        }
+        self.primitive = Some(primitive);
+        Ok(self)
+    }
+
+    /// The same key with the primitive `provider` chooses for it, if any.
+    pub fn provided_by(self, provider: &dyn Provider) -> Result<Key, Error> {
+        match provider.primitive(&self)? {
+            Some(primitive) => self.with_primitive(primitive),
+            None => Ok(self),
+        }
     }
 
     /// The JWS protected header that [`crate::schemes::jwt::sign`] writes for this key,
@@ -402,6 +457,9 @@ impl Key {
 
     /// Signs `message` (the JWS signing input).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        if let Some(primitive) = self.primitive.as_ref().filter(|_| self.is_private()) {
+            return primitive.sign(message);
+        }
         match &self.material {
             Material::Hmac(_, state) => Ok(state.tag(message)),
             Material::RsaPrivate(k) => {
@@ -418,8 +476,29 @@ impl Key {
         }
     }
 
-    /// Verifies `signature` over `message`; HMAC tags are compared in constant time.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// Verifies `signature` over `message`; HMAC tags are compared in constant time. An
+    /// error is the platform primitive's failure, never a verdict on the signature.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, Error> {
+        match &self.primitive {
+            Some(primitive) => self.verify_with(primitive.as_ref(), message, signature),
+            None => Ok(self.verify_here(message, signature)),
+        }
+    }
+
+    /// [`Key::verify`] by a platform primitive, with the rules the pure-Rust code applies
+    /// beyond the signature equation checked first, so both decide alike.
+    fn verify_with(&self, primitive: &dyn Primitive, message: &[u8], signature: &[u8]) -> Result<bool, Error> {
+        match &self.material {
+            Material::Hmac(..) => Ok(encoding::ct_eq(&primitive.sign(message)?, signature)),
+            Material::EcPrivate(_) | Material::EcPublic(_) if signature.len() != 64 => Ok(false),
+            Material::EdPrivate(k) if !ed25519::strict(&k.verifying_key(), signature) => Ok(false),
+            Material::EdPublic(k) if !ed25519::strict(k, signature) => Ok(false),
+            _ => primitive.verify(message, signature),
+        }
+    }
+
+    /// [`Key::verify`] by the core's pure-Rust code.
+    fn verify_here(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Hmac(_, state) => state.verify(message, signature),
             Material::RsaPrivate(k) => rsa_verify(&k.to_public_key(), message, signature),
@@ -627,8 +706,8 @@ mod tests {
         let key = Key::hmac(Algorithm::HS384, &[7; 48]).unwrap();
         let sig = key.sign(b"msg").unwrap();
         assert_eq!(sig.len(), 48);
-        assert!(key.verify(b"msg", &sig));
-        assert!(!key.verify(b"msg2", &sig));
+        assert!(key.verify(b"msg", &sig).unwrap());
+        assert!(!key.verify(b"msg2", &sig).unwrap());
     }
 
     /// Regression: secrets shorter than the hash were accepted (`b"secret"` for HS384).
@@ -658,7 +737,7 @@ mod tests {
         // RFC 7515 A.1's signing input and signature.
         let input = b"eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
         let signature = b64_url_decode("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
-        assert!(key.verify(input, &signature));
+        assert!(key.verify(input, &signature).unwrap());
         assert_eq!(Key::from_jwk_with_alg(&jwk, Algorithm::HS512).unwrap().alg(), Algorithm::HS512);
         // An asymmetric JWK without alg gets it from its type, which must agree.
         let ec = Key::generate(Algorithm::ES256, &mut OsRng).unwrap().public_key().unwrap();
@@ -691,12 +770,12 @@ mod tests {
             let public = Key::from_jwk(&key.public_key().unwrap().to_jwk(false)).unwrap();
             assert_eq!(public.kid(), Some("k1"));
             assert!(!public.is_private());
-            assert!(public.verify(b"hello", &sig));
+            assert!(public.verify(b"hello", &sig).unwrap());
             assert!(public.sign(b"x").is_err());
             let private = Key::from_jwk(&key.to_jwk(true)).unwrap();
-            assert!(private.verify(b"hello", &private.sign(b"hello").unwrap()));
+            assert!(private.verify(b"hello", &private.sign(b"hello").unwrap()).unwrap());
             let from_pem = Key::from_pem(&key.to_pem().unwrap(), Some(alg)).unwrap();
-            assert!(from_pem.verify(b"hello", &sig));
+            assert!(from_pem.verify(b"hello", &sig).unwrap());
             let pub_pem = Key::from_pem(&public.to_pem().unwrap(), None).unwrap();
             assert_eq!(pub_pem.alg(), alg);
         }
@@ -710,7 +789,7 @@ mod tests {
             assert!(jwk.get(member).is_some(), "missing {member}");
         }
         let back = Key::from_jwk(&jwk).unwrap();
-        assert!(key.verify(b"m", &back.sign(b"m").unwrap()));
+        assert!(key.verify(b"m", &back.sign(b"m").unwrap()).unwrap());
     }
 
     /// Regression (found by tests/no_panic.rs): inconsistent RSA private components made

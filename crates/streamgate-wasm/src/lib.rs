@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod node_crypto;
 mod sign;
 
+use node_crypto::NodeProvider;
 use serde_json::json;
 use streamgate_core::config::{request_context, GateConfig};
 use streamgate_core::keys::{Algorithm, Key};
@@ -20,7 +22,7 @@ use streamgate_core::policy::ip::IpRange;
 use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
 use streamgate_core::schemes::{find_in_query, split_url, Credential, SchemeKind};
 use streamgate_core::sessions::{KnownCount, SessionLimiter};
-use streamgate_core::{Decision, Denial, Error, Gate, Hooks, ReasonCode};
+use streamgate_core::{Decision, Denial, Error, Gate, Grant, Hooks, ReasonCode, RequestContext};
 use wasm_bindgen::prelude::*;
 
 /// A thrown error: `{"code", "message"}` as JSON text.
@@ -71,7 +73,9 @@ impl Verifier {
     /// caller's lists `{"revoked": [...], "blockedIps": [...]}`.
     #[wasm_bindgen(constructor)]
     pub fn new(config: &str, lists: &str) -> Result<Verifier, String> {
-        let gate = GateConfig::from_json(config).and_then(GateConfig::build).map_err(|e| config_error(&e))?;
+        let gate = GateConfig::from_json(config)
+            .and_then(|config| config.build_with(&NodeProvider))
+            .map_err(|e| config_error(&e))?;
         let lists: Lists = serde_json::from_str(lists).map_err(|e| thrown("invalid_input", e))?;
         let mut revocations = MemoryRevocations::default();
         lists.revoked.into_iter().for_each(|id| revocations.revoke(id, None));
@@ -80,23 +84,29 @@ impl Verifier {
         Ok(Verifier { gate, revocations, blocklist })
     }
 
-    /// Verifies a bare credential of `scheme`; returns `{"scheme", "claims"}` as JSON.
+    /// Verifies a bare credential of `scheme`; returns its claims as JSON. The request is
+    /// `path` and `ip`, or the whole context as JSON (then without `path` and `ip`).
     /// `active_sessions`, when known, makes this a session start checked against the limit.
+    #[allow(clippy::too_many_arguments)] // one crossing of the JS boundary per verification
     pub fn verify_token(
         &self,
         scheme: &str,
         token: &str,
-        context: &str,
+        path: Option<String>,
+        ip: Option<String>,
+        context: Option<String>,
         now: f64,
         active_sessions: Option<u32>,
     ) -> Result<String, String> {
         let kind =
             SchemeKind::parse(scheme).ok_or_else(|| thrown("invalid_input", format!("unknown scheme {scheme:?}")))?;
-        self.decide(Some(Credential { kind, value: token.to_owned() }), context, None, now, active_sessions)
+        let ctx = request(path, ip, context.as_deref())?;
+        let credential = Credential { kind, value: token.to_owned() };
+        self.decide(Some(credential), ctx, now, active_sessions).map(|grant| grant.claims_json)
     }
 
     /// Verifies a signed URL, finding the credential in its query; the URL's path is the
-    /// request path unless the context gives one.
+    /// request path unless the context gives one. Returns `{"scheme", "claims"}` as JSON.
     pub fn verify_url(
         &self,
         url: &str,
@@ -105,24 +115,43 @@ impl Verifier {
         active_sessions: Option<u32>,
     ) -> Result<String, String> {
         let (path, query) = split_url(url);
-        self.decide(find_in_query(query), context, Some(path), now, active_sessions)
+        let mut ctx = request(None, None, Some(context))?;
+        if ctx.path.is_empty() {
+            path.clone_into(&mut ctx.path);
+        }
+        let grant = self.decide(find_in_query(query), ctx, now, active_sessions)?;
+        // The claims are JSON already (for a JWT, the payload as signed): no re-encoding.
+        Ok(format!(r#"{{"scheme":"{}","claims":{}}}"#, grant.scheme.as_str(), grant.claims_json))
     }
+}
+
+/// The request: from `path` and `ip`, or from the context's JSON.
+fn request(path: Option<String>, ip: Option<String>, context: Option<&str>) -> Result<RequestContext, String> {
+    let mut ctx = match context {
+        Some(json) => request_context(json).map_err(|e| config_error(&e))?,
+        None => RequestContext::default(),
+    };
+    if let Some(path) = path {
+        ctx.path = path;
+    }
+    if let Some(ip) = ip {
+        let parsed = ip
+            .parse()
+            .map_err(|_| thrown("invalid_input", format!("invalid context: ip {ip:?} is not an IP address")))?;
+        ctx.peer_ip = Some(parsed);
+    }
+    Ok(ctx)
 }
 
 impl Verifier {
     fn decide(
         &self,
         credential: Option<Credential>,
-        context: &str,
-        path: Option<&str>,
+        mut ctx: RequestContext,
         now: f64,
         active_sessions: Option<u32>,
-    ) -> Result<String, String> {
+    ) -> Result<Grant, String> {
         let now = seconds(now)?;
-        let mut ctx = request_context(context).map_err(|e| config_error(&e))?;
-        if let (true, Some(path)) = (ctx.path.is_empty(), path) {
-            path.clone_into(&mut ctx.path);
-        }
         ctx.starts_session = active_sessions.is_some();
         let mut sessions = KnownCount(active_sessions.unwrap_or(0));
         let mut hooks = Hooks {
@@ -131,10 +160,7 @@ impl Verifier {
             sessions: active_sessions.map(|_| &mut sessions as &mut dyn SessionLimiter),
         };
         match self.gate.check(credential.as_ref(), &ctx, now, &mut hooks) {
-            // The claims are JSON already (for a JWT, the payload as signed): no re-encoding.
-            Decision::Allow { grant, .. } => {
-                Ok(format!(r#"{{"scheme":"{}","claims":{}}}"#, grant.scheme.as_str(), grant.claims_json))
-            }
+            Decision::Allow { grant, .. } => Ok(grant),
             Decision::Deny { denial, .. } => Err(denial_error(&denial)),
         }
     }

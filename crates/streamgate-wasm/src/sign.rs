@@ -1,16 +1,20 @@
-//! Signing options from JS, mapped onto the core's signers.
+//! Signing from JS: a JWT [`Signer`] built once per key, and the other schemes' options
+//! mapped onto the core's signers.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use streamgate_core::config::jwt_keys;
+use streamgate_core::keys::Key;
 use streamgate_core::policy::path::normalize_path;
 use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EscapeStyle};
 use streamgate_core::schemes::secure_link::{SecureLinkScheme, DEFAULT_EXPRESSION};
 use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest};
 use streamgate_core::schemes::{jwt, signed_url, split_url, Credential, SchemeKind};
 use streamgate_core::Error;
+use wasm_bindgen::prelude::*;
 
-use crate::{config_error, thrown};
+use crate::node_crypto::NodeProvider;
+use crate::{config_error, seconds, thrown};
 
 /// One ACL or several, as akamai-edgeauth accepts.
 #[derive(Deserialize)]
@@ -23,8 +27,6 @@ enum Acl {
 #[derive(Deserialize)]
 #[serde(tag = "scheme", deny_unknown_fields)]
 enum SignOptions {
-    #[serde(rename = "jwt", rename_all = "camelCase")]
-    Jwt { key: Value, claims: Map<String, Value>, expires_in: Option<i64> },
     #[serde(rename = "wmsauth", rename_all = "camelCase")]
     WmsAuth {
         key: String,
@@ -69,25 +71,6 @@ fn invalid(field: &'static str, why: impl Into<String>) -> String {
 pub(crate) fn sign(options: &str, url: Option<&str>, now: i64) -> Result<String, String> {
     let options: SignOptions = serde_json::from_str(options).map_err(|e| thrown("invalid_input", e))?;
     let credential = match options {
-        SignOptions::Jwt { key, mut claims, expires_in } => {
-            let mut keys = jwt_keys(&key).map_err(|e| config_error(&e))?.unwrap_or_default();
-            if keys.len() != 1 {
-                return Err(invalid("key", "signing needs exactly one JWT key"));
-            }
-            let key = keys.remove(0);
-            claims.entry("iat").or_insert_with(|| now.into());
-            match (claims.contains_key("exp"), expires_in) {
-                (false, Some(seconds)) if seconds > 0 => {
-                    claims.insert("exp".into(), now.saturating_add(seconds).into());
-                }
-                (false, Some(seconds)) => return Err(invalid("expiresIn", format!("{seconds} is not positive"))),
-                (false, None) => {
-                    return Err(invalid("claims", "playback tokens must expire: set claims.exp or expiresIn"))
-                }
-                (true, _) => {}
-            }
-            Credential { kind: SchemeKind::Jwt, value: jwt::sign_json(&claims, &key).map_err(|e| config_error(&e))? }
-        }
         SignOptions::WmsAuth { key, ip, valid_minutes, stream, date_style } => {
             let date_style = match date_style.as_deref() {
                 None => DateStyle::Php,
@@ -170,8 +153,52 @@ pub(crate) fn sign(options: &str, url: Option<&str>, now: i64) -> Result<String,
             Credential { kind: SchemeKind::SecureLink, value }
         }
     };
-    Ok(match url {
+    Ok(signed(credential, url))
+}
+
+/// The credential, or `url` signed with it.
+fn signed(credential: Credential, url: Option<&str>) -> String {
+    match url {
         Some(url) => signed_url(url, &credential),
         None => credential.value,
-    })
+    }
+}
+
+/// A playback JWT signer built once from one key, reused for every token.
+#[wasm_bindgen]
+pub struct Signer {
+    key: Key,
+}
+
+#[wasm_bindgen]
+impl Signer {
+    /// A signer for one JWT key (a key-set entry as JSON, exactly one key).
+    #[wasm_bindgen(constructor)]
+    pub fn new(key: &str) -> Result<Signer, String> {
+        let key: Value = serde_json::from_str(key).map_err(|e| thrown("invalid_input", e))?;
+        let mut keys = jwt_keys(&key).map_err(|e| config_error(&e))?.unwrap_or_default();
+        if keys.len() != 1 {
+            return Err(invalid("key", "signing needs exactly one JWT key"));
+        }
+        let key = keys.remove(0).provided_by(&NodeProvider).map_err(|e| config_error(&e))?;
+        Ok(Signer { key })
+    }
+
+    /// Signs `claims` (a JSON object) at `now`, with `iat` = `now` and, unless the claims
+    /// have an `exp`, `exp` = `now + expires_in`. With `url`, returns the signed URL.
+    pub fn sign(&self, claims: &str, expires_in: Option<f64>, url: Option<String>, now: f64) -> Result<String, String> {
+        let now = seconds(now)?;
+        let mut claims: Map<String, Value> = serde_json::from_str(claims).map_err(|e| thrown("invalid_input", e))?;
+        claims.entry("iat").or_insert_with(|| now.into());
+        if !claims.contains_key("exp") {
+            let seconds = match expires_in {
+                Some(s) if s.is_finite() && s.fract() == 0.0 && s > 0.0 && s <= i64::MAX as f64 => s as i64,
+                Some(s) => return Err(invalid("expiresIn", format!("{s} is not a positive whole number of seconds"))),
+                None => return Err(invalid("claims", "playback tokens must expire: set claims.exp or expiresIn")),
+            };
+            claims.insert("exp".into(), now.saturating_add(seconds).into());
+        }
+        let token = jwt::sign_json(&claims, &self.key).map_err(|e| config_error(&e))?;
+        Ok(signed(Credential { kind: SchemeKind::Jwt, value: token }, url.as_deref()))
+    }
 }

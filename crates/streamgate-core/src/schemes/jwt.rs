@@ -176,12 +176,21 @@ impl Scheme for JwtScheme {
         let mut signature_buffer = [0u8; SIGNATURE_BUFFER];
         let signature = decode_small(s, &mut signature_buffer, "signature")?;
         let signing_input = token.get(..h.len() + 1 + p.len()).unwrap_or("");
-        if !usable().any(|k| k.verify(signing_input.as_bytes(), &signature)) {
+        // A platform primitive's failure counts as no match (fail closed) and is named.
+        let mut failure = None;
+        let verified = usable().any(|k| {
+            k.verify(signing_input.as_bytes(), &signature).unwrap_or_else(|e| {
+                failure.get_or_insert(e);
+                false
+            })
+        });
+        if !verified {
+            let mut recipe = format!("{alg}(key, base64url(header) + \".\" + base64url(payload))");
+            if let Some(e) = failure {
+                recipe = format!("{recipe}; not checked, the platform's crypto failed: {e}");
+            }
             return Err(Denial::BadSignature {
-                explanation: Some(SignatureExplanation {
-                    tried: vec![signing_input.to_owned()],
-                    recipe: format!("{alg}(key, base64url(header) + \".\" + base64url(payload))"),
-                }),
+                explanation: Some(SignatureExplanation { tried: vec![signing_input.to_owned()], recipe }),
             });
         }
         let payload = String::from_utf8(decode_json(p, "payload")?)
