@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Incoming;
+use hyper::header::HeaderName;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -118,6 +119,9 @@ pub(crate) struct App<S> {
     pub origin: Origin,
     pub tallies: Mutex<Tallies>,
     pub metrics: Metrics,
+    /// `clientIpHeader` as a header name, parsed once (`None` if it is none: no request
+    /// can carry it).
+    pub client_ip_header: Option<HeaderName>,
     pub admin_token: Option<String>,
     /// Background heartbeats, awaited at shutdown.
     pub background: TaskTracker,
@@ -172,12 +176,14 @@ impl<S: State> Server<S> {
     pub async fn bind(setup: GateSetup, state: S, listen: SocketAddr) -> Result<Server<S>, ServeError> {
         let listener =
             TcpListener::bind(listen).await.map_err(|e| ServeError(format!("cannot listen on {listen}: {e}")))?;
+        let client_ip_header = HeaderName::from_bytes(setup.gateway.deployment.client_ip_header.as_bytes()).ok();
         let app = App {
             gateway: setup.gateway,
             state,
             origin: Origin::new().map_err(ServeError)?,
             tallies: Mutex::new(Tallies::default()),
             metrics: Metrics::new(),
+            client_ip_header,
             admin_token: setup.admin_token,
             background: TaskTracker::new(),
         };
