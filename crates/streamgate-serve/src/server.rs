@@ -165,6 +165,21 @@ pub(crate) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The runtime `streamgate serve` runs on: tokio's multi-threaded scheduler, one worker
+/// per core. Public, with [`http1_builder`], so that a server compared with serve (the
+/// benchmark's `examples/bare.rs`) runs exactly as serve does.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// The HTTP/1.1 settings every connection is served with: keep-alive, and a time limit
+/// for a request's headers on tokio's timer.
+pub fn http1_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+}
+
 /// A gate bound to its address, not yet serving.
 pub struct Server<S: State> {
     listener: TcpListener,
@@ -209,10 +224,7 @@ impl<S: State> Server<S> {
                             let app = Arc::clone(&app);
                             async move { Ok::<_, Infallible>(app.route(req, peer).await) }
                         });
-                        let connection = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEADER_READ_TIMEOUT)
-                            .serve_connection(TokioIo::new(stream), service);
+                        let connection = http1_builder().serve_connection(TokioIo::new(stream), service);
                         let connection = graceful.watch(connection);
                         tokio::spawn(async move {
                             if let Err(error) = connection.await {
@@ -277,10 +289,7 @@ pub struct RunOptions {
 pub fn run(options: RunOptions) -> Result<(), ServeError> {
     crate::log::init_logging();
     let setup = GateSetup::new(options.serve)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ServeError(format!("cannot start the runtime: {e}")))?;
+    let runtime = runtime().map_err(|e| ServeError(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
         match options.redis {
             Some(url) => {
