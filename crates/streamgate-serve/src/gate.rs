@@ -58,13 +58,19 @@ pub(crate) async fn proxy<S: State>(app: &Arc<App<S>>, req: Request<RequestBody>
     http::with_cors(response)
 }
 
-/// Forward-auth: decides on the request a proxy in front of the origin asks about, named
-/// in the proxy's headers, which are believed only from `policy.trustedProxies`.
-pub(crate) async fn forward_auth<S: State>(
-    app: &Arc<App<S>>,
-    req: Request<RequestBody>,
-    peer: IpAddr,
-) -> Response<Body> {
+/// A forward-auth request as read on arrival: what the decision needs, owned, or the
+/// answer when there is nothing to decide.
+pub(crate) struct AuthRequest {
+    started: Instant,
+    incoming: Incoming,
+    refused: Option<Reply>,
+}
+
+/// Reads a forward-auth request as soon as hyper hands it over, and lets it go: hyper reads
+/// ahead on the connection before the answer is polled, and a request still holding its
+/// headers would make it move its read buffer to a new allocation every time. The proxy's
+/// headers are believed only from `policy.trustedProxies`.
+pub(crate) fn read_auth<S: State>(app: &App<S>, req: Request<RequestBody>, peer: IpAddr) -> AuthRequest {
     let started = Instant::now();
     let (parts, _) = req.into_parts();
     let headers = &parts.headers;
@@ -77,16 +83,28 @@ pub(crate) async fn forward_auth<S: State>(
     } else {
         Err(untrusted_peer(peer))
     };
-    let (response, decision) = match target {
+    match target {
+        Ok(target) => {
+            AuthRequest { started, incoming: viewer_request(app, headers, &target, peer, true), refused: None }
+        }
         Err(reply) => {
             let method = parts.method.as_str().to_owned();
-            let asked =
+            let incoming =
                 Incoming { method, path: parts.uri.path().to_owned(), peer_ip: Some(peer), ..Incoming::default() };
-            answer(app, Route::Auth, &asked, &reply)
+            AuthRequest { started, incoming, refused: Some(reply) }
         }
-        Ok(target) => {
-            let incoming = viewer_request(app, headers, &target, peer, true);
-            let io = NativeIo::new(app, headers, None);
+    }
+}
+
+/// Forward-auth: decides on the request a proxy in front of the origin asks about.
+pub(crate) async fn forward_auth<S: State>(app: &Arc<App<S>>, asked: AuthRequest) -> Response<Body> {
+    let AuthRequest { started, incoming, refused } = asked;
+    let (response, decision) = match refused {
+        Some(reply) => answer(app, Route::Auth, &incoming, &reply),
+        None => {
+            // Forward-auth never fetches, so no viewer header is ever forwarded.
+            let no_headers = HeaderMap::new();
+            let io = NativeIo::new(app, &no_headers, None);
             match app.gateway.authorize(&io, &incoming, unix_now()).await {
                 Ok(Authorization::Allowed { subject, token_id }) => {
                     let mut response = http::response(200, http::empty());

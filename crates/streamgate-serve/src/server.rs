@@ -133,8 +133,20 @@ impl<S: State> App<S> {
         self.gateway.deployment.gate.policy.trusted_proxies.iter().any(|range| range.contains(peer))
     }
 
-    async fn route(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let peer = peer.ip().to_canonical();
+    /// Takes a request as hyper hands it over; forward-auth's is read right away (see
+    /// [`gate::read_auth`]).
+    fn arrive(&self, req: Request<Incoming>, peer: IpAddr) -> Arrived {
+        match req.uri().path() {
+            "/auth" => Arrived::Auth(gate::read_auth(self, req, peer)),
+            _ => Arrived::Other(req),
+        }
+    }
+
+    async fn route(self: Arc<Self>, arrived: Arrived, peer: IpAddr) -> Response<Body> {
+        let req = match arrived {
+            Arrived::Auth(asked) => return gate::forward_auth(&self, asked).await,
+            Arrived::Other(req) => req,
+        };
         let path = req.uri().path();
         match path {
             "/healthz" => self.health(),
@@ -143,7 +155,6 @@ impl<S: State> App<S> {
                 set_header(answer.headers_mut(), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
                 answer
             }
-            "/auth" => gate::forward_auth(&self, req, peer).await,
             _ if path == "/admin" || path.starts_with("/admin/") => admin::handle(&self, req).await,
             _ if self.gateway.origin().is_some() => gate::proxy(&self, req, peer).await,
             _ => error_response(404, "not_found", "this gate answers /auth (forward-auth); give it --origin to proxy"),
@@ -158,6 +169,14 @@ impl<S: State> App<S> {
             &json!({ "ok": true, "schemes": schemes, "mode": mode, "version": env!("CARGO_PKG_VERSION") }),
         )
     }
+}
+
+/// A request as the service received it.
+enum Arrived {
+    /// Forward-auth, already read.
+    Auth(gate::AuthRequest),
+    /// Every other route, read when it is served.
+    Other(Request<Incoming>),
 }
 
 /// Unix seconds from the system clock (the adapter's job; the core never reads one).
@@ -220,9 +239,11 @@ impl<S: State> Server<S> {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let app = Arc::clone(&self.app);
+                        let peer = peer.ip().to_canonical();
                         let service = service_fn(move |req| {
                             let app = Arc::clone(&app);
-                            async move { Ok::<_, Infallible>(app.route(req, peer).await) }
+                            let arrived = app.arrive(req, peer);
+                            async move { Ok::<_, Infallible>(app.route(arrived, peer).await) }
                         });
                         let connection = http1_builder().serve_connection(TokioIo::new(stream), service);
                         let connection = graceful.watch(connection);
