@@ -58,11 +58,12 @@ pub(crate) fn b64_url_decode_small<'b>(text: &str, buf: &'b mut [u8]) -> Option<
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |n: u8| char::from(DIGITS.get(usize::from(n & 0x0f)).copied().unwrap_or(b'0'));
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         out.push(digit(b >> 4));
-        out.push(digit(b & 0x0f));
+        out.push(digit(*b));
     }
     out
 }
@@ -97,6 +98,9 @@ mod tests {
     #[test]
     fn hex_round_trips() {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let by_format: String = every_byte.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&every_byte), by_format);
         assert_eq!(hex_decode("00ABff"), Some(vec![0x00, 0xab, 0xff]));
         assert_eq!(hex_decode("abc"), None);
         assert_eq!(hex_decode("zz"), None);

@@ -2,10 +2,12 @@
 //! own replies, and origin responses streamed through untouched), and core replies as
 //! hyper responses.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 use streamgate_core::gateway::{Reply, CORS_HEADERS};
@@ -31,6 +33,14 @@ pub(crate) fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
+/// Sets header `name` to `value`, taking the string's buffer as it is; a value that is no
+/// valid header value is left out, as [`set_header`] does.
+pub(crate) fn set_owned(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(name, value);
+    }
+}
+
 /// Appends header `name: value` (for headers that may repeat, like `Set-Cookie`).
 fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
     if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -38,9 +48,10 @@ fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
-/// A request header as text, if present and valid UTF-8.
-pub(crate) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+/// A request header as text, if present and visible ASCII. Name it with a [`HeaderName`]
+/// where it is known ahead: a `&str` is parsed on every lookup.
+pub(crate) fn header<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A response with `status` and `body`.
@@ -60,10 +71,22 @@ pub(crate) fn reply(reply: &Reply) -> Response<Body> {
     response
 }
 
+/// The core's [`CORS_HEADERS`] as hyper names and values, converted once. Both are
+/// standard names and the values stay static text, so adding them to a response copies
+/// and allocates nothing.
+static CORS: LazyLock<Vec<(HeaderName, HeaderValue)>> = LazyLock::new(|| {
+    let pair = |(name, value): &(&str, &'static str)| {
+        let value = HeaderValue::from_maybe_shared(Bytes::from_static(value.as_bytes()));
+        Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.ok()?))
+    };
+    CORS_HEADERS.iter().filter_map(pair).collect()
+});
+
 /// Adds the gate's CORS headers, as the edge does on every gate response.
 pub(crate) fn with_cors(mut response: Response<Body>) -> Response<Body> {
-    for (name, value) in CORS_HEADERS {
-        set_header(response.headers_mut(), name, value);
+    let headers = response.headers_mut();
+    for (name, value) in CORS.iter() {
+        headers.insert(name.clone(), value.clone());
     }
     response
 }

@@ -41,5 +41,6 @@ pub mod state;
 pub use http::Body;
 pub use log::init_logging;
 pub use server::{
-    run, shutdown_signal, GateSetup, RunOptions, ServeError, ServeOptions, Server, MIN_ADMIN_TOKEN_BYTES,
+    http1_builder, run, runtime, shutdown_signal, GateSetup, RunOptions, ServeError, ServeOptions, Server,
+    MIN_ADMIN_TOKEN_BYTES,
 };

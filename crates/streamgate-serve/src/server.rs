@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Incoming;
+use hyper::header::HeaderName;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -118,6 +119,9 @@ pub(crate) struct App<S> {
     pub origin: Origin,
     pub tallies: Mutex<Tallies>,
     pub metrics: Metrics,
+    /// `clientIpHeader` as a header name, parsed once (`None` if it is none: no request
+    /// can carry it).
+    pub client_ip_header: Option<HeaderName>,
     pub admin_token: Option<String>,
     /// Background heartbeats, awaited at shutdown.
     pub background: TaskTracker,
@@ -129,8 +133,20 @@ impl<S: State> App<S> {
         self.gateway.deployment.gate.policy.trusted_proxies.iter().any(|range| range.contains(peer))
     }
 
-    async fn route(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let peer = peer.ip().to_canonical();
+    /// Takes a request as hyper hands it over; forward-auth's is read right away (see
+    /// [`gate::read_auth`]).
+    fn arrive(&self, req: Request<Incoming>, peer: IpAddr) -> Arrived {
+        match req.uri().path() {
+            "/auth" => Arrived::Auth(gate::read_auth(self, req, peer)),
+            _ => Arrived::Other(req),
+        }
+    }
+
+    async fn route(self: Arc<Self>, arrived: Arrived, peer: IpAddr) -> Response<Body> {
+        let req = match arrived {
+            Arrived::Auth(asked) => return gate::forward_auth(&self, asked).await,
+            Arrived::Other(req) => req,
+        };
         let path = req.uri().path();
         match path {
             "/healthz" => self.health(),
@@ -139,7 +155,6 @@ impl<S: State> App<S> {
                 set_header(answer.headers_mut(), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
                 answer
             }
-            "/auth" => gate::forward_auth(&self, req, peer).await,
             _ if path == "/admin" || path.starts_with("/admin/") => admin::handle(&self, req).await,
             _ if self.gateway.origin().is_some() => gate::proxy(&self, req, peer).await,
             _ => error_response(404, "not_found", "this gate answers /auth (forward-auth); give it --origin to proxy"),
@@ -156,9 +171,32 @@ impl<S: State> App<S> {
     }
 }
 
+/// A request as the service received it.
+enum Arrived {
+    /// Forward-auth, already read.
+    Auth(gate::AuthRequest),
+    /// Every other route, read when it is served.
+    Other(Request<Incoming>),
+}
+
 /// Unix seconds from the system clock (the adapter's job; the core never reads one).
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The runtime `streamgate serve` runs on: tokio's multi-threaded scheduler, one worker
+/// per core. Public, with [`http1_builder`], so that a server compared with serve (the
+/// benchmark's `examples/bare.rs`) runs exactly as serve does.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// The HTTP/1.1 settings every connection is served with: keep-alive, and a time limit
+/// for a request's headers on tokio's timer.
+pub fn http1_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
 }
 
 /// A gate bound to its address, not yet serving.
@@ -172,12 +210,14 @@ impl<S: State> Server<S> {
     pub async fn bind(setup: GateSetup, state: S, listen: SocketAddr) -> Result<Server<S>, ServeError> {
         let listener =
             TcpListener::bind(listen).await.map_err(|e| ServeError(format!("cannot listen on {listen}: {e}")))?;
+        let client_ip_header = HeaderName::from_bytes(setup.gateway.deployment.client_ip_header.as_bytes()).ok();
         let app = App {
             gateway: setup.gateway,
             state,
             origin: Origin::new().map_err(ServeError)?,
             tallies: Mutex::new(Tallies::default()),
             metrics: Metrics::new(),
+            client_ip_header,
             admin_token: setup.admin_token,
             background: TaskTracker::new(),
         };
@@ -199,14 +239,13 @@ impl<S: State> Server<S> {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let app = Arc::clone(&self.app);
+                        let peer = peer.ip().to_canonical();
                         let service = service_fn(move |req| {
                             let app = Arc::clone(&app);
-                            async move { Ok::<_, Infallible>(app.route(req, peer).await) }
+                            let arrived = app.arrive(req, peer);
+                            async move { Ok::<_, Infallible>(app.route(arrived, peer).await) }
                         });
-                        let connection = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEADER_READ_TIMEOUT)
-                            .serve_connection(TokioIo::new(stream), service);
+                        let connection = http1_builder().serve_connection(TokioIo::new(stream), service);
                         let connection = graceful.watch(connection);
                         tokio::spawn(async move {
                             if let Err(error) = connection.await {
@@ -271,10 +310,7 @@ pub struct RunOptions {
 pub fn run(options: RunOptions) -> Result<(), ServeError> {
     crate::log::init_logging();
     let setup = GateSetup::new(options.serve)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ServeError(format!("cannot start the runtime: {e}")))?;
+    let runtime = runtime().map_err(|e| ServeError(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
         match options.redis {
             Some(url) => {

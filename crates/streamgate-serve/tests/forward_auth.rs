@@ -44,6 +44,10 @@ async fn allows_with_subject_and_token_id_and_denies_with_every_reason() {
         (allowed.header("x-streamgate-subject"), allowed.header("x-streamgate-token-id")),
         (Some("alice"), Some("t-1"))
     );
+    assert_eq!(allowed.header("cache-control"), Some("no-store"));
+    for (name, value) in streamgate_core::gateway::CORS_HEADERS {
+        assert_eq!(allowed.header(name), Some(value), "{name} as the edge sends it");
+    }
     // Caddy and Traefik name the request in X-Forwarded-Uri / X-Forwarded-Method.
     let caddy = get(
         &gate.url("/auth"),

@@ -49,20 +49,27 @@ pub enum ManifestKind {
     Dash,
 }
 
-/// Recognises a manifest by Content-Type, then by the path's extension.
+/// Recognises a manifest by Content-Type, then by the path's extension (both in any ASCII
+/// case), without copying either.
 pub fn manifest_kind(content_type: Option<&str>, path: &str) -> Option<ManifestKind> {
-    let mime = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match mime.as_deref() {
-        Some("application/vnd.apple.mpegurl" | "application/x-mpegurl" | "audio/mpegurl" | "audio/x-mpegurl") => {
-            return Some(ManifestKind::Hls)
+    const HLS_TYPES: [&str; 4] =
+        ["application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl"];
+    if let Some(mime) = content_type.map(|c| c.split(';').next().unwrap_or("").trim()) {
+        if HLS_TYPES.iter().any(|t| mime.eq_ignore_ascii_case(t)) {
+            return Some(ManifestKind::Hls);
         }
-        Some("application/dash+xml") => return Some(ManifestKind::Dash),
-        _ => {}
+        if mime.eq_ignore_ascii_case("application/dash+xml") {
+            return Some(ManifestKind::Dash);
+        }
     }
-    let lower = path.split(['?', '#']).next().unwrap_or("").to_ascii_lowercase();
-    if lower.ends_with(".m3u8") || lower.ends_with(".m3u") {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let ends_with = |extension: &str| {
+        let tail = path.len().checked_sub(extension.len()).and_then(|start| path.as_bytes().get(start..));
+        tail.is_some_and(|tail| tail.eq_ignore_ascii_case(extension.as_bytes()))
+    };
+    if ends_with(".m3u8") || ends_with(".m3u") {
         Some(ManifestKind::Hls)
-    } else if lower.ends_with(".mpd") {
+    } else if ends_with(".mpd") {
         Some(ManifestKind::Dash)
     } else {
         None
@@ -531,6 +538,43 @@ mod tests {
         assert_eq!(manifest_kind(Some("application/octet-stream"), "/a/index.M3U8?x=1"), Some(ManifestKind::Hls));
         assert_eq!(manifest_kind(None, "/a/manifest.mpd"), Some(ManifestKind::Dash));
         assert_eq!(manifest_kind(Some("video/mp2t"), "/a/seg.ts"), None);
+        assert_eq!(manifest_kind(Some(" Audio/X-MpegURL ;x"), "/x"), Some(ManifestKind::Hls));
+        assert_eq!(manifest_kind(None, "/é.M3u#.ts"), Some(ManifestKind::Hls));
+        assert_eq!(manifest_kind(None, "m3u8"), None);
+        assert_eq!(manifest_kind(None, "/a.mpd.ts?b.mpd"), None);
+    }
+
+    /// The recognition as it was written first: lower-cased copies, then comparisons.
+    fn manifest_kind_by_copies(content_type: Option<&str>, path: &str) -> Option<ManifestKind> {
+        let mime = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        match mime.as_deref() {
+            Some("application/vnd.apple.mpegurl" | "application/x-mpegurl" | "audio/mpegurl" | "audio/x-mpegurl") => {
+                return Some(ManifestKind::Hls)
+            }
+            Some("application/dash+xml") => return Some(ManifestKind::Dash),
+            _ => {}
+        }
+        let lower = path.split(['?', '#']).next().unwrap_or("").to_ascii_lowercase();
+        if lower.ends_with(".m3u8") || lower.ends_with(".m3u") {
+            Some(ManifestKind::Hls)
+        } else if lower.ends_with(".mpd") {
+            Some(ManifestKind::Dash)
+        } else {
+            None
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn recognition_without_copies_agrees_with_lower_cased_copies(
+            content_type in proptest::option::of("(application|audio)/(x-)?(vnd.apple.)?(mpegurl|MpegURL|dash\\+xml)[ ;a-z=]{0,4}|[a/.é]{0,3}"),
+            path in "[/aéİK.mMdDpP3uU8?#]{0,10}",
+        ) {
+            proptest::prop_assert_eq!(
+                manifest_kind(content_type.as_deref(), &path),
+                manifest_kind_by_copies(content_type.as_deref(), &path)
+            );
+        }
     }
 
     /// `uri` with the credential, or `None` when it is left as written.
