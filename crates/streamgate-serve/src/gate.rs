@@ -146,9 +146,6 @@ fn viewer_request(headers: &HeaderMap, target: Target, peer: IpAddr, trusted: bo
         user_agent: header(headers, "User-Agent"),
         cookie: header(headers, "Cookie"),
         authorization: header(headers, "Authorization"),
-        country: None,
-        asn: None,
-        as_organization: None,
     }
 }
 
