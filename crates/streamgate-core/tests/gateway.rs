@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use pollster::block_on;
 
-use streamgate_core::claims::{NumericDate, PlaybackClaims};
+use streamgate_core::claims::{AccessRule, NumericDate, PlaybackClaims};
 use streamgate_core::config::{Deployment, GateConfig};
 use streamgate_core::gateway::{
-    Authorization, Gateway, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream,
+    Authorization, Gateway, Geo, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream,
 };
 use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::policy::ip::IpRange;
@@ -49,6 +49,10 @@ struct Memory {
     fetched: Mutex<Vec<OriginRequest>>,
     beats: Mutex<Vec<(String, BeatKind)>>,
     tallies: Mutex<Tallies>,
+    geo: Geo,
+    geo_reads: Mutex<u32>,
+    /// The usage record of every heartbeat, as sent.
+    records: Mutex<Vec<Heartbeat>>,
 }
 
 impl Memory {
@@ -100,6 +104,7 @@ impl Io for Memory {
             return Err("store down".into());
         }
         self.beats.lock().unwrap().push((key.to_owned(), beat.kind));
+        self.records.lock().unwrap().push(beat.clone());
         Ok(self.hubs.lock().unwrap().entry(key.to_owned()).or_default().heartbeat(beat.clone()))
     }
 
@@ -109,6 +114,11 @@ impl Io for Memory {
 
     fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T {
         update(&mut self.tallies.lock().unwrap())
+    }
+
+    fn geo(&self) -> Geo {
+        *self.geo_reads.lock().unwrap() += 1;
+        self.geo.clone()
     }
 }
 
@@ -282,4 +292,45 @@ fn the_flow_is_send_for_a_send_io() {
     let (gate, io, incoming) = (gateway(""), Memory::with_files(), request("GET", "/a", "", "p"));
     send(gate.handle(&io, &incoming, NOW));
     send(gate.authorize(&io, &incoming, NOW));
+}
+
+#[test]
+fn the_viewers_geo_is_read_only_when_a_rule_or_a_usage_record_needs_it() {
+    let fr = Geo { country: Some("FR".into()), asn: Some(3215), as_organization: Some("Orange".into()) };
+    let io = Memory { geo: fr, ..Memory::with_files() };
+    let reads = || *io.geo_reads.lock().unwrap();
+    let plain = format!("token={}", token(PlaybackClaims::default()));
+    let segment = block_on(gateway("").handle(&io, &request("GET", "/hls/low/seg1.ts", &plain, "p"), NOW)).unwrap();
+    assert!(matches!(segment, Outcome::Pass(Page { status: 200, .. })));
+    let poster = block_on(gateway("").handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap();
+    assert!(matches!(poster, Outcome::Pass(Page { status: 200, .. })));
+    assert_eq!(reads(), 0, "no rule and no usage record: the platform is never asked");
+
+    // A token's country rule, and the operator's, are applied when configured.
+    let rule: AccessRule =
+        serde_json::from_str(r#"{"type": "ip.geoip.country", "action": "block", "country": ["FR"]}"#).unwrap();
+    let fenced =
+        format!("token={}", token(PlaybackClaims { access_rules: Some(vec![rule]), ..PlaybackClaims::default() }));
+    let denied = block_on(gateway("").handle(&io, &request("GET", "/hls/low/seg1.ts", &fenced, "p"), NOW)).unwrap();
+    assert_eq!(reason(denied), (403, "geo_denied".into()));
+    let doc = format!(
+        r#"{{"keys": [{{"alg": "HS256", "secret": "{SECRET}"}}], "sessions": {{"secret": "a session secret of thirty-two bytes!"}},
+            "policy": {{"accessRules": [{{"type": "ip.geoip.country", "action": "block", "country": ["FR"]}}]}}}}"#
+    );
+    let operator = GateConfig::from_json(&doc).and_then(GateConfig::build_deployment).unwrap();
+    let operator = Gateway::new(operator, "https://origin.example/").unwrap();
+    let denied = block_on(operator.handle(&io, &request("GET", "/hls/low/seg1.ts", &plain, "p"), NOW)).unwrap();
+    assert_eq!(reason(denied), (403, "geo_denied".into()));
+    assert_eq!(reads(), 2);
+
+    // A playlist fetch's usage record carries where the viewer is.
+    let master =
+        reply(block_on(gateway("").handle(&io, &request("GET", "/hls/master.m3u8", &plain, "p"), NOW)).unwrap());
+    assert_eq!(master.status, 200);
+    let records = io.records.lock().unwrap();
+    let record = &records.last().unwrap().record;
+    assert_eq!(
+        (record.country.as_deref(), record.asn, record.as_organization.as_deref()),
+        (Some("FR"), Some(3215), Some("Orange"))
+    );
 }

@@ -178,9 +178,6 @@ fn viewer_request<S: State>(
         user_agent: owned(USER_AGENT),
         cookie: owned(COOKIE),
         authorization: owned(AUTHORIZATION),
-        country: None,
-        asn: None,
-        as_organization: None,
     }
 }
 

@@ -11,6 +11,8 @@
 // process's user+system time over the case divided by the requests it served.
 // After a warm-up pass, the cases run in turn, LOAD_ROUNDS times (default 3), so a noisy
 // moment hits them alike; each figure is the median over the rounds.
+// It also times the gate's cold start: compiling and instantiating its wasm, each run in a
+// fresh Node (the V8 of workerd), median of COLD_RUNS (default 5).
 // Run: npm/node_modules/.bin/node workers/gate/bench/load.mjs   (after scripts/build-gate.sh)
 // LOAD_SECONDS sets the seconds per case and round (default 3).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -26,6 +28,7 @@ const { Miniflare } = require('miniflare');
 const SECONDS = Number(process.env.LOAD_SECONDS || 3);
 const ROUNDS = Number(process.env.LOAD_ROUNDS || 3);
 const CONNECTIONS = 8;
+const COLD_RUNS = Number(process.env.COLD_RUNS || 5);
 
 if (spawnSync('wrk', ['--version']).error) {
   console.error('wrk is not installed: run scripts/setup.sh --peers (Debian package wrk)');
@@ -170,6 +173,26 @@ const cpu = (row) => `${(row['CPU ms/req'] - off['CPU ms/req']).toFixed(3)} ms`;
 console.log(`validation keeps ${keeps(session)} of the throughput with validation off (session credential; ${keeps(entryToken)} with an entry token)`);
 console.log(`validation adds ${cpu(session)} of workerd CPU per request (${cpu(entryToken)} with an entry token) and ${(session['p50 ms'] - off['p50 ms']).toFixed(2)} ms at p50`);
 console.log(`the gate with validation off runs at ${((100 * off['req/s']) / js['req/s']).toFixed(1)}% of a plain JavaScript pass-through worker`);
+
+// Cold start: a fresh process each run, as V8 reuses a module it compiled from the same bytes.
+// The imports are stand-ins (the glue's own need the Workers runtime); instantiating runs no
+// Rust code, which the glue starts afterwards.
+const COLD = `const bytes = require('node:fs').readFileSync(process.argv[1]);
+const t0 = performance.now();
+WebAssembly.compile(bytes).then(async (module) => {
+  const t1 = performance.now();
+  const imports = {};
+  for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
+    imports[from] ??= {};
+    imports[from][name] = kind === 'tag' ? new WebAssembly.Tag({ parameters: ['externref'] }) : () => {};
+  }
+  await WebAssembly.instantiate(module, imports);
+  console.log(JSON.stringify([t1 - t0, performance.now() - t1]));
+});`;
+const wasm = join(root, 'workers', 'gate', 'build', 'index_bg.wasm');
+const cold = Array.from({ length: COLD_RUNS }, () => JSON.parse(execFileSync(process.execPath, ['-e', COLD, wasm], { encoding: 'utf8' })));
+const ms = (i) => median(cold.map((run) => run[i])).toFixed(1);
+console.log(`gate cold start (wasm, Node ${process.versions.node}, median of ${COLD_RUNS} fresh processes): compile ${ms(0)} ms, instantiate ${ms(1)} ms`);
 
 // What ships: Cloudflare's limits are 3 MiB compressed on the free plan, 10 MiB on paid ones.
 const built = ['index_bg.wasm', 'index.js'].map((name) => readFileSync(join(root, 'workers', 'gate', 'build', name)));

@@ -1,82 +1,90 @@
 //! Viewer requests: the core's request flow ([`Gateway::handle`]) over KV, the session
 //! hubs and `fetch`. This module only reads the request, implements [`Io`] and turns the
 //! outcome into a response.
+//!
+//! It works on the runtime's own `Request`, `Headers` and `Response` (web-sys), and makes the
+//! calls a segment needs in batches ([`boundary`]): workers-rs's wrappers read the URL,
+//! headers, `request.cf` and status of every request and response up front, each a crossing
+//! of the JS/wasm boundary.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use streamgate_core::gateway::{
-    Gateway, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream, CORS_HEADERS, FORWARDED_HEADERS,
+    Gateway, Geo, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream, CORS_HEADERS, FORWARDED_HEADERS,
 };
 use streamgate_core::revocation::Blocks;
 use streamgate_core::sessions::{Heartbeat, Verdict};
-use worker::wasm_bindgen::JsValue;
-use worker::{CfProperties, Context, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
+use worker::js_sys::Uint8Array;
+use worker::web_sys::{self, Headers};
+use worker::worker_sys::ext::RequestExt;
+use worker::{Cf, Context, Env, Response, Result};
 
 use crate::settings::Settings;
-use crate::{now_seconds, revocations, session_hub};
+use crate::{boundary, now_seconds, revocations, session_hub};
 
-/// A core reply as a workers-rs response.
-fn respond(reply: Reply) -> Result<Response> {
-    let headers = Headers::new();
-    for (name, value) in &reply.headers {
-        headers.append(name, value)?;
-    }
-    let body = if reply.body.is_empty() { Response::empty()? } else { Response::ok(reply.body)? };
-    Ok(body.with_status(reply.status).with_headers(headers))
-}
-
-fn with_cors(response: Response) -> Result<Response> {
-    let headers = response.headers().clone();
+/// Sets the CORS headers every response of the gate carries.
+fn with_cors(headers: &Headers) -> Result<()> {
     for (name, value) in CORS_HEADERS {
         headers.set(name, value)?;
     }
-    Ok(response.with_headers(headers))
+    Ok(())
 }
 
-/// The request as the core reads it: only the headers it needs cross the JS boundary.
-fn incoming(req: &Request, gateway: &Gateway) -> Result<Incoming> {
+/// A core reply as a response.
+fn respond(reply: Reply) -> Result<web_sys::Response> {
+    let headers = Headers::new()?;
+    for (name, value) in &reply.headers {
+        headers.append(name, value)?;
+    }
+    with_cors(&headers)?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(reply.status);
+    init.set_headers(&headers);
+    // Bytes, not a string: a string body would add a Content-Type the reply did not name.
+    let body = (!reply.body.is_empty()).then(|| Uint8Array::from(reply.body.as_bytes()));
+    Ok(web_sys::Response::new_with_opt_buffer_source_and_init(body.as_ref().map(AsRef::as_ref), &init)?)
+}
+
+/// Fills in the headers the core reads.
+fn read_headers(incoming: &mut Incoming, headers: &Headers, gateway: &Gateway) -> Result<()> {
+    let client_ip_header = gateway.deployment.client_ip_header.as_str();
+    let names = ["CF-Connecting-IP", client_ip_header, "Referer", "User-Agent", "Cookie", "Authorization"];
+    let [peer, forwarded_for, referer, user_agent, cookie, authorization] = boundary::header_values(headers, names)?;
+    // Set by Cloudflare itself: clients cannot forge it.
+    incoming.peer_ip = peer.and_then(|v| v.trim().parse().ok());
+    // Believed by the core only when the peer is one of policy.trustedProxies.
+    incoming.forwarded_for = forwarded_for;
+    incoming.referer = referer;
+    incoming.user_agent = user_agent;
+    incoming.cookie = cookie;
+    incoming.authorization = authorization;
+    Ok(())
+}
+
+/// Handles one viewer request; `incoming` holds its method, base, path and query.
+pub async fn handle(
+    req: web_sys::Request,
+    mut incoming: Incoming,
+    env: &Env,
+    ctx: &Context,
+    settings: &Settings,
+) -> Result<web_sys::Response> {
     let headers = req.headers();
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let url = req.url()?;
-    let cf = req.cf();
-    Ok(Incoming {
-        // The method as received: workers-rs maps methods it does not know (PROPFIND, MKCOL …)
-        // to GET, so its enum cannot be trusted.
-        method: req.inner().method(),
-        path: url.path().to_owned(),
-        query: url.query().unwrap_or("").to_owned(),
-        base: url.origin().ascii_serialization(),
-        // Set by Cloudflare itself: clients cannot forge it.
-        peer_ip: header("CF-Connecting-IP").and_then(|v| v.trim().parse().ok()),
-        // Believed by the core only when the peer is one of policy.trustedProxies.
-        forwarded_for: header(&gateway.deployment.client_ip_header),
-        referer: header("Referer"),
-        user_agent: header("User-Agent"),
-        cookie: header("Cookie"),
-        authorization: header("Authorization"),
-        country: cf.and_then(|c| c.country()),
-        asn: cf.and_then(|c| c.asn()),
-        as_organization: cf.and_then(|c| c.as_organization()),
-    })
-}
-
-/// Handles one viewer request.
-pub async fn handle(req: Request, env: &Env, ctx: &Context, settings: &Settings) -> Result<Response> {
-    let incoming = incoming(&req, &settings.gateway)?;
-    let io = EdgeIo { env, ctx, req: &req };
-    let response = match settings.gateway.handle(&io, &incoming, now_seconds()).await? {
-        Outcome::Reply(reply) => respond(reply)?,
-        Outcome::Pass(upstream) => upstream.0,
-    };
-    with_cors(response)
+    read_headers(&mut incoming, &headers, &settings.gateway)?;
+    let io = EdgeIo { env, ctx, req: &req, headers: &headers, geo: OnceCell::new() };
+    match settings.gateway.handle(&io, &incoming, now_seconds()).await? {
+        Outcome::Reply(reply) => respond(reply),
+        Outcome::Pass(upstream) => boundary::pass_on(&upstream.0, &CORS_HEADERS),
+    }
 }
 
 /// The origin's response.
-struct EdgeResponse(Response);
+struct EdgeResponse(web_sys::Response);
 
 impl Upstream for EdgeResponse {
     fn status(&self) -> u16 {
-        self.0.status_code()
+        self.0.status()
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -88,7 +96,10 @@ impl Upstream for EdgeResponse {
 struct EdgeIo<'a> {
     env: &'a Env,
     ctx: &'a Context,
-    req: &'a Request,
+    req: &'a web_sys::Request,
+    headers: &'a Headers,
+    /// `request.cf`, read on first use.
+    geo: OnceCell<Geo>,
 }
 
 impl Io for EdgeIo<'_> {
@@ -109,25 +120,13 @@ impl Io for EdgeIo<'_> {
     /// cached whatever their extension; the origin URL carries no credential, so it is a
     /// cache key every viewer shares (a custom `cacheKey` is Enterprise-only).
     async fn fetch(&self, request: OriginRequest) -> Result<EdgeResponse> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::from(request.method));
-        let forwarded = Headers::new();
-        for name in FORWARDED_HEADERS {
-            if let Some(value) = self.req.headers().get(name)? {
-                forwarded.set(name, &value)?;
-            }
-        }
-        init.with_headers(forwarded);
-        if request.forward_body {
-            init.with_body(self.req.inner().body().map(JsValue::from));
-        } else if request.cacheable {
-            init.with_cf_properties(CfProperties { cache_everything: Some(true), ..CfProperties::default() });
-        }
-        Fetch::Request(Request::new_with_init(&request.url, &init)?).send().await.map(EdgeResponse)
+        let body = if request.forward_body { self.req.body() } else { None };
+        let (url, method) = (&request.url, &request.method);
+        boundary::fetch(url, method, self.headers, &FORWARDED_HEADERS, body, request.cacheable).await.map(EdgeResponse)
     }
 
-    async fn text(&self, mut response: EdgeResponse) -> Result<String> {
-        response.0.text().await
+    async fn text(&self, response: EdgeResponse) -> Result<String> {
+        Response::from(response.0).text().await
     }
 
     async fn heartbeat(&self, key: &str, beat: &Heartbeat) -> Result<Verdict> {
@@ -145,5 +144,14 @@ impl Io for EdgeIo<'_> {
 
     fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T {
         session_hub::with_tallies(update)
+    }
+
+    fn geo(&self) -> Geo {
+        self.geo
+            .get_or_init(|| match self.req.cf().map(Cf::from) {
+                Some(cf) => Geo { country: cf.country(), asn: cf.asn(), as_organization: cf.as_organization() },
+                None => Geo::default(),
+            })
+            .clone()
     }
 }

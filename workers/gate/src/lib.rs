@@ -12,6 +12,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod admin;
+mod boundary;
 mod dashboard;
 mod gate;
 mod guardian;
@@ -19,7 +20,8 @@ mod revocations;
 mod session_hub;
 mod settings;
 
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use streamgate_core::gateway::Incoming;
+use worker::{event, web_sys, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 pub use session_hub::SessionHub;
 
@@ -28,26 +30,28 @@ pub(crate) fn now_seconds() -> i64 {
     (worker::Date::now().as_millis() / 1000) as i64
 }
 
+/// The fetch handler takes the runtime's own request: workers-rs's `Request` would read its
+/// URL, headers and `request.cf` across the JS boundary up front, on every segment.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let settings = match settings::get(&env) {
         Ok(s) => s,
         Err(message) => {
             let body = serde_json::json!({ "error": "misconfigured", "message": message });
-            return Ok(Response::from_json(&body)?.with_status(500));
+            return Ok(Response::from_json(&body)?.with_status(500).into());
         }
     };
-    let path = req.path();
+    let incoming = Incoming::for_url(req.method(), &req.url());
+    let path = incoming.path.as_str();
     if path == "/healthz" {
         let schemes: Vec<&str> = settings.gateway.deployment.gate.accepted().iter().map(|k| k.as_str()).collect();
-        return Response::from_json(
-            &serde_json::json!({ "ok": true, "schemes": schemes, "version": env!("CARGO_PKG_VERSION") }),
-        );
+        let body = serde_json::json!({ "ok": true, "schemes": schemes, "version": env!("CARGO_PKG_VERSION") });
+        return Ok(Response::from_json(&body)?.into());
     }
     if path == "/admin" || path.starts_with("/admin/") {
-        return admin::handle(req, &env, &settings).await;
+        return admin::handle(Request::from(req), &env, &settings).await.map(Into::into);
     }
-    gate::handle(req, &env, &ctx, &settings).await
+    gate::handle(req, incoming, &env, &ctx, &settings).await
 }
 
 /// The Cron Trigger: Token Guardian's scheduled detection (see guardian::scan).

@@ -62,11 +62,38 @@ pub struct Incoming {
     pub cookie: Option<String>,
     /// `Authorization`.
     pub authorization: Option<String>,
-    /// ISO country code, when the platform knows it.
+}
+
+impl Incoming {
+    /// A `method` request for `url`, with its headers and peer still to fill in. `url` is
+    /// absolute and serialized as the WHATWG URL standard writes it (`Request.url` in workerd),
+    /// so base, path and query are cut out of it without parsing it again; userinfo and
+    /// fragment are dropped.
+    pub fn for_url(method: String, url: &str) -> Incoming {
+        let (base, rest) = match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let (authority, rest) = rest.split_at_checked(end).unwrap_or((rest, ""));
+                let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+                (format!("{scheme}://{host}"), rest)
+            }
+            None => (String::new(), url),
+        };
+        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let path = if path.is_empty() { "/" } else { path };
+        Incoming { method, path: path.to_owned(), query: query.to_owned(), base, ..Incoming::default() }
+    }
+}
+
+/// Where a viewer connects from, as the platform knows it ([`Io::geo`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Geo {
+    /// ISO country code.
     pub country: Option<String>,
-    /// Autonomous system number, when the platform knows it.
+    /// Autonomous system number.
     pub asn: Option<u32>,
-    /// Autonomous system organization, when the platform knows it.
+    /// Autonomous system organization.
     pub as_organization: Option<String>,
 }
 
@@ -116,6 +143,12 @@ pub trait Io {
     fn heartbeat_in_background(&self, key: String, beat: Heartbeat);
     /// Runs `update` on this process's session tallies.
     fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T;
+    /// Where the viewer of this request connects from. Asked only when an access rule or a
+    /// usage record needs it (at the edge it is `request.cf`, costly to read); nothing by
+    /// default.
+    fn geo(&self) -> Geo {
+        Geo::default()
+    }
 }
 
 /// What to answer.
@@ -166,7 +199,8 @@ impl Gateway {
         self.proxy.as_ref().map(|p| p.origin.as_str())
     }
 
-    /// The request facts the core decides on.
+    /// The request facts the core decides on, without the viewer's [`Geo`] (the flow asks for
+    /// it when a rule needs it).
     pub fn context(&self, req: &Incoming, path: &str) -> RequestContext {
         RequestContext {
             path: path.to_owned(),
@@ -174,8 +208,8 @@ impl Gateway {
             forwarded_for: req.forwarded_for.clone(),
             referer: req.referer.clone(),
             user_agent: req.user_agent.clone(),
-            country: req.country.clone(),
-            asn: req.asn,
+            country: None,
+            asn: None,
             purpose: Purpose::Play,
             method: Some(req.method.clone()),
             session_id: None,
@@ -211,7 +245,7 @@ impl Gateway {
             self.count_media(io, req, &ctx, &grant, &facts, &upstream, now);
             return Ok(Outcome::Pass(upstream));
         };
-        let sid = match self.admit(io, &grant, beat_kind(&grant, renewing), req, &ctx, &facts, now).await? {
+        let sid = match self.admit(io, &grant, beat_kind(&grant, renewing), &ctx, &facts, now).await? {
             Ok(sid) => sid,
             Err(reply) => return Ok(Outcome::Reply(reply)),
         };
@@ -232,7 +266,7 @@ impl Gateway {
             Checked::Allowed(allowed) => *allowed,
         };
         if manifest_kind(None, &facts.path).is_some() {
-            if let Err(reply) = self.admit(io, &grant, beat_kind(&grant, renewing), req, &ctx, &facts, now).await? {
+            if let Err(reply) = self.admit(io, &grant, beat_kind(&grant, renewing), &ctx, &facts, now).await? {
                 return Ok(Authorization::Denied(reply));
             }
         }
@@ -246,7 +280,7 @@ impl Gateway {
             Some((credential, rest)) => (Some(credential), rest),
             None => (None, req.path.clone()),
         };
-        let ctx = self.context(req, &path);
+        let mut ctx = self.context(req, &path);
         let gate = &self.deployment.gate;
         if let Some(facts) = gate.public(&ctx) {
             let blocks = io.blocks(now).await?;
@@ -276,6 +310,9 @@ impl Gateway {
         let blocks = io.blocks(now).await?;
         if let Err(denial) = check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers) {
             return Ok(Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))));
+        }
+        if gate.policy.reads_country(&grant) {
+            ctx.country = io.geo().country;
         }
         let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
         Ok(match gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
@@ -310,7 +347,7 @@ impl Gateway {
         }
         let interval = (self.deployment.idle_seconds / 2).max(1);
         if io.tallies(|t| t.beat_due(sid, now, interval)) {
-            let beat = self.heartbeat(io, grant, sid, BeatKind::Background, req, ctx, facts, now);
+            let beat = self.heartbeat(io, grant, sid, BeatKind::Background, ctx, facts, now);
             io.heartbeat_in_background(grant.session_key(), beat);
         }
     }
@@ -324,7 +361,6 @@ impl Gateway {
         grant: &Grant,
         sid: &str,
         kind: BeatKind,
-        req: &Incoming,
         ctx: &RequestContext,
         facts: &RequestFacts,
         now: i64,
@@ -333,6 +369,7 @@ impl Gateway {
         let shape =
             (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json, &grant.scope.to_string()));
         let deployment = &self.deployment;
+        let geo = io.geo();
         Heartbeat {
             sid: sid.to_owned(),
             kind,
@@ -351,9 +388,9 @@ impl Gateway {
                 stream: Some(facts.path.clone()),
                 sid: sid.to_owned(),
                 ip: facts.client_ip.map(|ip| ip.to_string()),
-                country: ctx.country.clone(),
-                asn: ctx.asn,
-                as_organization: req.as_organization.clone(),
+                country: geo.country,
+                asn: geo.asn,
+                as_organization: geo.as_organization,
                 referer: ctx.referer.clone(),
                 user_agent: ctx.user_agent.clone(),
                 bytes: io.tallies(|t| t.take_served(sid, now)),
@@ -371,7 +408,6 @@ impl Gateway {
         io: &I,
         grant: &Grant,
         kind: BeatKind,
-        req: &Incoming,
         ctx: &RequestContext,
         facts: &RequestFacts,
         now: i64,
@@ -382,7 +418,7 @@ impl Gateway {
             Some(sid) => sid.clone(),
             None => reconnect_id(&grant.fingerprint(), facts.client_ip, ctx.user_agent.as_deref()),
         };
-        let beat = self.heartbeat(io, grant, &sid, kind, req, ctx, facts, now);
+        let beat = self.heartbeat(io, grant, &sid, kind, ctx, facts, now);
         io.tallies(|t| t.note_beat(&sid, now));
         match io.heartbeat(&grant.session_key(), &beat).await {
             Ok(verdict) => Ok(match verdict.denial() {
@@ -520,4 +556,34 @@ fn url_base(origin: &str) -> Option<String> {
     let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"))?;
     let valid = !rest.is_empty() && !rest.contains(['?', '#', '\\', ' ']) && !rest.starts_with('/');
     valid.then(|| trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Incoming;
+
+    fn parts(url: &str) -> (String, String, String) {
+        let incoming = Incoming::for_url("GET".into(), url);
+        (incoming.base, incoming.path, incoming.query)
+    }
+
+    #[test]
+    fn for_url_cuts_base_path_and_query_as_received() {
+        let cases = [
+            (
+                "https://gate.example/hls/a%2Fb.m3u8?token=x&_HLS_msn=3",
+                "https://gate.example",
+                "/hls/a%2Fb.m3u8",
+                "token=x&_HLS_msn=3",
+            ),
+            ("http://127.0.0.1:8787/", "http://127.0.0.1:8787", "/", ""),
+            ("http://[::1]:8080/x?", "http://[::1]:8080", "/x", ""),
+            ("http://user:pw@gate.example/x#frag", "http://gate.example", "/x", ""),
+            ("http://gate.example?x=1", "http://gate.example", "/", "x=1"),
+            ("http://gate.example/p?a?b=%3F#f?g", "http://gate.example", "/p", "a?b=%3F"),
+        ];
+        for (url, base, path, query) in cases {
+            assert_eq!(parts(url), (base.to_owned(), path.to_owned(), query.to_owned()), "{url}");
+        }
+    }
 }

@@ -200,6 +200,13 @@ impl Policy {
         self.check_sessions(grant, ctx, now, hooks)
     }
 
+    /// Whether [`Policy::evaluate`] reads the request's country for `grant`: whenever an
+    /// access rule applies, the operator's or the token's (a country rule matches on it, and
+    /// a block names it).
+    pub fn reads_country(&self, grant: &Grant) -> bool {
+        !self.access_rules.is_empty() || !grant.access_rules.is_empty()
+    }
+
     /// The request's facts when it may pass without a credential: a GET or HEAD whose
     /// normalized path is one of the public paths. `None` for everything else (which then
     /// needs a credential); the IP block list is the caller's to apply.
