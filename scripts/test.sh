@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Incremental compilation only helps a second build of an edited tree; here it would keep
+# gigabytes of session data next to the build (a full run filled a CI disk with it once).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 started=$SECONDS
 
