@@ -9,7 +9,8 @@
 # and serve/bare. Needs nginx-light and wrk (scripts/setup.sh --peers).
 #   scripts/bench-serve.sh                       5 s per case, 3 rounds (medians)
 #   BENCH_SECONDS=10 BENCH_ROUNDS=5 scripts/bench-serve.sh
-#   BENCH_PROFILE=dev BENCH_SECONDS=1 BENCH_ROUNDS=1 scripts/bench-serve.sh   (the test command's smoke run)
+#   BENCH_SECONDS=1 BENCH_ROUNDS=1 scripts/bench-serve.sh   (the test command's smoke run, on the build its install step made)
+#   BENCH_PROFILE=dev ...                                   (an unoptimised build, quicker to compile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${BENCH_PROFILE:-cli}

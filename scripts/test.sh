@@ -36,11 +36,16 @@ step "Interop against real peers (PyJWT, akamai-edgeauth, nginx secure_link)"
 cargo build -p streamgate-cli --locked
 .venv/bin/python tests/interop/peers.py target/debug/streamgate
 
-step "streamgate serve behind real proxies: nginx auth_request and Caddy forward_auth, the example configs in deploy/"
-python3 tests/serve/proxies.py target/debug/streamgate
+step "The README's install command (cargo install --profile cli), into target/install"
+# The same target directory as every other build, so the bench smoke below reuses it.
+cargo install --locked --profile cli --path crates/streamgate-cli --root target/install --target-dir target --force --quiet
+installed=target/install/bin/streamgate
 
-step "streamgate serve on several nodes: two processes sharing one redis-server"
-python3 tests/serve/nodes.py target/debug/streamgate
+step "streamgate serve (the installed binary) behind real proxies: nginx auth_request and Caddy forward_auth, the example configs in deploy/"
+python3 tests/serve/proxies.py "$installed"
+
+step "streamgate serve (the installed binary) on several nodes: two processes sharing one redis-server"
+python3 tests/serve/nodes.py "$installed"
 
 step "npm package: build (wasm-bindgen, wasm-opt, esbuild) and size report"
 (cd npm && npm run --silent build)
@@ -64,6 +69,6 @@ step "Benchmark smoke runs (figures only; see the README for real runs)"
 cargo test -p streamgate-core --bench core --locked 2>&1 | tail -2
 (cd npm && BENCH_SECONDS=0.05 node_modules/.bin/node bench/bench.mjs | tail -3)
 LOAD_SECONDS=1 LOAD_ROUNDS=1 npm/node_modules/.bin/node workers/gate/bench/load.mjs 2>/dev/null | tail -3
-BENCH_PROFILE=dev BENCH_SECONDS=1 BENCH_ROUNDS=1 scripts/bench-serve.sh | tail -3
+BENCH_SECONDS=1 BENCH_ROUNDS=1 scripts/bench-serve.sh | tail -3
 
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"
