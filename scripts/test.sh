@@ -23,11 +23,15 @@ cargo fmt --all -- --check
 step "Lints (clippy, warnings are errors; the core's .clippy.toml forbids clocks and OS randomness)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Lints of the core without its default features (the HMAC-only build of streamgate/hmac)"
+cargo clippy -p streamgate-core --all-targets --no-default-features --locked -- -D warnings
+
 step "Core builds for wasm32-unknown-unknown"
 cargo build -p streamgate-core --target wasm32-unknown-unknown --release --locked
 
 step "Rust tests (unit, vectors, reason codes, attacks, property tests, CLI, streamgate serve on loopback)"
 cargo test --workspace --locked
+cargo test -p streamgate-core --no-default-features --locked
 
 step "Fuzzing smoke: every target for 15 s (long runs by hand: scripts/fuzz.sh 3600)"
 scripts/fuzz.sh 15

@@ -1,11 +1,7 @@
-// The wasm-backed API, shared by every entry point. Entries differ only in how they load
-// the wasm, which they hand to bindings.install().
+// The wasm-backed API, made once per wasm build (full.mjs, hmac.mjs) over that build's
+// slot in bindings.mjs. Entries differ only in which build they load and how.
 
-import { wasm } from './bindings.mjs';
 import { StreamgateError, fromThrown, invalidInput } from './errors.mjs';
-
-export { StreamgateError, REASON_CODES } from './errors.mjs';
-export { decodeToken, withToken, TokenRefresher, hlsTokenConfig } from './browser.mjs';
 
 const clock = () => Math.floor(Date.now() / 1000);
 
@@ -106,51 +102,6 @@ function configDocument(document) {
   return JSON.stringify({ ...parsed, keys: normalizeKeys(parsed.keys ?? []) });
 }
 
-/**
- * A verifier for `keys` and `options`, or for a configuration document (the one
- * `streamgate serve --config` and `streamgate verify --config` read) with only `revoked`
- * and `blockedIps` as options: parse the keys once, verify many times.
- * `verify(token, context, scheme = 'jwt')` and `verifyUrl(url, context)` return
- * `{ scheme, claims }` or throw a StreamgateError whose `code` says why.
- */
-export function createVerifier(keys, options = {}) {
-  if (keys === null || (typeof keys !== 'object' && typeof keys !== 'string')) {
-    throw new StreamgateError('invalid_key', 'keys must be a key, an array of keys, a JWKS or a configuration document');
-  }
-  const document = isConfigDocument(keys);
-  const { leeway, issuer, audience, requireExp, policy, revoked, blockedIps, ...unknown } = requireObject(options, 'options');
-  if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
-  const documentOption = [['leeway', leeway], ['issuer', issuer], ['audience', audience], ['requireExp', requireExp], ['policy', policy]]
-    .find(([, value]) => value !== undefined);
-  if (document && documentOption) throw invalidInput(`${documentOption[0]} belongs in the configuration document, not in options`);
-  const config = document
-    ? configDocument(keys)
-    : JSON.stringify({ keys: normalizeKeys(keys), jwt: { leeway, issuer, audience, requireExp }, policy });
-  const Verifier = wasm().Verifier;
-  const verifier = call(() => new Verifier(config, JSON.stringify({ revoked, blockedIps })));
-  return {
-    verify(token, context, scheme = 'jwt') {
-      if (typeof token !== 'string') throw invalidInput('token must be a string');
-      let claims;
-      if (context !== null && typeof context === 'object' && isPlain(context)) {
-        // The common request crosses into wasm as two strings, not as JSON.
-        const { path, ip, now, activeSessions } = context;
-        const at = timing(now, activeSessions);
-        claims = call(() => verifier.verify_token(scheme, token, path, ip, undefined, at, activeSessions));
-      } else {
-        const [facts, now, active] = contextJson(context);
-        claims = call(() => verifier.verify_token(scheme, token, undefined, undefined, facts, now, active));
-      }
-      return { scheme, claims: JSON.parse(claims) };
-    },
-    verifyUrl(url, context) {
-      if (typeof url !== 'string') throw invalidInput('url must be a string');
-      const [facts, now, active] = contextJson(context);
-      return JSON.parse(call(() => verifier.verify_url(url, facts, now, active)));
-    },
-  };
-}
-
 // Verifiers and signers cached by the content of the keys and options (a caller that
 // changes its keys object, say to drop a compromised key, gets a new one), least recently
 // used first out.
@@ -168,87 +119,140 @@ function cached(cache, id, make) {
   return made;
 }
 
-const verifiers = new Map();
-const signers = new Map();
-
 /** JSON.stringify writes every ArrayBuffer as `{}`: write its bytes, so that keys differ. */
 const withBytes = (_, value) => (value instanceof ArrayBuffer ? { arrayBuffer: base64url(new Uint8Array(value)) } : value);
 
-function cachedVerifier(keys, options) {
-  let id;
-  try {
-    id = JSON.stringify([keys, options ?? null], withBytes);
-  } catch {
-    return createVerifier(keys, options); // not JSON (a cycle): createVerifier explains
-  }
-  return cached(verifiers, id, () => createVerifier(keys, options));
-}
+/**
+ * The API over one wasm build, which `wasm()` returns once an entry has loaded it (and
+ * throws `not_ready` before).
+ */
+export function createApi(wasm) {
+  const verifiers = new Map();
+  const signers = new Map();
 
-/** A playback JWT from the signer of `key` (made once per key content). */
-function signJwt(key, claims, expiresIn, url, now) {
-  const normalized = JSON.stringify(normalizeKey(key));
-  const signer = cached(signers, normalized, () => {
-    const Signer = wasm().Signer;
-    return call(() => new Signer(normalized));
-  });
-  return call(() => signer.sign(JSON.stringify(claims), expiresIn, url, nowFrom(now)));
-}
-
-function sign(options, url, now) {
-  const bindings = wasm();
-  return call(() => bindings.sign(JSON.stringify(options), url, nowFrom(now)));
-}
-
-/** Signs a playback JWT. `options`: `{ expiresIn?, now? }` (seconds). */
-export function signPlaybackToken(claims, key, options = {}) {
-  requireObject(claims, 'claims');
-  const { expiresIn, now } = requireObject(options, 'options');
-  return signJwt(key, claims, expiresIn, undefined, now);
-}
-
-/** Verifies a playback JWT against the request `context` → `{ claims }`. */
-export function verifyPlaybackToken(token, keys, context, options) {
-  const { claims } = cachedVerifier(keys, options).verify(token, context, 'jwt');
-  return { claims };
-}
-
-/** Signs `url` in any scheme (`options.scheme`: jwt, wmsauth, edgeauth, secure-link). */
-export function signUrl(url, options) {
-  if (typeof url !== 'string') throw invalidInput('url must be a string');
-  const { scheme = 'jwt', now, ...rest } = requireObject(options, 'options');
-  if (scheme === 'jwt') {
-    const { key, claims = {}, expiresIn, ...unknown } = rest;
+  /**
+   * A verifier for `keys` and `options`, or for a configuration document (the one
+   * `streamgate serve --config` and `streamgate verify --config` read) with only `revoked`
+   * and `blockedIps` as options: parse the keys once, verify many times.
+   * `verify(token, context, scheme = 'jwt')` and `verifyUrl(url, context)` return
+   * `{ scheme, claims }` or throw a StreamgateError whose `code` says why.
+   */
+  function createVerifier(keys, options = {}) {
+    if (keys === null || (typeof keys !== 'object' && typeof keys !== 'string')) {
+      throw new StreamgateError('invalid_key', 'keys must be a key, an array of keys, a JWKS or a configuration document');
+    }
+    const document = isConfigDocument(keys);
+    const { leeway, issuer, audience, requireExp, policy, revoked, blockedIps, ...unknown } = requireObject(options, 'options');
     if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
-    return signJwt(key, requireObject(claims, 'claims'), expiresIn, url, now);
+    const documentOption = [['leeway', leeway], ['issuer', issuer], ['audience', audience], ['requireExp', requireExp], ['policy', policy]]
+      .find(([, value]) => value !== undefined);
+    if (document && documentOption) throw invalidInput(`${documentOption[0]} belongs in the configuration document, not in options`);
+    const config = document
+      ? configDocument(keys)
+      : JSON.stringify({ keys: normalizeKeys(keys), jwt: { leeway, issuer, audience, requireExp }, policy });
+    const Verifier = wasm().Verifier;
+    const verifier = call(() => new Verifier(config, JSON.stringify({ revoked, blockedIps })));
+    return {
+      verify(token, context, scheme = 'jwt') {
+        if (typeof token !== 'string') throw invalidInput('token must be a string');
+        let claims;
+        if (context !== null && typeof context === 'object' && isPlain(context)) {
+          // The common request crosses into wasm as two strings, not as JSON.
+          const { path, ip, now, activeSessions } = context;
+          const at = timing(now, activeSessions);
+          claims = call(() => verifier.verify_token(scheme, token, path, ip, undefined, at, activeSessions));
+        } else {
+          const [facts, now, active] = contextJson(context);
+          claims = call(() => verifier.verify_token(scheme, token, undefined, undefined, facts, now, active));
+        }
+        return { scheme, claims: JSON.parse(claims) };
+      },
+      verifyUrl(url, context) {
+        if (typeof url !== 'string') throw invalidInput('url must be a string');
+        const [facts, now, active] = contextJson(context);
+        return JSON.parse(call(() => verifier.verify_url(url, facts, now, active)));
+      },
+    };
   }
-  return sign({ scheme, ...rest }, url, now);
-}
 
-/** Verifies a signed URL of any scheme → `{ scheme, claims }`. */
-export function verifyUrl(url, keys, context, options) {
-  return cachedVerifier(keys, options).verifyUrl(url, context);
-}
+  function cachedVerifier(keys, options) {
+    let id;
+    try {
+      id = JSON.stringify([keys, options ?? null], withBytes);
+    } catch {
+      return createVerifier(keys, options); // not JSON (a cycle): createVerifier explains
+    }
+    return cached(verifiers, id, () => createVerifier(keys, options));
+  }
 
-/** A Nimble `wmsAuthSign` value. */
-export function wmsAuthSign(options) {
-  const { now, ...rest } = requireObject(options, 'options');
-  return sign({ scheme: 'wmsauth', ...rest }, undefined, now);
-}
+  /** A playback JWT from the signer of `key` (made once per key content). */
+  function signJwt(key, claims, expiresIn, url, now) {
+    const normalized = JSON.stringify(normalizeKey(key));
+    const signer = cached(signers, normalized, () => {
+      const Signer = wasm().Signer;
+      return call(() => new Signer(normalized));
+    });
+    return call(() => signer.sign(JSON.stringify(claims), expiresIn, url, nowFrom(now)));
+  }
 
-/** An Akamai EdgeAuth 2.0 token; options as in akamai-edgeauth, plus `acl` or `url`. */
-export function edgeAuthToken(options) {
-  const { now, startTime, ...rest } = requireObject(options, 'options');
-  const start = startTime === 'now' ? nowFrom(now) : startTime;
-  return sign({ scheme: 'edgeauth', startTime: start, ...rest }, undefined, now);
-}
+  function sign(options, url, now) {
+    const bindings = wasm();
+    return call(() => bindings.sign(JSON.stringify(options), url, nowFrom(now)));
+  }
 
-/** A new key: `{ alg, kid?, jwk, publicKey? }`; give verifiers `publicKey`. */
-export function generateKey(alg, { kid } = {}) {
-  if (typeof alg !== 'string') throw invalidInput('alg must be a string such as "ES256"');
-  const bindings = wasm();
-  const out = JSON.parse(call(() => bindings.generateKey(alg, kid)));
-  const withKid = (key) => (kid === undefined ? key : { ...key, kid });
-  const key = withKid({ alg: out.alg, jwk: out.jwk });
-  if (out.publicJwk) key.publicKey = withKid({ alg: out.alg, jwk: out.publicJwk });
-  return key;
+  /** Signs a playback JWT. `options`: `{ expiresIn?, now? }` (seconds). */
+  function signPlaybackToken(claims, key, options = {}) {
+    requireObject(claims, 'claims');
+    const { expiresIn, now } = requireObject(options, 'options');
+    return signJwt(key, claims, expiresIn, undefined, now);
+  }
+
+  /** Verifies a playback JWT against the request `context` → `{ claims }`. */
+  function verifyPlaybackToken(token, keys, context, options) {
+    const { claims } = cachedVerifier(keys, options).verify(token, context, 'jwt');
+    return { claims };
+  }
+
+  /** Signs `url` in any scheme (`options.scheme`: jwt, wmsauth, edgeauth, secure-link). */
+  function signUrl(url, options) {
+    if (typeof url !== 'string') throw invalidInput('url must be a string');
+    const { scheme = 'jwt', now, ...rest } = requireObject(options, 'options');
+    if (scheme === 'jwt') {
+      const { key, claims = {}, expiresIn, ...unknown } = rest;
+      if (Object.keys(unknown).length) throw invalidInput(`unknown option ${Object.keys(unknown)[0]}`);
+      return signJwt(key, requireObject(claims, 'claims'), expiresIn, url, now);
+    }
+    return sign({ scheme, ...rest }, url, now);
+  }
+
+  /** Verifies a signed URL of any scheme → `{ scheme, claims }`. */
+  function verifyUrl(url, keys, context, options) {
+    return cachedVerifier(keys, options).verifyUrl(url, context);
+  }
+
+  /** A Nimble `wmsAuthSign` value. */
+  function wmsAuthSign(options) {
+    const { now, ...rest } = requireObject(options, 'options');
+    return sign({ scheme: 'wmsauth', ...rest }, undefined, now);
+  }
+
+  /** An Akamai EdgeAuth 2.0 token; options as in akamai-edgeauth, plus `acl` or `url`. */
+  function edgeAuthToken(options) {
+    const { now, startTime, ...rest } = requireObject(options, 'options');
+    const start = startTime === 'now' ? nowFrom(now) : startTime;
+    return sign({ scheme: 'edgeauth', startTime: start, ...rest }, undefined, now);
+  }
+
+  /** A new key: `{ alg, kid?, jwk, publicKey? }`; give verifiers `publicKey`. */
+  function generateKey(alg, { kid } = {}) {
+    if (typeof alg !== 'string') throw invalidInput('alg must be a string such as "ES256"');
+    const bindings = wasm();
+    const out = JSON.parse(call(() => bindings.generateKey(alg, kid)));
+    const withKid = (key) => (kid === undefined ? key : { ...key, kid });
+    const key = withKid({ alg: out.alg, jwk: out.jwk });
+    if (out.publicJwk) key.publicKey = withKid({ alg: out.alg, jwk: out.publicJwk });
+    return key;
+  }
+
+  return { createVerifier, signPlaybackToken, verifyPlaybackToken, signUrl, verifyUrl, wmsAuthSign, edgeAuthToken, generateKey };
 }

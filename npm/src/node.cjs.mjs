@@ -3,12 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as bindings from '../dist/wasm/streamgate_wasm.js';
-import { install } from './bindings.mjs';
+import { full } from './bindings.mjs';
 import { installNodeCrypto } from './node-crypto.mjs';
 
 bindings.initSync({ module: readFileSync(join(__dirname, 'wasm', 'streamgate_wasm_bg.wasm')) });
 installNodeCrypto(bindings);
-install(bindings);
+full.install(bindings);
 
 export const ready = Promise.resolve();
-export * from './api.mjs';
+export * from './full.mjs';

@@ -2,9 +2,9 @@
 // `await ready` before the wasm-backed functions (they throw `not_ready` until then);
 // decodeToken, withToken and the hls.js helpers need no wasm at all.
 import init, * as bindings from '../dist/wasm/streamgate_wasm.js';
-import { install } from './bindings.mjs';
+import { full } from './bindings.mjs';
 
 export const ready = init({ module_or_path: new URL('../dist/wasm/streamgate_wasm_bg.wasm', import.meta.url) }).then(() =>
-  install(bindings),
+  full.install(bindings),
 );
-export * from './api.mjs';
+export * from './full.mjs';

@@ -2,10 +2,10 @@
 // module is imported (wrangler bundles .wasm imports as a WebAssembly.Module).
 import * as bindings from '../dist/wasm/streamgate_wasm.js';
 import module from '../dist/wasm/streamgate_wasm_bg.wasm';
-import { install } from './bindings.mjs';
+import { full } from './bindings.mjs';
 
 bindings.initSync({ module });
-install(bindings);
+full.install(bindings);
 
 export const ready = Promise.resolve();
-export * from './api.mjs';
+export * from './full.mjs';

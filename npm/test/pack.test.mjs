@@ -18,6 +18,9 @@ before(() => {
   ({ work, tarball, files } = pack());
   assert.ok(files.includes('dist/wasm/streamgate_wasm_bg.wasm'), 'the wasm is in the package');
   assert.ok(files.includes('dist/index.cjs') && files.includes('types/index.d.ts'));
+  for (const file of ['dist/wasm/streamgate_hmac_bg.wasm', 'dist/wasm/streamgate_hmac.js', 'dist/hmac.cjs', 'types/hmac.d.ts']) {
+    assert.ok(files.includes(file), `${file} is in the package`);
+  }
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/')), `unexpected files: ${files}`);
 });
 
@@ -30,6 +33,17 @@ it('installs into an empty Node project and works from ESM and CommonJS', () => 
     const key = { alg: 'HS256', secret: 'packed secret, 32 bytes or longer' };
     const t = signPlaybackToken({ sub: 'esm' }, key, { expiresIn: 60 });
     console.log(verifyPlaybackToken(t, [key]).claims.sub);`);
+  writeFileSync(join(dir, 'hmac.mjs'), `
+    import { signPlaybackToken, verifyPlaybackToken, generateKey } from 'streamgate/hmac';
+    const key = { alg: 'HS256', secret: 'packed secret, 32 bytes or longer' };
+    const t = signPlaybackToken({ sub: 'hmac-esm' }, key, { expiresIn: 60 });
+    let refused;
+    try { generateKey('ES256'); } catch (e) { refused = e.code; }
+    console.log(verifyPlaybackToken(t, [key]).claims.sub, refused);`);
+  writeFileSync(join(dir, 'hmac.cjs'), `
+    const { signUrl, verifyUrl } = require('streamgate/hmac');
+    const url = signUrl('http://h/s/link', { scheme: 'secure-link', secret: 'secret', ip: '127.0.0.1', expiresIn: 60 });
+    console.log(verifyUrl(url, [{ scheme: 'secure-link', secret: 'secret' }], { ip: '127.0.0.1' }).scheme);`);
   writeFileSync(join(dir, 'cjs.cjs'), `
     const { signUrl, verifyUrl } = require('streamgate');
     const key = { alg: 'HS256', secret: 'packed secret, 32 bytes or longer' };
@@ -37,6 +51,8 @@ it('installs into an empty Node project and works from ESM and CommonJS', () => 
     console.log(verifyUrl(url, [key]).scheme);`);
   assert.equal(run(process.execPath, ['esm.mjs'], dir).trim(), 'esm');
   assert.equal(run(process.execPath, ['cjs.cjs'], dir).trim(), 'jwt');
+  assert.equal(run(process.execPath, ['hmac.mjs'], dir).trim(), 'hmac-esm invalid_key');
+  assert.equal(run(process.execPath, ['hmac.cjs'], dir).trim(), 'secure-link');
 });
 
 let server;

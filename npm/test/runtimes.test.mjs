@@ -1,13 +1,15 @@
 // The packed package in Deno, Bun and workerd (JS Workers), and in Node on both crypto
 // paths (node:crypto, and the core's pure Rust with STREAMGATE_CRYPTO=wasm), running the
-// same conformance checks with the same outcomes as Node does here.
+// same conformance checks with the same outcomes as Node does here, and `streamgate/hmac`
+// beside the full entry in each.
 import assert from 'node:assert/strict';
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import * as esbuild from 'esbuild';
 import * as sg from 'streamgate';
-import { conformance } from './runtimes/conformance.mjs';
+import * as hmac from 'streamgate/hmac';
+import { conformance, hmacConformance } from './runtimes/conformance.mjs';
 import { installInto, npmDir, pack, run } from './support/pack.mjs';
 
 const bin = (name) => join(npmDir, 'node_modules', '.bin', name);
@@ -32,6 +34,7 @@ function assertAllPassed(output, runtime, pureRust = true) {
   const result = JSON.parse(output.trim().split('\n').pop());
   assert.deepEqual(result.failed, [], `${runtime} failures`);
   assert.equal(result.passed.length, 8, `${runtime} ran every check`);
+  assert.deepEqual(result.hmac, { sameToken: true, sameUrl: true, verified: 'h', refused: 'invalid_key' }, `${runtime}: streamgate/hmac`);
   // ES256 signatures tell the paths apart: the core's are deterministic (RFC 6979), OpenSSL's not.
   assert.equal(result.deterministicEs256, pureRust, `${runtime} on the ${pureRust ? 'pure-Rust' : 'node:crypto'} path`);
   reference ??= result.outcomes;
@@ -39,7 +42,7 @@ function assertAllPassed(output, runtime, pureRust = true) {
 }
 
 it('Node (this process), with node:crypto', async () => {
-  assertAllPassed(JSON.stringify(await conformance(sg)), 'node', false);
+  assertAllPassed(JSON.stringify({ ...(await conformance(sg)), hmac: hmacConformance(sg, hmac) }), 'node', false);
   assert.ok(Object.keys(reference).length > 80, 'signature cases');
 });
 

@@ -42,6 +42,17 @@ it('typed usage compiles, and error codes narrow', () => {
   assert.equal(errors, '');
 });
 
+it('streamgate/hmac has the same types', () => {
+  const errors = compile(`
+    import { signPlaybackToken, verifyUrl, StreamgateError, type PlaybackKey, type ReasonCode } from 'streamgate/hmac';
+    const key: PlaybackKey = { alg: 'HS512', secret: new Uint8Array(64) };
+    const token: string = signPlaybackToken({ streams: ['live/*'] }, key, { expiresIn: 60 });
+    try { verifyUrl('https://h/a?token=' + token, [key, { scheme: 'secure-link', secret: 's' }]); }
+    catch (e) { if (e instanceof StreamgateError) { const c: ReasonCode | string = e.code; void c; } }
+  `);
+  assert.equal(errors, '');
+});
+
 it('misuse does not compile', () => {
   const errors = compile(`
     import { signPlaybackToken, verifyPlaybackToken, type ReasonCode } from 'streamgate';

@@ -8,18 +8,17 @@ use core::fmt;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use p256::ecdsa::signature::{Signer, Verifier};
 use rand_core::CryptoRngCore;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use rsa::BigUint;
 use serde_json::{json, Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
 
 use crate::denial::Error;
 use crate::encoding::{self, b64_url, b64_url_decode};
 
-mod ed25519;
+#[cfg_attr(not(feature = "public-key"), path = "keys/hmac_only.rs")]
+mod public;
+
+use public::Asymmetric;
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -155,12 +154,7 @@ impl Provider for PureRust {
 #[derive(Clone)]
 enum Material {
     Hmac(Vec<u8>, Box<HmacState>),
-    RsaPrivate(Box<rsa::RsaPrivateKey>),
-    RsaPublic(Box<rsa::RsaPublicKey>),
-    EcPrivate(p256::ecdsa::SigningKey),
-    EcPublic(p256::ecdsa::VerifyingKey),
-    EdPrivate(Box<ed25519_dalek::SigningKey>),
-    EdPublic(ed25519_dalek::VerifyingKey),
+    Public(Asymmetric),
 }
 
 /// A key bound to one algorithm, with an optional `kid`.
@@ -214,35 +208,7 @@ impl Key {
     /// (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`). The algorithm follows from the
     /// key type; `expected`, when given, must agree.
     pub fn from_pem(pem: &str, expected: Option<Algorithm>) -> Result<Key, Error> {
-        let pem = pem.trim();
-        let material = if pem.contains("-----BEGIN PRIVATE KEY-----") {
-            if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
-                Material::EcPrivate(k)
-            } else if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
-                Material::EdPrivate(Box::new(k))
-            } else {
-                Material::RsaPrivate(Box::new(rsa_private_from_pem(pem)?))
-            }
-        } else if pem.contains("-----BEGIN PUBLIC KEY-----") {
-            if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
-                Material::EcPublic(k)
-            } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
-                Material::EdPublic(k)
-            } else {
-                let k = rsa::RsaPublicKey::from_public_key_pem(pem)
-                    .map_err(|e| Error::key(format!("unsupported or damaged public key: {e}")))?;
-                Material::RsaPublic(Box::new(k))
-            }
-        } else if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
-            Material::RsaPrivate(Box::new(rsa_private_from_pem(pem)?))
-        } else if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
-            let k = p256::SecretKey::from_sec1_pem(pem)
-                .map_err(|e| Error::key(format!("unsupported or damaged EC key (only P-256): {e}")))?;
-            Material::EcPrivate(k.into())
-        } else {
-            return Err(Error::key("not a PEM key (no PRIVATE KEY / PUBLIC KEY block)"));
-        };
-        Key::bind(material, expected)
+        Key::bind(Asymmetric::from_pem(pem.trim())?, expected)
     }
 
     /// Loads one JWK (RFC 7517): `oct`, `RSA`, `EC` (P-256) or `OKP` (Ed25519). An `oct`
@@ -260,11 +226,7 @@ impl Key {
 
     fn jwk(jwk: &Value, configured: Option<Algorithm>) -> Result<Key, Error> {
         let obj = jwk.as_object().ok_or_else(|| Error::key("JWK is not a JSON object"))?;
-        let text = |name: &str| obj.get(name).and_then(Value::as_str);
-        let bytes = |name: &str| -> Result<Vec<u8>, Error> {
-            let v = text(name).ok_or_else(|| Error::key(format!("JWK lacks \"{name}\"")))?;
-            b64_url_decode(v).ok_or_else(|| Error::key(format!("JWK \"{name}\" is not base64url")))
-        };
+        let text = |name: &str| jwk_text(obj, name);
         let declared = match text("alg") {
             Some(name) => {
                 Some(Algorithm::parse(name).ok_or_else(|| Error::key(format!("JWK alg {name:?} is not supported")))?)
@@ -280,58 +242,9 @@ impl Key {
         let material = match text("kty") {
             Some("oct") => {
                 let alg = declared.ok_or_else(|| Error::key("an oct JWK must say its \"alg\""))?;
-                return Ok(Key::hmac(alg, &bytes("k")?)?.with_kid(text("kid")));
+                return Ok(Key::hmac(alg, &jwk_bytes(obj, "k")?)?.with_kid(text("kid")));
             }
-            Some("RSA") => {
-                let n = BigUint::from_bytes_be(&bytes("n")?);
-                let e = BigUint::from_bytes_be(&bytes("e")?);
-                if obj.contains_key("d") {
-                    let (d, p, q) = (bytes("d")?, bytes("p")?, bytes("q")?);
-                    let k = rsa_private_from_parts(&n.to_bytes_be(), &e.to_bytes_be(), &d, &p, &q)?;
-                    Material::RsaPrivate(Box::new(k))
-                } else {
-                    let k = rsa::RsaPublicKey::new(n, e).map_err(|e| Error::key(format!("bad RSA JWK: {e}")))?;
-                    Material::RsaPublic(Box::new(k))
-                }
-            }
-            Some("EC") => {
-                if text("crv") != Some("P-256") {
-                    return Err(Error::key("only EC keys on P-256 are supported"));
-                }
-                if obj.contains_key("d") {
-                    let k = p256::ecdsa::SigningKey::from_slice(&bytes("d")?)
-                        .map_err(|_| Error::key("bad P-256 private key"))?;
-                    Material::EcPrivate(k)
-                } else {
-                    let (x, y) = (bytes("x")?, bytes("y")?);
-                    if x.len() != 32 || y.len() != 32 {
-                        return Err(Error::key("P-256 coordinates must be 32 bytes"));
-                    }
-                    let mut sec1 = vec![0x04];
-                    sec1.extend_from_slice(&x);
-                    sec1.extend_from_slice(&y);
-                    let k = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                        .map_err(|_| Error::key("P-256 point is not on the curve"))?;
-                    Material::EcPublic(k)
-                }
-            }
-            Some("OKP") => {
-                if text("crv") != Some("Ed25519") {
-                    return Err(Error::key("only OKP keys on Ed25519 are supported"));
-                }
-                let fixed = |v: Vec<u8>| -> Result<[u8; 32], Error> {
-                    v.try_into().map_err(|_| Error::key("Ed25519 keys are 32 bytes"))
-                };
-                if obj.contains_key("d") {
-                    let k = ed25519_dalek::SigningKey::from_bytes(&fixed(bytes("d")?)?);
-                    Material::EdPrivate(Box::new(k))
-                } else {
-                    let k = ed25519_dalek::VerifyingKey::from_bytes(&fixed(bytes("x")?)?)
-                        .map_err(|_| Error::key("bad Ed25519 public key"))?;
-                    Material::EdPublic(k)
-                }
-            }
-            Some(other) => return Err(Error::key(format!("JWK kty {other:?} is not supported"))),
+            Some(kty) => Asymmetric::from_jwk(kty, obj)?,
             None => return Err(Error::key("JWK lacks \"kty\"")),
         };
         Ok(Key::bind(material, declared)?.with_kid(text("kid")))
@@ -350,42 +263,20 @@ impl Key {
                 rng.fill_bytes(&mut secret);
                 return Key::hmac(alg, &secret);
             }
-            Algorithm::RS256 => {
-                let k = rsa::RsaPrivateKey::new(rng, MIN_RSA_BITS)
-                    .map_err(|e| Error::key(format!("RSA generation failed: {e}")))?;
-                Material::RsaPrivate(Box::new(k))
-            }
-            Algorithm::ES256 => Material::EcPrivate(p256::ecdsa::SigningKey::random(rng)),
-            Algorithm::EdDSA => {
-                let mut seed = [0u8; 32];
-                rng.fill_bytes(&mut seed);
-                Material::EdPrivate(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
-            }
+            _ => Material::Public(Asymmetric::generate(alg, rng)?),
         };
         Ok(Key::assemble(None, alg, material))
     }
 
-    fn bind(material: Material, expected: Option<Algorithm>) -> Result<Key, Error> {
-        let alg = match &material {
-            Material::Hmac(..) => expected.unwrap_or(Algorithm::HS256),
-            Material::RsaPrivate(_) | Material::RsaPublic(_) => Algorithm::RS256,
-            Material::EcPrivate(_) | Material::EcPublic(_) => Algorithm::ES256,
-            Material::EdPrivate(_) | Material::EdPublic(_) => Algorithm::EdDSA,
-        };
+    fn bind(material: Asymmetric, expected: Option<Algorithm>) -> Result<Key, Error> {
+        let alg = material.alg();
         if let Some(want) = expected {
             if want != alg {
                 return Err(Error::key(format!("key is for {alg}, not {want}")));
             }
         }
-        let rsa_bits = match &material {
-            Material::RsaPrivate(k) => Some(k.size() * 8),
-            Material::RsaPublic(k) => Some(k.size() * 8),
-            _ => None,
-        };
-        if let Some(bits) = rsa_bits.filter(|b| *b < MIN_RSA_BITS) {
-            return Err(Error::key(format!("RSA key of {bits} bits is too small (minimum {MIN_RSA_BITS})")));
-        }
-        Ok(Key::assemble(None, alg, material))
+        material.check_size()?;
+        Ok(Key::assemble(None, alg, Material::Public(material)))
     }
 
     /// The same key with `kid` set (or cleared with `None`).
@@ -440,19 +331,18 @@ impl Key {
 
     /// Whether the key can sign (a private key or an HMAC secret).
     pub fn is_private(&self) -> bool {
-        !matches!(self.material, Material::RsaPublic(_) | Material::EcPublic(_) | Material::EdPublic(_))
+        match &self.material {
+            Material::Hmac(..) => true,
+            Material::Public(k) => k.is_private(),
+        }
     }
 
     /// The public half, for distribution (an HMAC key has none).
     pub fn public_key(&self) -> Option<Key> {
-        let material = match &self.material {
-            Material::Hmac(..) => return None,
-            Material::RsaPrivate(k) => Material::RsaPublic(Box::new(k.to_public_key())),
-            Material::EcPrivate(k) => Material::EcPublic(*k.verifying_key()),
-            Material::EdPrivate(k) => Material::EdPublic(k.verifying_key()),
-            public => public.clone(),
-        };
-        Some(Key::assemble(self.kid.clone(), self.alg, material))
+        match &self.material {
+            Material::Hmac(..) => None,
+            Material::Public(k) => Some(Key::assemble(self.kid.clone(), self.alg, k.public())),
+        }
     }
 
     /// Signs `message` (the JWS signing input).
@@ -462,17 +352,7 @@ impl Key {
         }
         match &self.material {
             Material::Hmac(_, state) => Ok(state.tag(message)),
-            Material::RsaPrivate(k) => {
-                let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
-                let sig: rsa::pkcs1v15::Signature = signer.sign(message);
-                Ok(rsa::signature::SignatureEncoding::to_vec(&sig))
-            }
-            Material::EcPrivate(k) => {
-                let sig: p256::ecdsa::Signature = k.sign(message);
-                Ok(sig.to_bytes().to_vec())
-            }
-            Material::EdPrivate(k) => Ok(k.sign(message).to_bytes().to_vec()),
-            _ => Err(Error::key("a public key cannot sign")),
+            Material::Public(k) => k.sign(message),
         }
     }
 
@@ -490,10 +370,8 @@ impl Key {
     fn verify_with(&self, primitive: &dyn Primitive, message: &[u8], signature: &[u8]) -> Result<bool, Error> {
         match &self.material {
             Material::Hmac(..) => Ok(encoding::ct_eq(&primitive.sign(message)?, signature)),
-            Material::EcPrivate(_) | Material::EcPublic(_) if signature.len() != 64 => Ok(false),
-            Material::EdPrivate(k) if !ed25519::strict(&k.verifying_key(), signature) => Ok(false),
-            Material::EdPublic(k) if !ed25519::strict(k, signature) => Ok(false),
-            _ => primitive.verify(message, signature),
+            Material::Public(k) if !k.platform_may_verify(signature) => Ok(false),
+            Material::Public(_) => primitive.verify(message, signature),
         }
     }
 
@@ -501,12 +379,7 @@ impl Key {
     fn verify_here(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Hmac(_, state) => state.verify(message, signature),
-            Material::RsaPrivate(k) => rsa_verify(&k.to_public_key(), message, signature),
-            Material::RsaPublic(k) => rsa_verify(k, message, signature),
-            Material::EcPrivate(k) => ec_verify(k.verifying_key(), message, signature),
-            Material::EcPublic(k) => ec_verify(k, message, signature),
-            Material::EdPrivate(k) => ed_verify(&k.verifying_key(), message, signature),
-            Material::EdPublic(k) => ed_verify(k, message, signature),
+            Material::Public(k) => k.verify(message, signature),
         }
     }
 
@@ -521,33 +394,7 @@ impl Key {
                     jwk.insert("k".into(), b(secret));
                 }
             }
-            Material::RsaPrivate(k) => {
-                rsa_public_jwk(&mut jwk, &k.to_public_key());
-                if include_private {
-                    jwk.insert("d".into(), b(&k.d().to_bytes_be()));
-                    // RFC 7518 6.3.2: with any of p, q, dp, dq, qi present, all must be.
-                    if let ([p, q], Some(dp), Some(dq), Some(qi)) = (k.primes(), k.dp(), k.dq(), k.crt_coefficient()) {
-                        for (name, value) in [("p", p), ("q", q), ("dp", dp), ("dq", dq), ("qi", &qi)] {
-                            jwk.insert(name.into(), b(&value.to_bytes_be()));
-                        }
-                    }
-                }
-            }
-            Material::RsaPublic(k) => rsa_public_jwk(&mut jwk, k),
-            Material::EcPrivate(k) => {
-                ec_public_jwk(&mut jwk, k.verifying_key());
-                if include_private {
-                    jwk.insert("d".into(), b(&k.to_bytes()));
-                }
-            }
-            Material::EcPublic(k) => ec_public_jwk(&mut jwk, k),
-            Material::EdPrivate(k) => {
-                ed_public_jwk(&mut jwk, &k.verifying_key());
-                if include_private {
-                    jwk.insert("d".into(), b(k.as_bytes()));
-                }
-            }
-            Material::EdPublic(k) => ed_public_jwk(&mut jwk, k),
+            Material::Public(k) => k.write_jwk(&mut jwk, include_private),
         }
         jwk.insert("alg".into(), json!(self.alg.as_str()));
         if let Some(kid) = &self.kid {
@@ -560,91 +407,20 @@ impl Key {
     pub fn to_pem(&self) -> Option<String> {
         match &self.material {
             Material::Hmac(..) => None,
-            Material::RsaPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
-            Material::RsaPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
-            Material::EcPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
-            Material::EcPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
-            Material::EdPrivate(k) => k.to_pkcs8_pem(LineEnding::LF).ok().map(|z| z.to_string()),
-            Material::EdPublic(k) => k.to_public_key_pem(LineEnding::LF).ok(),
+            Material::Public(k) => k.to_pem(),
         }
     }
 }
 
-/// Builds an RSA private key only from components that cannot make the `rsa` crate panic
-/// (it assumes consistent inputs; a panic in wasm would poison the isolate): both primes,
-/// each above 1, multiplying to `n`, and `1 < d < n`, `e > 1`; then `rsa`'s own checks.
-fn rsa_private_from_parts(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Result<rsa::RsaPrivateKey, Error> {
-    let [n, e, d, p, q] = [n, e, d, p, q].map(BigUint::from_bytes_be);
-    let one = BigUint::from(1u8);
-    let consistent = p > one && q > one && &p * &q == n && d > one && d < n && e > one && e < n;
-    if !consistent {
-        return Err(Error::key("RSA private key components are inconsistent (p*q != n, or d/e out of range)"));
-    }
-    let key = rsa::RsaPrivateKey::from_components(n, e, d, vec![p, q])
-        .map_err(|e| Error::key(format!("bad RSA private key: {e}")))?;
-    key.validate().map_err(|e| Error::key(format!("bad RSA private key: {e}")))?;
-    Ok(key)
+/// The string member `name` of a JWK.
+fn jwk_text<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    obj.get(name).and_then(Value::as_str)
 }
 
-/// Reads a PKCS#8 or PKCS#1 RSA private key through [`rsa_private_from_parts`].
-fn rsa_private_from_pem(pem: &str) -> Result<rsa::RsaPrivateKey, Error> {
-    use rsa::pkcs1::der::{Decode, SecretDocument};
-    let damaged = |e: &dyn core::fmt::Display| Error::key(format!("unsupported or damaged RSA key: {e}"));
-    let (label, document) = SecretDocument::from_pem(pem).map_err(|e| damaged(&e))?;
-    let pkcs1_der = match label {
-        "PRIVATE KEY" => {
-            let info = rsa::pkcs8::PrivateKeyInfo::from_der(document.as_bytes()).map_err(|e| damaged(&e))?;
-            if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
-                return Err(Error::key("PKCS#8 key is not an RSA key"));
-            }
-            info.private_key.to_vec()
-        }
-        "RSA PRIVATE KEY" => document.as_bytes().to_vec(),
-        other => return Err(Error::key(format!("unexpected PEM label {other:?}"))),
-    };
-    let k = rsa::pkcs1::RsaPrivateKey::from_der(&pkcs1_der).map_err(|e| damaged(&e))?;
-    rsa_private_from_parts(
-        k.modulus.as_bytes(),
-        k.public_exponent.as_bytes(),
-        k.private_exponent.as_bytes(),
-        k.prime1.as_bytes(),
-        k.prime2.as_bytes(),
-    )
-}
-
-fn rsa_verify(key: &rsa::RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
-    let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone());
-    rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|sig| verifier.verify(message, &sig).is_ok())
-}
-
-fn ec_verify(key: &p256::ecdsa::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
-    p256::ecdsa::Signature::from_slice(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
-}
-
-fn ed_verify(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
-    ed25519_dalek::Signature::from_slice(signature).is_ok_and(|sig| key.verify_strict(message, &sig).is_ok())
-}
-
-fn rsa_public_jwk(jwk: &mut Map<String, Value>, k: &rsa::RsaPublicKey) {
-    jwk.insert("kty".into(), json!("RSA"));
-    jwk.insert("n".into(), Value::String(b64_url(&k.n().to_bytes_be())));
-    jwk.insert("e".into(), Value::String(b64_url(&k.e().to_bytes_be())));
-}
-
-fn ec_public_jwk(jwk: &mut Map<String, Value>, k: &p256::ecdsa::VerifyingKey) {
-    let point = k.to_encoded_point(false);
-    jwk.insert("kty".into(), json!("EC"));
-    jwk.insert("crv".into(), json!("P-256"));
-    if let (Some(x), Some(y)) = (point.x(), point.y()) {
-        jwk.insert("x".into(), Value::String(b64_url(x)));
-        jwk.insert("y".into(), Value::String(b64_url(y)));
-    }
-}
-
-fn ed_public_jwk(jwk: &mut Map<String, Value>, k: &ed25519_dalek::VerifyingKey) {
-    jwk.insert("kty".into(), json!("OKP"));
-    jwk.insert("crv".into(), json!("Ed25519"));
-    jwk.insert("x".into(), Value::String(b64_url(k.as_bytes())));
+/// The base64url member `name` of a JWK, decoded.
+fn jwk_bytes(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Error> {
+    let v = jwk_text(obj, name).ok_or_else(|| Error::key(format!("JWK lacks \"{name}\"")))?;
+    b64_url_decode(v).ok_or_else(|| Error::key(format!("JWK \"{name}\" is not base64url")))
 }
 
 /// Several keys; a token's `kid` chooses among them.
@@ -693,6 +469,7 @@ impl KeySet {
 #[allow(clippy::disallowed_types)] // tests bring their own randomness, as callers do
 mod tests {
     use super::*;
+    #[cfg(feature = "public-key")]
     use rand_core::OsRng;
 
     /// The RFC 7515 Appendix A.1 key: an `oct` JWK without `alg`, 64 bytes.
@@ -739,7 +516,12 @@ mod tests {
         let signature = b64_url_decode("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
         assert!(key.verify(input, &signature).unwrap());
         assert_eq!(Key::from_jwk_with_alg(&jwk, Algorithm::HS512).unwrap().alg(), Algorithm::HS512);
-        // An asymmetric JWK without alg gets it from its type, which must agree.
+    }
+
+    /// An asymmetric JWK without alg gets it from its type, which must agree.
+    #[cfg(feature = "public-key")]
+    #[test]
+    fn asymmetric_jwk_without_alg_takes_its_type() {
         let ec = Key::generate(Algorithm::ES256, &mut OsRng).unwrap().public_key().unwrap();
         let mut ec_jwk = ec.to_jwk(false);
         ec_jwk.as_object_mut().unwrap().remove("alg");
@@ -762,6 +544,7 @@ mod tests {
         assert!(oct_as_rsa.unwrap_err().to_string().contains("not an HMAC algorithm"));
     }
 
+    #[cfg(feature = "public-key")]
     #[test]
     fn asymmetric_keys_round_trip_through_jwk_and_pem() {
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
@@ -781,6 +564,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "public-key")]
     #[test]
     fn private_rsa_jwk_carries_every_crt_member() {
         let key = Key::generate(Algorithm::RS256, &mut OsRng).unwrap();
@@ -794,6 +578,7 @@ mod tests {
 
     /// Regression (found by tests/no_panic.rs): inconsistent RSA private components made
     /// the `rsa` crate panic during import, which in wasm would poison the isolate.
+    #[cfg(feature = "public-key")]
     #[test]
     fn inconsistent_rsa_private_jwks_are_errors_not_panics() {
         let b = |bytes: &[u8]| Value::String(b64_url(bytes));
@@ -813,6 +598,7 @@ mod tests {
         assert!(Key::from_jwk(&found).is_err());
     }
 
+    #[cfg(feature = "public-key")]
     #[test]
     fn pem_algorithm_must_agree() {
         let key = Key::generate(Algorithm::ES256, &mut OsRng).unwrap();
@@ -825,10 +611,32 @@ mod tests {
     fn jwk_errors_are_specific() {
         let no_alg = Key::from_jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap_err();
         assert!(no_alg.to_string().contains("alg"), "{no_alg}");
-        let curve = Key::from_jwk(&json!({"kty": "EC", "crv": "P-384", "x": "", "y": ""})).unwrap_err();
-        assert!(curve.to_string().contains("P-256"), "{curve}");
+        #[cfg(feature = "public-key")]
+        {
+            let curve = Key::from_jwk(&json!({"kty": "EC", "crv": "P-384", "x": "", "y": ""})).unwrap_err();
+            assert!(curve.to_string().contains("P-256"), "{curve}");
+        }
         assert!(KeySet::from_jwks(&json!({"nope": 1})).is_err());
         let debug = format!("{:?}", Key::hmac(Algorithm::HS256, b"topsecret, and long enough for HS256").unwrap());
         assert!(!debug.contains("topsecret"));
+    }
+
+    /// Without the `public-key` feature every public-key key is refused as an invalid key,
+    /// whichever way it comes, and says why.
+    #[cfg(not(feature = "public-key"))]
+    #[test]
+    fn public_key_keys_are_refused_without_the_feature() {
+        let why = |e: Error| {
+            assert_eq!(e.code(), "invalid_key");
+            assert!(e.to_string().contains("HMAC keys only"), "{e}");
+        };
+        why(Key::from_pem("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----", None).unwrap_err());
+        for kty in ["RSA", "EC", "OKP"] {
+            why(Key::from_jwk(&json!({"kty": kty, "crv": "P-256", "x": "", "y": "", "n": "", "e": ""})).unwrap_err());
+        }
+        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+            why(Key::generate(alg, &mut rand_core::OsRng).unwrap_err());
+        }
+        assert!(Key::generate(Algorithm::HS256, &mut rand_core::OsRng).is_ok());
     }
 }

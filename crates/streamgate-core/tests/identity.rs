@@ -279,6 +279,7 @@ fn jwt_claims() -> PlaybackClaims {
     }
 }
 
+#[cfg(feature = "public-key")]
 #[test]
 #[allow(clippy::disallowed_types)] // tests bring their own randomness, as callers do
 fn jwt_es256_high_s_twin_has_one_fingerprint() {

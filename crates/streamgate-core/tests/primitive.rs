@@ -2,6 +2,7 @@
 //! Node entry uses `node:crypto`) decide exactly as the core's pure-Rust keys do: the
 //! same verdicts on good and bad signatures, wrong algorithms and odd shapes, the HMAC
 //! comparison and Ed25519's strict rules kept in the core, and a failing platform refused.
+#![cfg(feature = "public-key")]
 #![allow(clippy::disallowed_types)] // tests bring their own randomness, as callers do
 
 mod common;

@@ -11,12 +11,18 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[cfg(feature = "public-key")]
 mod node_crypto;
 mod sign;
 
-use node_crypto::NodeProvider;
+/// Who does each key's primitive work: node:crypto when installed, or the core itself in
+/// the HMAC-only build (HMAC always stays in wasm).
+#[cfg(feature = "public-key")]
+use node_crypto::NodeProvider as Platform;
 use serde_json::json;
 use streamgate_core::config::{request_context, GateConfig};
+#[cfg(not(feature = "public-key"))]
+use streamgate_core::keys::PureRust as Platform;
 use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
@@ -74,7 +80,7 @@ impl Verifier {
     #[wasm_bindgen(constructor)]
     pub fn new(config: &str, lists: &str) -> Result<Verifier, String> {
         let gate = GateConfig::from_json(config)
-            .and_then(|config| config.build_with(&NodeProvider))
+            .and_then(|config| config.build_with(&Platform))
             .map_err(|e| config_error(&e))?;
         let lists: Lists = serde_json::from_str(lists).map_err(|e| thrown("invalid_input", e))?;
         let mut revocations = MemoryRevocations::default();

@@ -13,8 +13,7 @@ use streamgate_core::schemes::{jwt, signed_url, split_url, Credential, SchemeKin
 use streamgate_core::Error;
 use wasm_bindgen::prelude::*;
 
-use crate::node_crypto::NodeProvider;
-use crate::{config_error, seconds, thrown};
+use crate::{config_error, seconds, thrown, Platform};
 
 /// One ACL or several, as akamai-edgeauth accepts.
 #[derive(Deserialize)]
@@ -180,7 +179,7 @@ impl Signer {
         if keys.len() != 1 {
             return Err(invalid("key", "signing needs exactly one JWT key"));
         }
-        let key = keys.remove(0).provided_by(&NodeProvider).map_err(|e| config_error(&e))?;
+        let key = keys.remove(0).provided_by(&Platform).map_err(|e| config_error(&e))?;
         Ok(Signer { key })
     }
 

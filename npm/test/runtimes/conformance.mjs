@@ -149,3 +149,26 @@ function negateS(signature) {
   let t = n - s;
   for (let i = 63; i >= 32; i--, t >>= 8n) signature[i] = Number(t & 0xffn);
 }
+
+/**
+ * `streamgate/hmac` loaded beside the full entry: the same HS256 token and secure_link URL
+ * as the full build, and a public-key key refused as `invalid_key`.
+ */
+export function hmacConformance(full, hmac) {
+  const now = 1_700_000_000;
+  const key = { alg: 'HS256', secret: 'conformance secret, 32 bytes long' };
+  const token = hmac.signPlaybackToken({ sub: 'h' }, key, { expiresIn: 60, now });
+  const link = { scheme: 'secure-link', secret: 's', ip: '192.0.2.1', expires: now + 60 };
+  let refused;
+  try {
+    hmac.generateKey('ES256');
+  } catch (error) {
+    refused = error.code;
+  }
+  return {
+    sameToken: token === full.signPlaybackToken({ sub: 'h' }, key, { expiresIn: 60, now }),
+    sameUrl: hmac.signUrl('http://h/a/b.ts', link) === full.signUrl('http://h/a/b.ts', link),
+    verified: hmac.verifyPlaybackToken(token, [key], { now }).claims.sub,
+    refused,
+  };
+}

@@ -1,9 +1,10 @@
 // A JS Worker that runs the conformance checks (bundled with the `workerd` condition).
 import * as sg from 'streamgate';
-import { conformance } from './conformance.mjs';
+import * as hmac from 'streamgate/hmac';
+import { conformance, hmacConformance } from './conformance.mjs';
 
 export default {
   async fetch() {
-    return Response.json(await conformance(sg));
+    return Response.json({ ...(await conformance(sg)), hmac: hmacConformance(sg, hmac) });
   },
 };

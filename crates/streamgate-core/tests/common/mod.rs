@@ -1,10 +1,16 @@
 //! Shared helpers for the core's integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use streamgate_core::keys::Algorithm;
 use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
 use streamgate_core::schemes::{Credential, SchemeKind};
 use streamgate_core::sessions::SessionTable;
 use streamgate_core::{Decision, Gate, Hooks, ReasonCode, RequestContext};
+
+/// The algorithms this build has keys for: all, or only HMAC without `public-key`.
+pub fn built_algorithms() -> impl Iterator<Item = Algorithm> {
+    Algorithm::ALL.into_iter().filter(|alg| cfg!(feature = "public-key") || alg.is_hmac())
+}
 
 /// Request facts for `path` from `ip`.
 pub fn ctx(path: &str, ip: &str) -> RequestContext {
