@@ -126,11 +126,34 @@ fn decode(value: &str) -> Cow<'_, str> {
     }
 }
 
+/// How many query parameter names carry credentials, over every scheme.
+const CREDENTIAL_PARAM_COUNT: usize = 7;
+
+/// Every credential parameter name, scheme by scheme in detection order.
+fn credential_param_names() -> impl Iterator<Item = &'static str> {
+    SchemeKind::ALL.into_iter().flat_map(|kind| kind.query_params().iter().copied())
+}
+
 /// Finds the first credential in a query string (without the leading `?`).
 /// Values are percent-decoded (never `+` to space: base64 uses `+`), except EdgeAuth's,
 /// which Akamai signs as they appear in the URL.
 pub fn find_in_query(query: &str) -> Option<Credential> {
-    let get = |name: &str| query_pairs(query).find(|(k, _)| decode(k) == name).map(|(_, v)| v);
+    // One pass over the query keeps the first value of each credential parameter; the
+    // schemes then choose among them in detection order.
+    let mut first: [Option<&str>; CREDENTIAL_PARAM_COUNT] = [None; CREDENTIAL_PARAM_COUNT];
+    for (key, value) in query_pairs(query) {
+        let key = decode(key);
+        if let Some(slot) = credential_param_names().position(|name| name == key).and_then(|i| first.get_mut(i)) {
+            slot.get_or_insert(value);
+        }
+    }
+    credential_from(|name| {
+        credential_param_names().position(|n| n == name).and_then(|i| first.get(i).copied().flatten())
+    })
+}
+
+/// The credential detection order picks, given the first value of each parameter name.
+fn credential_from<'q>(get: impl Fn(&str) -> Option<&'q str>) -> Option<Credential> {
     for kind in SchemeKind::ALL {
         let value = match kind {
             SchemeKind::SecureLink => match (get("md5"), get("expires")) {
@@ -260,6 +283,26 @@ mod tests {
         assert_eq!(find_in_query("a=1&b=2"), None);
     }
 
+    #[test]
+    fn counts_every_credential_parameter() {
+        assert_eq!(credential_param_names().count(), CREDENTIAL_PARAM_COUNT);
+    }
+
+    /// The scheme order decides, then the scheme's own order of names, then the first
+    /// occurrence; encoded names count, and `expires` alone is no credential.
+    #[test]
+    fn chooses_among_several_credentials_as_detection_order_says() {
+        let c = find_in_query("token=j1&sgs=s1&token=j2&sgs=s2").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::Session, "s1"));
+        let c = find_in_query("md5=m&__token__=t&hdnts=h&%68dnts=h2").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::EdgeAuth, "h"));
+        let c = find_in_query("%74oken=enc&token=plain").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::Jwt, "enc"));
+        let c = find_in_query("expires=1&md5=a&expires=2&md5=b").unwrap();
+        assert_eq!((c.kind, c.value.as_str()), (SchemeKind::SecureLink, "a,1"));
+        assert_eq!(find_in_query("expires=5&tokens=x&Token=y"), None);
+    }
+
     /// Regression (fuzz target `path`): a raw tab or newline inside a credential's name hid
     /// it from the strip, and the origin's URL parser, which drops them, read `token=`.
     #[test]
@@ -290,6 +333,17 @@ mod tests {
             let decoded = decode(&raw);
             proptest::prop_assert_eq!(&*decoded, &*percent_decode_str(&raw).decode_utf8_lossy());
             proptest::prop_assert!(raw.contains('%') || matches!(decoded, Cow::Borrowed(_)));
+        }
+
+        /// The one-pass search keeps what searching the query name by name finds: the first
+        /// value of each credential parameter.
+        #[test]
+        fn the_one_pass_search_agrees_with_searching_name_by_name(
+            pairs in proptest::collection::vec(("(sgs|token|%74oken|wmsAuthSign|hdnts|__token__|md5|expires|x)", "[a-z%2=]{0,4}"), 0..8),
+        ) {
+            let query = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+            let name_by_name = credential_from(|name| query_pairs(&query).find(|(k, _)| decode(k) == name).map(|(_, v)| v));
+            proptest::prop_assert_eq!(find_in_query(&query), name_by_name);
         }
     }
 
