@@ -43,6 +43,10 @@ impl Upstream for Page {
 struct Memory {
     files: HashMap<String, (&'static str, String)>,
     revoked: Vec<String>,
+    /// Whether the store answers that it holds no revocation (true to its list, unless a
+    /// test says otherwise), and how often it was asked for revocations.
+    says_no_revocations: Option<bool>,
+    revocation_reads: Mutex<u32>,
     blocks: Arc<Blocks>,
     hubs: Mutex<HashMap<String, SessionHubState>>,
     store_down: bool,
@@ -75,7 +79,12 @@ impl Io for Memory {
     type Error = String;
 
     async fn revoked(&self, ids: &[String], _now: i64) -> Result<Vec<String>, String> {
+        *self.revocation_reads.lock().unwrap() += 1;
         Ok(ids.iter().filter(|id| self.revoked.contains(id)).cloned().collect())
+    }
+
+    fn revocations_known_empty(&self) -> bool {
+        self.says_no_revocations.unwrap_or(self.revoked.is_empty())
     }
 
     async fn blocks(&self, _now: i64) -> Result<Arc<Blocks>, String> {
@@ -282,6 +291,28 @@ fn forward_auth_decides_without_an_origin() {
     // Without an origin, the proxy flow fails closed.
     assert_eq!(reply(block_on(gate.handle(&io, &request("GET", "/posters/a.jpg", "", "p"), NOW)).unwrap()).status, 500);
     assert!(io.fetched_urls().is_empty());
+}
+
+/// A store that knows it holds no revocation is not asked (nor the token hashed for its
+/// fingerprint); one that holds any is asked on every request, and its answer decides.
+#[test]
+fn revocations_are_looked_up_unless_the_store_knows_it_holds_none() {
+    let gate = Gateway::forward_auth(deployment(""));
+    let entry = token(PlaybackClaims { jti: Some("t-3".into()), ..PlaybackClaims::default() });
+    let segment = request("GET", "/hls/low/seg1.ts", &format!("token={entry}"), "p");
+    let allowed =
+        |io: &Memory| matches!(block_on(gate.authorize(io, &segment, NOW)), Ok(Authorization::Allowed { .. }));
+    let empty = Memory::with_files();
+    assert!(allowed(&empty));
+    assert_eq!(*empty.revocation_reads.lock().unwrap(), 0);
+    let other = Memory { revoked: vec!["t-other".into()], ..Memory::with_files() };
+    assert!(allowed(&other) && allowed(&other));
+    assert_eq!(*other.revocation_reads.lock().unwrap(), 2);
+    let revoked = Memory { revoked: vec!["t-3".into()], ..Memory::with_files() };
+    assert!(!allowed(&revoked));
+    // The hint is believed: a store that wrongly says it is empty lets a revoked token by.
+    let wrong = Memory { revoked: vec!["t-3".into()], says_no_revocations: Some(true), ..Memory::with_files() };
+    assert!(allowed(&wrong));
 }
 
 /// Native adapters run the flow on a multi-threaded runtime: its future must be `Send`

@@ -124,7 +124,13 @@ pub(crate) async fn forward_auth<S: State>(app: &Arc<App<S>>, asked: AuthRequest
         }
     };
     app.metrics.record(Route::Auth, decision, started.elapsed());
-    http::with_cors(response)
+    // Proxies pass an allowing answer to no viewer (nginx), or only the headers they are
+    // told to copy (Caddy, Traefik): CORS goes on the answers a viewer may see.
+    if response.status().is_success() {
+        response
+    } else {
+        http::with_cors(response)
+    }
 }
 
 /// The request line the gate decides on, borrowed from the request.

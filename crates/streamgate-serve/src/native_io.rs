@@ -78,6 +78,10 @@ impl<S: State> Io for NativeIo<'_, S> {
         Ok(self.app.state.revoked(ids, now).await?)
     }
 
+    fn revocations_known_empty(&self) -> bool {
+        self.app.state.revocations_known_empty()
+    }
+
     async fn blocks(&self, now: i64) -> Result<Arc<Blocks>, IoError> {
         Ok(self.app.state.blocks(now).await?)
     }

@@ -131,6 +131,12 @@ pub trait Io {
 
     /// Which of `ids` are revoked at `now`.
     async fn revoked(&self, ids: &[String], now: i64) -> Result<Vec<String>, Self::Error>;
+    /// Whether the revocation store is known to hold nothing, so the gate can skip asking
+    /// (and hashing the credential for its fingerprint). Stores that cannot tell cheaply
+    /// keep the provided `false`.
+    fn revocations_known_empty(&self) -> bool {
+        false
+    }
     /// The IP and referrer block lists at `now`.
     async fn blocks(&self, now: i64) -> Result<Self::Blocks, Self::Error>;
     /// Fetches from the origin.
@@ -306,7 +312,11 @@ impl Gateway {
         let renewal = manifest_kind(None, &facts.path).and_then(|_| lift_expiry_for_renewal(&grant, now));
         let renewing = renewal.is_some();
         let grant = renewal.unwrap_or(grant);
-        let revoked = Revoked(io.revoked(&grant.revocation_ids(), now).await?);
+        let revoked = if io.revocations_known_empty() {
+            Revoked(Vec::new())
+        } else {
+            Revoked(io.revoked(&grant.revocation_ids(), now).await?)
+        };
         let blocks = io.blocks(now).await?;
         if let Err(denial) = check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers) {
             return Ok(Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))));

@@ -189,6 +189,10 @@ impl State for MemoryState {
         Ok(ids.iter().filter(revoked).cloned().collect())
     }
 
+    fn revocations_known_empty(&self) -> bool {
+        self.lists.read().unwrap_or_else(PoisonError::into_inner).revocations.is_empty()
+    }
+
     async fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> StateResult<()> {
         self.change_lists(|lists| {
             lists.revocations.insert(id.to_owned(), until);
@@ -300,6 +304,17 @@ mod tests {
             record: UsageEvent { at: now, sid: sid.into(), token: "jti-1".into(), ..UsageEvent::default() },
             shape: None,
         }
+    }
+
+    #[tokio::test]
+    async fn knows_when_it_holds_no_revocation() {
+        let state = MemoryState::in_memory(3_600);
+        assert!(state.revocations_known_empty());
+        state.revoke("jti-1", Some(50), 10).await.unwrap();
+        assert!(!state.revocations_known_empty());
+        assert_eq!(state.revoked(&["jti-1".into()], 20).await.unwrap(), ["jti-1"]);
+        state.unrevoke("jti-1", 20).await.unwrap();
+        assert!(state.revocations_known_empty());
     }
 
     #[tokio::test]

@@ -52,6 +52,14 @@ pub trait State: Send + Sync + 'static {
     /// Which of `ids` (a `jti`, a token fingerprint) are revoked at `now`.
     fn revoked(&self, ids: &[String], now: i64) -> impl Future<Output = StateResult<Vec<String>>> + Send;
 
+    /// Whether no revocation is stored, known without a round trip (see
+    /// [`Io::revocations_known_empty`]); the provided `false` is always safe.
+    ///
+    /// [`Io::revocations_known_empty`]: streamgate_core::gateway::Io::revocations_known_empty
+    fn revocations_known_empty(&self) -> bool {
+        false
+    }
+
     /// Revokes `id` until `until` (unix seconds; `None` until lifted).
     fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> impl Future<Output = StateResult<()>> + Send;
 
