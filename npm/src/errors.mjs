@@ -9,11 +9,26 @@ export const REASON_CODES = Object.freeze([
   'geo_denied', 'purpose_mismatch', 'revoked', 'ip_blocked', 'too_many_sessions', 'method_not_allowed',
 ]);
 
+// Each CommonJS bundle (`streamgate`, `streamgate/hmac`, `streamgate/browser`) carries its
+// own copy of this class, beside the ES module's. All of them brand their errors with one
+// registered symbol, so `instanceof StreamgateError` holds whichever copy threw the error
+// and whichever copy is asked (an app that imports the package while a dependency
+// requires it, or uses two entries).
+const BRAND = Symbol.for('streamgate.StreamgateError');
+
 export class StreamgateError extends Error {
   constructor(code, message) {
     super(message);
     this.name = 'StreamgateError';
     this.code = code;
+  }
+
+  get [BRAND]() {
+    return true;
+  }
+
+  static [Symbol.hasInstance](value) {
+    return value !== null && typeof value === 'object' && value[BRAND] === true;
   }
 
   /** Whether this is a denial (a reason code) rather than a usage or key error. */
