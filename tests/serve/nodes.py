@@ -25,7 +25,7 @@ check = suite.check
 def auth(node, uri, agent="player"):
     """What `node` answers a trusted proxy asking about `uri`: (status, reason)."""
     status, headers, _ = request(node, "/auth", source=PROXY_IP,
-                                 headers={"X-Original-URI": uri, "User-Agent": agent})
+                                 headers={"X-Original-URI": uri, "X-Original-Method": "GET", "User-Agent": agent})
     return status, headers.get("x-streamgate-reason")
 
 
@@ -92,7 +92,8 @@ def scenario(stack):
     check("node a allows it again within a second", until(a, segment, (200, None)) is not None, True)
     check("block through node b", admin(b, "block", {"ip": "198.51.100.0/24"})[0], 200)
     blocked = lambda node: request(node, "/auth", source=PROXY_IP, headers={
-        "X-Original-URI": segment, "X-Forwarded-For": "198.51.100.9"})[1].get("x-streamgate-reason")
+        "X-Original-URI": segment, "X-Original-Method": "GET", "X-Forwarded-For": "198.51.100.9"})[1].get(
+        "x-streamgate-reason")
     check("node a refuses the blocked range at once", blocked(a), "ip_blocked")
 
     # A Redis that answers reads but refuses the session update (scripts not allowed for

@@ -58,6 +58,12 @@ def run_cases(label, base, gate):
     check(f"{label}: dot segments climb out of a public path", get("/posters/../hls/seg1.ts"), (401, "missing_token"))
     check(f"{label}: encoded dot segments too", get("/posters/%2e%2e/hls/seg1.ts"), (401, "missing_token"))
     check(f"{label}: method_not_allowed", get(f"{seg}?token={good}", method="DELETE"), (405, "method_not_allowed"))
+    # Regression (review): the proxy passes a viewer's other headers on to the gate; the
+    # headers that name the original request must never be the viewer's.
+    for name, value in [("X-Original-URI", "/posters/p.jpg"), ("X-Forwarded-Uri", "/posters/p.jpg"),
+                        ("X-Original-Method", "OPTIONS"), ("X-Forwarded-Method", "OPTIONS")]:
+        status = get(seg, headers={name: value})[0]
+        check(f"{label}: a viewer's own {name} opens nothing ({status})", status in (401, 403), True)
 
     bound = token("--ip", "198.51.100.7")
     check(f"{label}: ip_mismatch (the proxy's X-Forwarded-For names the viewer)",
@@ -125,11 +131,13 @@ def scenario(stack):
     caddy = stack.caddy("caddy", auth, root)
 
     status, headers, _ = request(gate, "/auth", source=PROXY_IP, headers={
-        "X-Original-URI": f"/hls/seg1.ts?token={sign(SG, '--stream', 'hls/*', '--sub', 'viewer-9', '--jti', 'j-9')}"})
+        "X-Original-URI": f"/hls/seg1.ts?token={sign(SG, '--stream', 'hls/*', '--sub', 'viewer-9', '--jti', 'j-9')}",
+        "X-Original-Method": "GET"})
     check("serve /auth names the verified subject and token id to the proxy",
           (status, headers.get("x-streamgate-subject"), headers.get("x-streamgate-token-id")),
           (200, "viewer-9", "j-9"))
-    status, _, _ = request(gate, "/auth", source=VIEWER_IP, headers={"X-Original-URI": "/hls/seg1.ts"})
+    status, _, _ = request(gate, "/auth", source=VIEWER_IP,
+                           headers={"X-Original-URI": "/hls/seg1.ts", "X-Original-Method": "GET"})
     check("serve /auth refuses to decide for a peer that is no trusted proxy", status, 403)
 
     run_cases("nginx", f"http://127.0.0.1:{nginx}", gate)

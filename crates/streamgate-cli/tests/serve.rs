@@ -70,7 +70,7 @@ fn serves_logs_denials_exports_usage_for_scan_and_stops_on_sigterm() {
     let ask = |uri: &str| {
         http(
             &address,
-            &format!("GET /auth HTTP/1.1\r\nHost: gate\r\nX-Original-URI: {uri}\r\nConnection: close\r\n\r\n"),
+            &format!("GET /auth HTTP/1.1\r\nHost: gate\r\nX-Original-URI: {uri}\r\nX-Original-Method: GET\r\nConnection: close\r\n\r\n"),
         )
     };
     assert_eq!(ask(&format!("/live/index.m3u8?token={token}")).0, 200);

@@ -18,7 +18,7 @@ use streamgate_core::gateway::{Authorization, Incoming, Outcome, Reply};
 use streamgate_core::policy::ip::client_ip;
 use streamgate_core::ReasonCode;
 
-use crate::http::{self, header, set_owned, Body};
+use crate::http::{self, header, header_lines, set_owned, Body};
 use crate::log::{self, Denied};
 use crate::metrics::{Decision, Route};
 use crate::native_io::{IoError, NativeIo};
@@ -74,15 +74,7 @@ pub(crate) fn read_auth<S: State>(app: &App<S>, req: Request<RequestBody>, peer:
     let started = Instant::now();
     let (parts, _) = req.into_parts();
     let headers = &parts.headers;
-    let target = if app.trusts(peer) {
-        forwarded_target(headers, parts.method.as_str()).ok_or_else(|| {
-            Reply::misconfigured(
-                "the proxy sent neither X-Original-URI nor X-Forwarded-Uri: forward-auth needs the original request URI",
-            )
-        })
-    } else {
-        Err(untrusted_peer(peer))
-    };
+    let target = if app.trusts(peer) { forwarded_target(headers) } else { Err(untrusted_peer(peer)) };
     match target {
         Ok(target) => {
             AuthRequest { started, incoming: viewer_request(app, headers, &target, peer, true), refused: None }
@@ -141,13 +133,44 @@ struct Target<'a> {
     query: &'a str,
 }
 
-/// The original request a proxy names: its URI (`X-Original-URI`, else `X-Forwarded-Uri`)
-/// and method (`X-Original-Method`, else `X-Forwarded-Method`, else the method the proxy
-/// used to ask). `None` when no URI is named.
-fn forwarded_target<'a>(headers: &'a HeaderMap, own_method: &'a str) -> Option<Target<'a>> {
-    let uri = header(headers, NGINX_URI).or_else(|| header(headers, FORWARDED_URI))?;
-    let method =
-        header(headers, NGINX_METHOD).or_else(|| header(headers, FORWARDED_METHOD)).map_or(own_method, str::trim);
+/// The headers one kind of proxy names the original request in.
+struct NamingHeaders {
+    uri: HeaderName,
+    method: HeaderName,
+}
+
+/// nginx `auth_request`, as `deploy/nginx/streamgate.conf` sets them.
+const NGINX_NAMING: NamingHeaders = NamingHeaders { uri: NGINX_URI, method: NGINX_METHOD };
+/// Caddy `forward_auth` and Traefik `ForwardAuth`.
+const FORWARDED_NAMING: NamingHeaders = NamingHeaders { uri: FORWARDED_URI, method: FORWARDED_METHOD };
+
+/// The original request a proxy names: URI and method, both from one kind of proxy's
+/// headers (`X-Original-URI` and `X-Original-Method`, or `X-Forwarded-Uri` and
+/// `X-Forwarded-Method`). Proxies set their own kind and pass the client's other headers
+/// on, so a request that holds both kinds, or one of them twice, names a request a client
+/// chose: refused. So is a value that is not UTF-8 (never read as absent, which would let
+/// another header speak). A proxy that names no URI, or a URI without its method (the
+/// proxy's own `GET` would be judged instead of a `POST`), is misconfigured.
+fn forwarded_target(headers: &HeaderMap) -> Result<Target<'_>, Reply> {
+    let naming = match (headers.contains_key(NGINX_URI), headers.contains_key(FORWARDED_URI)) {
+        (true, false) => NGINX_NAMING,
+        (false, true) => FORWARDED_NAMING,
+        (false, false) => return Err(Reply::misconfigured(
+            "the proxy sent neither X-Original-URI nor X-Forwarded-Uri: forward-auth needs the original request URI",
+        )),
+        (true, true) => return Err(ambiguous("both X-Original-URI and X-Forwarded-Uri")),
+    };
+    let other_method = if naming.method == NGINX_METHOD { FORWARDED_METHOD } else { NGINX_METHOD };
+    if headers.contains_key(&other_method) {
+        return Err(ambiguous(&format!("{} with {other_method}", naming.uri)));
+    }
+    let uri = single_text(headers, &naming.uri)?.unwrap_or_default();
+    let method = single_text(headers, &naming.method)?.map(str::trim).ok_or_else(|| {
+        Reply::misconfigured(&format!(
+            "the proxy named the URI in {} but no method in {}: forward-auth needs the original method",
+            naming.uri, naming.method
+        ))
+    })?;
     // A request line in absolute form (`GET http://host/path`) names its path after the
     // authority.
     let origin_form = match uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) {
@@ -155,11 +178,34 @@ fn forwarded_target<'a>(headers: &'a HeaderMap, own_method: &'a str) -> Option<T
         None => uri,
     };
     let (path, query) = origin_form.split_once('?').unwrap_or((origin_form, ""));
-    Some(Target { method, path, query })
+    Ok(Target { method, path, query })
+}
+
+/// Header `name` as text if it appears at most once; a repeated or non-UTF-8 value is
+/// refused as [`ambiguous`].
+fn single_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reply> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => {
+            std::str::from_utf8(value.as_bytes()).map(Some).map_err(|_| ambiguous(&format!("{name} that is not UTF-8")))
+        }
+        (Some(_), Some(_)) => Err(ambiguous(&format!("{name} more than once"))),
+    }
+}
+
+/// 403 for a forward-auth request whose naming headers contradict each other: a client
+/// added some. Not a viewer's denial with a reason code, as [`untrusted_peer`] is not.
+fn ambiguous(what: &str) -> Reply {
+    let message = format!("the request names its original request in {what}: refused, as a client may have sent it");
+    error_reply(403, "ambiguous_request", &message)
 }
 
 /// The request as the core reads it. Forwarded scheme and host are believed only from a
-/// trusted peer; the client IP header goes to the core, which does the same.
+/// trusted peer; the client IP header goes to the core, which does the same. Headers the
+/// decision reads are read whole: every line (a proxy may add its own `X-Forwarded-For`
+/// line after the client's), and bytes that are not UTF-8 replaced, never dropped (a
+/// dropped client IP header would make the proxy the client).
 fn viewer_request<S: State>(
     app: &App<S>,
     headers: &HeaderMap,
@@ -172,18 +218,18 @@ fn viewer_request<S: State>(
     };
     let scheme = forwarded(FORWARDED_PROTO).filter(|p| *p == "https").unwrap_or("http");
     let host = forwarded(FORWARDED_HOST).or_else(|| header(headers, HOST)).unwrap_or_default();
-    let owned = |name: HeaderName| header(headers, name).map(str::to_owned);
+    let list = |name: &HeaderName| header_lines(headers, name, ", ");
     Incoming {
         method: target.method.to_owned(),
         path: target.path.to_owned(),
         query: target.query.to_owned(),
         base: [scheme, "://", host].concat(),
         peer_ip: Some(peer),
-        forwarded_for: app.client_ip_header.as_ref().and_then(|name| header(headers, name)).map(str::to_owned),
-        referer: owned(REFERER),
-        user_agent: owned(USER_AGENT),
-        cookie: owned(COOKIE),
-        authorization: owned(AUTHORIZATION),
+        forwarded_for: app.client_ip_header.as_ref().and_then(list),
+        referer: list(&REFERER),
+        user_agent: list(&USER_AGENT),
+        cookie: header_lines(headers, &COOKIE, "; "),
+        authorization: list(&AUTHORIZATION),
     }
 }
 
@@ -238,31 +284,73 @@ fn error_reply(status: u16, code: &str, message: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::set_header;
 
+    /// A header map with each pair as a line of its own (a repeated name repeats).
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            set_header(&mut map, name, value);
+            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
         }
         map
     }
 
     #[test]
     fn reads_the_original_request_from_nginx_caddy_and_traefik_headers() {
-        let nginx = headers(&[("X-Original-URI", "/hls/a.m3u8?token=t&x=1"), ("X-Original-Method", " HEAD ")]);
-        let nginx = forwarded_target(&nginx, "GET").unwrap();
-        assert_eq!((nginx.method, nginx.path, nginx.query), ("HEAD", "/hls/a.m3u8", "token=t&x=1"));
-        let caddy = headers(&[("X-Forwarded-Uri", "/hls/a.ts"), ("X-Forwarded-Method", "GET")]);
-        let caddy = forwarded_target(&caddy, "GET").unwrap();
-        assert_eq!((caddy.path, caddy.query), ("/hls/a.ts", ""));
-        let absolute = headers(&[("X-Original-URI", "http://h.test/hls/a.ts?x=1")]);
-        let absolute = forwarded_target(&absolute, "POST").unwrap();
-        assert_eq!((absolute.method, absolute.path), ("POST", "/hls/a.ts"));
-        let bare_authority = headers(&[("X-Forwarded-Uri", "https://h.test"), ("X-Original-URI", "/first")]);
-        assert_eq!(forwarded_target(&bare_authority, "GET").unwrap().path, "/first", "nginx's header first");
-        let bare_authority = headers(&[("X-Forwarded-Uri", "https://h.test")]);
-        assert_eq!(forwarded_target(&bare_authority, "GET").unwrap().path, "/");
-        assert!(forwarded_target(&headers(&[("X-Other", "/a")]), "GET").is_none());
+        let target = |pairs: &[(&'static str, &str)]| {
+            let map = headers(pairs);
+            forwarded_target(&map).map(|t| (t.method.to_owned(), t.path.to_owned(), t.query.to_owned()))
+        };
+        let nginx = target(&[("X-Original-URI", "/hls/a.m3u8?token=t&x=1"), ("X-Original-Method", " HEAD ")]);
+        assert_eq!(nginx.unwrap(), ("HEAD".into(), "/hls/a.m3u8".into(), "token=t&x=1".into()));
+        let caddy = target(&[("X-Forwarded-Uri", "/hls/a.ts"), ("X-Forwarded-Method", "GET")]);
+        assert_eq!(caddy.unwrap(), ("GET".into(), "/hls/a.ts".into(), String::new()));
+        let absolute = target(&[("X-Original-URI", "http://h.test/hls/a.ts?x=1"), ("X-Original-Method", "POST")]);
+        assert_eq!(absolute.unwrap().1, "/hls/a.ts");
+        let bare_authority = target(&[("X-Forwarded-Uri", "https://h.test"), ("X-Forwarded-Method", "GET")]);
+        assert_eq!(bare_authority.unwrap().1, "/");
+    }
+
+    /// Regression (review): Caddy and Traefik pass the client's headers on, so a client's
+    /// own `X-Original-URI` (read first) chose what was decided; one byte that is not UTF-8
+    /// in nginx's header made the client's `X-Forwarded-Uri` speak instead; without a
+    /// method header the proxy's own GET was judged for a POST.
+    #[test]
+    fn refuses_what_a_client_could_have_named() {
+        let status_and_error = |pairs: &[(&'static str, &str)]| match forwarded_target(&headers(pairs)) {
+            Ok(t) => panic!("decided on {} {}", t.method, t.path),
+            Err(reply) => {
+                let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+                (reply.status, body["error"].as_str().unwrap_or("").to_owned())
+            }
+        };
+        let ambiguous = (403, "ambiguous_request".to_owned());
+        let caddy = [("X-Forwarded-Uri", "/hls/seg1.ts"), ("X-Forwarded-Method", "GET")];
+        assert_eq!(status_and_error(&[caddy[0], caddy[1], ("X-Original-URI", "/posters/p.jpg")]), ambiguous);
+        assert_eq!(status_and_error(&[caddy[0], caddy[1], ("X-Original-Method", "OPTIONS")]), ambiguous);
+        let nginx = [("X-Original-URI", "/hls/seg1.ts"), ("X-Original-Method", "PUT")];
+        assert_eq!(status_and_error(&[nginx[0], nginx[1], ("X-Forwarded-Method", "GET")]), ambiguous);
+        assert_eq!(status_and_error(&[nginx[0], nginx[1], ("X-Original-URI", "/posters/p.jpg")]), ambiguous);
+        assert_eq!(status_and_error(&[nginx[0], nginx[1], ("X-Original-Method", "GET")]), ambiguous);
+        let mut not_utf8 = headers(&[nginx[1]]);
+        not_utf8.insert(NGINX_URI, HeaderValue::from_bytes(b"/hls/seg1.ts?\xff").unwrap());
+        let reply = forwarded_target(&not_utf8).err().map(|r| r.status);
+        assert_eq!(reply, Some(403));
+        assert_eq!(status_and_error(&[nginx[0]]).0, 500, "a URI without its method is misconfigured");
+        assert_eq!(status_and_error(&[("X-Other", "/a")]), (500, "misconfigured".to_owned()));
+    }
+
+    /// Regression (review): a byte that is not UTF-8 dropped the client IP header, and a
+    /// second line (a proxy's own) was never read: the client became the proxy.
+    #[test]
+    fn reads_every_line_of_a_header_and_never_drops_one() {
+        let mut map = HeaderMap::new();
+        map.append("x-forwarded-for", HeaderValue::from_bytes(b"\xff, 198.51.100.7").unwrap());
+        map.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let name = HeaderName::from_static("x-forwarded-for");
+        assert_eq!(header_lines(&map, &name, ", ").as_deref(), Some("\u{fffd}, 198.51.100.7, 203.0.113.9"));
+        map.append(COOKIE, HeaderValue::from_static("a=1"));
+        map.append(COOKIE, HeaderValue::from_static("streamgate=t"));
+        assert_eq!(header_lines(&map, &COOKIE, "; ").as_deref(), Some("a=1; streamgate=t"));
+        assert_eq!(header_lines(&map, &REFERER, ", "), None);
     }
 }

@@ -54,6 +54,18 @@ pub(crate) fn header<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Every line of header `name`, joined with `separator` (`, ` for lists, `; ` for
+/// cookies), bytes that are not UTF-8 replaced by U+FFFD; `None` if there is no line.
+pub(crate) fn header_lines(headers: &HeaderMap, name: &HeaderName, separator: &str) -> Option<String> {
+    let mut lines = headers.get_all(name).iter().map(|value| String::from_utf8_lossy(value.as_bytes()));
+    let mut text = lines.next()?.into_owned();
+    for line in lines {
+        text.push_str(separator);
+        text.push_str(&line);
+    }
+    Some(text)
+}
+
 /// A response with `status` and `body`.
 pub(crate) fn response(status: u16, body: Body) -> Response<Body> {
     let mut response = Response::new(body);

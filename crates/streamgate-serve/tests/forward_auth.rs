@@ -25,10 +25,28 @@ async fn auth_gate() -> Gate {
     gate(config.to_string(), None, None).await
 }
 
+/// Asks as nginx does: `X-Original-URI`, and `X-Original-Method` (GET unless `extra` names
+/// one).
 async fn ask(gate: &Gate, uri: &str, extra: &[(&str, &str)]) -> Answer {
     let mut headers = vec![("X-Original-URI", uri)];
+    if !extra.iter().any(|(name, _)| name.eq_ignore_ascii_case("X-Original-Method")) {
+        headers.push(("X-Original-Method", "GET"));
+    }
     headers.extend_from_slice(extra);
     get(&gate.url("/auth"), &headers).await
+}
+
+/// Sends `head` (a request line and headers, any bytes) as it is; returns the status and
+/// the body.
+async fn raw(gate: &Gate, head: &[u8]) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    stream.write_all(b"Connection: close\r\n\r\n").await.unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
 }
 
 /// What a case asks (name, URI, extra headers) and the status and reason it must get.
@@ -144,6 +162,52 @@ async fn allows_with_subject_and_token_id_and_denies_with_every_reason() {
     gate.stop().await;
 }
 
+/// Regression (review): Caddy and Traefik pass the client's own headers to forward-auth,
+/// and nginx passes the client's `X-Forwarded-Uri`; a client chose what was decided with
+/// them, a byte that is not UTF-8 dropped the header that should have decided, and the
+/// client IP header's first line alone was read.
+#[tokio::test]
+async fn a_client_never_names_the_request_that_is_decided() {
+    let gate = auth_gate().await;
+    let free = token(json!({ "streams": ["free/**"] }));
+    let free_uri = format!("/free/x.ts?token={free}");
+    let caddy = [("X-Forwarded-Uri", "/hls/a.ts"), ("X-Forwarded-Method", "GET")];
+    for (case, added) in [
+        ("the client's X-Original-Method through Caddy", ("X-Original-Method", "OPTIONS")),
+        ("the client's X-Original-URI through Caddy", ("X-Original-URI", free_uri.as_str())),
+        ("a second X-Forwarded-Uri", ("X-Forwarded-Uri", free_uri.as_str())),
+    ] {
+        let answer = get(&gate.url("/auth"), &[caddy[0], caddy[1], added]).await;
+        assert_eq!((answer.status, answer.json()["error"].as_str()), (403, Some("ambiguous_request")), "{case}");
+    }
+    // nginx copies a raw byte of the request target into X-Original-URI.
+    let head = format!("GET /auth HTTP/1.1\r\nHost: g\r\nX-Forwarded-Uri: {free_uri}\r\nX-Original-Method: GET\r\n");
+    let (status, text) = raw(&gate, &[head.as_bytes(), b"X-Original-URI: /hls/a.ts?\xff\r\n"].concat()).await;
+    assert_eq!(status, 403, "{text}");
+    let (status, text) =
+        raw(&gate, b"GET /auth HTTP/1.1\r\nHost: g\r\nX-Original-URI: /hls/a.ts?\xff\r\nX-Original-Method: GET\r\n")
+            .await;
+    assert_eq!(status, 403, "{text}");
+    // Without the method, the proxy's own GET would be judged: misconfigured.
+    let ok = token(json!({ "streams": ["hls/**"] }));
+    let no_method = get(&gate.url("/auth"), &[("X-Original-URI", &format!("/hls/a.ts?token={ok}"))]).await;
+    assert_eq!((no_method.status, no_method.json()["error"].as_str()), (500, Some("misconfigured")));
+
+    // A blocked client hiding behind a byte that is not UTF-8 in X-Forwarded-For.
+    assert_eq!(admin(&gate, "POST", "/admin/block", json!({ "ip": "203.0.113.0/24" })).await.status, 200);
+    let head =
+        format!("GET /auth HTTP/1.1\r\nHost: g\r\nX-Original-URI: /hls/a.ts?token={ok}\r\nX-Original-Method: GET\r\n");
+    let (status, text) = raw(&gate, &[head.as_bytes(), b"X-Forwarded-For: \xff, 203.0.113.9\r\n"].concat()).await;
+    assert!(status == 403 && text.contains("ip_blocked"), "{text}");
+    // A proxy that adds its own X-Forwarded-For line after the client's: the last line counts.
+    let bound = token(json!({ "ip": "198.51.100.7", "streams": ["hls/**"] }));
+    let uri = format!("/hls/a.ts?token={bound}");
+    let two_lines = ask(&gate, &uri, &[("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-For", "192.0.2.5")]).await;
+    assert_eq!((two_lines.status, two_lines.reason()), (403, Some("ip_mismatch")));
+    assert_eq!(ask(&gate, &uri, &[("X-Forwarded-For", "198.51.100.7")]).await.status, 200);
+    gate.stop().await;
+}
+
 #[tokio::test]
 async fn believes_forwarded_headers_only_from_trusted_proxies() {
     let gate = auth_gate().await;
@@ -180,7 +244,7 @@ async fn twenty_parallel_starts_under_a_limit_of_three_admit_exactly_three() {
         tokio::spawn(async move {
             // Twenty players: another User-Agent each, so none is a reconnect of another.
             let agent = format!("player-{viewer}");
-            get(&url, &[("X-Original-URI", &uri), ("User-Agent", &agent)]).await
+            get(&url, &[("X-Original-URI", &uri), ("X-Original-Method", "GET"), ("User-Agent", &agent)]).await
         })
     });
     let mut admitted = Vec::new();
@@ -229,9 +293,7 @@ async fn garbage_never_breaks_the_gate() {
         (long_token.as_str(), vec![]),
         ("/~sg/%zz/hls/a.ts", vec![]),
     ] {
-        let mut all = vec![("X-Original-URI", uri)];
-        all.extend(headers);
-        let answer = get(&gate.url("/auth"), &all).await;
+        let answer = ask(&gate, uri, &headers).await;
         assert!(matches!(answer.status, 401 | 403 | 405 | 431), "{uri}: {} {}", answer.status, answer.text());
     }
     assert_eq!(get(&gate.url("/healthz"), &[]).await.json()["ok"], true);

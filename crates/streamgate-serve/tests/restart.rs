@@ -11,7 +11,7 @@ fn auth_config() -> String {
 }
 
 async fn ask(gate: &Gate, uri: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut all = vec![("X-Original-URI", uri)];
+    let mut all = vec![("X-Original-URI", uri), ("X-Original-Method", "GET")];
     all.extend_from_slice(headers);
     get(&gate.url("/auth"), &all).await
 }
