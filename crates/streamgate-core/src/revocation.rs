@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{de, Deserialize, Deserializer};
 
 use crate::denial::Error;
 use crate::grant::session_key;
@@ -125,7 +125,8 @@ pub struct RevokeRequest {
     pub sub: Option<String>,
     /// A token of any scheme, bare or in a signed URL.
     pub token: Option<String>,
-    /// Seconds until the revocation lapses; none means until lifted.
+    /// Seconds until the revocation lapses (at least 1); none means until lifted.
+    #[serde(default, deserialize_with = "positive_seconds")]
     pub ttl: Option<u64>,
     /// Why, for the actions log.
     pub reason: Option<String>,
@@ -137,7 +138,8 @@ pub struct RevokeRequest {
 pub struct BlockRequest {
     /// An address or CIDR.
     pub ip: String,
-    /// Seconds until the block lapses; none means until lifted.
+    /// Seconds until the block lapses (at least 1); none means until lifted.
+    #[serde(default, deserialize_with = "positive_seconds")]
     pub ttl: Option<u64>,
     /// Allow a range wider than [`check_block_range`] accepts.
     #[serde(default)]
@@ -152,10 +154,20 @@ pub struct BlockRequest {
 pub struct ReferrerRequest {
     /// A host, or a `*.` wildcard.
     pub host: String,
-    /// Seconds until the block lapses; none means until lifted.
+    /// Seconds until the block lapses (at least 1); none means until lifted.
+    #[serde(default, deserialize_with = "positive_seconds")]
     pub ttl: Option<u64>,
     /// Why, for the actions log.
     pub reason: Option<String>,
+}
+
+/// A `ttl` of at least one second. Zero is refused: it would lift at once what it sets,
+/// and with it an earlier entry without an end (`unrevoke` and `unblock` lift).
+fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(deserializer)? {
+        Some(0) => Err(de::Error::custom("ttl must be at least 1 second (unrevoke or unblock lifts an entry)")),
+        ttl => Ok(ttl),
+    }
 }
 
 /// What a revoke or unrevoke request names.
@@ -225,6 +237,18 @@ pub fn check_block_range(range: &IpRange, force: bool) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (review): `ttl: 0` overwrote a revocation without an end with one that
+    /// had already lapsed, lifting it.
+    #[test]
+    fn a_ttl_is_at_least_one_second() {
+        let revoke = |body: &str| serde_json::from_str::<RevokeRequest>(body).map(|r| r.ttl).map_err(|e| e.to_string());
+        assert!(revoke(r#"{"jti": "x", "ttl": 0}"#).unwrap_err().contains("at least 1 second"));
+        assert_eq!(revoke(r#"{"jti": "x", "ttl": 5}"#), Ok(Some(5)));
+        assert_eq!(revoke(r#"{"jti": "x"}"#), Ok(None));
+        assert!(serde_json::from_str::<BlockRequest>(r#"{"ip": "192.0.2.1", "ttl": 0}"#).is_err());
+        assert!(serde_json::from_str::<ReferrerRequest>(r#"{"host": "a.test", "ttl": 0}"#).is_err());
+    }
 
     fn target(jti: Option<&str>, sub: Option<&str>, token: Option<&str>) -> Result<RevocationTarget, Error> {
         revocation_target(jti, sub, token)

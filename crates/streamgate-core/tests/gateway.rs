@@ -293,6 +293,23 @@ fn forward_auth_decides_without_an_origin() {
     assert!(io.fetched_urls().is_empty());
 }
 
+/// Regression (review): forward-auth allowed any OPTIONS before every check, and the
+/// proxy forwards it to the origin; a blocked client's preflight is refused now.
+#[test]
+fn a_preflight_through_forward_auth_meets_the_block_lists() {
+    let gate = Gateway::forward_auth(deployment(""));
+    let mut blocks = Blocks::default();
+    blocks.lookup.block(IpRange::parse("198.51.100.0/24").unwrap(), None);
+    let blocked = Memory { blocks: Arc::new(blocks), ..Memory::with_files() };
+    let preflight = request("OPTIONS", "/hls/low/seg1.ts", "", "p");
+    match block_on(gate.authorize(&blocked, &preflight, NOW)).unwrap() {
+        Authorization::Denied(reply) => assert_eq!(reply.header("X-Streamgate-Reason"), Some("ip_blocked")),
+        Authorization::Allowed { .. } => panic!("a blocked client's preflight was allowed"),
+    }
+    let open = Memory::with_files();
+    assert!(matches!(block_on(gate.authorize(&open, &preflight, NOW)).unwrap(), Authorization::Allowed { .. }));
+}
+
 /// A store that knows it holds no revocation is not asked (nor the token hashed for its
 /// fingerprint); one that holds any is asked on every request, and its answer decides.
 #[test]

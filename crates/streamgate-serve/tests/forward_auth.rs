@@ -150,9 +150,14 @@ async fn allows_with_subject_and_token_id_and_denies_with_every_reason() {
     assert_eq!(revoked.json()["ids"][0], "t-1");
     let answer = ask(&gate, &format!("/hls/a.ts?token={ok}"), &[]).await;
     assert_eq!((answer.status, answer.reason()), (403, Some("revoked")));
+    // A ttl of 0 would lift the revocation at once: refused, and the revocation stays.
+    let zero = admin(&gate, "POST", "/admin/revoke", json!({ "token": ok, "ttl": 0 })).await;
+    assert_eq!(zero.status, 400, "{}", zero.text());
+    let answer = ask(&gate, &format!("/hls/a.ts?token={ok}"), &[]).await;
+    assert_eq!((answer.status, answer.reason()), (403, Some("revoked")));
     let metrics = get(&gate.url("/metrics"), &[]).await.text();
     assert!(
-        metrics.contains("streamgate_decisions_total{route=\"auth\",decision=\"deny\",reason=\"revoked\"} 1"),
+        metrics.contains("streamgate_decisions_total{route=\"auth\",decision=\"deny\",reason=\"revoked\"} 2"),
         "{metrics}"
     );
     assert!(

@@ -19,7 +19,7 @@ use crate::config::{Deployment, OnStoreError};
 use crate::denial::{Denial, Error};
 use crate::detection::UsageEvent;
 use crate::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
-use crate::policy::ip::network_of;
+use crate::policy::ip::{client_ip, network_of};
 use crate::policy::path::origin_url;
 use crate::policy::{check_blocklist, check_referrer_blocklist, RequestContext, RequestFacts};
 use crate::revocation::{Blocks, RevocationList};
@@ -264,7 +264,14 @@ impl Gateway {
     /// their extension) count sessions, as in [`Gateway::handle`]; nothing is fetched.
     pub async fn authorize<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Authorization, I::Error> {
         if req.method == "OPTIONS" {
-            return Ok(Authorization::Allowed { subject: None, token_id: None });
+            // A CORS preflight carries no credential, and the proxy passes it on to the
+            // origin: the block lists still apply.
+            let trusted = &self.deployment.gate.policy.trusted_proxies;
+            let client = client_ip(req.peer_ip, req.forwarded_for.as_deref(), trusted);
+            return Ok(match self.screen(io, client, req.referer.as_deref(), now).await? {
+                Ok(()) => Authorization::Allowed { subject: None, token_id: None },
+                Err(reply) => Authorization::Denied(reply),
+            });
         }
         let Allowed { grant, facts, ctx, renewing, .. } = match self.check(io, req, now).await? {
             Checked::Public { .. } => return Ok(Authorization::Allowed { subject: None, token_id: None }),
@@ -280,6 +287,20 @@ impl Gateway {
         Ok(Authorization::Allowed { subject: grant.subject, token_id })
     }
 
+    /// The block lists alone, for requests without a credential (public paths, preflights).
+    async fn screen<I: Io>(
+        &self,
+        io: &I,
+        client: Option<IpAddr>,
+        referer: Option<&str>,
+        now: i64,
+    ) -> Result<Result<(), Reply>, I::Error> {
+        let blocks = io.blocks(now).await?;
+        Ok(check_blocklist(client, &blocks.lookup, now)
+            .and_then(|()| check_referrer_blocklist(referer, &blocks.referrers))
+            .map_err(|denial| Reply::deny(&denial)))
+    }
+
     /// Everything before the origin: credential, signature, revocations, block lists, policy.
     async fn check<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Checked, I::Error> {
         let (in_path, path) = match transport::path_credential(&req.path) {
@@ -289,12 +310,9 @@ impl Gateway {
         let mut ctx = self.context(req, &path);
         let gate = &self.deployment.gate;
         if let Some(facts) = gate.public(&ctx) {
-            let blocks = io.blocks(now).await?;
-            let checks = check_blocklist(facts.client_ip, &blocks.lookup, now)
-                .and_then(|()| check_referrer_blocklist(ctx.referer.as_deref(), &blocks.referrers));
-            return Ok(match checks {
+            return Ok(match self.screen(io, facts.client_ip, ctx.referer.as_deref(), now).await? {
                 Ok(()) => Checked::Public { path: facts.path },
-                Err(denial) => Checked::Denied(Reply::deny(&denial)),
+                Err(reply) => Checked::Denied(reply),
             });
         }
         let credential: Option<Credential> =

@@ -127,8 +127,9 @@ pub struct Policy {
 }
 
 /// What a request with HTTP `method` does: GET and HEAD play, POST and PUT publish. Every
-/// other method is refused, never forwarded (a CORS preflight is the adapter's to answer,
-/// without the origin).
+/// other method is refused, never forwarded. A CORS preflight never gets here: the gate
+/// answers it itself in proxy mode, and forward-auth lets it through to the origin after
+/// the block lists (the proxy, not the gate, serves it).
 pub fn purpose_of_method(method: &str) -> Result<Purpose, Denial> {
     match method {
         "GET" | "HEAD" => Ok(Purpose::Play),
