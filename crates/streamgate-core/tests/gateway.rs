@@ -10,7 +10,8 @@ use pollster::block_on;
 use streamgate_core::claims::{AccessRule, NumericDate, PlaybackClaims};
 use streamgate_core::config::{Deployment, GateConfig};
 use streamgate_core::gateway::{
-    Authorization, Gateway, Geo, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream,
+    Authorization, Gateway, Geo, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream, FORWARDED_HEADERS,
+    MANIFEST_FORWARDED_HEADERS,
 };
 use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::policy::ip::IpRange;
@@ -50,6 +51,8 @@ struct Memory {
     blocks: Arc<Blocks>,
     hubs: Mutex<HashMap<String, SessionHubState>>,
     store_down: bool,
+    /// The origin answers its files with 206 (as for a `Range` it honoured).
+    partial: bool,
     fetched: Mutex<Vec<OriginRequest>>,
     beats: Mutex<Vec<(String, BeatKind)>>,
     tallies: Mutex<Tallies>,
@@ -97,7 +100,7 @@ impl Io for Memory {
         self.fetched.lock().unwrap().push(request);
         Ok(match self.files.get(&path) {
             Some((kind, body)) => Page {
-                status: 200,
+                status: if self.partial { 206 } else { 200 },
                 headers: vec![("Content-Type", (*kind).to_owned()), ("Content-Length", body.len().to_string())],
             },
             None => Page { status: 404, headers: vec![] },
@@ -308,6 +311,30 @@ fn a_preflight_through_forward_auth_meets_the_block_lists() {
     }
     let open = Memory::with_files();
     assert!(matches!(block_on(gate.authorize(&open, &preflight, NOW)).unwrap(), Authorization::Allowed { .. }));
+}
+
+/// Regression (review): a viewer's `Range` reached the origin with a playlist request, and
+/// the origin's 206 passed through as it was: no rewrite, no session counted.
+#[test]
+fn a_playlist_is_fetched_and_passed_whole_or_not_at_all() {
+    let gate = gateway("");
+    let entry =
+        token(PlaybackClaims { jti: Some("t-5".into()), streams: Some(vec!["**".into()]), ..Default::default() });
+    let query = format!("token={entry}");
+    let io = Memory::with_files();
+    let master = block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &query, "p"), NOW)).unwrap();
+    assert_eq!(reply(master).status, 200);
+    let segment = block_on(gate.handle(&io, &request("GET", "/hls/low/seg1.ts", &query, "p"), NOW)).unwrap();
+    assert!(matches!(segment, Outcome::Pass(_)));
+    let fetched = io.fetched.lock().unwrap();
+    assert_eq!(fetched[0].viewer_headers, MANIFEST_FORWARDED_HEADERS, "no Range nor If-* for a playlist");
+    assert_eq!(fetched[1].viewer_headers, FORWARDED_HEADERS, "a segment's Range goes to the origin");
+    drop(fetched);
+    // A playlist known by its type only (no extension), answered in part: never passed on.
+    let mut partial = Memory { partial: true, ..Memory::with_files() };
+    partial.files.insert("/live/stream".to_owned(), ("application/vnd.apple.mpegurl", MASTER.to_owned()));
+    let answer = block_on(gate.handle(&partial, &request("GET", "/live/stream", &query, "p"), NOW)).unwrap();
+    assert_eq!(reply(answer).status, 502);
 }
 
 /// A store that knows it holds no revocation is not asked (nor the token hashed for its

@@ -198,7 +198,7 @@ fn single_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&
 /// added some. Not a viewer's denial with a reason code, as [`untrusted_peer`] is not.
 fn ambiguous(what: &str) -> Reply {
     let message = format!("the request names its original request in {what}: refused, as a client may have sent it");
-    error_reply(403, "ambiguous_request", &message)
+    Reply::error(403, "ambiguous_request", &message)
 }
 
 /// The request as the core reads it. Forwarded scheme and host are believed only from a
@@ -249,12 +249,15 @@ fn answer<S: State>(app: &App<S>, route: Route, incoming: &Incoming, reply: &Rep
     (http::reply(reply), decision)
 }
 
-/// The origin or the state store failed: 502 or 503, never a decision.
+/// The origin or the state store failed: 502 or 503, never a decision. The error itself
+/// (addresses, store keys) goes to the log, not to the viewer.
 fn failure<S: State>(app: &App<S>, route: Route, incoming: &Incoming, error: &IoError) -> (Response<Body>, Decision) {
     tracing::warn!(target: "streamgate::gate", %error, path = incoming_path(incoming), "request failed");
     let reply = match error {
-        IoError::State(error) => Reply::store_unavailable(&error.to_string()),
-        IoError::Origin(why) => error_reply(502, "origin_unavailable", why),
+        IoError::State(_) => Reply::store_unavailable("the state store did not answer (the gate's log says why)"),
+        IoError::Origin(_) => {
+            Reply::error(502, "origin_unavailable", "the origin did not answer (the gate's log says why)")
+        }
     };
     answer(app, route, incoming, &reply)
 }
@@ -271,14 +274,7 @@ fn untrusted_peer(peer: IpAddr) -> Reply {
     let message = format!(
         "{peer} is not in policy.trustedProxies: forward-auth believes the request a proxy names only from trusted proxies"
     );
-    error_reply(403, "untrusted_proxy", &message)
-}
-
-/// A reply of the gate's own that is no viewer's denial, in the worker's error shape.
-fn error_reply(status: u16, code: &str, message: &str) -> Reply {
-    let body = serde_json::json!({ "error": code, "message": message });
-    let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-    Reply { status, headers, body: body.to_string(), token_id: None }
+    Reply::error(403, "untrusted_proxy", &message)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use streamgate_core::gateway::{OriginRequest, FORWARDED_HEADERS};
+use streamgate_core::gateway::OriginRequest;
 
 use crate::http::{empty, set_header, Body};
 
@@ -38,7 +38,7 @@ impl Origin {
         Ok(Origin { client: Client::builder(TokioExecutor::new()).build(https) })
     }
 
-    /// Fetches `request` with the viewer's `FORWARDED_HEADERS` (never its cookies or
+    /// Fetches `request` with the viewer's headers it names (never its cookies or
     /// credentials) and, for a publish request, the viewer's body streamed through.
     pub(crate) async fn fetch(
         &self,
@@ -55,7 +55,7 @@ impl Origin {
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = method;
         *outgoing.uri_mut() = uri;
-        for name in FORWARDED_HEADERS {
+        for &name in request.viewer_headers {
             if let Some(value) = viewer_headers.get(name).and_then(|v| v.to_str().ok()) {
                 set_header(outgoing.headers_mut(), name, value);
             }

@@ -11,7 +11,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use streamgate_core::gateway::{
-    Gateway, Geo, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream, CORS_HEADERS, FORWARDED_HEADERS,
+    Gateway, Geo, Incoming, Io, OriginRequest, Outcome, Reply, Tallies, Upstream, CORS_HEADERS,
 };
 use streamgate_core::revocation::Blocks;
 use streamgate_core::sessions::{Heartbeat, Verdict};
@@ -122,7 +122,9 @@ impl Io for EdgeIo<'_> {
     async fn fetch(&self, request: OriginRequest) -> Result<EdgeResponse> {
         let body = if request.forward_body { self.req.body() } else { None };
         let (url, method) = (&request.url, &request.method);
-        boundary::fetch(url, method, self.headers, &FORWARDED_HEADERS, body, request.cacheable).await.map(EdgeResponse)
+        boundary::fetch(url, method, self.headers, request.viewer_headers, body, request.cacheable)
+            .await
+            .map(EdgeResponse)
     }
 
     async fn text(&self, response: EdgeResponse) -> Result<String> {

@@ -35,6 +35,10 @@ pub use tally::{Tallies, MAX_TALLIED_SESSIONS};
 /// credentials.
 pub const FORWARDED_HEADERS: [&str; 5] = ["Range", "Accept", "If-None-Match", "If-Modified-Since", "Content-Type"];
 
+/// The viewer's headers a playlist request forwards: no range and no revalidation, since
+/// the gate rewrites (and counts sessions on) whole playlists only.
+pub const MANIFEST_FORWARDED_HEADERS: [&str; 2] = ["Accept", "Content-Type"];
+
 /// The parameter that carries session credentials in rewritten manifests.
 pub const SESSION_PARAM: &str = "sgs";
 
@@ -109,6 +113,9 @@ pub struct OriginRequest {
     /// Whether a shared cache may keep the response whatever its type (segments are the
     /// same for every viewer; manifests are rewritten per viewer).
     pub cacheable: bool,
+    /// The viewer's headers to forward: [`FORWARDED_HEADERS`], or for a playlist
+    /// [`MANIFEST_FORWARDED_HEADERS`].
+    pub viewer_headers: &'static [&'static str],
 }
 
 /// The origin's response as the adapter holds it.
@@ -242,6 +249,12 @@ impl Gateway {
         let upstream = io.fetch(proxy.origin_request(&req.method, &facts.path, &req.query)).await?;
         let content_type = upstream.header("Content-Type");
         let kind = manifest_kind(content_type.as_deref(), &facts.path);
+        if kind.is_some() && matches!(upstream.status(), 206 | 304) {
+            // A part of a playlist, or "not modified", for one known by its type only (its
+            // path forwards no range or revalidation): it can be neither rewritten nor
+            // counted, so it is never passed as it is.
+            return Ok(Outcome::Reply(Reply::partial_manifest()));
+        }
         let (Some(kind), 200) = (kind, upstream.status()) else {
             if renewing {
                 // Only a playlist renews a lapsed credential.
@@ -473,11 +486,13 @@ impl Gateway {
 
 impl Proxy {
     fn origin_request(&self, method: &str, normalized_path: &str, query: &str) -> OriginRequest {
+        let manifest = manifest_kind(None, normalized_path).is_some();
         OriginRequest {
             method: method.to_owned(),
             url: origin_url(&self.origin, normalized_path, query),
             forward_body: matches!(method, "POST" | "PUT"),
-            cacheable: !matches!(method, "POST" | "PUT") && manifest_kind(None, normalized_path).is_none(),
+            cacheable: !matches!(method, "POST" | "PUT") && !manifest,
+            viewer_headers: if manifest { &MANIFEST_FORWARDED_HEADERS } else { &FORWARDED_HEADERS },
         }
     }
 

@@ -41,6 +41,21 @@ impl Reply {
         Reply { status: reason.http_status(), headers, body: body.to_string(), token_id: None }
     }
 
+    /// 502: the origin answered a playlist request with a part of it or "not modified",
+    /// which the gate can neither rewrite nor count.
+    pub fn partial_manifest() -> Reply {
+        let message = "the origin answered a playlist with a range or 304; the gate passes whole playlists only";
+        Reply::error(502, "partial_manifest", message)
+    }
+
+    /// A reply of the gate's own that is no viewer's denial: `{"error": code, "message"}`,
+    /// never cached.
+    pub fn error(status: u16, code: &str, message: &str) -> Reply {
+        let body = serde_json::json!({ "error": code, "message": message });
+        let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
+        Reply { status, headers, body: body.to_string(), token_id: None }
+    }
+
     /// The answer to a CORS preflight: never forwarded to the origin.
     pub fn preflight() -> Reply {
         let headers = vec![
@@ -53,16 +68,12 @@ impl Reply {
 
     /// 503: the session store failed and `onStoreError` is `closed`.
     pub fn store_unavailable(why: &str) -> Reply {
-        let body = serde_json::json!({ "error": "session_store_unavailable", "message": why });
-        let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-        Reply { status: 503, headers, body: body.to_string(), token_id: None }
+        Reply::error(503, "session_store_unavailable", why)
     }
 
     /// 500: the gate cannot serve this request as configured (fail closed).
     pub fn misconfigured(why: &str) -> Reply {
-        let body = serde_json::json!({ "error": "misconfigured", "message": why });
-        let headers = vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", "no-store".to_owned())];
-        Reply { status: 500, headers, body: body.to_string(), token_id: None }
+        Reply::error(500, "misconfigured", why)
     }
 
     /// A rewritten manifest: private to its viewer, never shared from a cache.
