@@ -133,10 +133,26 @@ const HOP_BY_HOP: [&str; 8] = [
 /// (the body streams through), less the hop-by-hop headers.
 pub(crate) fn pass_through(upstream: Response<hyper::body::Incoming>) -> Response<Body> {
     let (mut parts, body) = upstream.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    drop_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body.boxed())
+}
+
+/// Removes the hop-by-hop headers: the standard ones, and those the message's own
+/// `Connection` header names (RFC 9110 section 7.6.1).
+fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +160,20 @@ mod tests {
     use streamgate_core::Denial;
 
     use super::*;
+
+    /// Regression (review): the headers an origin's `Connection` named reached the viewer.
+    #[test]
+    fn hop_by_hop_headers_stay_on_their_hop() {
+        let mut headers = HeaderMap::new();
+        set_header(&mut headers, "Connection", "close, X-Origin-Hop");
+        append_header(&mut headers, "Connection", "X-Other-Hop");
+        for name in ["X-Origin-Hop", "X-Other-Hop", "Keep-Alive", "Content-Type"] {
+            set_header(&mut headers, name, "v");
+        }
+        drop_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type"]);
+    }
 
     #[test]
     fn a_core_denial_keeps_its_status_reason_and_body() {

@@ -121,11 +121,25 @@ fn decode_usage(member: &str) -> StateResult<UsageEvent> {
     serde_json::from_str(json).map_err(|e| StateError(format!("redis usage record is not one: {e}")))
 }
 
+/// `url` with the password in its user info shown as `***`, for messages and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 impl RedisState {
     /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`); hubs
     /// nobody updated for `hub_retention` seconds are dropped.
     pub async fn connect(url: &str, hub_retention: i64) -> StateResult<RedisState> {
-        let client = Client::open(url).map_err(|e| StateError(format!("--redis {url:?}: {e}")))?;
+        let client = Client::open(url).map_err(|e| StateError(format!("--redis {:?}: {e}", without_password(url))))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(RESPONSE_TIMEOUT)
             .set_connection_timeout(CONNECTION_TIMEOUT)
@@ -327,6 +341,16 @@ mod tests {
         assert!(in_force("100", 99));
         assert!(!in_force("100", 100));
         assert!(in_force("soon", 1_000), "a value streamgate did not write counts as in force");
+    }
+
+    /// Regression (review): a URL that failed to parse was echoed with its password.
+    #[test]
+    fn a_redis_url_is_shown_without_its_password() {
+        assert_eq!(without_password("redis://app:s3cr%40t@h:6379/0"), "redis://app:***@h:6379/0");
+        assert_eq!(without_password("redis://:s3cret@h"), "redis://:***@h");
+        assert_eq!(without_password("rediss://s3cret@h/1?x=@"), "rediss://:***@h/1?x=@");
+        assert_eq!(without_password("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(without_password("not a url"), "not a url");
     }
 
     #[test]
