@@ -168,6 +168,28 @@ async fn a_failed_redis_is_an_error_never_an_answer() {
     assert_eq!(a.revoked(&ids, 1).await.unwrap(), Vec::<String>::new());
 }
 
+/// A change drops the entries that lapsed, in one script with setting its own: a field
+/// another node sets meanwhile is never dropped as lapsed (the read and the deletes were
+/// two round trips). What streamgate did not write counts as in force and stays.
+#[tokio::test]
+async fn a_change_drops_lapsed_entries_and_keeps_the_rest() {
+    let server = Server::start();
+    let (a, b) = nodes(&server).await;
+    let lapsing = IpRange::parse("192.0.2.0/24").unwrap();
+    a.block(lapsing, Some(20), 0).await.unwrap();
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for (field, value) in [("198.51.100.0/24", "soon"), ("203.0.113.0/24", "100")] {
+        redis::cmd("HSET").arg("streamgate:blocks").arg(field).arg(value).query_async::<()>(&mut conn).await.unwrap();
+    }
+    b.block(IpRange::parse("2001:db8::/32").unwrap(), None, 30).await.unwrap();
+    let fields: std::collections::BTreeMap<String, String> =
+        redis::cmd("HGETALL").arg("streamgate:blocks").query_async(&mut conn).await.unwrap();
+    let kept: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(kept, ["198.51.100.0/24", "2001:db8::/32", "203.0.113.0/24"], "{fields:?}");
+    assert!(a.blocks(30).await.unwrap().lookup.is_blocked("198.51.100.1".parse().unwrap(), 30));
+}
+
 #[tokio::test]
 async fn a_hub_key_holding_something_else_is_an_error() {
     let server = Server::start();

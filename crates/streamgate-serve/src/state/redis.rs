@@ -85,10 +85,28 @@ end
 return 1
 ";
 
+/// Sets field `ARGV[1]` of hash `KEYS[1]` to `ARGV[2]`, first dropping the other fields
+/// that lapsed by `ARGV[3]` (a whole number of seconds not after it; any other value is in
+/// force, as `in_force` reads it). One script, so a field another node sets meanwhile is
+/// never dropped as lapsed.
+const SET_ENTRY: &str = r"
+local entries = redis.call('HGETALL', KEYS[1])
+local now = tonumber(ARGV[3])
+for i = 1, #entries, 2 do
+  local field, value = entries[i], entries[i + 1]
+  if field ~= ARGV[1] and string.match(value, '^%-?%d+$') and tonumber(value) <= now then
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
 /// The Redis backend (see the module docs).
 pub struct RedisState {
     connection: ConnectionManager,
     compare_and_set: Script,
+    set_entry: Script,
     /// A hub with no update for this long is dropped by Redis, seconds.
     hub_retention: i64,
 }
@@ -147,7 +165,12 @@ impl RedisState {
             // than queue behind retries; the next request connects again.
             .set_number_of_retries(0);
         let connection = ConnectionManager::new_with_config(client, config).await.map_err(|e| failed("connect", e))?;
-        Ok(RedisState { connection, compare_and_set: Script::new(COMPARE_AND_SET), hub_retention })
+        Ok(RedisState {
+            connection,
+            compare_and_set: Script::new(COMPARE_AND_SET),
+            set_entry: Script::new(SET_ENTRY),
+            hub_retention,
+        })
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -156,17 +179,9 @@ impl RedisState {
 
     /// Sets `field` of hash `name` to `until`, dropping the fields that lapsed by `now`.
     async fn set_entry(&self, name: &str, field: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        let hash = key(&[name]);
-        let mut conn = self.conn();
-        let entries: HashMap<String, String> =
-            ::redis::cmd("HGETALL").arg(&hash).query_async(&mut conn).await.map_err(|e| failed("HGETALL", e))?;
-        let mut pipe = ::redis::pipe();
-        pipe.atomic();
-        for (lapsed, _) in entries.iter().filter(|(f, v)| *f != field && !in_force(v, now)) {
-            pipe.cmd("HDEL").arg(&hash).arg(lapsed).ignore();
-        }
-        pipe.cmd("HSET").arg(&hash).arg(field).arg(encode_until(until)).ignore();
-        pipe.query_async::<()>(&mut conn).await.map_err(|e| failed("HSET", e))
+        let mut invocation = self.set_entry.key(key(&[name]));
+        invocation.arg(field).arg(encode_until(until)).arg(now);
+        invocation.invoke_async::<i64>(&mut self.conn()).await.map(drop).map_err(|e| failed("set entry", e))
     }
 
     async fn remove_entry(&self, name: &str, field: &str) -> StateResult<()> {
