@@ -85,10 +85,12 @@ pub(crate) fn store(path: &Path, state: &Persisted) -> StateResult<()> {
     drop(file);
     std::fs::rename(&temporary, path).map_err(|e| fail("cannot replace", e))?;
     // The rename itself is durable once the directory is synced.
-    if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(|e| fail("cannot sync the folder of", e))?;
-    }
-    Ok(())
+    std::fs::File::open(folder_of(path)).and_then(|d| d.sync_all()).map_err(|e| fail("cannot sync the folder of", e))
+}
+
+/// The folder that holds `path`: `.` for a bare file name (`--state state.json`).
+fn folder_of(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// `<file>.tmp` beside the file (the same file system, so the rename is atomic).
@@ -101,6 +103,15 @@ fn temporary_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (review): `--state state.json` has an empty parent, and its folder was
+    /// never synced after the rename.
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_folder() {
+        assert_eq!(folder_of(Path::new("state.json")), Path::new("."));
+        assert_eq!(folder_of(Path::new("/var/lib/sg/state.json")), Path::new("/var/lib/sg"));
+        assert_eq!(folder_of(Path::new("./state.json")), Path::new("."));
+    }
 
     #[test]
     fn round_trips_and_replaces_whole() {
