@@ -220,9 +220,18 @@ impl EdgeAuthFields {
 /// (a client encoded it whole), the order in which [`EdgeAuthScheme`] verifies. UNVERIFIED.
 pub(crate) fn decode_as_sent(token: &str) -> Result<EdgeAuthFields, Denial> {
     match decode(token) {
-        Err(first) if token.contains('%') => decode(&percent_decode_str(token).decode_utf8_lossy()).map_err(|_| first),
+        Err(first) if may_be_encoded(token) => {
+            decode(&percent_decode_str(token).decode_utf8_lossy()).map_err(|_| first)
+        }
         parsed => parsed,
     }
+}
+
+/// Whether a token that fails as written is worth a second look percent-decoded: it holds
+/// a `%`, and is within the size limit as sent (decoding must not bring an oversized token
+/// under it).
+fn may_be_encoded(token: &str) -> bool {
+    token.contains('%') && token.len() <= MAX_CREDENTIAL_BYTES
 }
 
 fn unescape(value: &str) -> String {
@@ -328,7 +337,7 @@ impl Scheme for EdgeAuthScheme {
         let attempt = literal.and_then(|fields| Ok((self.check(&fields, facts)?, fields)));
         let (fields, style) = match attempt {
             Ok((style, fields)) => (fields, style),
-            Err(first) if token.contains('%') => {
+            Err(first) if may_be_encoded(token) => {
                 let decoded = percent_decode_str(token).decode_utf8_lossy().into_owned();
                 let fields = decode(&decoded).map_err(|_| first.clone())?;
                 match self.check(&fields, facts) {
@@ -465,6 +474,20 @@ mod tests {
         let request =
             EdgeAuthRequest { url: Some("/vod/café.mp4".into()), expires: 1_700_000_600, ..Default::default() };
         assert_eq!(sign("00112233", EdgeAlgorithm::Sha256, &request).unwrap(), token);
+    }
+
+    /// Regression (fuzz target `edgeauth`): a token over the size limit as sent was
+    /// percent-decoded under it, parsed, and refused as `bad_signature`; it is `malformed`
+    /// (oversized), as every other oversized credential.
+    #[test]
+    fn a_token_oversized_as_sent_is_malformed_even_if_it_decodes_shorter() {
+        let scheme = EdgeAuthScheme::new("00112233", EdgeAlgorithm::Sha256).unwrap();
+        let facts = RequestFacts { path: "/a".into(), client_ip: None };
+        let token = format!("exp=1700000600~acl={}~hmac={}", "%2f".repeat(2_800), "0".repeat(64));
+        assert!(token.len() > MAX_CREDENTIAL_BYTES && percent_decode_str(&token).count() < MAX_CREDENTIAL_BYTES);
+        let denial = scheme.verify(&token, &facts).unwrap_err();
+        assert_eq!(denial.reason(), crate::ReasonCode::Malformed, "{denial:?}");
+        assert!(decode_as_sent(&token).is_err());
     }
 
     #[test]
