@@ -137,12 +137,16 @@ struct Target<'a> {
 struct NamingHeaders {
     uri: HeaderName,
     method: HeaderName,
+    /// The other kind's method header, which a request of this kind must not hold.
+    other_method: HeaderName,
 }
 
 /// nginx `auth_request`, as `deploy/nginx/streamgate.conf` sets them.
-const NGINX_NAMING: NamingHeaders = NamingHeaders { uri: NGINX_URI, method: NGINX_METHOD };
+const NGINX_NAMING: NamingHeaders =
+    NamingHeaders { uri: NGINX_URI, method: NGINX_METHOD, other_method: FORWARDED_METHOD };
 /// Caddy `forward_auth` and Traefik `ForwardAuth`.
-const FORWARDED_NAMING: NamingHeaders = NamingHeaders { uri: FORWARDED_URI, method: FORWARDED_METHOD };
+const FORWARDED_NAMING: NamingHeaders =
+    NamingHeaders { uri: FORWARDED_URI, method: FORWARDED_METHOD, other_method: NGINX_METHOD };
 
 /// The original request a proxy names: URI and method, both from one kind of proxy's
 /// headers (`X-Original-URI` and `X-Original-Method`, or `X-Forwarded-Uri` and
@@ -160,9 +164,8 @@ fn forwarded_target(headers: &HeaderMap) -> Result<Target<'_>, Reply> {
         )),
         (true, true) => return Err(ambiguous("both X-Original-URI and X-Forwarded-Uri")),
     };
-    let other_method = if naming.method == NGINX_METHOD { FORWARDED_METHOD } else { NGINX_METHOD };
-    if headers.contains_key(&other_method) {
-        return Err(ambiguous(&format!("{} with {other_method}", naming.uri)));
+    if headers.contains_key(&naming.other_method) {
+        return Err(ambiguous(&format!("{} with {}", naming.uri, naming.other_method)));
     }
     let uri = single_text(headers, &naming.uri)?.unwrap_or_default();
     let method = single_text(headers, &naming.method)?.map(str::trim).ok_or_else(|| {
