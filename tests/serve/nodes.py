@@ -65,7 +65,8 @@ def scenario(stack):
     port = int(url.rsplit(":", 1)[1].strip("/"))
     config = gate_config()
     a = stack.serve(SG, config, label="node-a", extra=["--redis", url])
-    b = stack.serve(SG, config, label="node-b", extra=["--redis", url])
+    # The URL as the flag, and as the environment variable (a flag shows in `ps`).
+    b = stack.serve(SG, config, label="node-b", env={"STREAMGATE_REDIS_URL": url})
     token = lambda *args: sign(SG, "--stream", "hls/*", *args)
 
     for round_ in range(ROUNDS):

@@ -46,9 +46,16 @@ pub struct ServeArgs {
     /// Keep revocations and blocks in this file (replaced atomically on every change, read at start).
     #[arg(long)]
     pub state: Option<std::path::PathBuf>,
-    /// Share revocations, blocks, sessions and usage with other nodes in this Redis (redis://host:port/db).
-    #[arg(long, conflicts_with = "state")]
+    /// Share revocations, blocks, sessions and usage with other nodes in this Redis
+    /// (redis://[:password@]host:port/db). Prefer the environment variable: a flag shows in ps.
+    #[arg(long, env = "STREAMGATE_REDIS_URL", hide_env_values = true, conflicts_with = "state")]
     pub redis: Option<String>,
+    /// Seconds the origin may take to send a response's head or a whole manifest (then 504 origin_timeout).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub origin_timeout: u64,
+    /// Client connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 }
 
 /// Input format of a scan input.

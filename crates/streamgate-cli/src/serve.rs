@@ -1,7 +1,9 @@
 //! `streamgate serve`: reads the configuration file and the admin token, then hands over to
 //! streamgate-serve.
 
-use streamgate_serve::{RunOptions, ServeOptions};
+use std::time::Duration;
+
+use streamgate_serve::{Limits, RunOptions, ServeOptions};
 
 use crate::cli::ServeArgs;
 use crate::commands::{Outcome, Result};
@@ -14,7 +16,16 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         .map_err(|e| format!("cannot read the configuration {}: {e}", args.config.display()))?;
     let admin_token = std::env::var(ADMIN_TOKEN_VARIABLE).ok();
     let options = RunOptions {
-        serve: ServeOptions { config, origin: args.origin, admin_token },
+        serve: ServeOptions {
+            config,
+            origin: args.origin,
+            admin_token,
+            limits: Limits {
+                origin_timeout: Duration::from_secs(args.origin_timeout),
+                max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+                ..Limits::default()
+            },
+        },
         listen: args.listen,
         state_file: args.state,
         redis: args.redis,

@@ -18,9 +18,11 @@
 //! The edge's action log, undo and Guardian views are not here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::{Method, Request, Response};
 use serde_json::{json, Value};
 use streamgate_core::detection::Window;
@@ -63,14 +65,10 @@ fn until(now: i64, ttl: Option<u64>) -> Option<i64> {
 
 /// Handles an `/admin/...` request.
 pub(crate) async fn handle<S: State>(app: &Arc<App<S>>, req: Request<Incoming>) -> Response<Body> {
-    let Some(expected) = &app.admin_token else {
+    if app.admin_token.is_none() {
         return error_response(404, "admin_disabled", "set STREAMGATE_ADMIN_TOKEN (32 bytes or more) to enable /admin");
-    };
-    let presented = req.headers().get("Authorization").and_then(|v| v.to_str().ok());
-    let authorized = presented
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|given| ct_eq(given.trim().as_bytes(), expected.as_bytes()));
-    if !authorized {
+    }
+    if !authorized(&app.admin_token, req.headers()) {
         return error_response(401, "unauthorized", "missing or wrong admin token");
     }
     let now = unix_now();
@@ -108,7 +106,7 @@ pub(crate) async fn handle<S: State>(app: &Arc<App<S>>, req: Request<Incoming>) 
                 },
             }
         }
-        (&Method::POST, _) => match read_json(body).await {
+        (&Method::POST, _) => match read_json(body, app.body_timeout).await {
             Ok(request) => apply(app, &path, request, now).await,
             Err(refusal) => Err(refusal),
         },
@@ -120,11 +118,22 @@ pub(crate) async fn handle<S: State>(app: &Arc<App<S>>, req: Request<Incoming>) 
     }
 }
 
-/// The body as JSON, at most [`MAX_BODY_BYTES`].
-async fn read_json(body: Incoming) -> Result<Value, Refusal> {
-    let bytes = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
+/// Whether `headers` carry `Authorization: Bearer <admin token>` (compared in constant
+/// time); never when no admin token is configured.
+pub(crate) fn authorized(admin_token: &Option<String>, headers: &HeaderMap) -> bool {
+    let presented = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match (admin_token, presented.and_then(|h| h.strip_prefix("Bearer "))) {
+        (Some(expected), Some(given)) => ct_eq(given.trim().as_bytes(), expected.as_bytes()),
+        _ => false,
+    }
+}
+
+/// The body as JSON, at most [`MAX_BODY_BYTES`], sent within `timeout`.
+async fn read_json(body: Incoming, timeout: Duration) -> Result<Value, Refusal> {
+    let read = Limited::new(body, MAX_BODY_BYTES).collect();
+    let bytes = tokio::time::timeout(timeout, read)
         .await
+        .map_err(|_| (408, "request_timeout", format!("the body took longer than {timeout:?}")))?
         .map_err(|e| invalid(format!("reading the body: {e}")))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))

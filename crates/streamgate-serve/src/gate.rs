@@ -261,6 +261,7 @@ fn failure<S: State>(app: &App<S>, route: Route, incoming: &Incoming, error: &Io
         IoError::Origin(_) => {
             Reply::error(502, "origin_unavailable", "the origin did not answer (the gate's log says why)")
         }
+        IoError::OriginTimeout => Reply::error(504, "origin_timeout", "the origin did not answer in time"),
     };
     answer(app, route, incoming, &reply)
 }

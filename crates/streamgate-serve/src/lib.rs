@@ -15,7 +15,7 @@
 //! # async fn example() -> Result<(), streamgate_serve::ServeError> {
 //! use streamgate_serve::{shutdown_signal, GateSetup, ServeOptions, Server};
 //! let config = std::fs::read_to_string("streamgate.json").map_err(|e| streamgate_serve::ServeError(e.to_string()))?;
-//! let setup = GateSetup::new(ServeOptions { config, origin: None, admin_token: None })?;
+//! let setup = GateSetup::new(ServeOptions { config, ..ServeOptions::default() })?;
 //! let state = setup.memory_state(Some("streamgate-state.json".into()))?;
 //! let server = Server::bind(setup, state, "127.0.0.1:9090".parse().map_err(|_| streamgate_serve::ServeError("address".into()))?).await?;
 //! server.run(shutdown_signal()).await
@@ -41,6 +41,6 @@ pub mod state;
 pub use http::Body;
 pub use log::init_logging;
 pub use server::{
-    http1_builder, run, runtime, shutdown_signal, GateSetup, RunOptions, ServeError, ServeOptions, Server,
+    http1_builder, run, runtime, shutdown_signal, GateSetup, Limits, RunOptions, ServeError, ServeOptions, Server,
     MIN_ADMIN_TOKEN_BYTES,
 };

@@ -11,6 +11,7 @@ use streamgate_core::gateway::{Io, OriginRequest, Tallies, Upstream};
 use streamgate_core::revocation::Blocks;
 use streamgate_core::sessions::{Heartbeat, Verdict};
 
+use crate::origin::FetchError;
 use crate::server::App;
 use crate::state::{State, StateError};
 
@@ -23,6 +24,8 @@ pub(crate) const MAX_MANIFEST_BYTES: usize = 32 * 1024 * 1024;
 pub(crate) enum IoError {
     /// The origin could not be reached, or its body not read.
     Origin(String),
+    /// The origin sent no response head, or no whole manifest, in time.
+    OriginTimeout,
     /// The state backend failed.
     State(StateError),
 }
@@ -31,7 +34,17 @@ impl std::fmt::Display for IoError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IoError::Origin(why) => write!(f, "origin: {why}"),
+            IoError::OriginTimeout => f.write_str("origin: no answer in time"),
             IoError::State(error) => error.fmt(f),
+        }
+    }
+}
+
+impl From<FetchError> for IoError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Failed(why) => IoError::Origin(why),
+            FetchError::TimedOut => IoError::OriginTimeout,
         }
     }
 }
@@ -88,13 +101,14 @@ impl<S: State> Io for NativeIo<'_, S> {
 
     async fn fetch(&self, request: OriginRequest) -> Result<OriginResponse, IoError> {
         let body = self.viewer_body.lock().unwrap_or_else(PoisonError::into_inner).take();
-        self.app.origin.fetch(request, self.viewer_headers, body).await.map(OriginResponse).map_err(IoError::Origin)
+        Ok(self.app.origin.fetch(request, self.viewer_headers, body).await.map(OriginResponse)?)
     }
 
     async fn text(&self, response: OriginResponse) -> Result<String, IoError> {
-        let bytes = Limited::new(response.0.into_body(), MAX_MANIFEST_BYTES)
-            .collect()
+        let read = Limited::new(response.0.into_body(), MAX_MANIFEST_BYTES).collect();
+        let bytes = tokio::time::timeout(self.app.origin.timeout, read)
             .await
+            .map_err(|_| IoError::OriginTimeout)?
             .map_err(|e| IoError::Origin(format!("reading the manifest: {e}")))?
             .to_bytes();
         Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -20,11 +20,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled client to the origin.
 pub(crate) struct Origin {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
+    /// How long the origin may take to send a response's head (and a manifest's body).
+    pub(crate) timeout: Duration,
+}
+
+/// Why a fetch failed.
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    /// The origin could not be reached or broke off: the error with its causes.
+    Failed(String),
+    /// The origin did not answer within [`Origin::timeout`].
+    TimedOut,
 }
 
 impl Origin {
-    /// A client for `http://` and `https://` origins.
-    pub(crate) fn new() -> Result<Origin, String> {
+    /// A client for `http://` and `https://` origins that waits `timeout` for an answer.
+    pub(crate) fn new(timeout: Duration) -> Result<Origin, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -35,7 +46,7 @@ impl Origin {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Ok(Origin { client: Client::builder(TokioExecutor::new()).build(https) })
+        Ok(Origin { client: Client::builder(TokioExecutor::new()).build(https), timeout })
     }
 
     /// Fetches `request` with the viewer's headers it names (never its cookies or
@@ -45,9 +56,10 @@ impl Origin {
         request: OriginRequest,
         viewer_headers: &HeaderMap,
         viewer_body: Option<Incoming>,
-    ) -> Result<Response<Incoming>, String> {
-        let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
-        let uri: Uri = request.url.parse().map_err(|e| format!("origin URL {:?}: {e}", request.url))?;
+    ) -> Result<Response<Incoming>, FetchError> {
+        let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| FetchError::Failed(e.to_string()))?;
+        let uri: Uri =
+            request.url.parse().map_err(|e| FetchError::Failed(format!("origin URL {:?}: {e}", request.url)))?;
         let body = match viewer_body {
             Some(body) if request.forward_body => http_body_util::BodyExt::boxed(body),
             _ => empty(),
@@ -60,7 +72,10 @@ impl Origin {
                 set_header(outgoing.headers_mut(), name, value);
             }
         }
-        self.client.request(outgoing).await.map_err(|e| origin_error(&e))
+        match tokio::time::timeout(self.timeout, self.client.request(outgoing)).await {
+            Ok(answered) => answered.map_err(|e| FetchError::Failed(origin_error(&e))),
+            Err(_) => Err(FetchError::TimedOut),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::json;
 use streamgate_core::config::GateConfig;
 use streamgate_core::gateway::{Gateway, Tallies};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::http::{error_response, full, json_response, response, set_header, Body};
@@ -38,6 +39,30 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for in-flight requests (a segment download) before closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much the gate lets clients and the origin hold: what a slow or hostile peer can tie up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long the origin may take to send a response's head, and a whole manifest; then
+    /// 504 `origin_timeout`. Long enough for an LL-HLS blocking playlist reload (the origin
+    /// holds it up to three target durations).
+    pub origin_timeout: Duration,
+    /// Client connections served at once; further ones wait in the listen backlog until
+    /// one closes, so a flood of idle connections cannot exhaust file descriptors.
+    pub max_connections: usize,
+    /// How long a client may take to send an admin request's body; then 408.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            origin_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A failure to start or run the server, with what to fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,12 +87,15 @@ pub struct ServeOptions {
     /// The admin API's bearer token (at least [`MIN_ADMIN_TOKEN_BYTES`]); `None` turns
     /// `/admin` off.
     pub admin_token: Option<String>,
+    /// Time and connection limits.
+    pub limits: Limits,
 }
 
 /// A configuration that passed every check, ready to serve.
 pub struct GateSetup {
     gateway: Gateway,
     admin_token: Option<String>,
+    limits: Limits,
 }
 
 impl GateSetup {
@@ -94,7 +122,11 @@ impl GateSetup {
                 "STREAMGATE_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
             )));
         }
-        Ok(GateSetup { gateway, admin_token })
+        let Limits { origin_timeout, max_connections, body_timeout } = options.limits;
+        if max_connections == 0 || origin_timeout.is_zero() || body_timeout.is_zero() {
+            return Err(ServeError("the connection limit and the timeouts must be above 0".into()));
+        }
+        Ok(GateSetup { gateway, admin_token, limits: options.limits })
     }
 
     /// How long the memory backend keeps a hub with nothing going on: an hour, or twice
@@ -123,8 +155,12 @@ pub(crate) struct App<S> {
     /// can carry it).
     pub client_ip_header: Option<HeaderName>,
     pub admin_token: Option<String>,
+    /// How long an admin request's body may take.
+    pub body_timeout: Duration,
     /// Background heartbeats, awaited at shutdown.
     pub background: TaskTracker,
+    /// Permits for client connections, [`Limits::max_connections`] of them.
+    connections: Arc<Semaphore>,
 }
 
 impl<S: State> App<S> {
@@ -150,6 +186,10 @@ impl<S: State> App<S> {
         let path = req.uri().path();
         match path {
             "/healthz" => self.health(),
+            // In proxy mode viewers reach every path: the counters are the operator's.
+            "/metrics" if self.gateway.origin().is_some() && !admin::authorized(&self.admin_token, req.headers()) => {
+                error_response(401, "unauthorized", "in proxy mode /metrics needs the admin token as a Bearer token")
+            }
             "/metrics" => {
                 let mut answer = response(200, full(self.metrics.render()));
                 set_header(answer.headers_mut(), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -214,12 +254,14 @@ impl<S: State> Server<S> {
         let app = App {
             gateway: setup.gateway,
             state,
-            origin: Origin::new().map_err(ServeError)?,
+            origin: Origin::new(setup.limits.origin_timeout).map_err(ServeError)?,
             tallies: Mutex::new(Tallies::default()),
             metrics: Metrics::new(),
             client_ip_header,
             admin_token: setup.admin_token,
+            body_timeout: setup.limits.body_timeout,
             background: TaskTracker::new(),
+            connections: Arc::new(Semaphore::new(setup.limits.max_connections)),
         };
         Ok(Server { listener, app: Arc::new(app) })
     }
@@ -235,6 +277,14 @@ impl<S: State> Server<S> {
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            // A connection is accepted only with a permit; it holds it until it closes.
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.app.connections).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
@@ -251,6 +301,7 @@ impl<S: State> Server<S> {
                             if let Err(error) = connection.await {
                                 tracing::debug!(target: "streamgate::server", %error, "connection ended");
                             }
+                            drop(permit);
                         });
                     }
                     Err(error) => {
@@ -301,7 +352,7 @@ pub struct RunOptions {
     pub listen: SocketAddr,
     /// The file revocations and blocks are kept in.
     pub state_file: Option<PathBuf>,
-    /// The Redis that several nodes share state in, instead of memory and `state_file`.
+    /// The Redis URL that several nodes share state in, instead of memory and `state_file`.
     pub redis: Option<String>,
 }
 

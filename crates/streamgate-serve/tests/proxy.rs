@@ -1,12 +1,14 @@
 //! Proxy mode (`--origin`): the whole gate in front of a static origin on 127.0.0.1. HLS
 //! master and media playlists rewritten with session credentials, segments streamed through
 //! byte for byte, credentials never reaching the origin, session limits, usage export, and
-//! a revocation ending open sessions.
+//! a revocation ending open sessions, and the limits on what a slow origin or a flood of
+//! connections can hold.
 
 mod support;
 
 use serde_json::{json, Value};
 use streamgate_core::detection::UsageEvent;
+use streamgate_serve::Limits;
 use support::*;
 
 const MASTER: &str = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nlow/index.m3u8\n";
@@ -213,4 +215,96 @@ async fn shutdown_finishes_the_requests_in_flight_and_then_refuses_connections()
 
 async fn get_owned(url: String) -> Answer {
     get(&url, &[]).await
+}
+
+/// Regression (review): an origin that never answered held the viewer's request (and a
+/// connection to the origin) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_does_not_answer_in_time_is_504() {
+    let (origin_url, _arrival, _release) = held_origin().await;
+    let limits = Limits { origin_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&origin_url), None, limits).await;
+    let entry = token(json!({ "streams": ["hls/**"] }));
+    let started = std::time::Instant::now();
+    let url = gate.url(&format!("/hls/low/seg0.ts?token={entry}"));
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), get(&url, &[])).await.expect("no answer");
+    assert_eq!((answer.status, answer.json()["error"].as_str()), (504, Some("origin_timeout")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered after {:?}", started.elapsed());
+    gate.stop().await;
+}
+
+/// Sends a bare HTTP/1.1 request for `path` on `stream` and reads until the head of the
+/// answer has arrived; returns its status line.
+async fn request_on(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: gate\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "the gate closed the connection");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_owned()
+}
+
+/// Regression (review): connections were accepted without bound, so a flood of idle ones
+/// ran the process out of file descriptors for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let origin = hls_origin().await;
+    let limits = Limits { max_connections: 2, ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&origin.url), None, limits).await;
+    let mut first = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    assert!(request_on(&mut first, "/healthz").await.contains(" 200 "));
+    assert!(request_on(&mut second, "/healthz").await.contains(" 200 "));
+    // Both stay open (keep-alive): a third is connected by the kernel but not served.
+    let mut third = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(500), request_on(&mut third, "/healthz")).await;
+    assert!(waiting.is_err(), "a third connection was served over a limit of two");
+    drop(first);
+    let served = tokio::time::timeout(std::time::Duration::from_secs(10), request_on(&mut third, "/healthz")).await;
+    assert!(served.expect("served once a connection closed").contains(" 200 "));
+    assert!(request_on(&mut second, "/healthz").await.contains(" 200 "));
+    drop((second, third));
+    gate.stop().await;
+}
+
+/// Regression (review): in proxy mode every viewer reached `/metrics`, the operator's
+/// counters of decisions and reasons.
+#[tokio::test]
+async fn proxy_mode_metrics_need_the_admin_token() {
+    let origin = hls_origin().await;
+    let gate = gate(proxy_config(json!({})), Some(&origin.url), None).await;
+    let anonymous = get(&gate.url("/metrics"), &[]).await;
+    assert_eq!((anonymous.status, anonymous.json()["error"].as_str()), (401, Some("unauthorized")));
+    let wrong = get(&gate.url("/metrics"), &[("Authorization", "Bearer not-the-admin-token-but-long-enough")]).await;
+    assert_eq!(wrong.status, 401);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let operator = get(&gate.url("/metrics"), &[("Authorization", &bearer)]).await;
+    assert_eq!(operator.status, 200);
+    assert!(operator.text().contains("streamgate_decisions_total"), "{}", operator.text());
+    assert_eq!(get(&gate.url("/healthz"), &[]).await.status, 200, "health stays open for monitors");
+    gate.stop().await;
+}
+
+/// Regression (review): an admin request whose body never finished held its connection
+/// for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_body_that_does_not_arrive_in_time_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = Limits { body_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some("http://127.0.0.1:9"), None, limits).await;
+    let mut stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    let head = format!(
+        "POST /admin/revoke HTTP/1.1\r\nHost: gate\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 100\r\n\r\n{{\"jti\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the gate waited for the body for ever");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    gate.stop().await;
 }

@@ -102,8 +102,8 @@ async fn the_admin_api_refuses_as_the_edge_does() {
     // A short admin token does not start.
     let short = streamgate_serve::GateSetup::new(streamgate_serve::ServeOptions {
         config: auth_config(),
-        origin: None,
         admin_token: Some("short".into()),
+        ..Default::default()
     });
     assert!(short.err().unwrap().0.contains("at least 32 bytes"));
 }

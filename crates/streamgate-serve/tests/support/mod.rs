@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Map, Value};
 use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::schemes::jwt;
-use streamgate_serve::{GateSetup, ServeOptions, Server};
+use streamgate_serve::{GateSetup, Limits, ServeOptions, Server};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -148,7 +148,18 @@ impl Gate {
 /// Starts a gate for `config` (proxying to `origin` if given), with the admin token and
 /// revocations and blocks kept in `state_file` if given.
 pub async fn gate(config: String, origin: Option<&str>, state_file: Option<PathBuf>) -> Gate {
-    let options = ServeOptions { config, origin: origin.map(str::to_owned), admin_token: Some(ADMIN_TOKEN.into()) };
+    gate_with_limits(config, origin, state_file, Limits::default()).await
+}
+
+/// [`gate`] with `limits` instead of the defaults.
+pub async fn gate_with_limits(
+    config: String,
+    origin: Option<&str>,
+    state_file: Option<PathBuf>,
+    limits: Limits,
+) -> Gate {
+    let options =
+        ServeOptions { config, origin: origin.map(str::to_owned), admin_token: Some(ADMIN_TOKEN.into()), limits };
     let setup = GateSetup::new(options).unwrap();
     let state = setup.memory_state(state_file).unwrap();
     let server = Server::bind(setup, state, "127.0.0.1:0".parse().unwrap()).await.unwrap();
