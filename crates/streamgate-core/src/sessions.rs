@@ -343,6 +343,11 @@ pub enum Verdict {
     Admitted {
         /// Sessions active now.
         active: u32,
+        /// The media bytes the beat carried when the store kept no record of it (see
+        /// [`SessionHubState::heartbeat`]): the adapter counts them again, so the session's
+        /// next record reports them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unrecorded_bytes: Option<u64>,
     },
     /// The limit is reached.
     Full {
@@ -394,6 +399,45 @@ pub struct SessionHubState {
     /// The shapes of tokens that started sessions since the last flush, one per token.
     #[serde(default)]
     pub shapes: Vec<TokenShape>,
+    /// Records made in the current minute, against [`MAX_RECORDS_PER_MINUTE`].
+    #[serde(default)]
+    pub budget: RecordBudget,
+}
+
+/// Usage records one session key may add per minute. Bounds what one token holder can write
+/// into the shared usage log (a loop of playlist requests, or of new sessions from forged
+/// User-Agents), so they cannot push other tokens' records out before detection reads them;
+/// ten sessions reloading every 2.5 s stay under it.
+pub const MAX_RECORDS_PER_MINUTE: u32 = 240;
+
+/// A session's reloads that served no media since its latest record, within this many
+/// seconds of it and from the same viewer (IP, country, Referer, User-Agent, stream), make
+/// no new record: a loop of playlist requests records twice a minute. A reload after media
+/// was served is recorded, with its bytes.
+pub const RECORD_INTERVAL_SECONDS: i64 = 30;
+
+/// How many records a session key made in which minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordBudget {
+    /// The minute (unix seconds at its start).
+    pub minute: i64,
+    /// Records made in it.
+    pub used: u32,
+}
+
+impl RecordBudget {
+    /// Takes one record at `now` if the minute has one left.
+    fn take(&mut self, now: i64) -> bool {
+        let minute = bucket_start(now, 60);
+        if minute != self.minute {
+            *self = RecordBudget { minute, used: 0 };
+        }
+        let available = self.used < MAX_RECORDS_PER_MINUTE;
+        if available {
+            self.used += 1;
+        }
+        available
+    }
 }
 
 /// Records a session store holds for detection before it must flush them (also under the
@@ -415,7 +459,10 @@ impl SessionHubState {
     /// Applies a heartbeat: a revoked token is refused; a start is admitted against the
     /// limit; a reload refreshes its session (or, if it went idle, is re-admitted without
     /// evicting anyone); a renewal goes through only for the session's own player while it
-    /// is active. Admitted beats leave a usage record.
+    /// is active. Admitted beats leave a usage record, unless the beat served no media and
+    /// the session's latest record (within [`RECORD_INTERVAL_SECONDS`], same viewer) already
+    /// tells it, or the key used its [`MAX_RECORDS_PER_MINUTE`]; the verdict then hands the
+    /// beat's bytes back, for the next record.
     pub fn heartbeat(&mut self, beat: Heartbeat) -> Verdict {
         if let Some(revoked) = self.revocations.iter().find(|r| r.live(beat.now) && beat.ids.contains(&r.id)) {
             return Verdict::Revoked { id: revoked.id.clone() };
@@ -437,15 +484,31 @@ impl SessionHubState {
                     }
                 }
                 let record = beat.record.bounded();
-                self.pending.push(record.clone());
-                self.usage.push(record);
-                let excess = self.usage.len().saturating_sub(MAX_USAGE_RECORDS);
-                self.usage.drain(..excess);
-                Verdict::Admitted { active: self.list.active() }
+                let told = record.bytes.is_none() && self.recently_recorded(&record, now);
+                let unrecorded_bytes = if !told && self.budget.take(now) {
+                    self.pending.push(record.clone());
+                    self.usage.push(record);
+                    let excess = self.usage.len().saturating_sub(MAX_USAGE_RECORDS);
+                    self.usage.drain(..excess);
+                    None
+                } else {
+                    record.bytes
+                };
+                Verdict::Admitted { active: self.list.active(), unrecorded_bytes }
             }
             Ok(Admission::Full { limit, active }) => Verdict::Full { limit, active },
             Err(why) => Verdict::Ended { why },
         }
+    }
+
+    /// Whether the latest record of `record`'s session is younger than
+    /// [`RECORD_INTERVAL_SECONDS`] and tells the same viewer.
+    fn recently_recorded(&self, record: &UsageEvent, now: i64) -> bool {
+        self.usage
+            .iter()
+            .rev()
+            .find(|r| r.sid == record.sid)
+            .is_some_and(|latest| now.saturating_sub(latest.at) < RECORD_INTERVAL_SECONDS && latest.same_viewer(record))
     }
 
     /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
@@ -585,14 +648,24 @@ mod tests {
     #[test]
     fn the_hub_admits_refreshes_and_ends_sessions() {
         let mut hub = SessionHubState::default();
-        assert_eq!(hub.heartbeat(beat("a", BeatKind::Start, 0, 1)), Verdict::Admitted { active: 1 });
+        assert_eq!(
+            hub.heartbeat(beat("a", BeatKind::Start, 0, 1)),
+            Verdict::Admitted { active: 1, unrecorded_bytes: None }
+        );
         assert_eq!(hub.heartbeat(beat("b", BeatKind::Start, 1, 1)), Verdict::Full { limit: 1, active: 1 });
-        assert_eq!(hub.heartbeat(beat("a", BeatKind::Reload, 2, 1)), Verdict::Admitted { active: 1 });
+        assert_eq!(
+            hub.heartbeat(beat("a", BeatKind::Reload, 2, 1)),
+            Verdict::Admitted { active: 1, unrecorded_bytes: None }
+        );
         // A reload whose session went idle comes back only if there is room, evicting no one.
-        assert_eq!(hub.heartbeat(beat("b", BeatKind::Start, 100, 1)), Verdict::Admitted { active: 1 });
+        assert_eq!(
+            hub.heartbeat(beat("b", BeatKind::Start, 100, 1)),
+            Verdict::Admitted { active: 1, unrecorded_bytes: None }
+        );
         assert_eq!(hub.heartbeat(beat("a", BeatKind::Reload, 101, 1)), Verdict::Full { limit: 1, active: 1 });
         assert_eq!(hub.heartbeat(beat("a", BeatKind::Renewal, 102, 1)), Verdict::Ended { why: Ended::Inactive });
-        assert_eq!(hub.usage.len(), 3, "only admitted beats are recorded");
+        // Only admitted beats are recorded, and a's reload 2 s after its start tells nothing new.
+        assert_eq!(hub.usage.iter().map(|r| (r.sid.as_str(), r.at)).collect::<Vec<_>>(), [("a", 0), ("b", 100)]);
         assert_eq!(
             Verdict::Ended { why: Ended::Inactive }.denial().map(|d| d.reason()),
             Some(crate::ReasonCode::Expired)
@@ -622,7 +695,9 @@ mod tests {
         assert_eq!(hub.pending.len(), 2);
         assert_eq!(hub.flush_due(650, 300), Some(900), "the end of the oldest record's bucket");
         for t in 0..MAX_PENDING_RECORDS as i64 {
-            hub.heartbeat(beat("a", BeatKind::Reload, 651 + t, 5));
+            let mut reload = beat("a", BeatKind::Reload, 651 + t, 5);
+            reload.record.bytes = Some(1_000);
+            hub.heartbeat(reload);
         }
         assert_eq!(hub.flush_due(700, 300), Some(700), "full: at once");
         assert_eq!((bucket_start(-1, 300), bucket_start(899, 300), bucket_start(5, 0)), (-300, 600, 5));
@@ -635,11 +710,72 @@ mod tests {
         hub.set_revoked(Revocation { id: "jti-1".into(), until: Some(100), at: 10 }, true);
         assert!(hub.list.sessions.is_empty(), "open sessions end");
         assert_eq!(hub.heartbeat(beat("a", BeatKind::Reload, 20, 5)), Verdict::Revoked { id: "jti-1".into() });
-        assert_eq!(hub.heartbeat(beat("a", BeatKind::Start, 100, 5)), Verdict::Admitted { active: 1 }, "lapsed");
+        assert_eq!(
+            hub.heartbeat(beat("a", BeatKind::Start, 100, 5)),
+            Verdict::Admitted { active: 1, unrecorded_bytes: None },
+            "lapsed"
+        );
         hub.set_revoked(Revocation { id: "jti-1".into(), until: None, at: 110 }, true);
         hub.set_revoked(Revocation { id: "jti-1".into(), until: None, at: 120 }, false);
         assert!(hub.revocations.is_empty());
-        assert_eq!(hub.heartbeat(beat("a", BeatKind::Start, 130, 5)), Verdict::Admitted { active: 1 });
+        assert_eq!(
+            hub.heartbeat(beat("a", BeatKind::Start, 130, 5)),
+            Verdict::Admitted { active: 1, unrecorded_bytes: None }
+        );
+    }
+
+    /// Regression (review): every playlist reload left a record, so one token holder looping
+    /// on a playlist filled the shared usage log and pushed every other token's records out
+    /// before detection read them. Now a session's reloads that served no media, within the
+    /// interval and from the same viewer, make no record.
+    #[test]
+    fn a_playlist_loop_records_twice_a_minute_and_media_is_always_recorded() {
+        let mut hub = SessionHubState::default();
+        hub.heartbeat(beat("a", BeatKind::Start, 0, 5));
+        for now in 1..=60 {
+            let verdict = hub.heartbeat(beat("a", BeatKind::Reload, now, 5));
+            assert_eq!(verdict, Verdict::Admitted { active: 1, unrecorded_bytes: None });
+        }
+        assert_eq!(hub.usage.iter().map(|r| r.at).collect::<Vec<_>>(), [0, 30, 60], "one record per interval");
+        // Media served since, another viewer of the session (a new IP), or a background beat
+        // that served media: recorded at once.
+        let mut served = beat("a", BeatKind::Reload, 61, 5);
+        served.record.bytes = Some(1_000);
+        hub.heartbeat(served);
+        let mut moved = beat("a", BeatKind::Reload, 62, 5);
+        moved.record.ip = Some("203.0.113.9".into());
+        hub.heartbeat(moved);
+        let mut background = beat("a", BeatKind::Background, 63, 5);
+        background.record.bytes = Some(5);
+        hub.heartbeat(background);
+        assert_eq!(hub.usage.iter().map(|r| r.at).collect::<Vec<_>>(), [0, 30, 60, 61, 62, 63]);
+        assert_eq!(hub.pending.len(), 6);
+    }
+
+    /// Regression (review): new sessions made by varying the User-Agent each left a record,
+    /// without bound. A key adds at most its budget per minute, and the next minute has a
+    /// fresh one.
+    #[test]
+    fn one_key_adds_at_most_its_budget_of_records_per_minute() {
+        let mut hub = SessionHubState::default();
+        let mut recorded = 0;
+        for i in 0..5_000 {
+            let mut start = beat(&format!("s{i}"), BeatKind::Start, 120 + i64::from(i % 60), 5);
+            start.limit = None;
+            start.record.bytes = Some(7);
+            let verdict = hub.heartbeat(start);
+            assert!(matches!(verdict, Verdict::Admitted { .. }), "{verdict:?}");
+            recorded += hub.pending.len();
+            hub.pending.clear();
+            if i >= MAX_RECORDS_PER_MINUTE {
+                assert_eq!(verdict, Verdict::Admitted { active: hub.list.active(), unrecorded_bytes: Some(7) });
+            }
+        }
+        assert_eq!(recorded, MAX_RECORDS_PER_MINUTE as usize);
+        let mut next_minute = beat("late", BeatKind::Start, 180, 5);
+        next_minute.limit = None;
+        hub.heartbeat(next_minute);
+        assert_eq!(hub.pending.len(), 1, "a new minute, a new budget");
     }
 
     /// Regression: usage records kept raw headers, so large headers overflowed the Durable

@@ -17,7 +17,7 @@ use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::revocation::Blocks;
 use streamgate_core::schemes::jwt;
-use streamgate_core::sessions::{BeatKind, Heartbeat, SessionHubState, Verdict};
+use streamgate_core::sessions::{BeatKind, Heartbeat, SessionHubState, Verdict, MAX_RECORDS_PER_MINUTE};
 
 const NOW: i64 = 1_700_000_000;
 const SECRET: &str = "a playback secret of thirty-two bytes";
@@ -175,6 +175,33 @@ fn reply(outcome: Outcome<Page>) -> Reply {
 fn reason(outcome: Outcome<Page>) -> (u16, String) {
     let reply = reply(outcome);
     (reply.status, reply.header("X-Streamgate-Reason").unwrap_or("").to_owned())
+}
+
+/// A heartbeat the session store keeps no record of (the key used its records for the
+/// minute) hands the bytes it carried back to the tally: the next record reports them.
+#[test]
+fn bytes_of_an_unrecorded_heartbeat_go_to_the_next_record() {
+    let (gate, io) = (gateway(""), Memory::with_files());
+    let entry = token(PlaybackClaims { streams: Some(vec!["hls/*".into()]), ..PlaybackClaims::default() });
+    let master = |query: &str, agent: &str| request("GET", "/hls/master.m3u8", query, agent);
+    let start = reply(block_on(gate.handle(&io, &master(&format!("token={entry}"), "p"), NOW)).unwrap());
+    let sgs = start.body.lines().find_map(|l| l.split_once("sgs=")).map(|(_, v)| v.to_owned()).unwrap();
+    let segment = request("GET", "/hls/low/seg1.ts", &format!("sgs={sgs}"), "p");
+    let _ = block_on(gate.handle(&io, &segment, NOW + 1)).unwrap();
+    // Other players of the same token use up the key's records for the minute.
+    for i in 1..MAX_RECORDS_PER_MINUTE {
+        let other = master(&format!("token={entry}"), &format!("player {i}"));
+        assert_eq!(reply(block_on(gate.handle(&io, &other, NOW + 2)).unwrap()).status, 200);
+    }
+    let reload = master(&format!("sgs={sgs}"), "p");
+    assert_eq!(reply(block_on(gate.handle(&io, &reload, NOW + 3)).unwrap()).status, 200);
+    assert_eq!(reply(block_on(gate.handle(&io, &reload, NOW + 60)).unwrap()).status, 200);
+    let hubs = io.hubs.lock().unwrap();
+    // Every record made, as the store would flush it (the recent list keeps only the latest).
+    let records = &hubs.values().next().unwrap().pending;
+    let ours: Vec<(i64, Option<u64>)> =
+        records.iter().filter(|r| r.user_agent.as_deref() == Some("p")).map(|r| (r.at - NOW, r.bytes)).collect();
+    assert_eq!(ours, [(0, None), (60, Some(1000))], "the reload at +3 was over the budget; its bytes waited");
 }
 
 #[test]

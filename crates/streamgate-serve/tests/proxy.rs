@@ -308,3 +308,27 @@ async fn an_admin_body_that_does_not_arrive_in_time_is_408() {
     assert!(answer.contains("request_timeout"), "{answer}");
     gate.stop().await;
 }
+
+/// Regression (review): every playlist request left a usage record, so one token holder
+/// looping on a playlist filled the shared log (100,000 records) and pushed the other
+/// tokens' records out before `streamgate scan` read them.
+#[tokio::test]
+async fn a_playlist_loop_leaves_a_few_usage_records_and_others_keep_theirs() {
+    let origin = hls_origin().await;
+    let gate = gate(proxy_config(json!({})), Some(&origin.url), None).await;
+    let other = token(json!({ "jti": "other", "streams": ["hls/**"] }));
+    assert_eq!(get(&gate.url(&format!("/hls/master.m3u8?token={other}")), &[]).await.status, 200);
+
+    let looper = token(json!({ "jti": "looper", "streams": ["hls/**"] }));
+    let master = get(&gate.url(&format!("/hls/master.m3u8?token={looper}")), &[]).await;
+    let variant = gate.url(&format!("/hls/{}", uri_line(&master.text())));
+    for _ in 0..300 {
+        assert_eq!(get(&variant, &[]).await.status, 200);
+    }
+    let usage = admin(&gate, "GET", "/admin/usage?window=1h", Value::Null).await;
+    let events: Vec<UsageEvent> = usage.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |token: &str| events.iter().filter(|e| e.token == token).count();
+    assert_eq!(of("looper"), 2, "the start and the first reload of the variant: {}", usage.text());
+    assert_eq!(of("other"), 1);
+    gate.stop().await;
+}

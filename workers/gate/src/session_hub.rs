@@ -28,7 +28,7 @@ pub fn with_tallies<T>(update: impl FnOnce(&mut Tallies) -> T) -> T {
     TALLIES.with(|tallies| update(&mut tallies.borrow_mut()))
 }
 
-const STATE: [&str; 5] = ["sessions", "revocations", "usage", "pending", "shapes"];
+const STATE: [&str; 6] = ["sessions", "revocations", "usage", "pending", "shapes", "budget"];
 
 /// Where the hub remembers its own key (a Durable Object cannot read the name it was
 /// addressed by), for naming what it flushes.
@@ -44,24 +44,26 @@ impl SessionHub {
     /// Each part in its own key, so each has the whole value limit.
     async fn load(&self) -> Result<SessionHubState> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, shapes] = STATE;
+        let [sessions, revocations, usage, pending, shapes, budget] = STATE;
         Ok(SessionHubState {
             list: storage.get(sessions).await?.unwrap_or_default(),
             revocations: storage.get(revocations).await?.unwrap_or_default(),
             usage: storage.get(usage).await?.unwrap_or_default(),
             pending: storage.get(pending).await?.unwrap_or_default(),
             shapes: storage.get(shapes).await?.unwrap_or_default(),
+            budget: storage.get(budget).await?.unwrap_or_default(),
         })
     }
 
     async fn store(&self, hub: &SessionHubState) -> Result<()> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, shapes] = STATE;
+        let [sessions, revocations, usage, pending, shapes, budget] = STATE;
         storage.put(sessions, &hub.list).await?;
         storage.put(revocations, &hub.revocations).await?;
         storage.put(usage, &hub.usage).await?;
         storage.put(pending, &hub.pending).await?;
-        storage.put(shapes, &hub.shapes).await
+        storage.put(shapes, &hub.shapes).await?;
+        storage.put(budget, &hub.budget).await
     }
 
     /// Hands the pending usage records to detection's storage when due, else makes sure an

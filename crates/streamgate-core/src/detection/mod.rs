@@ -121,6 +121,37 @@ pub struct UsageEvent {
 }
 
 impl UsageEvent {
+    /// Whether `other` tells the same token, session and viewer (everything but the time and
+    /// the bytes).
+    pub fn same_viewer(&self, other: &UsageEvent) -> bool {
+        let UsageEvent {
+            at: _,
+            bytes: _,
+            token,
+            sid,
+            ip,
+            country,
+            asn,
+            as_organization,
+            referer,
+            user_agent,
+            stream,
+            sub,
+            max_sessions,
+        } = self;
+        *token == other.token
+            && *sid == other.sid
+            && *ip == other.ip
+            && *country == other.country
+            && *asn == other.asn
+            && *as_organization == other.as_organization
+            && *referer == other.referer
+            && *user_agent == other.user_agent
+            && *stream == other.stream
+            && *sub == other.sub
+            && *max_sessions == other.max_sessions
+    }
+
     /// The record with every text field cut to its bound (on a character boundary).
     pub fn bounded(mut self) -> UsageEvent {
         cut(&mut self.sid, 64);

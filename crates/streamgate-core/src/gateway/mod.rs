@@ -462,10 +462,16 @@ impl Gateway {
         let beat = self.heartbeat(io, grant, &sid, kind, ctx, facts, now);
         io.tallies(|t| t.note_beat(&sid, now));
         match io.heartbeat(&grant.session_key(), &beat).await {
-            Ok(verdict) => Ok(match verdict.denial() {
-                None => Ok(sid),
-                Some(denial) => Err(Reply::deny(&denial).concerning(token_id_of(grant))),
-            }),
+            Ok(verdict) => {
+                // Bytes the store kept no record of go back into the tally, for the next record.
+                if let Verdict::Admitted { unrecorded_bytes: Some(bytes), .. } = verdict {
+                    io.tallies(|t| t.count_served(&sid, bytes, now));
+                }
+                Ok(match verdict.denial() {
+                    None => Ok(sid),
+                    Some(denial) => Err(Reply::deny(&denial).concerning(token_id_of(grant))),
+                })
+            }
             Err(error) => {
                 // The bytes the failed heartbeat carried go back into the tally, so the next
                 // heartbeat reports them.

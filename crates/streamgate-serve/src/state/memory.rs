@@ -322,8 +322,11 @@ mod tests {
         let state = MemoryState::in_memory(3_600);
         for (i, sid) in ["a", "b", "c"].iter().enumerate() {
             let verdict = state.update_hub("jti:jti-1", 10, |hub| hub.heartbeat(beat(sid, 10 + i as i64, 2))).await;
-            let expected =
-                if i < 2 { Verdict::Admitted { active: i as u32 + 1 } } else { Verdict::Full { limit: 2, active: 2 } };
+            let expected = if i < 2 {
+                Verdict::Admitted { active: i as u32 + 1, unrecorded_bytes: None }
+            } else {
+                Verdict::Full { limit: 2, active: 2 }
+            };
             assert_eq!(verdict, Ok(expected), "{sid}");
         }
         assert!(state.hub("jti:jti-1").await.unwrap().pending.is_empty(), "pending records moved to the log");
