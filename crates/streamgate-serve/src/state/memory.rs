@@ -26,7 +26,7 @@ pub const MAX_USAGE_RECORDS: usize = 100_000;
 const SWEEP_INTERVAL_SECONDS: i64 = 60;
 
 /// Revocations and blocks, with the block lists as the request path reads them.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Lists {
     revocations: HashMap<String, Option<i64>>,
     blocks: Vec<(IpRange, Option<i64>)>,
@@ -134,16 +134,42 @@ impl MemoryState {
         Ok(state)
     }
 
-    fn change_lists(&self, change: impl FnOnce(&mut Lists)) {
-        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-        change(&mut lists);
-        lists.snapshot = None;
+    /// Applies `change` to the lists and writes them to the file, one change at a time. If
+    /// the write fails, a change that `lifts` something (unrevoke, unblock) is undone, so
+    /// this node never enforces less than a restart would bring back; one that adds a
+    /// revocation or block stays in force here (failing closed), and the error says that a
+    /// restart would lose it.
+    async fn change(&self, now: i64, lifts: bool, change: impl FnOnce(&mut Lists)) -> StateResult<()> {
+        let _one_writer = self.writing.lock().await;
+        let before = {
+            let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+            let before = lifts.then(|| lists.clone());
+            change(&mut lists);
+            lists.snapshot = None;
+            before
+        };
+        let saved = self.save_locked(now).await;
+        match (saved, before) {
+            (Ok(()), _) => Ok(()),
+            (Err(StateError(why)), Some(before)) => {
+                *self.lists.write().unwrap_or_else(PoisonError::into_inner) = before;
+                Err(StateError(format!("{why}; nothing was lifted")))
+            }
+            (Err(StateError(why)), None) => {
+                Err(StateError(format!("{why}; in force on this node, but a restart would lose it: retry")))
+            }
+        }
     }
 
     /// Writes the lists as they are now to the file, if there is one.
     async fn save(&self, now: i64) -> StateResult<()> {
-        let Some(file) = self.file.clone() else { return Ok(()) };
         let _one_writer = self.writing.lock().await;
+        self.save_locked(now).await
+    }
+
+    /// [`Self::save`], the caller holding the writer lock.
+    async fn save_locked(&self, now: i64) -> StateResult<()> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
         let persisted = self.lists.read().unwrap_or_else(PoisonError::into_inner).to_persisted(now);
         tokio::task::spawn_blocking(move || persist::store(&file, &persisted))
             .await
@@ -194,17 +220,17 @@ impl State for MemoryState {
     }
 
     async fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change_lists(|lists| {
+        self.change(now, false, |lists| {
             lists.revocations.insert(id.to_owned(), until);
-        });
-        self.save(now).await
+        })
+        .await
     }
 
     async fn unrevoke(&self, id: &str, now: i64) -> StateResult<()> {
-        self.change_lists(|lists| {
+        self.change(now, true, |lists| {
             lists.revocations.remove(id);
-        });
-        self.save(now).await
+        })
+        .await
     }
 
     async fn blocks(&self, now: i64) -> StateResult<Arc<Blocks>> {
@@ -224,29 +250,27 @@ impl State for MemoryState {
     }
 
     async fn block(&self, range: IpRange, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change_lists(|lists| {
+        self.change(now, false, |lists| {
             lists.blocks.retain(|(r, _)| *r != range);
             lists.blocks.push((range, until));
-        });
-        self.save(now).await
+        })
+        .await
     }
 
     async fn unblock(&self, range: IpRange, now: i64) -> StateResult<()> {
-        self.change_lists(|lists| lists.blocks.retain(|(r, _)| *r != range));
-        self.save(now).await
+        self.change(now, true, |lists| lists.blocks.retain(|(r, _)| *r != range)).await
     }
 
     async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change_lists(|lists| {
+        self.change(now, false, |lists| {
             lists.referrers.retain(|(h, _)| h != host);
             lists.referrers.push((host.to_owned(), until));
-        });
-        self.save(now).await
+        })
+        .await
     }
 
     async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<()> {
-        self.change_lists(|lists| lists.referrers.retain(|(h, _)| h != host));
-        self.save(now).await
+        self.change(now, true, |lists| lists.referrers.retain(|(h, _)| h != host)).await
     }
 
     async fn update_hub<T, F>(&self, key: &str, now: i64, mut update: F) -> StateResult<T>
@@ -287,6 +311,7 @@ impl State for MemoryState {
 
 #[cfg(test)]
 mod tests {
+    use streamgate_core::revocation::IpBlocklist;
     use streamgate_core::sessions::{AtLimit, BeatKind, Heartbeat, Verdict, Viewer};
 
     use super::*;
@@ -373,5 +398,36 @@ mod tests {
         let persisted = persist::load(&file).unwrap();
         assert!(persisted.revocations.is_empty(), "lifted, and jti-2 lapsed at 50: {persisted:?}");
         assert!(persisted.blocks.is_empty());
+    }
+
+    /// Regression (review): a change whose save failed stayed in memory while the admin saw
+    /// 503, so an unrevoke "refused" was in fact in force until the next restart brought the
+    /// revocation back.
+    #[tokio::test]
+    async fn a_change_that_cannot_be_saved_lifts_nothing_and_adds_only_in_force() {
+        let folder = std::env::temp_dir().join(format!("streamgate-unsaved-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let state = MemoryState::open(folder.join("state.json"), 3_600).unwrap();
+        let range = IpRange::parse("203.0.113.0/24").unwrap();
+        state.revoke("kept", None, 10).await.unwrap();
+        state.block(range, None, 10).await.unwrap();
+        state.block_referrer("bad.example", None, 10).await.unwrap();
+        // The folder becomes a file: every write fails, even for root.
+        std::fs::remove_dir_all(&folder).unwrap();
+        std::fs::write(&folder, b"not a folder").unwrap();
+
+        let lifted = state.unrevoke("kept", 20).await.unwrap_err();
+        assert!(lifted.0.contains("nothing was lifted"), "{lifted}");
+        assert_eq!(state.revoked(&["kept".into()], 20).await.unwrap(), ["kept"]);
+        assert!(state.unblock(range, 20).await.is_err());
+        assert!(state.unblock_referrer("bad.example", 20).await.is_err());
+        let blocks = state.blocks(20).await.unwrap();
+        assert!(blocks.lookup.is_blocked("203.0.113.9".parse().unwrap(), 20));
+        assert_eq!(blocks.referrers, ["bad.example"]);
+
+        let added = state.revoke("new", None, 30).await.unwrap_err();
+        assert!(added.0.contains("a restart would lose it"), "{added}");
+        assert_eq!(state.revoked(&["new".into()], 30).await.unwrap(), ["new"], "in force on this node");
+        std::fs::remove_file(&folder).unwrap();
     }
 }
