@@ -17,6 +17,7 @@ SG = sys.argv[1]
 SEGMENT = bytes(range(256)) * 40
 PLAYLIST = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nseg1.ts\n#EXT-X-ENDLIST\n"
 POSTER = b"\xff\xd8poster"
+PREMIUM = b"premium " * 100
 suite = Suite("proxies", show=lambda want: want[:2] if isinstance(want, tuple) else want)
 check = suite.check
 
@@ -57,6 +58,13 @@ def run_cases(label, base, gate):
     check(f"{label}: scope_mismatch", get(f"{seg}?token={sign(SG, '--stream', 'vod/*')}"), (403, "scope_mismatch"))
     check(f"{label}: dot segments climb out of a public path", get("/posters/../hls/seg1.ts"), (401, "missing_token"))
     check(f"{label}: encoded dot segments too", get("/posters/%2e%2e/hls/seg1.ts"), (401, "missing_token"))
+    # Regression: the proxy decodes the path and resolves dot segments before it serves it,
+    # so dot segments encoded in a /~sg/ credential segment served /premium/... while the
+    # gate checked the path after the segment (a token's scope, or a public path).
+    for path in (f"/~sg/x%2F..%2F..%2Fpremium/hls/seg1.ts?token={good}", "/~sg/x%2F..%2F..%2Fpremium/posters/p.jpg",
+                 f"/~sg/%2e%2e/premium/hls/seg1.ts?token={good}"):
+        status, _, body = request(base, path)
+        check(f"{label}: {path.split('?')[0]} opens nothing ({status})", (status, PREMIUM in body), (401, False))
     check(f"{label}: method_not_allowed", get(f"{seg}?token={good}", method="DELETE"), (405, "method_not_allowed"))
     # Regression (review): the proxy passes a viewer's other headers on to the gate; the
     # headers that name the original request must never be the viewer's.
@@ -122,7 +130,8 @@ def run_cases(label, base, gate):
 
 
 def scenario(stack):
-    root = stack.media({"hls/seg1.ts": SEGMENT, "hls/master.m3u8": PLAYLIST, "posters/p.jpg": POSTER})
+    root = stack.media({"hls/seg1.ts": SEGMENT, "hls/master.m3u8": PLAYLIST, "posters/p.jpg": POSTER,
+                        "premium/hls/seg1.ts": PREMIUM, "premium/posters/p.jpg": PREMIUM})
     config = gate_config(publicPaths=["posters"], referrers={"deny": ["leech.example"]},
                          userAgents={"deny": ["Lavf*"]})
     gate = stack.serve(SG, config)

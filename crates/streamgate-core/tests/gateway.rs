@@ -323,6 +323,49 @@ fn forward_auth_decides_without_an_origin() {
     assert!(io.fetched_urls().is_empty());
 }
 
+/// Regression: in forward-auth the proxy fetches the original URI, and nginx and Caddy
+/// decode it and resolve dot segments before they serve it, while the gate decided on the
+/// path after the `/~sg/<credential>` segment. A credential segment holding encoded dot
+/// segments moved what they served (`/~sg/x%2F..%2F..%2Fpremium/hls/a.ts` is
+/// `/premium/hls/a.ts` to nginx) while the gate checked `/hls/a.ts`: a token's scope, or a
+/// public path, opened another tree. Such a segment is refused, whichever credential counts.
+#[test]
+fn a_path_credential_segment_with_dot_segments_is_refused() {
+    let gate = Gateway::forward_auth(deployment(""));
+    let io = Memory::with_files();
+    let entry = token(PlaybackClaims { streams: Some(vec!["hls/**".into()]), ..PlaybackClaims::default() });
+    let query = format!("token={entry}");
+    let allowed = |path: &str, query: &str| match block_on(gate.authorize(&io, &request("GET", path, query, "p"), NOW))
+        .unwrap()
+    {
+        Authorization::Allowed { .. } => Ok(()),
+        Authorization::Denied(reply) => Err(reply.header("X-Streamgate-Reason").unwrap_or("").to_owned()),
+    };
+    assert_eq!(allowed("/hls/low/seg1.ts", &query), Ok(()));
+    assert_eq!(allowed(&format!("/~sg/{entry}/hls/low/seg1.ts"), ""), Ok(()));
+    // A credential whose text holds a slash but no dot segment (base64) is not refused for it.
+    assert_eq!(allowed("/~sg/ab%2Fcd/hls/low/seg1.ts", &query), Ok(()));
+    // Dot segments after the credential climb out of it for the proxy too: never allowed.
+    for after in ["/../../premium/hls/low/seg1.ts", "/%2e%2e/%2e%2e/premium/hls/low/seg1.ts", "/../hls/low/seg1.ts"] {
+        let denied = allowed(&format!("/~sg/{entry}{after}"), "");
+        assert!(denied.is_err(), "{after}: allowed");
+    }
+    for climbing in [
+        "/~sg/x%2F..%2F..%2Fpremium/hls/low/seg1.ts",
+        "/~sg/x%2f..%2f..%2fpremium/hls/low/seg1.ts",
+        "/~sg/%2E%2E/hls/low/seg1.ts",
+        "/~sg/x%2F.%2F..%2F..%2Fp/hls/low/seg1.ts",
+        "/~sg/../hls/low/seg1.ts",
+        "/~sg/x%2F..%2F..%2Fpremium/posters/a.jpg",
+    ] {
+        assert_eq!(allowed(climbing, &query), Err("malformed".to_owned()), "{climbing} with a query token");
+        assert_eq!(allowed(climbing, ""), Err("malformed".to_owned()), "{climbing} alone");
+        let proxied = Gateway::new(deployment(""), "https://origin.example/").unwrap();
+        let outcome = block_on(proxied.handle(&io, &request("GET", climbing, &query, "p"), NOW)).unwrap();
+        assert_eq!(reason(outcome), (401, "malformed".to_owned()), "{climbing} in proxy mode");
+    }
+}
+
 /// Regression (review): forward-auth allowed any OPTIONS before every check, and the
 /// proxy forwards it to the origin; a blocked client's preflight is refused now.
 #[test]

@@ -255,7 +255,8 @@ fn answer<S: State>(app: &App<S>, route: Route, incoming: &Incoming, reply: &Rep
 /// The origin or the state store failed: 502 or 503, never a decision. The error itself
 /// (addresses, store keys) goes to the log, not to the viewer.
 fn failure<S: State>(app: &App<S>, route: Route, incoming: &Incoming, error: &IoError) -> (Response<Body>, Decision) {
-    tracing::warn!(target: "streamgate::gate", %error, path = incoming_path(incoming), "request failed");
+    let path = streamgate_core::gateway::transport::without_path_credential(&incoming.path);
+    tracing::warn!(target: "streamgate::gate", %error, path, "request failed");
     let reply = match error {
         IoError::State(_) => Reply::store_unavailable("the state store did not answer (the gate's log says why)"),
         IoError::Origin(_) => {
@@ -264,11 +265,6 @@ fn failure<S: State>(app: &App<S>, route: Route, incoming: &Incoming, error: &Io
         IoError::OriginTimeout => Reply::error(504, "origin_timeout", "the origin did not answer in time"),
     };
     answer(app, route, incoming, &reply)
-}
-
-fn incoming_path(incoming: &Incoming) -> String {
-    streamgate_core::gateway::transport::path_credential(&incoming.path)
-        .map_or_else(|| incoming.path.clone(), |(_, rest)| rest)
 }
 
 /// 403 for a peer outside `policy.trustedProxies` asking for forward-auth: its forwarded

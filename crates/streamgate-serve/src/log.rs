@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use streamgate_core::gateway::transport::path_credential;
+use streamgate_core::gateway::transport::without_path_credential;
 use streamgate_core::gateway::Reply;
 
 use crate::metrics::Route;
@@ -38,7 +38,7 @@ pub(crate) struct Denied<'a> {
 /// Logs a reply the gate answered with an error status (denials and failures alike).
 pub(crate) fn denial(request: &Denied<'_>, reply: &Reply) {
     let reason = code_of(reply);
-    let path = path_credential(request.path).map_or_else(|| request.path.to_owned(), |(_, rest)| rest);
+    let path = without_path_credential(request.path);
     let route = match request.route {
         Route::Proxy => "proxy",
         Route::Auth => "auth",

@@ -317,6 +317,12 @@ impl Gateway {
     /// Everything before the origin: credential, signature, revocations, block lists, policy.
     async fn check<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Checked, I::Error> {
         let (in_path, path) = match transport::path_credential(&req.path) {
+            // Refused whichever credential counts: the segment moves what a proxy serves.
+            Some((credential, _)) if transport::holds_dot_segment(&credential) => {
+                let why =
+                    "a dot segment in the path credential (a proxy would serve another path than the one checked)";
+                return Ok(Checked::Denied(Reply::deny(&Denial::malformed(why))));
+            }
             Some((credential, rest)) => (Some(credential), rest),
             None => (None, req.path.clone()),
         };

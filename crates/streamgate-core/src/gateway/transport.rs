@@ -24,6 +24,19 @@ pub fn session_cookie(credential: &str, scope: &str, ttl: u64) -> String {
     format!("{COOKIE}={credential}; Path={scope}; Max-Age={ttl}; HttpOnly; Secure; SameSite=None")
 }
 
+/// Whether a path credential, decoded, holds a dot segment (`.` or `..` between slashes).
+/// A proxy in front of the origin (nginx, Caddy) decodes the path it serves and resolves
+/// dot segments, so such a credential segment would move what it serves away from the path
+/// after it, which is what the gate decides on. No scheme's credential holds one.
+pub fn holds_dot_segment(credential: &Credential) -> bool {
+    credential.value.split('/').any(|segment| segment == "." || segment == "..")
+}
+
+/// The path with a `/~sg/<credential>` prefix cut off, as logs show it.
+pub fn without_path_credential(path: &str) -> String {
+    path_credential(path).map_or_else(|| path.to_owned(), |(_, rest)| rest)
+}
+
 fn credential_of(value: String) -> Credential {
     Credential { kind: detect_scheme(&value).unwrap_or(SchemeKind::Jwt), value }
 }
