@@ -14,6 +14,7 @@ use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, COOKIE, HOST, REFERER, USER_AGENT,
 };
 use hyper::{Request, Response};
+use streamgate_core::gateway::forward::{named_request, NamingHeader};
 use streamgate_core::gateway::{Authorization, Incoming, Outcome, Reply};
 use streamgate_core::policy::ip::client_ip;
 use streamgate_core::ReasonCode;
@@ -133,75 +134,17 @@ struct Target<'a> {
     query: &'a str,
 }
 
-/// The headers one kind of proxy names the original request in.
-struct NamingHeaders {
-    uri: HeaderName,
-    method: HeaderName,
-    /// The other kind's method header, which a request of this kind must not hold.
-    other_method: HeaderName,
-}
-
-/// nginx `auth_request`, as `deploy/nginx/streamgate.conf` sets them.
-const NGINX_NAMING: NamingHeaders =
-    NamingHeaders { uri: NGINX_URI, method: NGINX_METHOD, other_method: FORWARDED_METHOD };
-/// Caddy `forward_auth` and Traefik `ForwardAuth`.
-const FORWARDED_NAMING: NamingHeaders =
-    NamingHeaders { uri: FORWARDED_URI, method: FORWARDED_METHOD, other_method: NGINX_METHOD };
-
-/// The original request a proxy names: URI and method, both from one kind of proxy's
-/// headers (`X-Original-URI` and `X-Original-Method`, or `X-Forwarded-Uri` and
-/// `X-Forwarded-Method`). Proxies set their own kind and pass the client's other headers
-/// on, so a request that holds both kinds, or one of them twice, names a request a client
-/// chose: refused. So is a value that is not UTF-8 (never read as absent, which would let
-/// another header speak). A proxy that names no URI, or a URI without its method (the
-/// proxy's own `GET` would be judged instead of a `POST`), is misconfigured.
+/// The original request a proxy names in `headers`, by the core's rule
+/// ([`named_request`]).
 fn forwarded_target(headers: &HeaderMap) -> Result<Target<'_>, Reply> {
-    let naming = match (headers.contains_key(NGINX_URI), headers.contains_key(FORWARDED_URI)) {
-        (true, false) => NGINX_NAMING,
-        (false, true) => FORWARDED_NAMING,
-        (false, false) => return Err(Reply::misconfigured(
-            "the proxy sent neither X-Original-URI nor X-Forwarded-Uri: forward-auth needs the original request URI",
-        )),
-        (true, true) => return Err(ambiguous("both X-Original-URI and X-Forwarded-Uri")),
+    let name = |header| match header {
+        NamingHeader::OriginalUri => NGINX_URI,
+        NamingHeader::OriginalMethod => NGINX_METHOD,
+        NamingHeader::ForwardedUri => FORWARDED_URI,
+        NamingHeader::ForwardedMethod => FORWARDED_METHOD,
     };
-    if headers.contains_key(&naming.other_method) {
-        return Err(ambiguous(&format!("{} with {}", naming.uri, naming.other_method)));
-    }
-    let uri = single_text(headers, &naming.uri)?.unwrap_or_default();
-    let method = single_text(headers, &naming.method)?.map(str::trim).ok_or_else(|| {
-        Reply::misconfigured(&format!(
-            "the proxy named the URI in {} but no method in {}: forward-auth needs the original method",
-            naming.uri, naming.method
-        ))
-    })?;
-    // A request line in absolute form (`GET http://host/path`) names its path after the
-    // authority.
-    let origin_form = match uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) {
-        Some(rest) => rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/"),
-        None => uri,
-    };
-    let (path, query) = origin_form.split_once('?').unwrap_or((origin_form, ""));
-    Ok(Target { method, path, query })
-}
-
-/// Header `name` as text if it appears at most once; a repeated or non-UTF-8 value is
-/// refused as [`ambiguous`].
-fn single_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reply> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => {
-            std::str::from_utf8(value.as_bytes()).map(Some).map_err(|_| ambiguous(&format!("{name} that is not UTF-8")))
-        }
-        (Some(_), Some(_)) => Err(ambiguous(&format!("{name} more than once"))),
-    }
-}
-
-/// 403 for a forward-auth request whose naming headers contradict each other: a client
-/// added some. Not a viewer's denial with a reason code, as [`untrusted_peer`] is not.
-fn ambiguous(what: &str) -> Reply {
-    let message = format!("the request names its original request in {what}: refused, as a client may have sent it");
-    Reply::error(403, "ambiguous_request", &message)
+    let named = named_request(|header| headers.get_all(name(header)).into_iter().map(HeaderValue::as_bytes))?;
+    Ok(Target { method: named.method, path: named.path, query: named.query })
 }
 
 /// The request as the core reads it. Forwarded scheme and host are believed only from a
@@ -290,49 +233,23 @@ mod tests {
         map
     }
 
+    /// Each of the core's naming headers is read from its own hyper header (the rule itself
+    /// is tested in the core).
     #[test]
-    fn reads_the_original_request_from_nginx_caddy_and_traefik_headers() {
+    fn the_naming_headers_reach_the_core_rule() {
         let target = |pairs: &[(&'static str, &str)]| {
-            let map = headers(pairs);
-            forwarded_target(&map).map(|t| (t.method.to_owned(), t.path.to_owned(), t.query.to_owned()))
+            forwarded_target(&headers(pairs)).map(|t| (t.method.to_owned(), t.path.to_owned())).map_err(|r| r.status)
         };
-        let nginx = target(&[("X-Original-URI", "/hls/a.m3u8?token=t&x=1"), ("X-Original-Method", " HEAD ")]);
-        assert_eq!(nginx.unwrap(), ("HEAD".into(), "/hls/a.m3u8".into(), "token=t&x=1".into()));
-        let caddy = target(&[("X-Forwarded-Uri", "/hls/a.ts"), ("X-Forwarded-Method", "GET")]);
-        assert_eq!(caddy.unwrap(), ("GET".into(), "/hls/a.ts".into(), String::new()));
-        let absolute = target(&[("X-Original-URI", "http://h.test/hls/a.ts?x=1"), ("X-Original-Method", "POST")]);
-        assert_eq!(absolute.unwrap().1, "/hls/a.ts");
-        let bare_authority = target(&[("X-Forwarded-Uri", "https://h.test"), ("X-Forwarded-Method", "GET")]);
-        assert_eq!(bare_authority.unwrap().1, "/");
-    }
-
-    /// Regression (review): Caddy and Traefik pass the client's headers on, so a client's
-    /// own `X-Original-URI` (read first) chose what was decided; one byte that is not UTF-8
-    /// in nginx's header made the client's `X-Forwarded-Uri` speak instead; without a
-    /// method header the proxy's own GET was judged for a POST.
-    #[test]
-    fn refuses_what_a_client_could_have_named() {
-        let status_and_error = |pairs: &[(&'static str, &str)]| match forwarded_target(&headers(pairs)) {
-            Ok(t) => panic!("decided on {} {}", t.method, t.path),
-            Err(reply) => {
-                let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-                (reply.status, body["error"].as_str().unwrap_or("").to_owned())
-            }
-        };
-        let ambiguous = (403, "ambiguous_request".to_owned());
-        let caddy = [("X-Forwarded-Uri", "/hls/seg1.ts"), ("X-Forwarded-Method", "GET")];
-        assert_eq!(status_and_error(&[caddy[0], caddy[1], ("X-Original-URI", "/posters/p.jpg")]), ambiguous);
-        assert_eq!(status_and_error(&[caddy[0], caddy[1], ("X-Original-Method", "OPTIONS")]), ambiguous);
-        let nginx = [("X-Original-URI", "/hls/seg1.ts"), ("X-Original-Method", "PUT")];
-        assert_eq!(status_and_error(&[nginx[0], nginx[1], ("X-Forwarded-Method", "GET")]), ambiguous);
-        assert_eq!(status_and_error(&[nginx[0], nginx[1], ("X-Original-URI", "/posters/p.jpg")]), ambiguous);
-        assert_eq!(status_and_error(&[nginx[0], nginx[1], ("X-Original-Method", "GET")]), ambiguous);
-        let mut not_utf8 = headers(&[nginx[1]]);
-        not_utf8.insert(NGINX_URI, HeaderValue::from_bytes(b"/hls/seg1.ts?\xff").unwrap());
-        let reply = forwarded_target(&not_utf8).err().map(|r| r.status);
-        assert_eq!(reply, Some(403));
-        assert_eq!(status_and_error(&[nginx[0]]).0, 500, "a URI without its method is misconfigured");
-        assert_eq!(status_and_error(&[("X-Other", "/a")]), (500, "misconfigured".to_owned()));
+        let nginx = target(&[("X-Original-URI", "/a.ts?x=1"), ("X-Original-Method", "HEAD")]);
+        assert_eq!(nginx, Ok(("HEAD".to_owned(), "/a.ts".to_owned())));
+        let caddy = target(&[("X-Forwarded-Uri", "/b.ts"), ("X-Forwarded-Method", "POST")]);
+        assert_eq!(caddy, Ok(("POST".to_owned(), "/b.ts".to_owned())));
+        assert_eq!(target(&[("X-Forwarded-Uri", "/b.ts"), ("X-Original-Method", "GET")]), Err(403));
+        assert_eq!(target(&[("X-Original-URI", "/a.ts"), ("X-Forwarded-Method", "GET")]), Err(403));
+        assert_eq!(
+            target(&[("X-Original-URI", "/a.ts"), ("X-Original-URI", "/b.ts"), ("X-Original-Method", "GET")]),
+            Err(403)
+        );
     }
 
     /// Regression (review): a byte that is not UTF-8 dropped the client IP header, and a

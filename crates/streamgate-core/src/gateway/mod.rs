@@ -8,6 +8,7 @@
 //! `now`, and implements [`Io`] over its stores and HTTP client; the flow answers an
 //! [`Outcome`]: a [`Reply`] to send, or the origin's response to pass on untouched.
 
+pub mod forward;
 mod reply;
 mod tally;
 pub mod transport;
