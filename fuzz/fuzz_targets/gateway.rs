@@ -11,8 +11,10 @@
 //! the origin; every origin URL stays under the origin, carries no credential, and its path
 //! is a normalized one; without a validly signed token only public paths are fetched (no
 //! encoding, method or transport gets past the gate); every path fetched under a token or
-//! under a session credential issued for it is inside that token's own scope; and a
-//! rewritten manifest never holds the entry token.
+//! under a session credential issued for it is inside that token's own scope; what
+//! forward-auth allows, a proxy that decodes the path and resolves its dot segments serves
+//! from the public paths or the token's scope only; and a rewritten manifest never holds
+//! the entry token.
 #![no_main]
 
 use std::collections::HashMap;
@@ -260,6 +262,25 @@ fn assert_reply_sound(reply: &Reply, entry_token: Option<&str>) {
 }
 
 /// What was fetched: GET or HEAD only, under the origin, without a credential, on a
+/// The path nginx and Caddy serve for a raw request path: cut at a raw `?` or `#`,
+/// percent-decoded once, empty segments merged, dot segments resolved (at most up to the
+/// root).
+fn served_by_a_proxy(raw: &str) -> String {
+    let raw = raw.split(['?', '#']).next().unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 /// normalized path that is public or inside `scope` (`None`: no token was signed).
 fn assert_fetches_sound(io: &Memory, query: &str, scope: Option<&streamgate_core::grant::Scope>) {
     let fetched = io.fetched.lock().map(|f| f.clone()).unwrap_or_default();
@@ -325,15 +346,14 @@ fuzz_target!(|input: Input| {
         fetched: Mutex::new(Vec::new()),
     };
 
-    // Forward-auth decides as the proxy does, and never fetches.
+    // Forward-auth never fetches: the proxy then serves what it was asked for, as it reads
+    // the path itself.
     let forward = Gateway::forward_auth(deployment(&input));
     match block_on(forward.authorize(&io, &req, now)) {
         Ok(Authorization::Denied(reply)) => assert_reply_sound(&reply, entry_token.as_deref()),
         Ok(Authorization::Allowed { .. }) => {
-            let path =
-                streamgate_core::gateway::transport::path_credential(&req.path).map_or(req.path.clone(), |(_, p)| p);
-            let normalized = normalize_path(&path).unwrap_or_default();
-            let opens = is_public(&normalized) || scope.as_ref().is_some_and(|s| s.covers(&normalized));
+            let served = served_by_a_proxy(&req.path);
+            let opens = is_public(&served) || scope.as_ref().is_some_and(|s| s.covers(&served));
             assert!(
                 opens || req.method == "OPTIONS",
                 "forward-auth allowed {req:?} outside the public paths and {scope:?}"

@@ -18,6 +18,7 @@ SEGMENT = bytes(range(256)) * 40
 PLAYLIST = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nseg1.ts\n#EXT-X-ENDLIST\n"
 POSTER = b"\xff\xd8poster"
 PREMIUM = b"premium " * 100
+INDEX = b"<html>the media root's index</html>"
 suite = Suite("proxies", show=lambda want: want[:2] if isinstance(want, tuple) else want)
 check = suite.check
 
@@ -64,7 +65,25 @@ def run_cases(label, base, gate):
     for path in (f"/~sg/x%2F..%2F..%2Fpremium/hls/seg1.ts?token={good}", "/~sg/x%2F..%2F..%2Fpremium/posters/p.jpg",
                  f"/~sg/%2e%2e/premium/hls/seg1.ts?token={good}"):
         status, _, body = request(base, path)
-        check(f"{label}: {path.split('?')[0]} opens nothing ({status})", (status, PREMIUM in body), (401, False))
+        check(f"{label}: {path.split('?')[0]} opens nothing ({status})", (status in (401, 403), PREMIUM in body),
+              (True, False))
+    # Regression (review): nginx ends the path at a raw `#` and served the root for
+    # /~sg/..#/posters/p.jpg, which the gate had judged as the public /posters/p.jpg.
+    status, _, body = request(base, "/~sg/..#/posters/p.jpg")
+    check(f"{label}: /~sg/..#/posters/p.jpg opens nothing ({status})", (status in (401, 403), INDEX in body),
+          (True, False))
+    # Regression (review): the gate allowed every OPTIONS, and Caddy's file_server answers
+    # OPTIONS (and POST) with the file; a publish token's POST read the segment.
+    status, headers, body = request(base, "/premium/hls/seg1.ts", method="OPTIONS",
+                                    headers={"Origin": "https://player.example", "Access-Control-Request-Method": "GET"})
+    preflight = (204, "*") if label == "caddy" else (405, None)
+    check(f"{label}: a preflight opens nothing ({status})",
+          (status, headers.get("access-control-allow-origin") if status == 204 else None, PREMIUM in body),
+          (*preflight, False))
+    publisher = token("--purpose", "publish")
+    for method in ("POST", "PUT"):
+        status, _, body = request(base, f"{seg}?token={publisher}", method=method, body=b"")
+        check(f"{label}: a publish token's {method} reads nothing ({status})", (status, SEGMENT in body), (405, False))
     check(f"{label}: method_not_allowed", get(f"{seg}?token={good}", method="DELETE"), (405, "method_not_allowed"))
     # Regression (review): the proxy passes a viewer's other headers on to the gate; the
     # headers that name the original request must never be the viewer's.
@@ -131,7 +150,7 @@ def run_cases(label, base, gate):
 
 def scenario(stack):
     root = stack.media({"hls/seg1.ts": SEGMENT, "hls/master.m3u8": PLAYLIST, "posters/p.jpg": POSTER,
-                        "premium/hls/seg1.ts": PREMIUM, "premium/posters/p.jpg": PREMIUM})
+                        "premium/hls/seg1.ts": PREMIUM, "premium/posters/p.jpg": PREMIUM, "index.html": INDEX})
     config = gate_config(publicPaths=["posters"], referrers={"deny": ["leech.example"]},
                          userAgents={"deny": ["Lavf*"]})
     gate = stack.serve(SG, config)

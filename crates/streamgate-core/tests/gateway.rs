@@ -323,14 +323,15 @@ fn forward_auth_decides_without_an_origin() {
     assert!(io.fetched_urls().is_empty());
 }
 
-/// Regression: in forward-auth the proxy fetches the original URI, and nginx and Caddy
-/// decode it and resolve dot segments before they serve it, while the gate decided on the
-/// path after the `/~sg/<credential>` segment. A credential segment holding encoded dot
-/// segments moved what they served (`/~sg/x%2F..%2F..%2Fpremium/hls/a.ts` is
-/// `/premium/hls/a.ts` to nginx) while the gate checked `/hls/a.ts`: a token's scope, or a
-/// public path, opened another tree. Such a segment is refused, whichever credential counts.
+/// Regression: in forward-auth the proxy serves the URI it was asked for, after decoding
+/// it and resolving dot segments (nginx, Caddy), while the gate decided on the path after a
+/// `/~sg/<credential>` segment: `/~sg/x%2F..%2F..%2Fpremium/hls/a.ts` is `/premium/hls/a.ts`
+/// to nginx, and the gate checked `/hls/a.ts`, so a token's scope, or a public path, opened
+/// another tree. Forward-auth now decides on the whole path (the proxy does not strip the
+/// prefix); proxy mode, which fetches the path after the prefix itself, refuses a prefix
+/// segment with dot segments too, for a CDN in front that would resolve them.
 #[test]
-fn a_path_credential_segment_with_dot_segments_is_refused() {
+fn the_path_credential_prefix_never_moves_the_checked_path() {
     let gate = Gateway::forward_auth(deployment(""));
     let io = Memory::with_files();
     let entry = token(PlaybackClaims { streams: Some(vec!["hls/**".into()]), ..PlaybackClaims::default() });
@@ -342,45 +343,55 @@ fn a_path_credential_segment_with_dot_segments_is_refused() {
         Authorization::Denied(reply) => Err(reply.header("X-Streamgate-Reason").unwrap_or("").to_owned()),
     };
     assert_eq!(allowed("/hls/low/seg1.ts", &query), Ok(()));
-    assert_eq!(allowed(&format!("/~sg/{entry}/hls/low/seg1.ts"), ""), Ok(()));
+    assert_eq!(allowed(&format!("/~sg/{entry}/hls/low/seg1.ts"), ""), Err("missing_token".to_owned()));
+    assert_eq!(allowed(&format!("/~sg/{entry}/hls/low/seg1.ts"), &query), Err("scope_mismatch".to_owned()));
+    let proxied = Gateway::new(deployment(""), "https://origin.example/").unwrap();
+    let fetched =
+        block_on(proxied.handle(&io, &request("GET", &format!("/~sg/{entry}/hls/low/seg1.ts"), "", "p"), NOW));
+    assert!(matches!(fetched.unwrap(), Outcome::Pass(Page { status: 200, .. })), "proxy mode strips the prefix");
     // A credential whose text holds a slash but no dot segment (base64) is not refused for it.
-    assert_eq!(allowed("/~sg/ab%2Fcd/hls/low/seg1.ts", &query), Ok(()));
-    // Dot segments after the credential climb out of it for the proxy too: never allowed.
-    for after in ["/../../premium/hls/low/seg1.ts", "/%2e%2e/%2e%2e/premium/hls/low/seg1.ts", "/../hls/low/seg1.ts"] {
-        let denied = allowed(&format!("/~sg/{entry}{after}"), "");
-        assert!(denied.is_err(), "{after}: allowed");
-    }
-    for climbing in [
-        "/~sg/x%2F..%2F..%2Fpremium/hls/low/seg1.ts",
-        "/~sg/x%2f..%2f..%2fpremium/hls/low/seg1.ts",
-        "/~sg/%2E%2E/hls/low/seg1.ts",
-        "/~sg/x%2F.%2F..%2F..%2Fp/hls/low/seg1.ts",
-        "/~sg/../hls/low/seg1.ts",
-        "/~sg/x%2F..%2F..%2Fpremium/posters/a.jpg",
+    let slash = block_on(proxied.handle(&io, &request("GET", "/~sg/ab%2Fcd/hls/low/seg1.ts", &query, "p"), NOW));
+    assert!(matches!(slash.unwrap(), Outcome::Pass(Page { status: 200, .. })));
+    // Forward-auth allows exactly what the proxy then serves: `/~sg/%2E%2E/hls/…` is
+    // `/hls/…` to both, an encoded slash is refused.
+    for (climbing, in_scope_for_the_proxy) in [
+        ("/~sg/x%2F..%2F..%2Fpremium/hls/low/seg1.ts", false),
+        ("/~sg/x%2f..%2f..%2fpremium/hls/low/seg1.ts", false),
+        ("/~sg/%2E%2E/hls/low/seg1.ts", true),
+        ("/~sg/x%2F.%2F..%2F..%2Fp/hls/low/seg1.ts", false),
+        ("/~sg/../hls/low/seg1.ts", true),
+        ("/~sg/x%2F..%2F..%2Fpremium/posters/a.jpg", false),
     ] {
-        assert_eq!(allowed(climbing, &query), Err("malformed".to_owned()), "{climbing} with a query token");
-        assert_eq!(allowed(climbing, ""), Err("malformed".to_owned()), "{climbing} alone");
-        let proxied = Gateway::new(deployment(""), "https://origin.example/").unwrap();
+        assert_eq!(allowed(climbing, &query).is_ok(), in_scope_for_the_proxy, "{climbing} with a query token");
+        assert!(allowed(climbing, "").is_err(), "{climbing} alone");
         let outcome = block_on(proxied.handle(&io, &request("GET", climbing, &query, "p"), NOW)).unwrap();
         assert_eq!(reason(outcome), (401, "malformed".to_owned()), "{climbing} in proxy mode");
     }
+    // Dot segments after the prefix climb out of it for the proxy too: never allowed.
+    for after in ["/../../premium/hls/low/seg1.ts", "/%2e%2e/%2e%2e/premium/hls/low/seg1.ts", "/../hls/low/seg1.ts"] {
+        assert!(allowed(&format!("/~sg/{entry}{after}"), "").is_err(), "{after}: allowed");
+    }
 }
 
-/// Regression (review): forward-auth allowed any OPTIONS before every check, and the
-/// proxy forwards it to the origin; a blocked client's preflight is refused now.
+/// Regression (review): forward-auth allowed every OPTIONS once the block lists passed, and
+/// Caddy's file server answers OPTIONS with the file: any file, without a credential. The
+/// proxy answers preflights itself; the gate refuses them, and proxy mode answers them.
 #[test]
-fn a_preflight_through_forward_auth_meets_the_block_lists() {
+fn forward_auth_refuses_preflights() {
     let gate = Gateway::forward_auth(deployment(""));
-    let mut blocks = Blocks::default();
-    blocks.lookup.block(IpRange::parse("198.51.100.0/24").unwrap(), None);
-    let blocked = Memory { blocks: Arc::new(blocks), ..Memory::with_files() };
-    let preflight = request("OPTIONS", "/hls/low/seg1.ts", "", "p");
-    match block_on(gate.authorize(&blocked, &preflight, NOW)).unwrap() {
-        Authorization::Denied(reply) => assert_eq!(reply.header("X-Streamgate-Reason"), Some("ip_blocked")),
-        Authorization::Allowed { .. } => panic!("a blocked client's preflight was allowed"),
+    let io = Memory::with_files();
+    for path in ["/hls/low/seg1.ts", "/posters/a.jpg"] {
+        match block_on(gate.authorize(&io, &request("OPTIONS", path, "", "p"), NOW)).unwrap() {
+            Authorization::Denied(reply) => {
+                assert_eq!((reply.status, reply.header("X-Streamgate-Reason")), (405, Some("method_not_allowed")))
+            }
+            Authorization::Allowed { .. } => panic!("a preflight for {path} was allowed"),
+        }
     }
-    let open = Memory::with_files();
-    assert!(matches!(block_on(gate.authorize(&open, &preflight, NOW)).unwrap(), Authorization::Allowed { .. }));
+    let proxied = Gateway::new(deployment(""), "https://origin.example/").unwrap();
+    let preflight = block_on(proxied.handle(&io, &request("OPTIONS", "/hls/low/seg1.ts", "", "p"), NOW)).unwrap();
+    assert_eq!(reply(preflight).status, 204);
+    assert!(io.fetched_urls().is_empty());
 }
 
 /// Regression (review): a viewer's `Range` reached the origin with a playlist request, and

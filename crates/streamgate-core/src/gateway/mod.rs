@@ -20,7 +20,7 @@ use crate::config::{Deployment, OnStoreError};
 use crate::denial::{Denial, Error};
 use crate::detection::UsageEvent;
 use crate::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
-use crate::policy::ip::{client_ip, network_of};
+use crate::policy::ip::network_of;
 use crate::policy::path::origin_url;
 use crate::policy::{check_blocklist, check_referrer_blocklist, RequestContext, RequestFacts};
 use crate::revocation::{Blocks, RevocationList};
@@ -239,7 +239,7 @@ impl Gateway {
         if req.method == "OPTIONS" {
             return Ok(Outcome::Reply(Reply::preflight()));
         }
-        let checked = match self.check(io, req, now).await? {
+        let checked = match self.check(io, req, Transports::WithPath, now).await? {
             Checked::Public { path } => {
                 return io.fetch(proxy.origin_request(&req.method, &path, &req.query)).await.map(Outcome::Pass);
             }
@@ -276,18 +276,18 @@ impl Gateway {
     /// Forward-auth: decides on a request a proxy in front of the origin asks about (nginx
     /// `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth`). Playlist requests (by
     /// their extension) count sessions, as in [`Gateway::handle`]; nothing is fetched.
+    ///
+    /// A CORS preflight (`OPTIONS`) is refused (405 `method_not_allowed`): allowing it lets
+    /// the proxy serve it, and a file server may answer `OPTIONS` with the file (Caddy's
+    /// does). The proxy answers preflights itself, as `deploy/caddy/Caddyfile` does.
     pub async fn authorize<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Authorization, I::Error> {
         if req.method == "OPTIONS" {
-            // A CORS preflight carries no credential, and the proxy passes it on to the
-            // origin: the block lists still apply.
-            let trusted = &self.deployment.gate.policy.trusted_proxies;
-            let client = client_ip(req.peer_ip, req.forwarded_for.as_deref(), trusted);
-            return Ok(match self.screen(io, client, req.referer.as_deref(), now).await? {
-                Ok(()) => Authorization::Allowed { subject: None, token_id: None },
-                Err(reply) => Authorization::Denied(reply),
-            });
+            let denial = Denial::MethodNotAllowed { method: req.method.clone() };
+            return Ok(Authorization::Denied(Reply::deny(&denial)));
         }
-        let Allowed { grant, facts, ctx, renewing, .. } = match self.check(io, req, now).await? {
+        // The proxy serves the path it was asked for, `/~sg/…` and all: the gate decides on
+        // that same path, so the path transport is not read here.
+        let Allowed { grant, facts, ctx, renewing, .. } = match self.check(io, req, Transports::NoPath, now).await? {
             Checked::Public { .. } => return Ok(Authorization::Allowed { subject: None, token_id: None }),
             Checked::Denied(reply) => return Ok(Authorization::Denied(reply)),
             Checked::Allowed(allowed) => *allowed,
@@ -316,9 +316,20 @@ impl Gateway {
     }
 
     /// Everything before the origin: credential, signature, revocations, block lists, policy.
-    async fn check<I: Io>(&self, io: &I, req: &Incoming, now: i64) -> Result<Checked, I::Error> {
-        let (in_path, path) = match transport::path_credential(&req.path) {
-            // Refused whichever credential counts: the segment moves what a proxy serves.
+    async fn check<I: Io>(
+        &self,
+        io: &I,
+        req: &Incoming,
+        transports: Transports,
+        now: i64,
+    ) -> Result<Checked, I::Error> {
+        let in_path = match transports {
+            Transports::WithPath => transport::path_credential(&req.path),
+            Transports::NoPath => None,
+        };
+        let (in_path, path) = match in_path {
+            // Refused whichever credential counts: a proxy in front (a CDN) may resolve the
+            // segment's dot segments and ask for another path than the one checked.
             Some((credential, _)) if transport::holds_dot_segment(&credential) => {
                 let why =
                     "a dot segment in the path credential (a proxy would serve another path than the one checked)";
@@ -571,6 +582,16 @@ pub enum Authorization {
     },
     /// Refuse it with this reply.
     Denied(Reply),
+}
+
+/// Where [`Gateway::check`] looks for a credential.
+#[derive(Clone, Copy)]
+enum Transports {
+    /// The query, the cookie, `Authorization`, and the `/~sg/<credential>` path prefix,
+    /// which the gate strips before it fetches.
+    WithPath,
+    /// All but the path prefix: in forward-auth the proxy fetches the path as asked.
+    NoPath,
 }
 
 enum Checked {

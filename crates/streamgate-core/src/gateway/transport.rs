@@ -12,7 +12,9 @@ pub const COOKIE: &str = "streamgate";
 pub const PATH_PREFIX: &str = "/~sg/";
 
 /// Splits a credential embedded in the path off the path: `(credential, rest of the path)`.
+/// A raw `#` ends the path, as it does for the proxies in front.
 pub fn path_credential(path: &str) -> Option<(Credential, String)> {
+    let path = path.split('#').next().unwrap_or_default();
     let rest = path.strip_prefix(PATH_PREFIX)?;
     let (value, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
@@ -24,12 +26,12 @@ pub fn session_cookie(credential: &str, scope: &str, ttl: u64) -> String {
     format!("{COOKIE}={credential}; Path={scope}; Max-Age={ttl}; HttpOnly; Secure; SameSite=None")
 }
 
-/// Whether a path credential, decoded, holds a dot segment (`.` or `..` between slashes).
-/// A proxy in front of the origin (nginx, Caddy) decodes the path it serves and resolves
-/// dot segments, so such a credential segment would move what it serves away from the path
-/// after it, which is what the gate decides on. No scheme's credential holds one.
+/// Whether a path credential, decoded, holds a dot segment (`.` or `..` between slashes or
+/// backslashes). A proxy or CDN in front that decodes the path and resolves dot segments
+/// would ask for another path than the one after the credential, which the gate decides
+/// on. No scheme's credential holds one.
 pub fn holds_dot_segment(credential: &Credential) -> bool {
-    credential.value.split('/').any(|segment| segment == "." || segment == "..")
+    credential.value.split(['/', '\\']).any(|segment| segment == "." || segment == "..")
 }
 
 /// The path with a `/~sg/<credential>` prefix cut off, as logs show it.
@@ -73,5 +75,20 @@ mod tests {
         let (credential, rest) = path_credential("/~sg/a.b.c/hls/x.m3u8").unwrap_or_else(|| unreachable!());
         assert_eq!((credential.value.as_str(), rest.as_str()), ("a.b.c", "/hls/x.m3u8"));
         assert!(path_credential("/hls/~sg/a/x").is_none());
+    }
+
+    /// Regression (review): nginx ends the path at a raw `#`, so `/~sg/..#/posters/p.jpg`
+    /// served the root while the gate judged the public `/posters/p.jpg` behind `..#`.
+    #[test]
+    fn a_raw_hash_ends_the_path_and_dot_segments_show() {
+        let dotted = |path: &str| path_credential(path).is_some_and(|(credential, _)| holds_dot_segment(&credential));
+        for path in
+            ["/~sg/..#/posters/p.jpg", "/~sg/%2E%2E#x/posters/p.jpg", "/~sg/x%5C..%5C..%5Cp/hls/a.ts", "/~sg/./a"]
+        {
+            assert!(dotted(path), "{path}");
+        }
+        for path in ["/~sg/a.b.c/hls/a.ts", "/~sg/ab%2Fcd/hls/a.ts", "/~sg/a..b/hls/a.ts"] {
+            assert!(!dotted(path), "{path}");
+        }
     }
 }
