@@ -114,7 +114,7 @@ pub(crate) async fn handle<S: State>(app: &Arc<App<S>>, req: Request<Incoming>) 
     };
     match answer {
         Ok(value) => json_response(200, &value),
-        Err((status, code, message)) => error_response(status, code, message),
+        Err((status, code, message)) => error_response(status, code, &message),
     }
 }
 

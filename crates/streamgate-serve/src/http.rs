@@ -9,7 +9,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use streamgate_core::gateway::{Reply, CORS_HEADERS};
 
 /// Every response body: a reply of the gate's own, or an origin's body as it streams in.
@@ -111,9 +111,9 @@ pub(crate) fn json_response(status: u16, value: &Value) -> Response<Body> {
     response
 }
 
-/// An error in the worker's shape: `{"error": code, "message"}`.
-pub(crate) fn error_response(status: u16, code: &str, message: impl Into<String>) -> Response<Body> {
-    json_response(status, &json!({ "error": code, "message": message.into() }))
+/// An error in the worker's shape, `{"error": code, "message"}`: the core's [`Reply::error`].
+pub(crate) fn error_response(status: u16, code: &str, message: &str) -> Response<Body> {
+    reply(&Reply::error(status, code, message))
 }
 
 /// Headers that describe one connection, not the message: never passed from the origin's
