@@ -51,7 +51,7 @@ pub(crate) async fn proxy<S: State>(app: &Arc<App<S>>, req: Request<RequestBody>
     let incoming = viewer_request(app, &parts.headers, &target, peer, trusted);
     let io = NativeIo::new(app, &parts.headers, Some(body));
     let (response, decision) = match app.gateway.handle(&io, &incoming, unix_now()).await {
-        Ok(Outcome::Pass(upstream)) => (http::pass_through(upstream.0), Decision::Allowed),
+        Ok(Outcome::Pass(upstream)) => (http::pass_through(upstream.0, app.origin.timeout), Decision::Allowed),
         Ok(Outcome::Reply(reply)) => answer(app, Route::Proxy, &incoming, &reply),
         Err(error) => failure(app, Route::Proxy, &incoming, &error),
     };

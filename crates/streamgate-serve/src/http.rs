@@ -3,6 +3,7 @@
 //! hyper responses.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -11,9 +12,20 @@ use hyper::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 use streamgate_core::gateway::{Reply, CORS_HEADERS};
+use tower_http::timeout::TimeoutBody;
 
 /// Every response body: a reply of the gate's own, or an origin's body as it streams in.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A body's error: hyper's, or a body that went silent ([`idle_limited`]).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `body`, failing when no frame arrives for `idle` while one is awaited: a peer that stops
+/// sending half-way (an origin mid-segment, a publisher mid-upload) frees its connections
+/// then. A reader that is slow to ask for the next frame is not counted against it.
+pub(crate) fn idle_limited(body: hyper::body::Incoming, idle: Duration) -> Body {
+    TimeoutBody::new(idle, body).boxed()
+}
 
 /// A body holding `bytes`.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
@@ -130,11 +142,11 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// An origin response for the viewer: status, headers and body as the origin sent them
-/// (the body streams through), less the hop-by-hop headers.
-pub(crate) fn pass_through(upstream: Response<hyper::body::Incoming>) -> Response<Body> {
+/// (the body streams through, [`idle_limited`] to `idle`), less the hop-by-hop headers.
+pub(crate) fn pass_through(upstream: Response<hyper::body::Incoming>, idle: Duration) -> Response<Body> {
     let (mut parts, body) = upstream.into_parts();
     drop_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, idle_limited(body, idle))
 }
 
 /// Removes the hop-by-hop headers: the standard ones, and those the message's own

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use streamgate_core::gateway::OriginRequest;
 
-use crate::http::{empty, set_header, Body};
+use crate::http::{empty, idle_limited, set_header, Body};
 
 /// How long connecting to the origin may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,8 +20,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled client to the origin.
 pub(crate) struct Origin {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
-    /// How long the origin may take to send a response's head (and a manifest's body).
+    /// How long the origin may take to send a response's head, a manifest's body, or the
+    /// next part of any body.
     pub(crate) timeout: Duration,
+    /// How long a publisher's body may go without sending.
+    body_timeout: Duration,
 }
 
 /// Why a fetch failed.
@@ -34,8 +37,9 @@ pub(crate) enum FetchError {
 }
 
 impl Origin {
-    /// A client for `http://` and `https://` origins that waits `timeout` for an answer.
-    pub(crate) fn new(timeout: Duration) -> Result<Origin, String> {
+    /// A client for `http://` and `https://` origins that waits `timeout` for an answer and
+    /// `body_timeout` for each part of a publisher's body.
+    pub(crate) fn new(timeout: Duration, body_timeout: Duration) -> Result<Origin, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -46,7 +50,7 @@ impl Origin {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Ok(Origin { client: Client::builder(TokioExecutor::new()).build(https), timeout })
+        Ok(Origin { client: Client::builder(TokioExecutor::new()).build(https), timeout, body_timeout })
     }
 
     /// Fetches `request` with the viewer's headers it names (never its cookies or
@@ -61,7 +65,7 @@ impl Origin {
         let uri: Uri =
             request.url.parse().map_err(|e| FetchError::Failed(format!("origin URL {:?}: {e}", request.url)))?;
         let body = match viewer_body {
-            Some(body) if request.forward_body => http_body_util::BodyExt::boxed(body),
+            Some(body) if request.forward_body => idle_limited(body, self.body_timeout),
             _ => empty(),
         };
         let mut outgoing = Request::new(body);

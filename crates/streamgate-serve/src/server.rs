@@ -45,12 +45,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Limits {
     /// How long the origin may take to send a response's head, and a whole manifest; then
     /// 504 `origin_timeout`. Long enough for an LL-HLS blocking playlist reload (the origin
-    /// holds it up to three target durations).
+    /// holds it up to three target durations). Also how long a body streaming through may go
+    /// without sending; then the viewer's response is cut off.
     pub origin_timeout: Duration,
     /// Client connections served at once; further ones wait in the listen backlog until
     /// one closes, so a flood of idle connections cannot exhaust file descriptors.
     pub max_connections: usize,
-    /// How long a client may take to send an admin request's body; then 408.
+    /// How long a client may take to send an admin request's body (then 408), and how long
+    /// a publisher's body may go without sending (then the upload is cut off).
     pub body_timeout: Duration,
 }
 
@@ -254,7 +256,7 @@ impl<S: State> Server<S> {
         let app = App {
             gateway: setup.gateway,
             state,
-            origin: Origin::new(setup.limits.origin_timeout).map_err(ServeError)?,
+            origin: Origin::new(setup.limits.origin_timeout, setup.limits.body_timeout).map_err(ServeError)?,
             tallies: Mutex::new(Tallies::default()),
             metrics: Metrics::new(),
             client_ip_header,

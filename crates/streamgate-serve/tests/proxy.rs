@@ -288,22 +288,28 @@ async fn proxy_mode_metrics_need_the_admin_token() {
     gate.stop().await;
 }
 
+/// Sends `head` (a request whose body stops short of its `Content-Length`) and reads the
+/// gate's answer until it closes the connection, failing if that takes 20 s.
+async fn answer_to_a_stalled_upload(gate: &Gate, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the gate waited for the rest of the body for ever");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Regression (review): an admin request whose body never finished held its connection
 /// for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_body_that_does_not_arrive_in_time_is_408() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let limits = Limits { body_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
     let gate = gate_with_limits(proxy_config(json!({})), Some("http://127.0.0.1:9"), None, limits).await;
-    let mut stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
     let head = format!(
         "POST /admin/revoke HTTP/1.1\r\nHost: gate\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 100\r\n\r\n{{\"jti\""
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "the gate waited for the body for ever");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_to_a_stalled_upload(&gate, &head).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
     gate.stop().await;
@@ -330,5 +336,64 @@ async fn a_playlist_loop_leaves_a_few_usage_records_and_others_keep_theirs() {
     let of = |token: &str| events.iter().filter(|e| e.token == token).count();
     assert_eq!(of("looper"), 2, "the start and the first reload of the variant: {}", usage.text());
     assert_eq!(of("other"), 1);
+    gate.stop().await;
+}
+
+/// An origin that answers every request with the head of a `length`-byte body and its first
+/// `sent` bytes, then goes silent (and reads whatever body the request has first).
+async fn stalling_origin(length: usize, sent: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: {length}\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.write_all(&vec![7u8; sent]).await;
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            });
+        }
+    });
+    url
+}
+
+/// Regression (review): an origin that stopped sending half-way through a segment held the
+/// viewer's connection and the gate's connection to it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_half_way_is_cut_off() {
+    let origin = stalling_origin(1_000_000, 1_000).await;
+    let limits = Limits { origin_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&origin), None, limits).await;
+    let entry = token(json!({ "streams": ["hls/**"] }));
+    let url = gate.url(&format!("/hls/low/seg0.ts?token={entry}"));
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200, "the head arrived");
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        http_body_util::BodyExt::collect(response.into_body()),
+    );
+    let body = read.await.expect("the body was never cut off");
+    assert!(body.is_err(), "a 1,000,000-byte body ended after 1,000 bytes without an error");
+    gate.stop().await;
+}
+
+/// Regression (review): a publisher that stopped sending half-way through its upload held
+/// its connection and the gate's connection to the origin for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_stops_sending_is_cut_off() {
+    let origin = hls_origin().await;
+    let limits = Limits { body_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&origin.url), None, limits).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let head =
+        format!("PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nContent-Length: 100\r\n\r\n0123456789");
+    let answer = answer_to_a_stalled_upload(&gate, &head).await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     gate.stop().await;
 }
