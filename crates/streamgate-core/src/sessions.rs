@@ -410,6 +410,11 @@ pub struct SessionHubState {
 /// ten sessions reloading every 2.5 s stay under it.
 pub const MAX_RECORDS_PER_MINUTE: u32 = 240;
 
+/// Records a session key may add per minute past [`MAX_RECORDS_PER_MINUTE`], one for each
+/// IP the minute has no record of yet: one holder's flood cannot hide the token's other
+/// viewers, and a holder who floods from many addresses shows as many IPs on one token.
+pub const MAX_NEWCOMER_RECORDS_PER_MINUTE: u32 = 240;
+
 /// A session's reloads that served no media since its latest record, within this many
 /// seconds of it and from the same viewer (IP, country, Referer, User-Agent, stream), make
 /// no new record: a loop of playlist requests records twice a minute. A reload after media
@@ -421,22 +426,32 @@ pub const RECORD_INTERVAL_SECONDS: i64 = 30;
 pub struct RecordBudget {
     /// The minute (unix seconds at its start).
     pub minute: i64,
-    /// Records made in it.
+    /// Records made in it, against [`MAX_RECORDS_PER_MINUTE`].
     pub used: u32,
+    /// Records made in it past that, for IPs new to the minute, against
+    /// [`MAX_NEWCOMER_RECORDS_PER_MINUTE`].
+    #[serde(default)]
+    pub newcomers: u32,
 }
 
 impl RecordBudget {
-    /// Takes one record at `now` if the minute has one left.
-    fn take(&mut self, now: i64) -> bool {
+    /// Takes one record at `now` if the minute has one left, or, for a `newcomer` (an IP
+    /// the minute has no record of), one of the newcomers' records. A minute earlier than
+    /// the budget's (a clock that stepped back) takes from the budget's minute.
+    fn take(&mut self, now: i64, newcomer: bool) -> bool {
         let minute = bucket_start(now, 60);
-        if minute != self.minute {
-            *self = RecordBudget { minute, used: 0 };
+        if minute > self.minute {
+            *self = RecordBudget { minute, used: 0, newcomers: 0 };
         }
-        let available = self.used < MAX_RECORDS_PER_MINUTE;
-        if available {
+        if self.used < MAX_RECORDS_PER_MINUTE {
             self.used += 1;
+            true
+        } else if newcomer && self.newcomers < MAX_NEWCOMER_RECORDS_PER_MINUTE {
+            self.newcomers += 1;
+            true
+        } else {
+            false
         }
-        available
     }
 }
 
@@ -461,8 +476,9 @@ impl SessionHubState {
     /// evicting anyone); a renewal goes through only for the session's own player while it
     /// is active. Admitted beats leave a usage record, unless the beat served no media and
     /// the session's latest record (within [`RECORD_INTERVAL_SECONDS`], same viewer) already
-    /// tells it, or the key used its [`MAX_RECORDS_PER_MINUTE`]; the verdict then hands the
-    /// beat's bytes back, for the next record.
+    /// tells it, or the key used its [`MAX_RECORDS_PER_MINUTE`] (and, for an IP new to the
+    /// minute, its [`MAX_NEWCOMER_RECORDS_PER_MINUTE`]); the verdict then hands the beat's
+    /// bytes back, for the next record.
     pub fn heartbeat(&mut self, beat: Heartbeat) -> Verdict {
         if let Some(revoked) = self.revocations.iter().find(|r| r.live(beat.now) && beat.ids.contains(&r.id)) {
             return Verdict::Revoked { id: revoked.id.clone() };
@@ -485,7 +501,7 @@ impl SessionHubState {
                 }
                 let record = beat.record.bounded();
                 let told = record.bytes.is_none() && self.recently_recorded(&record, now);
-                let unrecorded_bytes = if !told && self.budget.take(now) {
+                let unrecorded_bytes = if !told && self.budget.take(now, self.new_to_the_minute(&record, now)) {
                     self.pending.push(record.clone());
                     self.usage.push(record);
                     let excess = self.usage.len().saturating_sub(MAX_USAGE_RECORDS);
@@ -499,6 +515,15 @@ impl SessionHubState {
             Ok(Admission::Full { limit, active }) => Verdict::Full { limit, active },
             Err(why) => Verdict::Ended { why },
         }
+    }
+
+    /// Whether `record` comes from a known IP that no kept record of the current minute has.
+    fn new_to_the_minute(&self, record: &UsageEvent, now: i64) -> bool {
+        let minute = bucket_start(now, 60);
+        record
+            .ip
+            .as_ref()
+            .is_some_and(|ip| !self.usage.iter().any(|r| r.ip.as_ref() == Some(ip) && bucket_start(r.at, 60) == minute))
     }
 
     /// Whether the latest record of `record`'s session is younger than
@@ -776,6 +801,67 @@ mod tests {
         next_minute.limit = None;
         hub.heartbeat(next_minute);
         assert_eq!(hub.pending.len(), 1, "a new minute, a new budget");
+    }
+
+    /// Regression (review): one holder of a shared token spent the key's budget with
+    /// reloads that each sent another Referer, so the records of the token's other viewers
+    /// (what shows the sharing) were dropped for the rest of the minute. Over the budget, a
+    /// viewer from an IP the minute has no record of is still recorded.
+    #[test]
+    fn a_flood_from_one_viewer_does_not_hide_the_keys_other_viewers() {
+        let mut hub = SessionHubState::default();
+        for i in 0..(2 * MAX_RECORDS_PER_MINUTE) {
+            let mut reload = beat("a", BeatKind::Reload, 60, 5);
+            reload.record.ip = Some("198.51.100.7".into());
+            reload.record.referer = Some(format!("https://flood.example/{i}"));
+            hub.heartbeat(reload);
+        }
+        assert_eq!(hub.pending.len(), MAX_RECORDS_PER_MINUTE as usize, "the flood stops at the budget");
+        let mut other = beat("b", BeatKind::Start, 70, 5);
+        other.record.ip = Some("203.0.113.20".into());
+        other.record.bytes = Some(9);
+        assert_eq!(hub.heartbeat(other), Verdict::Admitted { active: 2, unrecorded_bytes: None });
+        assert_eq!(hub.pending.last().and_then(|r| r.ip.as_deref()), Some("203.0.113.20"));
+        // Once per IP and minute: its next beat waits for the next minute's budget.
+        let mut again = beat("b", BeatKind::Reload, 71, 5);
+        again.record.ip = Some("203.0.113.20".into());
+        again.record.bytes = Some(4);
+        assert_eq!(hub.heartbeat(again), Verdict::Admitted { active: 2, unrecorded_bytes: Some(4) });
+    }
+
+    /// New IPs past the budget are bounded too: a holder with many addresses (an IPv6
+    /// prefix) adds at most [`MAX_NEWCOMER_RECORDS_PER_MINUTE`] more, and already shows as
+    /// many IPs on one token.
+    #[test]
+    fn new_ips_past_the_budget_have_their_own_bound() {
+        let mut hub = SessionHubState::default();
+        let mut recorded = 0;
+        for i in 0..2_000u32 {
+            let mut start = beat(&format!("s{i}"), BeatKind::Start, 60, 5);
+            start.limit = None;
+            start.record.ip = Some(format!("2001:db8::{i:x}"));
+            hub.heartbeat(start);
+            recorded += hub.pending.len();
+            hub.pending.clear();
+        }
+        assert_eq!(recorded, (MAX_RECORDS_PER_MINUTE + MAX_NEWCOMER_RECORDS_PER_MINUTE) as usize);
+    }
+
+    /// A clock that steps back (another node's, or a store moved between machines) does not
+    /// hand out a fresh budget for an earlier minute.
+    #[test]
+    fn an_earlier_minute_does_not_reset_the_budget() {
+        let mut hub = SessionHubState::default();
+        for _ in 0..MAX_RECORDS_PER_MINUTE {
+            let mut served = beat("a", BeatKind::Reload, 120, 5);
+            served.record.bytes = Some(1);
+            hub.heartbeat(served);
+        }
+        hub.pending.clear();
+        let mut earlier = beat("a", BeatKind::Reload, 100, 5);
+        earlier.record.bytes = Some(3);
+        assert_eq!(hub.heartbeat(earlier), Verdict::Admitted { active: 1, unrecorded_bytes: Some(3) });
+        assert!(hub.pending.is_empty());
     }
 
     /// Regression: usage records kept raw headers, so large headers overflowed the Durable
