@@ -121,11 +121,13 @@ impl<S: State> Io for NativeIo<'_, S> {
     fn heartbeat_in_background(&self, key: String, beat: Heartbeat) {
         let app = Arc::clone(self.app);
         self.app.background.spawn(async move {
-            // A background beat only keeps the session counted; its verdict waits for the
-            // next playlist reload.
-            if let Err(error) = app.state.update_hub(&key, beat.now, |hub| hub.heartbeat(beat.clone())).await {
+            // A background beat only keeps the session counted (a denial waits for the next
+            // playlist reload); bytes it left without a record go back into the tally.
+            let answer = app.state.update_hub(&key, beat.now, |hub| hub.heartbeat(beat.clone())).await;
+            if let Err(error) = &answer {
                 tracing::warn!(target: "streamgate::state", %error, "background heartbeat failed");
             }
+            app.tallies.lock().unwrap_or_else(PoisonError::into_inner).settle(&beat, &answer);
         });
     }
 

@@ -138,9 +138,10 @@ impl Io for EdgeIo<'_> {
     fn heartbeat_in_background(&self, key: String, beat: Heartbeat) {
         let env = self.env.clone();
         self.ctx.wait_until(async move {
-            // A background beat only keeps the session counted; its verdict waits for the
-            // next playlist reload.
-            let _ = session_hub::heartbeat(&env, &key, &beat).await;
+            // A background beat only keeps the session counted (a denial waits for the next
+            // playlist reload); bytes it left without a record go back into the tally.
+            let answer = session_hub::heartbeat(&env, &key, &beat).await;
+            session_hub::with_tallies(|t| t.settle(&beat, &answer));
         });
     }
 

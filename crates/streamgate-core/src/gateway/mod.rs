@@ -153,7 +153,8 @@ pub trait Io {
     async fn text(&self, response: Self::Response) -> Result<String, Self::Error>;
     /// Sends a heartbeat to the session store of `key` and returns its verdict.
     async fn heartbeat(&self, key: &str, beat: &Heartbeat) -> Result<Verdict, Self::Error>;
-    /// Sends a heartbeat whose verdict nobody waits for (it only keeps a session counted).
+    /// Sends a heartbeat whose verdict nobody waits for (it only keeps a session counted);
+    /// the answer settles the tallies ([`Tallies::settle`]) when it comes.
     fn heartbeat_in_background(&self, key: String, beat: Heartbeat);
     /// Runs `update` on this process's session tallies.
     fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T;
@@ -479,23 +480,14 @@ impl Gateway {
         };
         let beat = self.heartbeat(io, grant, &sid, kind, ctx, facts, now);
         io.tallies(|t| t.note_beat(&sid, now));
-        match io.heartbeat(&grant.session_key(), &beat).await {
-            Ok(verdict) => {
-                // Bytes the store kept no record of go back into the tally, for the next record.
-                if let Verdict::Admitted { unrecorded_bytes: Some(bytes), .. } = verdict {
-                    io.tallies(|t| t.count_served(&sid, bytes, now));
-                }
-                Ok(match verdict.denial() {
-                    None => Ok(sid),
-                    Some(denial) => Err(Reply::deny(&denial).concerning(token_id_of(grant))),
-                })
-            }
+        let answer = io.heartbeat(&grant.session_key(), &beat).await;
+        io.tallies(|t| t.settle(&beat, &answer));
+        match answer {
+            Ok(verdict) => Ok(match verdict.denial() {
+                None => Ok(sid),
+                Some(denial) => Err(Reply::deny(&denial).concerning(token_id_of(grant))),
+            }),
             Err(error) => {
-                // The bytes the failed heartbeat carried go back into the tally, so the next
-                // heartbeat reports them.
-                if let Some(bytes) = beat.record.bytes {
-                    io.tallies(|t| t.count_served(&sid, bytes, now));
-                }
                 // Admitted sessions keep playing through a store hiccup; a new session, or
                 // renewing a lapsed credential unconfirmed, is what `onStoreError: open` allows.
                 if kind == BeatKind::Reload || self.deployment.on_store_error == OnStoreError::Open {

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use crate::sessions::{Heartbeat, Verdict};
+
 /// Sessions tallied between heartbeats; beyond this, the tallies of sessions not seen for
 /// an hour go, then all (isolate memory is small).
 pub const MAX_TALLIED_SESSIONS: usize = 4096;
@@ -59,11 +61,28 @@ impl Tallies {
     pub fn take_served(&mut self, sid: &str, now: i64) -> Option<u64> {
         self.with(sid, now, |t| Some(std::mem::take(&mut t.served)).filter(|&b| b > 0))
     }
+
+    /// Counts again the bytes `beat` carried that no record holds after the store's
+    /// `answer`: all of them when the store failed, those it handed back when it admitted
+    /// the beat without a record. The session's next record reports them. For every beat,
+    /// waited for or sent in the background.
+    pub fn settle<E>(&mut self, beat: &Heartbeat, answer: &Result<Verdict, E>) {
+        let left_over = match answer {
+            Ok(Verdict::Admitted { unrecorded_bytes, .. }) => *unrecorded_bytes,
+            Ok(_) => None,
+            Err(_) => beat.record.bytes,
+        };
+        if let Some(bytes) = left_over {
+            self.count_served(&beat.sid, bytes, beat.now);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detection::UsageEvent;
+    use crate::sessions::{AtLimit, BeatKind, Viewer};
 
     #[test]
     fn counts_and_takes_bytes_and_spaces_beats() {
@@ -75,6 +94,30 @@ mod tests {
         assert!(tallies.beat_due("s", 100, 30));
         assert!(!tallies.beat_due("s", 129, 30));
         assert!(tallies.beat_due("s", 130, 30));
+    }
+
+    /// Regression (review): a background beat's verdict was dropped, so the bytes a store
+    /// over its record budget handed back were lost although the docs said none is.
+    #[test]
+    fn bytes_without_a_record_are_counted_again() {
+        let beat = Heartbeat {
+            sid: "s".into(),
+            kind: BeatKind::Background,
+            ids: vec![],
+            limit: None,
+            now: 100,
+            idle: 60,
+            at_limit: AtLimit::default(),
+            viewer: Viewer::default(),
+            record: UsageEvent { bytes: Some(40), ..UsageEvent::default() },
+            shape: None,
+        };
+        let mut tallies = Tallies::default();
+        tallies.settle(&beat, &Ok::<_, ()>(Verdict::Admitted { active: 1, unrecorded_bytes: Some(40) }));
+        tallies.settle(&beat, &Ok::<_, ()>(Verdict::Admitted { active: 1, unrecorded_bytes: None }));
+        tallies.settle(&beat, &Err("store down"));
+        tallies.settle(&beat, &Ok::<_, ()>(Verdict::Revoked { id: "t".into() }));
+        assert_eq!(tallies.take_served("s", 101), Some(80));
     }
 
     #[test]
