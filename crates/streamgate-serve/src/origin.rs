@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::header::HeaderMap;
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use streamgate_core::gateway::OriginRequest;
 
-use crate::http::{empty, idle_limited, set_header, Body};
+use crate::http::{empty, idle_limited, set_header, Body, BoxError};
 
 /// How long connecting to the origin may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,8 +21,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled client to the origin.
 pub(crate) struct Origin {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
-    /// How long the origin may take to send a response's head, a manifest's body, or the
-    /// next part of any body.
+    /// How long the origin may take to send a response's head (once it holds the whole
+    /// request), a manifest's body, or the next part of any body.
     pub(crate) timeout: Duration,
     /// How long a publisher's body may go without sending.
     body_timeout: Duration,
@@ -54,7 +55,9 @@ impl Origin {
     }
 
     /// Fetches `request` with the viewer's headers it names (never its cookies or
-    /// credentials) and, for a publish request, the viewer's body streamed through.
+    /// credentials) and, for a publish request, the viewer's body streamed through, with its
+    /// length when the viewer gave one. The origin has [`Origin::timeout`] to answer from
+    /// when it holds the whole request, so an upload may take as long as it keeps sending.
     pub(crate) async fn fetch(
         &self,
         request: OriginRequest,
@@ -64,9 +67,22 @@ impl Origin {
         let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| FetchError::Failed(e.to_string()))?;
         let uri: Uri =
             request.url.parse().map_err(|e| FetchError::Failed(format!("origin URL {:?}: {e}", request.url)))?;
-        let body = match viewer_body {
-            Some(body) if request.forward_body => idle_limited(body, self.body_timeout),
-            _ => empty(),
+        let (sent, all_sent) = tokio::sync::oneshot::channel::<()>();
+        let (body, length) = match viewer_body {
+            Some(body) if request.forward_body => {
+                let length = body.size_hint().exact();
+                // Done sending: the trailers are asked for, or hyper drops the body (all of a
+                // known length sent, or failed). Either way the sender goes: the clock starts.
+                let body = idle_limited(body, self.body_timeout).with_trailers(async move {
+                    let _ = sent.send(());
+                    None::<Result<HeaderMap, BoxError>>
+                });
+                (body.boxed(), length)
+            }
+            _ => {
+                let _ = sent.send(());
+                (empty(), None)
+            }
         };
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = method;
@@ -76,9 +92,18 @@ impl Origin {
                 set_header(outgoing.headers_mut(), name, value);
             }
         }
-        match tokio::time::timeout(self.timeout, self.client.request(outgoing)).await {
-            Ok(answered) => answered.map_err(|e| FetchError::Failed(origin_error(&e))),
-            Err(_) => Err(FetchError::TimedOut),
+        // The wrapped body no longer tells its length, and hyper would send it chunked.
+        if let Some(length) = length {
+            outgoing.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        let answered = self.client.request(outgoing);
+        let deadline = async {
+            let _ = all_sent.await;
+            tokio::time::sleep(self.timeout).await;
+        };
+        tokio::select! {
+            answered = answered => answered.map_err(|e| FetchError::Failed(origin_error(&e))),
+            () = deadline => Err(FetchError::TimedOut),
         }
     }
 }

@@ -397,3 +397,99 @@ async fn a_publisher_that_stops_sending_is_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     gate.stop().await;
 }
+
+/// Sends `head`, then `body` one byte every `pause`, and reads the gate's answer until it
+/// closes the connection (at most 30 s).
+async fn answer_to_a_slow_upload(gate: &Gate, head: &str, body: &[u8], pause: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for byte in body {
+        tokio::time::sleep(pause).await;
+        stream.write_all(&[*byte]).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer in 30 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Regression (review): wrapping a publisher's body to time it out hid its length, so the
+/// upload reached the origin chunked, without the `Content-Length` the publisher sent. And
+/// a segment's `Content-Length` passes through to the viewer.
+#[tokio::test]
+async fn an_upload_reaches_the_origin_with_its_length() {
+    let origin = hls_origin().await;
+    let gate = gate(proxy_config(json!({})), Some(&origin.url), None).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let body = "x".repeat(5_000);
+    let put = send_from(
+        "127.0.0.1".parse().unwrap(),
+        "PUT",
+        &gate.url(&format!("/ingest/a.ts?token={publisher}")),
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(put.status, 404, "the origin's answer: {}", put.text());
+    let seen = origin.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((seen.method.as_str(), seen.body.len()), ("PUT", 5_000));
+    assert_eq!(seen.headers.get("content-length").map(String::as_str), Some("5000"), "{:?}", seen.headers);
+    assert_eq!(seen.headers.get("transfer-encoding"), None);
+
+    let viewer = token(json!({ "streams": ["hls/**"] }));
+    let segment = get(&gate.url(&format!("/hls/low/seg0.ts?token={viewer}")), &[]).await;
+    assert_eq!(segment.status, 200);
+    assert_eq!(segment.header("content-length"), Some(segment.body.len().to_string().as_str()));
+    assert_eq!(segment.header("transfer-encoding"), None);
+    gate.stop().await;
+}
+
+/// Regression (review): the origin's time to answer ran from the start of the request, so
+/// an upload that took longer than `--origin-timeout` to send was cut off with a 504 while
+/// it was still sending. The clock starts once the origin holds the whole request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_may_take_longer_than_the_origin_timeout() {
+    let origin = hls_origin().await;
+    let limits = Limits {
+        origin_timeout: std::time::Duration::from_secs(1),
+        body_timeout: std::time::Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&origin.url), None, limits).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let head = format!(
+        "PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: 8\r\n\r\n"
+    );
+    let pause = std::time::Duration::from_millis(400);
+    let answer = answer_to_a_slow_upload(&gate, &head, b"01234567", pause).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "the origin's answer after 3.2 s of upload: {answer}");
+    assert_eq!(origin.seen.lock().unwrap().last().map(|s| s.body.clone()), Some(b"01234567".to_vec()));
+    gate.stop().await;
+}
+
+/// Once the origin holds the whole upload, it has `--origin-timeout` to answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_silent_after_an_upload_is_a_504() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let limits = Limits { origin_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, limits).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let head = format!(
+        "PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: 3\r\n\r\n"
+    );
+    let answer = answer_to_a_slow_upload(&gate, &head, b"abc", std::time::Duration::from_millis(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("origin_timeout"), "{answer}");
+    gate.stop().await;
+}
