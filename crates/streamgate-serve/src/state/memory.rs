@@ -8,6 +8,7 @@
 //! disk before the admin API answers.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -37,6 +38,18 @@ struct Lists {
 }
 
 impl Lists {
+    /// These lists with every entry of `before` that outlasts its counterpart here (or
+    /// has none) put back: the stronger of the two. Also tells what differed: whether
+    /// `before` was stronger anywhere (the change lifted or shortened something), and
+    /// whether these lists were (it added or extended something).
+    fn strongest_with(self, before: Lists) -> (Lists, Effect) {
+        let (revocations, a) = keep_outlasting(self.revocations, before.revocations);
+        let (blocks, b) = keep_outlasting(self.blocks, before.blocks);
+        let (referrers, c) = keep_outlasting(self.referrers, before.referrers);
+        let effect = Effect { lifted: a.lifted || b.lifted || c.lifted, added: a.added || b.added || c.added };
+        (Lists { revocations, blocks, referrers, snapshot: None }, effect)
+    }
+
     fn from_persisted(persisted: Persisted) -> Lists {
         Lists {
             revocations: persisted.revocations.into_iter().map(|r| (r.id, r.until)).collect(),
@@ -106,6 +119,78 @@ pub struct MemoryState {
     hub_retention: i64,
 }
 
+/// What a change did to the lists, judged by its effect.
+#[derive(Clone, Copy, Default)]
+struct Effect {
+    /// Something stopped being enforced, or will stop sooner.
+    lifted: bool,
+    /// Something is enforced that was not, or will be for longer.
+    added: bool,
+}
+
+/// Whether an entry lasting `until` outlasts one lasting `other` (`None` is for ever).
+fn outlasts(until: Option<i64>, other: Option<i64>) -> bool {
+    match (until, other) {
+        (None, other) => other.is_some(),
+        (Some(_), None) => false,
+        (Some(end), Some(other_end)) => end > other_end,
+    }
+}
+
+/// The entries of `after`, with those of `before` that outlast theirs (or have none) put
+/// back; keyed by what they revoke or block.
+fn keep_outlasting<K: Hash + Eq, L>(after: L, before: L) -> (L, Effect)
+where
+    L: IntoIterator<Item = (K, Option<i64>)> + FromIterator<(K, Option<i64>)>,
+{
+    let mut merged: HashMap<K, Option<i64>> = after.into_iter().collect();
+    let mut effect = Effect { lifted: false, added: false };
+    let mut seen = 0;
+    for (key, until) in before {
+        seen += 1;
+        match merged.get_mut(&key) {
+            Some(now) if outlasts(until, *now) => {
+                *now = until;
+                effect.lifted = true;
+            }
+            Some(now) => effect.added |= outlasts(*now, until),
+            None => {
+                merged.insert(key, until);
+                effect.lifted = true;
+            }
+        }
+    }
+    // An entry of `after` that `before` lacked is an addition.
+    effect.added |= merged.len() > seen;
+    (merged.into_iter().collect(), effect)
+}
+
+/// Puts the lists as they were before a change back, unless disarmed: where the change
+/// lifted or shortened something, the old entry returns ([`Lists::strongest_with`]). Held
+/// across the file write, so a request dropped while it waits still leaves this node
+/// enforcing at least what a restart would bring back.
+struct UndoUnlessSaved<'a> {
+    lists: &'a RwLock<Lists>,
+    before: Option<Lists>,
+}
+
+impl UndoUnlessSaved<'_> {
+    /// Undoes what the change lifted, now; what it did.
+    fn undo(&mut self) -> Effect {
+        let Some(before) = self.before.take() else { return Effect::default() };
+        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+        let (strongest, effect) = std::mem::take(&mut *lists).strongest_with(before);
+        *lists = strongest;
+        effect
+    }
+}
+
+impl Drop for UndoUnlessSaved<'_> {
+    fn drop(&mut self) {
+        self.undo();
+    }
+}
+
 /// A lock whose holder panicked is still consistent here: every critical section below
 /// either completes its change or makes none.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,30 +220,33 @@ impl MemoryState {
     }
 
     /// Applies `change` to the lists and writes them to the file, one change at a time. If
-    /// the write fails, a change that `lifts` something (unrevoke, unblock) is undone, so
-    /// this node never enforces less than a restart would bring back; one that adds a
-    /// revocation or block stays in force here (failing closed), and the error says that a
+    /// the write fails (or the caller goes away first), whatever the change lifted or
+    /// shortened (an unrevoke, an unblock, a revocation or block given an earlier end) is
+    /// undone, so this node never enforces less than a restart would bring back; what it
+    /// added or extended stays in force here (failing closed), and the error says that a
     /// restart would lose it.
-    async fn change(&self, now: i64, lifts: bool, change: impl FnOnce(&mut Lists)) -> StateResult<()> {
+    async fn change(&self, now: i64, change: impl FnOnce(&mut Lists)) -> StateResult<()> {
         let _one_writer = self.writing.lock().await;
-        let before = {
+        let mut unsaved = {
             let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-            let before = lifts.then(|| lists.clone());
+            let before = lists.clone();
             change(&mut lists);
             lists.snapshot = None;
-            before
+            UndoUnlessSaved { lists: &self.lists, before: Some(before) }
         };
-        let saved = self.save_locked(now).await;
-        match (saved, before) {
-            (Ok(()), _) => Ok(()),
-            (Err(StateError(why)), Some(before)) => {
-                *self.lists.write().unwrap_or_else(PoisonError::into_inner) = before;
-                Err(StateError(format!("{why}; nothing was lifted")))
-            }
-            (Err(StateError(why)), None) => {
-                Err(StateError(format!("{why}; in force on this node, but a restart would lose it: retry")))
-            }
+        let Err(StateError(why)) = self.save_locked(now).await else {
+            unsaved.before = None;
+            return Ok(());
+        };
+        let Effect { lifted, added } = unsaved.undo();
+        let mut error = why;
+        if lifted {
+            error.push_str("; nothing was lifted");
         }
+        if added {
+            error.push_str("; in force on this node, but a restart would lose it: retry");
+        }
+        Err(StateError(error))
     }
 
     /// Writes the lists as they are now to the file, if there is one.
@@ -220,14 +308,14 @@ impl State for MemoryState {
     }
 
     async fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change(now, false, |lists| {
+        self.change(now, |lists| {
             lists.revocations.insert(id.to_owned(), until);
         })
         .await
     }
 
     async fn unrevoke(&self, id: &str, now: i64) -> StateResult<()> {
-        self.change(now, true, |lists| {
+        self.change(now, |lists| {
             lists.revocations.remove(id);
         })
         .await
@@ -250,7 +338,7 @@ impl State for MemoryState {
     }
 
     async fn block(&self, range: IpRange, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change(now, false, |lists| {
+        self.change(now, |lists| {
             lists.blocks.retain(|(r, _)| *r != range);
             lists.blocks.push((range, until));
         })
@@ -258,11 +346,11 @@ impl State for MemoryState {
     }
 
     async fn unblock(&self, range: IpRange, now: i64) -> StateResult<()> {
-        self.change(now, true, |lists| lists.blocks.retain(|(r, _)| *r != range)).await
+        self.change(now, |lists| lists.blocks.retain(|(r, _)| *r != range)).await
     }
 
     async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change(now, false, |lists| {
+        self.change(now, |lists| {
             lists.referrers.retain(|(h, _)| h != host);
             lists.referrers.push((host.to_owned(), until));
         })
@@ -270,7 +358,7 @@ impl State for MemoryState {
     }
 
     async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<()> {
-        self.change(now, true, |lists| lists.referrers.retain(|(h, _)| h != host)).await
+        self.change(now, |lists| lists.referrers.retain(|(h, _)| h != host)).await
     }
 
     async fn update_hub<T, F>(&self, key: &str, now: i64, mut update: F) -> StateResult<T>
@@ -427,7 +515,32 @@ mod tests {
 
         let added = state.revoke("new", None, 30).await.unwrap_err();
         assert!(added.0.contains("a restart would lose it"), "{added}");
+        assert!(!added.0.contains("nothing was lifted"), "{added}");
         assert_eq!(state.revoked(&["new".into()], 30).await.unwrap(), ["new"], "in force on this node");
+
+        // Judged by effect, not by the call: a revocation or block given an earlier end is
+        // a lift too (review).
+        let shortened = state.revoke("kept", Some(25), 30).await.unwrap_err();
+        assert!(shortened.0.contains("nothing was lifted"), "{shortened}");
+        assert_eq!(state.revoked(&["kept".into()], 40).await.unwrap(), ["kept"]);
+        assert!(state.block(range, Some(25), 30).await.is_err());
+        assert!(state.blocks(40).await.unwrap().lookup.is_blocked("203.0.113.9".parse().unwrap(), 40));
         std::fs::remove_file(&folder).unwrap();
+    }
+
+    /// Regression (review): the undo ran after the file write, so a request dropped while
+    /// it waited (the admin's connection closed) left an unsaved unrevoke in force.
+    #[tokio::test]
+    async fn a_change_dropped_while_it_saves_lifts_nothing() {
+        use std::future::Future;
+        let dir = tempfile::tempdir().unwrap();
+        let state = MemoryState::open(dir.path().join("state.json"), 3_600).unwrap();
+        state.revoke("kept", None, 10).await.unwrap();
+        // Polled once (it applies the change and starts writing), then dropped.
+        let mut change = Box::pin(state.unrevoke("kept", 20));
+        let polled = change.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        assert!(polled.is_pending(), "the write had not finished");
+        drop(change);
+        assert_eq!(state.revoked(&["kept".into()], 20).await.unwrap(), ["kept"]);
     }
 }
