@@ -32,7 +32,9 @@ pub enum Command {
 /// `streamgate serve`. Exit 0 after a clean shutdown (SIGTERM or ctrl-c), 2 when it cannot start.
 #[derive(Args, Debug)]
 #[command(after_help = "The admin API (/admin/*) is on when the environment variable \
-STREAMGATE_ADMIN_TOKEN holds a token of 32 bytes or more (never a flag, so it stays out of ps).")]
+STREAMGATE_ADMIN_TOKEN holds a token of 32 bytes or more (never a flag, so it stays out of ps). \
+In proxy mode /metrics needs that token or STREAMGATE_METRICS_TOKEN (32 bytes or more, reads \
+/metrics only), so a scraper need not hold the admin token.")]
 pub struct ServeArgs {
     /// The configuration document: JSON with keys, jwt, policy, sessions and clientIpHeader.
     #[arg(long)]

@@ -11,6 +11,9 @@ use crate::commands::{Outcome, Result};
 /// The environment variable holding the admin API's token.
 const ADMIN_TOKEN_VARIABLE: &str = "STREAMGATE_ADMIN_TOKEN";
 
+/// The environment variable holding the token that reads `/metrics` only.
+const METRICS_TOKEN_VARIABLE: &str = "STREAMGATE_METRICS_TOKEN";
+
 pub fn serve(args: ServeArgs) -> Result<Outcome> {
     let config = std::fs::read_to_string(&args.config)
         .map_err(|e| format!("cannot read the configuration {}: {e}", args.config.display()))?;
@@ -20,6 +23,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
             config,
             origin: args.origin,
             admin_token,
+            metrics_token: std::env::var(METRICS_TOKEN_VARIABLE).ok(),
             limits: Limits {
                 origin_timeout: Duration::from_secs(args.origin_timeout),
                 max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),

@@ -118,11 +118,11 @@ pub(crate) async fn handle<S: State>(app: &Arc<App<S>>, req: Request<Incoming>) 
     }
 }
 
-/// Whether `headers` carry `Authorization: Bearer <admin token>` (compared in constant
-/// time); never when no admin token is configured.
-pub(crate) fn authorized(admin_token: &Option<String>, headers: &HeaderMap) -> bool {
+/// Whether `headers` carry `Authorization: Bearer <token>` (compared in constant time);
+/// never when no token is configured.
+pub(crate) fn authorized(token: &Option<String>, headers: &HeaderMap) -> bool {
     let presented = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match (admin_token, presented.and_then(|h| h.strip_prefix("Bearer "))) {
+    match (token, presented.and_then(|h| h.strip_prefix("Bearer "))) {
         (Some(expected), Some(given)) => ct_eq(given.trim().as_bytes(), expected.as_bytes()),
         _ => false,
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Incoming;
-use hyper::header::HeaderName;
+use hyper::header::{HeaderMap, HeaderName};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -89,14 +89,31 @@ pub struct ServeOptions {
     /// The admin API's bearer token (at least [`MIN_ADMIN_TOKEN_BYTES`]); `None` turns
     /// `/admin` off.
     pub admin_token: Option<String>,
+    /// A bearer token that reads `/metrics` and nothing else (at least
+    /// [`MIN_ADMIN_TOKEN_BYTES`]), for a scraper that must not hold the admin token. In
+    /// proxy mode `/metrics` needs it or the admin token; in forward-auth mode it is open.
+    pub metrics_token: Option<String>,
     /// Time and connection limits.
     pub limits: Limits,
+}
+
+/// A bearer token from the environment variable `variable`: unset or empty is none, a short
+/// one is refused.
+fn bearer_token(token: Option<String>, variable: &str) -> Result<Option<String>, ServeError> {
+    let token = token.filter(|t| !t.is_empty());
+    if token.as_ref().is_some_and(|t| t.len() < MIN_ADMIN_TOKEN_BYTES) {
+        return Err(ServeError(format!(
+            "{variable} must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
+        )));
+    }
+    Ok(token)
 }
 
 /// A configuration that passed every check, ready to serve.
 pub struct GateSetup {
     gateway: Gateway,
     admin_token: Option<String>,
+    metrics_token: Option<String>,
     limits: Limits,
 }
 
@@ -118,17 +135,13 @@ impl GateSetup {
             }
             None => Gateway::forward_auth(deployment),
         };
-        let admin_token = options.admin_token.filter(|t| !t.is_empty());
-        if admin_token.as_ref().is_some_and(|t| t.len() < MIN_ADMIN_TOKEN_BYTES) {
-            return Err(ServeError(format!(
-                "STREAMGATE_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
-            )));
-        }
+        let admin_token = bearer_token(options.admin_token, "STREAMGATE_ADMIN_TOKEN")?;
+        let metrics_token = bearer_token(options.metrics_token, "STREAMGATE_METRICS_TOKEN")?;
         let Limits { origin_timeout, max_connections, body_timeout } = options.limits;
         if max_connections == 0 || origin_timeout.is_zero() || body_timeout.is_zero() {
             return Err(ServeError("the connection limit and the timeouts must be above 0".into()));
         }
-        Ok(GateSetup { gateway, admin_token, limits: options.limits })
+        Ok(GateSetup { gateway, admin_token, metrics_token, limits: options.limits })
     }
 
     /// How long the memory backend keeps a hub with nothing going on: an hour, or twice
@@ -157,6 +170,8 @@ pub(crate) struct App<S> {
     /// can carry it).
     pub client_ip_header: Option<HeaderName>,
     pub admin_token: Option<String>,
+    /// The token that reads `/metrics` only ([`ServeOptions::metrics_token`]).
+    metrics_token: Option<String>,
     /// How long an admin request's body may take.
     pub body_timeout: Duration,
     /// Background heartbeats, awaited at shutdown.
@@ -169,6 +184,11 @@ impl<S: State> App<S> {
     /// Whether `peer` is one of `policy.trustedProxies`.
     pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
         self.gateway.deployment.gate.policy.trusted_proxies.iter().any(|range| range.contains(peer))
+    }
+
+    /// Whether `headers` carry the metrics token or the admin token.
+    fn may_read_metrics(&self, headers: &HeaderMap) -> bool {
+        admin::authorized(&self.metrics_token, headers) || admin::authorized(&self.admin_token, headers)
     }
 
     /// Takes a request as hyper hands it over; forward-auth's is read right away (see
@@ -189,9 +209,11 @@ impl<S: State> App<S> {
         match path {
             "/healthz" => self.health(),
             // In proxy mode viewers reach every path: the counters are the operator's.
-            "/metrics" if self.gateway.origin().is_some() && !admin::authorized(&self.admin_token, req.headers()) => {
-                error_response(401, "unauthorized", "in proxy mode /metrics needs the admin token as a Bearer token")
-            }
+            "/metrics" if self.gateway.origin().is_some() && !self.may_read_metrics(req.headers()) => error_response(
+                401,
+                "unauthorized",
+                "in proxy mode /metrics needs STREAMGATE_METRICS_TOKEN or the admin token as a Bearer token",
+            ),
             "/metrics" => {
                 let mut answer = response(200, full(self.metrics.render()));
                 set_header(answer.headers_mut(), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -261,6 +283,7 @@ impl<S: State> Server<S> {
             metrics: Metrics::new(),
             client_ip_header,
             admin_token: setup.admin_token,
+            metrics_token: setup.metrics_token,
             body_timeout: setup.limits.body_timeout,
             background: TaskTracker::new(),
             connections: Arc::new(Semaphore::new(setup.limits.max_connections)),

@@ -284,6 +284,18 @@ async fn proxy_mode_metrics_need_the_admin_token() {
     let operator = get(&gate.url("/metrics"), &[("Authorization", &bearer)]).await;
     assert_eq!(operator.status, 200);
     assert!(operator.text().contains("streamgate_decisions_total"), "{}", operator.text());
+    // A scraper holds a token that reads the counters and nothing else (review).
+    let scraper = format!("Bearer {METRICS_TOKEN}");
+    assert_eq!(get(&gate.url("/metrics"), &[("Authorization", &scraper)]).await.status, 200);
+    let revoke = send_from(
+        "127.0.0.1".parse().unwrap(),
+        "POST",
+        &gate.url("/admin/revoke"),
+        &[("Authorization", &scraper)],
+        r#"{"jti":"x"}"#,
+    )
+    .await;
+    assert_eq!(revoke.status, 401, "the metrics token is no admin token: {}", revoke.text());
     assert_eq!(get(&gate.url("/healthz"), &[]).await.status, 200, "health stays open for monitors");
     gate.stop().await;
 }

@@ -106,4 +106,10 @@ async fn the_admin_api_refuses_as_the_edge_does() {
         ..Default::default()
     });
     assert!(short.err().unwrap().0.contains("at least 32 bytes"));
+    let short = streamgate_serve::GateSetup::new(streamgate_serve::ServeOptions {
+        config: auth_config(),
+        metrics_token: Some("short".into()),
+        ..Default::default()
+    });
+    assert!(short.err().unwrap().0.contains("STREAMGATE_METRICS_TOKEN must be at least 32 bytes"));
 }

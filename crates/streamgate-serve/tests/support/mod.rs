@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 pub const SECRET: &str = "a test secret of thirty-two bytes";
 pub const SESSION_SECRET: &str = "a session secret of thirty-two bytes";
 pub const ADMIN_TOKEN: &str = "admin-token-of-at-least-thirty-two-bytes";
+pub const METRICS_TOKEN: &str = "metrics-token-of-at-least-thirty-two-bytes";
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -158,8 +159,13 @@ pub async fn gate_with_limits(
     state_file: Option<PathBuf>,
     limits: Limits,
 ) -> Gate {
-    let options =
-        ServeOptions { config, origin: origin.map(str::to_owned), admin_token: Some(ADMIN_TOKEN.into()), limits };
+    let options = ServeOptions {
+        config,
+        origin: origin.map(str::to_owned),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        metrics_token: Some(METRICS_TOKEN.into()),
+        limits,
+    };
     let setup = GateSetup::new(options).unwrap();
     let state = setup.memory_state(state_file).unwrap();
     let server = Server::bind(setup, state, "127.0.0.1:0".parse().unwrap()).await.unwrap();
