@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::denial::Denial;
-use crate::detection::UsageEvent;
+use crate::detection::{network_key, UsageEvent};
 use crate::policy::ip::IpRange;
 
 /// One session start (or heartbeat) to admit.
@@ -411,8 +411,9 @@ pub struct SessionHubState {
 pub const MAX_RECORDS_PER_MINUTE: u32 = 240;
 
 /// Records a session key may add per minute past [`MAX_RECORDS_PER_MINUTE`], one for each
-/// IP the minute has no record of yet: one holder's flood cannot hide the token's other
-/// viewers, and a holder who floods from many addresses shows as many IPs on one token.
+/// network the minute has no record of yet (an IPv4 address, an IPv6 /64: the networks
+/// detection counts): one holder's flood cannot hide the token's other viewers, and a
+/// holder who floods from many networks shows as many IPs on one token.
 pub const MAX_NEWCOMER_RECORDS_PER_MINUTE: u32 = 240;
 
 /// A session's reloads that served no media since its latest record, within this many
@@ -421,6 +422,9 @@ pub const MAX_NEWCOMER_RECORDS_PER_MINUTE: u32 = 240;
 /// was served is recorded, with its bytes.
 pub const RECORD_INTERVAL_SECONDS: i64 = 30;
 
+/// How far behind the record budget's minute a beat's clock may be and still take from it.
+const CLOCK_STEP_SECONDS: i64 = 300;
+
 /// How many records a session key made in which minute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordBudget {
@@ -428,19 +432,21 @@ pub struct RecordBudget {
     pub minute: i64,
     /// Records made in it, against [`MAX_RECORDS_PER_MINUTE`].
     pub used: u32,
-    /// Records made in it past that, for IPs new to the minute, against
+    /// Records made in it past that, for networks new to the minute, against
     /// [`MAX_NEWCOMER_RECORDS_PER_MINUTE`].
     #[serde(default)]
     pub newcomers: u32,
 }
 
 impl RecordBudget {
-    /// Takes one record at `now` if the minute has one left, or, for a `newcomer` (an IP
-    /// the minute has no record of), one of the newcomers' records. A minute earlier than
-    /// the budget's (a clock that stepped back) takes from the budget's minute.
+    /// Takes one record at `now` if the minute has one left, or, for a `newcomer` (a
+    /// network the minute has no record of), one of the newcomers' records. A minute a
+    /// little earlier than the budget's (a clock that stepped back) takes from the budget's
+    /// minute; one more than [`CLOCK_STEP_SECONDS`] earlier (the budget's came from a clock
+    /// that ran ahead) starts afresh, so a wrong clock cannot stop recording for long.
     fn take(&mut self, now: i64, newcomer: bool) -> bool {
         let minute = bucket_start(now, 60);
-        if minute > self.minute {
+        if minute > self.minute || minute < self.minute.saturating_sub(CLOCK_STEP_SECONDS) {
             *self = RecordBudget { minute, used: 0, newcomers: 0 };
         }
         if self.used < MAX_RECORDS_PER_MINUTE {
@@ -478,7 +484,8 @@ impl SessionHubState {
     /// the session's latest record (within [`RECORD_INTERVAL_SECONDS`], same viewer) already
     /// tells it, or the key used its [`MAX_RECORDS_PER_MINUTE`] (and, for an IP new to the
     /// minute, its [`MAX_NEWCOMER_RECORDS_PER_MINUTE`]); the verdict then hands the beat's
-    /// bytes back, for the next record.
+    /// bytes back, for the next record. Records not yet flushed are bounded like the kept
+    /// ones (a store that cannot flush drops the oldest).
     pub fn heartbeat(&mut self, beat: Heartbeat) -> Verdict {
         if let Some(revoked) = self.revocations.iter().find(|r| r.live(beat.now) && beat.ids.contains(&r.id)) {
             return Verdict::Revoked { id: revoked.id.clone() };
@@ -504,8 +511,10 @@ impl SessionHubState {
                 let unrecorded_bytes = if !told && self.budget.take(now, self.new_to_the_minute(&record, now)) {
                     self.pending.push(record.clone());
                     self.usage.push(record);
-                    let excess = self.usage.len().saturating_sub(MAX_USAGE_RECORDS);
-                    self.usage.drain(..excess);
+                    for records in [&mut self.pending, &mut self.usage] {
+                        let excess = records.len().saturating_sub(MAX_USAGE_RECORDS);
+                        records.drain(..excess);
+                    }
                     None
                 } else {
                     record.bytes
@@ -517,13 +526,15 @@ impl SessionHubState {
         }
     }
 
-    /// Whether `record` comes from a known IP that no kept record of the current minute has.
+    /// Whether `record` comes from a known network that no kept record of the current
+    /// minute has.
     fn new_to_the_minute(&self, record: &UsageEvent, now: i64) -> bool {
         let minute = bucket_start(now, 60);
-        record
-            .ip
-            .as_ref()
-            .is_some_and(|ip| !self.usage.iter().any(|r| r.ip.as_ref() == Some(ip) && bucket_start(r.at, 60) == minute))
+        record.ip.as_deref().map(network_key).is_some_and(|network| {
+            !self.usage.iter().any(|r| {
+                bucket_start(r.at, 60) == minute && r.ip.as_deref().is_some_and(|ip| network_key(ip) == network)
+            })
+        })
     }
 
     /// Whether the latest record of `record`'s session is younger than
@@ -810,13 +821,16 @@ mod tests {
     #[test]
     fn a_flood_from_one_viewer_does_not_hide_the_keys_other_viewers() {
         let mut hub = SessionHubState::default();
+        let mut recorded = 0;
         for i in 0..(2 * MAX_RECORDS_PER_MINUTE) {
             let mut reload = beat("a", BeatKind::Reload, 60, 5);
             reload.record.ip = Some("198.51.100.7".into());
             reload.record.referer = Some(format!("https://flood.example/{i}"));
             hub.heartbeat(reload);
+            recorded += hub.pending.len();
+            hub.pending.clear();
         }
-        assert_eq!(hub.pending.len(), MAX_RECORDS_PER_MINUTE as usize, "the flood stops at the budget");
+        assert_eq!(recorded, MAX_RECORDS_PER_MINUTE as usize, "the flood stops at the budget");
         let mut other = beat("b", BeatKind::Start, 70, 5);
         other.record.ip = Some("203.0.113.20".into());
         other.record.bytes = Some(9);
@@ -829,17 +843,48 @@ mod tests {
         assert_eq!(hub.heartbeat(again), Verdict::Admitted { active: 2, unrecorded_bytes: Some(4) });
     }
 
-    /// New IPs past the budget are bounded too: a holder with many addresses (an IPv6
-    /// prefix) adds at most [`MAX_NEWCOMER_RECORDS_PER_MINUTE`] more, and already shows as
-    /// many IPs on one token.
+    /// Regression (review): "new" compared addresses, so one IPv6 /64 (which detection
+    /// counts as one network) spent the newcomers' budget and hid the other viewers again.
     #[test]
-    fn new_ips_past_the_budget_have_their_own_bound() {
+    fn one_ipv6_prefix_cannot_spend_the_newcomers_budget() {
+        let mut hub = SessionHubState::default();
+        for i in 0..(2 * MAX_RECORDS_PER_MINUTE) {
+            let mut reload = beat("a", BeatKind::Reload, 60, 5);
+            reload.record.ip = Some(format!("2001:db8:1:2::{:x}", i + 1));
+            reload.record.bytes = Some(1);
+            hub.heartbeat(reload);
+        }
+        assert_eq!(hub.pending.len(), MAX_USAGE_RECORDS, "bounded: {}", hub.pending.len());
+        hub.pending.clear();
+        let mut other = beat("b", BeatKind::Start, 70, 5);
+        other.record.ip = Some("203.0.113.20".into());
+        hub.heartbeat(other);
+        assert_eq!(hub.pending.len(), 1, "the token's other viewer is recorded");
+    }
+
+    /// A budget minute from a clock that ran far ahead does not stop recording until real
+    /// time catches up.
+    #[test]
+    fn a_budget_from_a_clock_far_ahead_is_started_afresh() {
+        let mut hub = SessionHubState::default();
+        hub.budget = RecordBudget { minute: 3_600, used: MAX_RECORDS_PER_MINUTE, newcomers: 0 };
+        let mut served = beat("a", BeatKind::Reload, 60, 5);
+        served.record.bytes = Some(1);
+        assert_eq!(hub.heartbeat(served), Verdict::Admitted { active: 1, unrecorded_bytes: None });
+        assert_eq!(hub.budget, RecordBudget { minute: 60, used: 1, newcomers: 0 });
+    }
+
+    /// New networks past the budget are bounded too: a holder with many of them adds at
+    /// most [`MAX_NEWCOMER_RECORDS_PER_MINUTE`] more, and already shows as many IPs on one
+    /// token.
+    #[test]
+    fn new_networks_past_the_budget_have_their_own_bound() {
         let mut hub = SessionHubState::default();
         let mut recorded = 0;
         for i in 0..2_000u32 {
             let mut start = beat(&format!("s{i}"), BeatKind::Start, 60, 5);
             start.limit = None;
-            start.record.ip = Some(format!("2001:db8::{i:x}"));
+            start.record.ip = Some(format!("2001:db8:{i:x}::1"));
             hub.heartbeat(start);
             recorded += hub.pending.len();
             hub.pending.clear();

@@ -60,6 +60,7 @@ mod report;
 #[cfg(feature = "simulate")]
 pub mod simulate;
 
+pub(crate) use activity::network_key;
 pub use activity::{
     Aggregator, CountryUse, EventView, MergeError, NetworkUse, ProviderUse, Runs, Timing, TokenActivity, MAX_DISTINCT,
 };
