@@ -866,8 +866,8 @@ mod tests {
     /// time catches up.
     #[test]
     fn a_budget_from_a_clock_far_ahead_is_started_afresh() {
-        let mut hub = SessionHubState::default();
-        hub.budget = RecordBudget { minute: 3_600, used: MAX_RECORDS_PER_MINUTE, newcomers: 0 };
+        let budget = RecordBudget { minute: 3_600, used: MAX_RECORDS_PER_MINUTE, newcomers: 0 };
+        let mut hub = SessionHubState { budget, ..SessionHubState::default() };
         let mut served = beat("a", BeatKind::Reload, 60, 5);
         served.record.bytes = Some(1);
         assert_eq!(hub.heartbeat(served), Verdict::Admitted { active: 1, unrecorded_bytes: None });
