@@ -98,6 +98,64 @@ impl Lists {
     }
 }
 
+/// Revocations and blocks, and the file they are kept in; shared with the task that
+/// writes a change.
+struct Durable {
+    lists: RwLock<Lists>,
+    /// The `--state` file, if any.
+    file: Option<PathBuf>,
+    /// One file write at a time, each with the state as it is when it starts.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Durable {
+    /// Applies `change` to the lists and writes them to the file, one change at a time. If
+    /// the write fails, whatever the change lifted or shortened (an unrevoke, an unblock, a
+    /// revocation or block given an earlier end) is undone, so this node never enforces
+    /// less than a restart would bring back; what it added or extended stays in force here
+    /// (failing closed), and the error says that a restart would lose it.
+    async fn change(&self, now: i64, change: impl FnOnce(&mut Lists)) -> StateResult<()> {
+        let _one_writer = self.writing.lock().await;
+        let before = {
+            let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+            let before = lists.clone();
+            change(&mut lists);
+            lists.snapshot = None;
+            before
+        };
+        let Err(StateError(why)) = self.save_locked(now).await else { return Ok(()) };
+        let Effect { lifted, added } = {
+            let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+            let (strongest, effect) = std::mem::take(&mut *lists).strongest_with(before);
+            *lists = strongest;
+            effect
+        };
+        let mut error = why;
+        if lifted {
+            error.push_str("; nothing was lifted");
+        }
+        if added {
+            error.push_str("; in force on this node, but a restart would lose it: retry");
+        }
+        Err(StateError(error))
+    }
+
+    /// Writes the lists as they are now to the file, if there is one.
+    async fn save(&self, now: i64) -> StateResult<()> {
+        let _one_writer = self.writing.lock().await;
+        self.save_locked(now).await
+    }
+
+    /// [`Self::save`], the caller holding the writer lock.
+    async fn save_locked(&self, now: i64) -> StateResult<()> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        let persisted = self.lists.read().unwrap_or_else(PoisonError::into_inner).to_persisted(now);
+        tokio::task::spawn_blocking(move || persist::store(&file, &persisted))
+            .await
+            .map_err(|e| StateError(format!("the state writer stopped: {e}")))?
+    }
+}
+
 /// The hubs, and when they were last swept.
 #[derive(Default)]
 struct Hubs {
@@ -107,13 +165,9 @@ struct Hubs {
 
 /// The in-memory backend (see the module docs).
 pub struct MemoryState {
-    lists: RwLock<Lists>,
+    durable: Arc<Durable>,
     hubs: Mutex<Hubs>,
     usage: Mutex<VecDeque<UsageEvent>>,
-    /// The `--state` file, if any.
-    file: Option<PathBuf>,
-    /// One file write at a time, each with the state as it is when it starts.
-    writing: tokio::sync::Mutex<()>,
     /// A hub with no session seen, no usage recorded and no revocation in force for this
     /// long is dropped.
     hub_retention: i64,
@@ -165,32 +219,6 @@ where
     (merged.into_iter().collect(), effect)
 }
 
-/// Puts the lists as they were before a change back, unless disarmed: where the change
-/// lifted or shortened something, the old entry returns ([`Lists::strongest_with`]). Held
-/// across the file write, so a request dropped while it waits still leaves this node
-/// enforcing at least what a restart would bring back.
-struct UndoUnlessSaved<'a> {
-    lists: &'a RwLock<Lists>,
-    before: Option<Lists>,
-}
-
-impl UndoUnlessSaved<'_> {
-    /// Undoes what the change lifted, now; what it did.
-    fn undo(&mut self) -> Effect {
-        let Some(before) = self.before.take() else { return Effect::default() };
-        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-        let (strongest, effect) = std::mem::take(&mut *lists).strongest_with(before);
-        *lists = strongest;
-        effect
-    }
-}
-
-impl Drop for UndoUnlessSaved<'_> {
-    fn drop(&mut self) {
-        self.undo();
-    }
-}
-
 /// A lock whose holder panicked is still consistent here: every critical section below
 /// either completes its change or makes none.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -200,12 +228,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MemoryState {
     /// A state kept in memory only (tests, or a gate whose revocations need not survive).
     pub fn in_memory(hub_retention: i64) -> MemoryState {
+        MemoryState::with_durable(Lists::default(), None, hub_retention)
+    }
+
+    fn with_durable(lists: Lists, file: Option<PathBuf>, hub_retention: i64) -> MemoryState {
         MemoryState {
-            lists: RwLock::new(Lists::default()),
+            durable: Arc::new(Durable { lists: RwLock::new(lists), file, writing: tokio::sync::Mutex::new(()) }),
             hubs: Mutex::new(Hubs::default()),
             usage: Mutex::new(VecDeque::new()),
-            file: None,
-            writing: tokio::sync::Mutex::new(()),
             hub_retention,
         }
     }
@@ -214,52 +244,15 @@ impl MemoryState {
     /// to it on every change. A file that exists but cannot be read is an error.
     pub fn open(file: PathBuf, hub_retention: i64) -> StateResult<MemoryState> {
         let persisted = persist::load(&file)?;
-        let state = MemoryState { file: Some(file), ..MemoryState::in_memory(hub_retention) };
-        *state.lists.write().unwrap_or_else(PoisonError::into_inner) = Lists::from_persisted(persisted);
-        Ok(state)
+        Ok(MemoryState::with_durable(Lists::from_persisted(persisted), Some(file), hub_retention))
     }
 
-    /// Applies `change` to the lists and writes them to the file, one change at a time. If
-    /// the write fails (or the caller goes away first), whatever the change lifted or
-    /// shortened (an unrevoke, an unblock, a revocation or block given an earlier end) is
-    /// undone, so this node never enforces less than a restart would bring back; what it
-    /// added or extended stays in force here (failing closed), and the error says that a
-    /// restart would lose it.
-    async fn change(&self, now: i64, change: impl FnOnce(&mut Lists)) -> StateResult<()> {
-        let _one_writer = self.writing.lock().await;
-        let mut unsaved = {
-            let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-            let before = lists.clone();
-            change(&mut lists);
-            lists.snapshot = None;
-            UndoUnlessSaved { lists: &self.lists, before: Some(before) }
-        };
-        let Err(StateError(why)) = self.save_locked(now).await else {
-            unsaved.before = None;
-            return Ok(());
-        };
-        let Effect { lifted, added } = unsaved.undo();
-        let mut error = why;
-        if lifted {
-            error.push_str("; nothing was lifted");
-        }
-        if added {
-            error.push_str("; in force on this node, but a restart would lose it: retry");
-        }
-        Err(StateError(error))
-    }
-
-    /// Writes the lists as they are now to the file, if there is one.
-    async fn save(&self, now: i64) -> StateResult<()> {
-        let _one_writer = self.writing.lock().await;
-        self.save_locked(now).await
-    }
-
-    /// [`Self::save`], the caller holding the writer lock.
-    async fn save_locked(&self, now: i64) -> StateResult<()> {
-        let Some(file) = self.file.clone() else { return Ok(()) };
-        let persisted = self.lists.read().unwrap_or_else(PoisonError::into_inner).to_persisted(now);
-        tokio::task::spawn_blocking(move || persist::store(&file, &persisted))
+    /// [`Durable::change`] in a task of its own: once applied, a change is saved or undone
+    /// even if the request that made it goes away (dropping this future leaves the task
+    /// running), so memory and the file never disagree by a lift.
+    async fn change(&self, now: i64, change: impl FnOnce(&mut Lists) + Send + 'static) -> StateResult<()> {
+        let durable = Arc::clone(&self.durable);
+        tokio::spawn(async move { durable.change(now, change).await })
             .await
             .map_err(|e| StateError(format!("the state writer stopped: {e}")))?
     }
@@ -298,25 +291,27 @@ fn idle(hub: &SessionHubState, now: i64, retention: i64) -> bool {
 
 impl State for MemoryState {
     async fn revoked(&self, ids: &[String], now: i64) -> StateResult<Vec<String>> {
-        let lists = self.lists.read().unwrap_or_else(PoisonError::into_inner);
+        let lists = self.durable.lists.read().unwrap_or_else(PoisonError::into_inner);
         let revoked = |id: &&String| lists.revocations.get(*id).is_some_and(|until| until.is_none_or(|end| now < end));
         Ok(ids.iter().filter(revoked).cloned().collect())
     }
 
     fn revocations_known_empty(&self) -> bool {
-        self.lists.read().unwrap_or_else(PoisonError::into_inner).revocations.is_empty()
+        self.durable.lists.read().unwrap_or_else(PoisonError::into_inner).revocations.is_empty()
     }
 
     async fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change(now, |lists| {
-            lists.revocations.insert(id.to_owned(), until);
+        let id = id.to_owned();
+        self.change(now, move |lists| {
+            lists.revocations.insert(id, until);
         })
         .await
     }
 
     async fn unrevoke(&self, id: &str, now: i64) -> StateResult<()> {
-        self.change(now, |lists| {
-            lists.revocations.remove(id);
+        let id = id.to_owned();
+        self.change(now, move |lists| {
+            lists.revocations.remove(&id);
         })
         .await
     }
@@ -325,10 +320,10 @@ impl State for MemoryState {
         let fresh = |snapshot: &Option<(Arc<Blocks>, Option<i64>)>| {
             snapshot.as_ref().filter(|(_, until)| until.is_none_or(|end| now < end)).map(|(blocks, _)| blocks.clone())
         };
-        if let Some(blocks) = fresh(&self.lists.read().unwrap_or_else(PoisonError::into_inner).snapshot) {
+        if let Some(blocks) = fresh(&self.durable.lists.read().unwrap_or_else(PoisonError::into_inner).snapshot) {
             return Ok(blocks);
         }
-        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+        let mut lists = self.durable.lists.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(blocks) = fresh(&lists.snapshot) {
             return Ok(blocks);
         }
@@ -338,7 +333,7 @@ impl State for MemoryState {
     }
 
     async fn block(&self, range: IpRange, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change(now, |lists| {
+        self.change(now, move |lists| {
             lists.blocks.retain(|(r, _)| *r != range);
             lists.blocks.push((range, until));
         })
@@ -346,19 +341,21 @@ impl State for MemoryState {
     }
 
     async fn unblock(&self, range: IpRange, now: i64) -> StateResult<()> {
-        self.change(now, |lists| lists.blocks.retain(|(r, _)| *r != range)).await
+        self.change(now, move |lists| lists.blocks.retain(|(r, _)| *r != range)).await
     }
 
     async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {
-        self.change(now, |lists| {
-            lists.referrers.retain(|(h, _)| h != host);
-            lists.referrers.push((host.to_owned(), until));
+        let host = host.to_owned();
+        self.change(now, move |lists| {
+            lists.referrers.retain(|(h, _)| *h != host);
+            lists.referrers.push((host, until));
         })
         .await
     }
 
     async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<()> {
-        self.change(now, |lists| lists.referrers.retain(|(h, _)| h != host)).await
+        let host = host.to_owned();
+        self.change(now, move |lists| lists.referrers.retain(|(h, _)| *h != host)).await
     }
 
     async fn update_hub<T, F>(&self, key: &str, now: i64, mut update: F) -> StateResult<T>
@@ -393,7 +390,7 @@ impl State for MemoryState {
 
     async fn flush(&self, now: i64) -> StateResult<()> {
         // Every change is on disk before it is acknowledged: this only drops lapsed entries.
-        self.save(now).await
+        self.durable.save(now).await
     }
 }
 
@@ -528,19 +525,27 @@ mod tests {
         std::fs::remove_file(&folder).unwrap();
     }
 
-    /// Regression (review): the undo ran after the file write, so a request dropped while
-    /// it waited (the admin's connection closed) left an unsaved unrevoke in force.
+    /// Regression (review): a change whose request went away while the file was written
+    /// (the admin's connection closed) left the write running unwatched: memory and the
+    /// file could disagree, and the next change could write the same file at once. The
+    /// change runs to its end in a task of its own.
     #[tokio::test]
-    async fn a_change_dropped_while_it_saves_lifts_nothing() {
+    async fn a_change_dropped_while_it_saves_still_completes() {
         use std::future::Future;
         let dir = tempfile::tempdir().unwrap();
-        let state = MemoryState::open(dir.path().join("state.json"), 3_600).unwrap();
+        let file = dir.path().join("state.json");
+        let state = MemoryState::open(file.clone(), 3_600).unwrap();
         state.revoke("kept", None, 10).await.unwrap();
-        // Polled once (it applies the change and starts writing), then dropped.
+        // Polled once (it starts), then dropped.
         let mut change = Box::pin(state.unrevoke("kept", 20));
         let polled = change.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         assert!(polled.is_pending(), "the write had not finished");
         drop(change);
-        assert_eq!(state.revoked(&["kept".into()], 20).await.unwrap(), ["kept"]);
+        // The next change waits for the writer, then both are in memory and on disk.
+        state.revoke("other", None, 30).await.unwrap();
+        assert_eq!(state.revoked(&["kept".into(), "other".into()], 30).await.unwrap(), ["other"]);
+        let persisted = persist::load(&file).unwrap();
+        let ids: Vec<&str> = persisted.revocations.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["other"]);
     }
 }
