@@ -97,10 +97,10 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
-/// A bearer token from the environment variable `variable`: unset or empty is none, a short
-/// one is refused.
+/// A bearer token from the environment variable `variable`, without surrounding white space
+/// (as a presented one is read): unset or empty is none, a short one is refused.
 fn bearer_token(token: Option<String>, variable: &str) -> Result<Option<String>, ServeError> {
-    let token = token.filter(|t| !t.is_empty());
+    let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     if token.as_ref().is_some_and(|t| t.len() < MIN_ADMIN_TOKEN_BYTES) {
         return Err(ServeError(format!(
             "{variable} must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
@@ -137,6 +137,12 @@ impl GateSetup {
         };
         let admin_token = bearer_token(options.admin_token, "STREAMGATE_ADMIN_TOKEN")?;
         let metrics_token = bearer_token(options.metrics_token, "STREAMGATE_METRICS_TOKEN")?;
+        if metrics_token.is_some() && metrics_token == admin_token {
+            return Err(ServeError(
+                "STREAMGATE_METRICS_TOKEN must differ from STREAMGATE_ADMIN_TOKEN: a scraper's token must not open /admin"
+                    .into(),
+            ));
+        }
         let Limits { origin_timeout, max_connections, body_timeout } = options.limits;
         if max_connections == 0 || origin_timeout.is_zero() || body_timeout.is_zero() {
             return Err(ServeError("the connection limit and the timeouts must be above 0".into()));

@@ -112,4 +112,11 @@ async fn the_admin_api_refuses_as_the_edge_does() {
         ..Default::default()
     });
     assert!(short.err().unwrap().0.contains("STREAMGATE_METRICS_TOKEN must be at least 32 bytes"));
+    let same = streamgate_serve::GateSetup::new(streamgate_serve::ServeOptions {
+        config: auth_config(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        metrics_token: Some(format!(" {ADMIN_TOKEN}\n")),
+        ..Default::default()
+    });
+    assert!(same.err().unwrap().0.contains("must differ"));
 }
