@@ -505,3 +505,53 @@ async fn an_origin_silent_after_an_upload_is_a_504() {
     assert!(answer.contains("origin_timeout"), "{answer}");
     gate.stop().await;
 }
+
+/// Regression (review): the origin's clock started only once the upload was all sent, and
+/// the publisher's idle limit counts only while the body is asked for, so an origin that
+/// stopped reading an upload half-way held both connections for ever (and, once timed out,
+/// the pooled connection still held the publisher's body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_stops_reading_an_upload_is_a_504() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 1024];
+                let _ = stream.read(&mut head).await;
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            });
+        }
+    });
+    let limits = Limits {
+        origin_timeout: std::time::Duration::from_secs(1),
+        body_timeout: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, limits).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let size = 64 << 20;
+    let head = format!("PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n");
+    let stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    tokio::spawn(async move {
+        let chunk = vec![b'x'; 1 << 20];
+        let _ = writer.write_all(head.as_bytes()).await;
+        for _ in 0..64 {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = [0u8; 12];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_exact(&mut answer)).await;
+    assert!(read.is_ok(), "the gate waited for the stalled origin for ever");
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer, "HTTP/1.1 504");
+    // Giving up closes the origin connection, and the publisher's is let go with it.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(15), reader.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the publisher's connection stayed open");
+    gate.stop().await;
+}
