@@ -83,6 +83,8 @@ def run_cases(label, base, gate):
     status, headers, _ = request(base, f"{seg}?token={good}")
     check(f"{label}: the preflight's headers stay on the preflight", (status, "access-control-allow-methods" in headers),
           (200, False))
+    if label == "nginx":
+        check("nginx: the operator's own add_header still applies", headers.get("x-operator"), "kept")
     publisher = token("--purpose", "publish")
     for method in ("POST", "PUT"):
         status, _, body = request(base, f"{seg}?token={publisher}", method=method, body=b"")
@@ -158,7 +160,9 @@ def scenario(stack):
                          userAgents={"deny": ["Lavf*"]})
     gate = stack.serve(SG, config)
     auth = gate.split("://")[1]
-    nginx = stack.nginx("nginx", auth, root)
+    # An operator's own header for every response, which the included file must not hide
+    # (nginx inherits add_header only into blocks that set none).
+    nginx = stack.nginx("nginx", auth, root, extra_servers="    add_header X-Operator kept always;\n")
     caddy = stack.caddy("caddy", auth, root)
 
     status, headers, _ = request(gate, "/auth", source=PROXY_IP, headers={
