@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: std::net::SocketAddr,
+    /// Serve the admin API and /metrics (open there) on this address of the operators' own
+    /// instead of --listen, with connections of their own, so a flood of viewers never locks
+    /// the operator out. Bind it where viewers cannot reach (loopback, a private network).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Proxy mode: the origin to stand in front of (http:// or https://). Without it, forward-auth only (/auth).
     #[arg(long)]
     pub origin: Option<String>,

@@ -31,6 +31,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
             },
         },
         listen: args.listen,
+        admin_listen: args.admin_listen,
         state_file: args.state,
         redis: args.redis,
     };

@@ -21,6 +21,7 @@ use streamgate_core::config::GateConfig;
 use streamgate_core::gateway::{Gateway, Tallies};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::http::{error_response, full, json_response, response, set_header, Body};
@@ -33,6 +34,10 @@ use crate::{admin, gate};
 
 /// The shortest admin token accepted, bytes (as the edge's `ADMIN_TOKEN`).
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+/// Connections the operators' address (`--admin-listen`) serves at once, apart from the
+/// viewers' [`Limits::max_connections`].
+const OPERATOR_CONNECTIONS: usize = 64;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -182,6 +187,9 @@ pub(crate) struct App<S> {
     pub body_timeout: Duration,
     /// Background heartbeats, awaited at shutdown.
     pub background: TaskTracker,
+    /// Whether `/admin` and `/metrics` are served on an address of their own
+    /// (`--admin-listen`), and only there.
+    operators_apart: bool,
     /// Permits for client connections, [`Limits::max_connections`] of them.
     connections: Arc<Semaphore>,
 }
@@ -206,20 +214,35 @@ impl<S: State> App<S> {
         }
     }
 
-    async fn route(self: Arc<Self>, arrived: Arrived, peer: IpAddr) -> Response<Body> {
+    async fn route(self: Arc<Self>, arrived: Arrived, peer: IpAddr, door: Door) -> Response<Body> {
         let req = match arrived {
-            Arrived::Auth(asked) => return gate::forward_auth(&self, asked).await,
+            Arrived::Auth(asked) if door == Door::Viewers => return gate::forward_auth(&self, asked).await,
+            Arrived::Auth(_) => return operators_only(),
             Arrived::Other(req) => req,
         };
         let path = req.uri().path();
+        let operators_path = path == "/metrics" || path == "/admin" || path.starts_with("/admin/");
         match path {
             "/healthz" => self.health(),
-            // In proxy mode viewers reach every path: the counters are the operator's.
-            "/metrics" if self.gateway.origin().is_some() && !self.may_read_metrics(req.headers()) => error_response(
-                401,
-                "unauthorized",
-                "in proxy mode /metrics needs STREAMGATE_METRICS_TOKEN or the admin token as a Bearer token",
+            _ if operators_path && door == Door::Viewers && self.operators_apart => error_response(
+                404,
+                "not_found",
+                "the admin API and /metrics are served on the operators' address (--admin-listen)",
             ),
+            _ if !operators_path && door == Door::Operators => operators_only(),
+            // In proxy mode viewers reach every path: the counters are the operator's. The
+            // operators' address is the operators' own.
+            "/metrics"
+                if door == Door::Viewers
+                    && self.gateway.origin().is_some()
+                    && !self.may_read_metrics(req.headers()) =>
+            {
+                error_response(
+                    401,
+                    "unauthorized",
+                    "in proxy mode /metrics needs STREAMGATE_METRICS_TOKEN or the admin token as a Bearer token",
+                )
+            }
             "/metrics" => {
                 let mut answer = response(200, full(self.metrics.render()));
                 set_header(answer.headers_mut(), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -239,6 +262,20 @@ impl<S: State> App<S> {
             &json!({ "ok": true, "schemes": schemes, "mode": mode, "version": env!("CARGO_PKG_VERSION") }),
         )
     }
+}
+
+/// Which address a connection came in on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// `--listen`: viewers (proxy mode) or the proxy asking (forward-auth).
+    Viewers,
+    /// `--admin-listen`: the admin API, `/metrics` and `/healthz`.
+    Operators,
+}
+
+/// What the operators' address answers for any other path.
+fn operators_only() -> Response<Body> {
+    error_response(404, "not_found", "the operators' address serves /admin, /metrics and /healthz only")
 }
 
 /// A request as the service received it.
@@ -269,17 +306,36 @@ pub fn http1_builder() -> http1::Builder {
     builder
 }
 
-/// A gate bound to its address, not yet serving.
+/// A gate bound to its address (and the operators' own, if any), not yet serving.
 pub struct Server<S: State> {
     listener: TcpListener,
+    operator_listener: Option<TcpListener>,
     app: Arc<App<S>>,
 }
 
 impl<S: State> Server<S> {
     /// Binds `listen` for the gate of `setup`, over `state`.
     pub async fn bind(setup: GateSetup, state: S, listen: SocketAddr) -> Result<Server<S>, ServeError> {
-        let listener =
-            TcpListener::bind(listen).await.map_err(|e| ServeError(format!("cannot listen on {listen}: {e}")))?;
+        Server::bind_apart(setup, state, listen, None).await
+    }
+
+    /// [`Server::bind`], and with `admin_listen` an address of the operators' own: the
+    /// admin API and `/metrics` (open there) are served on it and no longer on `listen`,
+    /// with connections of their own, so a flood of viewers never locks the operator out.
+    pub async fn bind_apart(
+        setup: GateSetup,
+        state: S,
+        listen: SocketAddr,
+        admin_listen: Option<SocketAddr>,
+    ) -> Result<Server<S>, ServeError> {
+        let bind = |address: SocketAddr| async move {
+            TcpListener::bind(address).await.map_err(|e| ServeError(format!("cannot listen on {address}: {e}")))
+        };
+        let listener = bind(listen).await?;
+        let operator_listener = match admin_listen {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         let client_ip_header = HeaderName::from_bytes(setup.gateway.deployment.client_ip_header.as_bytes()).ok();
         let app = App {
             gateway: setup.gateway,
@@ -292,9 +348,10 @@ impl<S: State> Server<S> {
             metrics_token: setup.metrics_token,
             body_timeout: setup.limits.body_timeout,
             background: TaskTracker::new(),
+            operators_apart: operator_listener.is_some(),
             connections: Arc::new(Semaphore::new(setup.limits.max_connections)),
         };
-        Ok(Server { listener, app: Arc::new(app) })
+        Ok(Server { listener, operator_listener, app: Arc::new(app) })
     }
 
     /// The address it listens on (the port, when bound to port 0).
@@ -302,49 +359,29 @@ impl<S: State> Server<S> {
         self.listener.local_addr().map_err(|e| ServeError(e.to_string()))
     }
 
+    /// The operators' address, if it has one.
+    pub fn operator_addr(&self) -> Option<SocketAddr> {
+        self.operator_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (up to 30 s), waits for background heartbeats and flushes the state.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            // A connection is accepted only with a permit; it holds it until it closes.
-            let permit = tokio::select! {
-                permit = Arc::clone(&self.app.connections).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let app = Arc::clone(&self.app);
-                        let peer = peer.ip().to_canonical();
-                        let service = service_fn(move |req| {
-                            let app = Arc::clone(&app);
-                            let arrived = app.arrive(req, peer);
-                            async move { Ok::<_, Infallible>(app.route(arrived, peer).await) }
-                        });
-                        let connection = http1_builder().serve_connection(TokioIo::new(stream), service);
-                        let connection = graceful.watch(connection);
-                        tokio::spawn(async move {
-                            if let Err(error) = connection.await {
-                                tracing::debug!(target: "streamgate::server", %error, "connection ended");
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Err(error) => {
-                        // Out of file descriptors, most likely: let some connections close.
-                        tracing::warn!(target: "streamgate::server", %error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-                () = &mut shutdown => break,
+        let stop = CancellationToken::new();
+        let viewers =
+            accept(&self.app, self.listener, Arc::clone(&self.app.connections), Door::Viewers, &graceful, &stop);
+        let operators = async {
+            if let Some(listener) = self.operator_listener {
+                let permits = Arc::new(Semaphore::new(OPERATOR_CONNECTIONS));
+                accept(&self.app, listener, permits, Door::Operators, &graceful, &stop).await;
             }
-        }
-        drop(self.listener);
+        };
+        let signal = async {
+            shutdown.await;
+            stop.cancel();
+        };
+        tokio::join!(viewers, operators, signal);
         tracing::info!(target: "streamgate::server", "shutting down: finishing in-flight requests");
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
             tracing::warn!(target: "streamgate::server", "in-flight requests still running after 30 s: closing them");
@@ -354,6 +391,54 @@ impl<S: State> Server<S> {
         self.app.state.flush(unix_now()).await.map_err(|e| ServeError(e.to_string()))?;
         tracing::info!(target: "streamgate::server", "stopped");
         Ok(())
+    }
+}
+
+/// Accepts connections on `listener` until `stop`, each with a permit of `permits` that it
+/// holds until it closes, serving them as arrivals at `door`.
+async fn accept<S: State>(
+    app: &Arc<App<S>>,
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    door: Door,
+    graceful: &GracefulShutdown,
+    stop: &CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = stop.cancelled() => return,
+        };
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let app = Arc::clone(app);
+                    let peer = peer.ip().to_canonical();
+                    let service = service_fn(move |req| {
+                        let app = Arc::clone(&app);
+                        let arrived = app.arrive(req, peer);
+                        async move { Ok::<_, Infallible>(app.route(arrived, peer, door).await) }
+                    });
+                    let connection = http1_builder().serve_connection(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(target: "streamgate::server", %error, "connection ended");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors, most likely: let some connections close.
+                    tracing::warn!(target: "streamgate::server", %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = stop.cancelled() => return,
+        }
     }
 }
 
@@ -381,6 +466,8 @@ pub struct RunOptions {
     pub serve: ServeOptions,
     /// The address to listen on.
     pub listen: SocketAddr,
+    /// The operators' own address for the admin API and `/metrics`, if any.
+    pub admin_listen: Option<SocketAddr>,
     /// The file revocations and blocks are kept in.
     pub state_file: Option<PathBuf>,
     /// The Redis URL that several nodes share state in, instead of memory and `state_file`.
@@ -399,19 +486,27 @@ pub fn run(options: RunOptions) -> Result<(), ServeError> {
                 let state = RedisState::connect(&url, setup.hub_retention())
                     .await
                     .map_err(|e| ServeError(format!("--redis: {e}")))?;
-                serve_on(setup, state, options.listen).await
+                serve_on(setup, state, options.listen, options.admin_listen).await
             }
             None => {
                 let state = setup.memory_state(options.state_file)?;
-                serve_on(setup, state, options.listen).await
+                serve_on(setup, state, options.listen, options.admin_listen).await
             }
         }
     })
 }
 
-async fn serve_on<S: State>(setup: GateSetup, state: S, listen: SocketAddr) -> Result<(), ServeError> {
-    let server = Server::bind(setup, state, listen).await?;
+async fn serve_on<S: State>(
+    setup: GateSetup,
+    state: S,
+    listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
+) -> Result<(), ServeError> {
+    let server = Server::bind_apart(setup, state, listen, admin_listen).await?;
     let address = server.local_addr()?;
     tracing::info!(target: "streamgate::server", %address, "listening");
+    if let Some(address) = server.operator_addr() {
+        tracing::info!(target: "streamgate::server", %address, "listening for the admin API and /metrics");
+    }
     server.run(shutdown_signal()).await
 }

@@ -555,3 +555,62 @@ async fn an_origin_that_stops_reading_an_upload_is_a_504() {
     assert!(closed.is_ok(), "the publisher's connection stayed open");
     gate.stop().await;
 }
+
+/// With `--admin-listen`, the admin API and `/metrics` are served on the operators' address
+/// only, with connections of their own: viewers holding every connection the gate allows
+/// (a flood) do not lock the operator out of revoking (review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_address_is_apart_from_the_viewers() {
+    use streamgate_serve::{GateSetup, ServeOptions, Server};
+    let origin = hls_origin().await;
+    let options = ServeOptions {
+        config: proxy_config(json!({})),
+        origin: Some(origin.url.clone()),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        metrics_token: None,
+        limits: Limits { max_connections: 1, ..Limits::default() },
+    };
+    let setup = GateSetup::new(options).unwrap();
+    let state = setup.memory_state(None).unwrap();
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let server = Server::bind_apart(setup, state, loopback, Some(loopback)).await.unwrap();
+    let (viewers, operators) = (server.local_addr().unwrap(), server.operator_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let from = "127.0.0.1".parse().unwrap();
+
+    // The viewers' only connection is taken.
+    let held = tokio::net::TcpStream::connect(viewers).await.unwrap();
+    let admin_url = format!("http://{operators}/admin/revoke");
+    let headers = [("Authorization", bearer.as_str())];
+    let revoke = send_from(from, "POST", &admin_url, &headers, r#"{"jti":"x"}"#);
+    let revoke = tokio::time::timeout(std::time::Duration::from_secs(10), revoke).await;
+    let revoke = revoke.expect("the operator was locked out");
+    assert_eq!(revoke.status, 200, "{}", revoke.text());
+    let metrics = get(&format!("http://{operators}/metrics"), &[]).await;
+    assert_eq!(metrics.status, 200, "open on the operators' own address");
+    assert!(metrics.text().contains("streamgate_decisions_total"));
+    let media = get(&format!("http://{operators}/hls/master.m3u8"), &[]).await;
+    assert_eq!((media.status, media.json()["error"].as_str()), (404, Some("not_found")));
+    drop(held);
+
+    // The viewers' address no longer serves them, whatever the token.
+    let on_viewers = send_from(
+        from,
+        "POST",
+        &format!("http://{viewers}/admin/revoke"),
+        &[("Authorization", &bearer)],
+        r#"{"jti":"y"}"#,
+    )
+    .await;
+    assert_eq!((on_viewers.status, on_viewers.json()["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(get(&format!("http://{viewers}/metrics"), &[("Authorization", &bearer)]).await.status, 404);
+    let viewer = token(json!({ "streams": ["hls/**"] }));
+    assert_eq!(get(&format!("http://{viewers}/hls/master.m3u8?token={viewer}"), &[]).await.status, 200);
+    assert_eq!(get(&format!("http://{operators}/healthz"), &[]).await.status, 200);
+    let _ = stop.send(());
+    done.await.unwrap().unwrap();
+}
