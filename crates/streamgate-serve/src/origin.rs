@@ -63,11 +63,8 @@ impl Origin {
     }
 
     /// Fetches `request` with the viewer's headers it names (never its cookies or
-    /// credentials) and, for a publish request, the viewer's body streamed through, with its
-    /// length when the viewer gave one. The origin has [`Origin::timeout`] to answer from
-    /// when it holds the whole request, so an upload may take as long as it keeps sending;
-    /// while it streams, an origin that takes no part of it for longer than both timeouts
-    /// together (the publisher's own silence is cut at `body_timeout`) has stalled.
+    /// credentials) and, for a publish request, the viewer's body streamed through (see
+    /// [`Origin::upload`]). The origin has [`Origin::timeout`] to answer.
     pub(crate) async fn fetch(
         &self,
         request: OriginRequest,
@@ -77,33 +74,7 @@ impl Origin {
         let method = Method::from_bytes(request.method.as_bytes()).map_err(|e| FetchError::Failed(e.to_string()))?;
         let uri: Uri =
             request.url.parse().map_err(|e| FetchError::Failed(format!("origin URL {:?}: {e}", request.url)))?;
-        let (sent, mut all_sent) = tokio::sync::oneshot::channel::<()>();
-        let started = tokio::time::Instant::now();
-        // When the origin last took a part of the upload, in milliseconds after `started`.
-        let progress = Arc::new(AtomicU64::new(0));
-        let (body, length) = match viewer_body {
-            Some(body) if request.forward_body => {
-                let length = body.size_hint().exact();
-                let taken = Arc::clone(&progress);
-                // Done sending: the trailers are asked for, or hyper drops the body (all of a
-                // known length sent, or failed). Either way the sender goes: the clock starts.
-                let body = idle_limited(body, self.body_timeout)
-                    .map_frame(move |frame| {
-                        taken.store(millis_since(started), Ordering::Relaxed);
-                        frame
-                    })
-                    .with_trailers(async move {
-                        let _ = sent.send(());
-                        None::<Result<HeaderMap, BoxError>>
-                    });
-                (body.boxed(), length)
-            }
-            _ => {
-                let _ = sent.send(());
-                (empty(), None)
-            }
-        };
-        let mut outgoing = Request::new(body);
+        let mut outgoing = Request::new(empty());
         *outgoing.method_mut() = method;
         *outgoing.uri_mut() = uri;
         for &name in request.viewer_headers {
@@ -111,72 +82,140 @@ impl Origin {
                 set_header(outgoing.headers_mut(), name, value);
             }
         }
+        match viewer_body {
+            Some(body) if request.forward_body => self.upload(outgoing, body).await,
+            _ => match tokio::time::timeout(self.timeout, self.client.request(outgoing)).await {
+                Ok(answered) => answered.map_err(|e| FetchError::Failed(origin_error(&e))),
+                Err(_) => Err(FetchError::TimedOut),
+            },
+        }
+    }
+
+    /// Sends `outgoing` with the publisher's `body`, with its length when the publisher gave
+    /// one, on a connection of its own. The origin has [`Origin::timeout`] to answer from
+    /// when it holds the whole upload, so an upload may take as long as it keeps sending;
+    /// while it streams, an origin that takes no part of it for longer than both timeouts
+    /// together (the publisher's own silence is cut at `body_timeout`) has stalled, before
+    /// its answer (504) or after an early one: the connection is closed then, and the
+    /// publisher's body with it, so the publisher's connection is let go too (a pooled
+    /// connection stuck writing to a stalled origin would hold both for ever).
+    async fn upload(&self, mut outgoing: Request<Body>, body: Incoming) -> Result<Response<Incoming>, FetchError> {
+        let failed = |e: &dyn std::error::Error| FetchError::Failed(origin_error(e));
         // The wrapped body no longer tells its length, and hyper would send it chunked.
-        if let Some(length) = length {
+        if let Some(length) = body.size_hint().exact() {
             outgoing.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
         }
-        let forward_body = request.forward_body;
-        let stall = self.timeout.saturating_add(self.body_timeout);
+        let (watch, done) = UploadWatch::new(self.timeout.saturating_add(self.body_timeout));
+        let taken = Arc::clone(&watch.progress);
+        let started = watch.started;
+        *outgoing.body_mut() = idle_limited(body, self.body_timeout)
+            .map_frame(move |frame| {
+                taken.store(millis_since(started), Ordering::Relaxed);
+                frame
+            })
+            // Done sending: the trailers are asked for, or hyper drops the body (all of a
+            // known length sent, or failed); either way the sender goes.
+            .with_trailers(async move {
+                drop(done);
+                None::<Result<HeaderMap, BoxError>>
+            })
+            .boxed();
+        let target = outgoing.uri().clone();
+        if let Some(host) = host_header(&target) {
+            set_header(outgoing.headers_mut(), "Host", &host);
+        }
+        // HTTP/1.1 names the path and query on the request line; the connection, the host.
+        *outgoing.uri_mut() = target.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| failed(&e))?;
+        let exchange = async {
+            let io =
+                tower_service::Service::call(&mut self.connector.clone(), target).await.map_err(|e| failed(&*e))?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| failed(&e))?;
+            // Connecting is not the origin's slowness in taking the upload.
+            watch.progress.store(millis_since(watch.started), Ordering::Relaxed);
+            let stalled = watch.stalled();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = connection => {}
+                    () = stalled => {}
+                }
+            });
+            sender.send_request(outgoing).await.map_err(|e| failed(&e))
+        };
         let deadline = async {
+            tokio::select! {
+                () = watch.stalled() => {}
+                () = async {
+                    watch.all_sent().await;
+                    tokio::time::sleep(self.timeout).await;
+                } => {}
+            }
+        };
+        tokio::select! {
+            answered = exchange => answered,
+            () = deadline => Err(FetchError::TimedOut),
+        }
+    }
+}
+
+/// How an upload to the origin goes: when the origin last took a part of it, and whether
+/// all of it was sent.
+struct UploadWatch {
+    started: tokio::time::Instant,
+    /// When the origin last took a part, in milliseconds after `started`.
+    progress: Arc<AtomicU64>,
+    /// Closed when its sender, held by the body, is dropped: the whole body was sent (or it
+    /// failed).
+    sent: tokio::sync::watch::Receiver<()>,
+    /// How long without a part taken means the origin stalled.
+    stall: Duration,
+}
+
+impl UploadWatch {
+    /// A watch, and the sender the body drops when it is done.
+    fn new(stall: Duration) -> (UploadWatch, tokio::sync::watch::Sender<()>) {
+        let (done, sent) = tokio::sync::watch::channel(());
+        let watch =
+            UploadWatch { started: tokio::time::Instant::now(), progress: Arc::new(AtomicU64::new(0)), sent, stall };
+        (watch, done)
+    }
+
+    /// Completes once the whole upload was sent (or its body failed).
+    fn all_sent(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut sent = self.sent.clone();
+        async move { while sent.changed().await.is_ok() {} }
+    }
+
+    /// Completes if the origin takes no part of the upload for `stall` while it is still
+    /// being sent; never once it was all sent.
+    fn stalled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (progress, started, stall, all_sent) =
+            (Arc::clone(&self.progress), self.started, self.stall, self.all_sent());
+        async move {
+            tokio::pin!(all_sent);
             loop {
                 let last = progress.load(Ordering::Relaxed);
-                let stalled_at = started + Duration::from_millis(last) + stall;
                 tokio::select! {
-                    _ = &mut all_sent => break,
-                    () = tokio::time::sleep_until(stalled_at) => {
+                    () = &mut all_sent => return std::future::pending().await,
+                    () = tokio::time::sleep_until(started + Duration::from_millis(last) + stall) => {
                         if progress.load(Ordering::Relaxed) == last {
                             return;
                         }
                     }
                 }
             }
-            tokio::time::sleep(self.timeout).await;
-        };
-        if forward_body {
-            return self.upload(outgoing, deadline).await;
-        }
-        tokio::select! {
-            answered = self.client.request(outgoing) => answered.map_err(|e| FetchError::Failed(origin_error(&e))),
-            () = deadline => Err(FetchError::TimedOut),
         }
     }
+}
 
-    /// Sends an upload on a connection of its own, closed when `deadline` passes first: the
-    /// publisher's body goes with it, so the publisher's connection is let go too (a pooled
-    /// connection stuck writing to a stalled origin would hold both for ever).
-    async fn upload(
-        &self,
-        mut outgoing: Request<Body>,
-        deadline: impl std::future::Future<Output = ()>,
-    ) -> Result<Response<Incoming>, FetchError> {
-        let failed = |e: &dyn std::error::Error| FetchError::Failed(origin_error(e));
-        let target = outgoing.uri().clone();
-        if let Some(authority) = target.authority() {
-            set_header(outgoing.headers_mut(), "Host", authority.as_str());
-        }
-        // HTTP/1.1 names the path and query on the request line; the connection, the host.
-        *outgoing.uri_mut() = target.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| failed(&e))?;
-        let (give_up, given_up) = tokio::sync::oneshot::channel::<()>();
-        let exchange = async {
-            let io =
-                tower_service::Service::call(&mut self.connector.clone(), target).await.map_err(|e| failed(&*e))?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| failed(&e))?;
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = connection => {}
-                    Ok(()) = given_up => {}
-                }
-            });
-            sender.send_request(outgoing).await.map_err(|e| failed(&e))
-        };
-        tokio::select! {
-            answered = exchange => answered,
-            () = deadline => {
-                let _ = give_up.send(());
-                Err(FetchError::TimedOut)
-            }
-        }
-    }
+/// The `Host` header for `uri`, as the pooled client writes it: the host, with the port
+/// only when it is not the scheme's default, never any user information.
+fn host_header(uri: &Uri) -> Option<String> {
+    let host = uri.host()?;
+    let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+    Some(match uri.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    })
 }
 
 /// Milliseconds from `start` to now.

@@ -614,3 +614,67 @@ async fn the_operators_address_is_apart_from_the_viewers() {
     let _ = stop.send(());
     done.await.unwrap().unwrap();
 }
+
+/// Regression (review): after an early answer (a 403 before the upload was all sent) the
+/// stall watch was gone, so an origin that then stopped reading held the upload's
+/// connection, and the publisher's, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_answers_early_then_stops_reading_lets_the_publisher_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 1024];
+                let _ = stream.read(&mut head).await;
+                let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n").await;
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            });
+        }
+    });
+    let limits = Limits {
+        origin_timeout: std::time::Duration::from_secs(1),
+        body_timeout: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, limits).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let size = 64 << 20;
+    let head = format!(
+        "PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    );
+    let stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    tokio::spawn(async move {
+        let chunk = vec![b'x'; 1 << 20];
+        let _ = writer.write_all(head.as_bytes()).await;
+        for _ in 0..64 {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), reader.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the publisher's connection stayed open: {}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 403"));
+    gate.stop().await;
+}
+
+/// Regression (review): an upload's own connection sent the origin URL's whole authority
+/// as `Host`, user information included (into the origin's logs), where the pooled client
+/// sends the host and a port that is not the default.
+#[tokio::test]
+async fn an_upload_names_the_origin_host_as_other_requests_do() {
+    let origin = hls_origin().await;
+    let with_user = origin.url.replace("http://", "http://user:secret@");
+    let gate = gate(proxy_config(json!({})), Some(&with_user), None).await;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let from = "127.0.0.1".parse().unwrap();
+    send_from(from, "PUT", &gate.url(&format!("/ingest/a.ts?token={publisher}")), &[], "abc").await;
+    let seen = origin.seen.lock().unwrap().last().cloned().unwrap();
+    let expected = origin.url.trim_start_matches("http://");
+    assert_eq!(seen.headers.get("host").map(String::as_str), Some(expected), "{:?}", seen.headers);
+    gate.stop().await;
+}
