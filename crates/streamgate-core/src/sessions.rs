@@ -422,11 +422,12 @@ pub const MAX_NEWCOMER_RECORDS_PER_MINUTE: u32 = 240;
 /// was served is recorded, with its bytes.
 pub const RECORD_INTERVAL_SECONDS: i64 = 30;
 
-/// How far behind the record budget's minute a beat's clock may be and still take from it.
+/// How far behind the record budget's minute a beat's clock may be and still take from it;
+/// beats from a clock further behind take from a budget of their own.
 const CLOCK_STEP_SECONDS: i64 = 300;
 
-/// How many records a session key made in which minute.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How many records a session key made in which minute, and from which networks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordBudget {
     /// The minute (unix seconds at its start).
     pub minute: i64,
@@ -436,20 +437,42 @@ pub struct RecordBudget {
     /// [`MAX_NEWCOMER_RECORDS_PER_MINUTE`].
     #[serde(default)]
     pub newcomers: u32,
+    /// The networks recorded in the minute ([`network_hash`] of detection's network key),
+    /// at most one per record made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<u64>,
+    /// The budget of beats from a clock more than [`CLOCK_STEP_SECONDS`] behind `minute`
+    /// (another node's, or this one's before a clock that ran ahead was set right). Both
+    /// only move forward, so skewed clocks neither reset the budget nor freeze recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind: Option<Box<RecordBudget>>,
 }
 
 impl RecordBudget {
-    /// Takes one record at `now` if the minute has one left, or, for a `newcomer` (a
-    /// network the minute has no record of), one of the newcomers' records. A minute a
-    /// little earlier than the budget's (a clock that stepped back) takes from the budget's
-    /// minute; one more than [`CLOCK_STEP_SECONDS`] earlier (the budget's came from a clock
-    /// that ran ahead) starts afresh, so a wrong clock cannot stop recording for long.
-    fn take(&mut self, now: i64, newcomer: bool) -> bool {
+    /// Takes one record at `now` from `network` (detection's network key of the viewer's
+    /// IP, if known): from the minute's budget, or, for a network the minute has no record
+    /// of, from the newcomers'. A minute a little earlier than the budget's (a clock that
+    /// stepped back) takes from the budget's minute; one more than [`CLOCK_STEP_SECONDS`]
+    /// earlier takes from [`RecordBudget::behind`].
+    fn take(&mut self, now: i64, network: Option<&str>) -> bool {
         let minute = bucket_start(now, 60);
-        if minute > self.minute || minute < self.minute.saturating_sub(CLOCK_STEP_SECONDS) {
-            *self = RecordBudget { minute, used: 0, newcomers: 0 };
+        if minute < self.minute.saturating_sub(CLOCK_STEP_SECONDS) {
+            return self.behind.get_or_insert_with(Box::default).take_in(minute, network);
         }
-        if self.used < MAX_RECORDS_PER_MINUTE {
+        self.take_in(minute, network)
+    }
+
+    /// [`RecordBudget::take`] from this budget, a later minute starting it afresh.
+    fn take_in(&mut self, minute: i64, network: Option<&str>) -> bool {
+        if minute > self.minute {
+            self.minute = minute;
+            self.used = 0;
+            self.newcomers = 0;
+            self.networks.clear();
+        }
+        let network = network.map(network_hash);
+        let newcomer = network.is_some_and(|hash| !self.networks.contains(&hash));
+        let granted = if self.used < MAX_RECORDS_PER_MINUTE {
             self.used += 1;
             true
         } else if newcomer && self.newcomers < MAX_NEWCOMER_RECORDS_PER_MINUTE {
@@ -457,8 +480,19 @@ impl RecordBudget {
             true
         } else {
             false
+        };
+        if let (true, true, Some(hash)) = (granted, newcomer, network) {
+            self.networks.push(hash);
         }
+        granted
     }
+}
+
+/// A network key's 64-bit FNV-1a hash: the same on every node and platform, to remember
+/// which networks a minute recorded in a few bytes each. A collision only makes a network
+/// look already recorded.
+fn network_hash(network: &str) -> u64 {
+    network.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Records a session store holds for detection before it must flush them (also under the
@@ -508,7 +542,8 @@ impl SessionHubState {
                 }
                 let record = beat.record.bounded();
                 let told = record.bytes.is_none() && self.recently_recorded(&record, now);
-                let unrecorded_bytes = if !told && self.budget.take(now, self.new_to_the_minute(&record, now)) {
+                let network = record.ip.as_deref().map(network_key);
+                let unrecorded_bytes = if !told && self.budget.take(now, network.as_deref()) {
                     self.pending.push(record.clone());
                     self.usage.push(record);
                     for records in [&mut self.pending, &mut self.usage] {
@@ -524,17 +559,6 @@ impl SessionHubState {
             Ok(Admission::Full { limit, active }) => Verdict::Full { limit, active },
             Err(why) => Verdict::Ended { why },
         }
-    }
-
-    /// Whether `record` comes from a known network that no kept record of the current
-    /// minute has.
-    fn new_to_the_minute(&self, record: &UsageEvent, now: i64) -> bool {
-        let minute = bucket_start(now, 60);
-        record.ip.as_deref().map(network_key).is_some_and(|network| {
-            !self.usage.iter().any(|r| {
-                bucket_start(r.at, 60) == minute && r.ip.as_deref().is_some_and(|ip| network_key(ip) == network)
-            })
-        })
     }
 
     /// Whether the latest record of `record`'s session is younger than
@@ -863,15 +887,52 @@ mod tests {
     }
 
     /// A budget minute from a clock that ran far ahead does not stop recording until real
-    /// time catches up.
+    /// time catches up: beats from the clock behind take from a budget of their own.
     #[test]
-    fn a_budget_from_a_clock_far_ahead_is_started_afresh() {
-        let budget = RecordBudget { minute: 3_600, used: MAX_RECORDS_PER_MINUTE, newcomers: 0 };
+    fn a_clock_far_ahead_does_not_freeze_recording() {
+        let budget = RecordBudget { minute: 3_600, used: MAX_RECORDS_PER_MINUTE, ..RecordBudget::default() };
         let mut hub = SessionHubState { budget, ..SessionHubState::default() };
         let mut served = beat("a", BeatKind::Reload, 60, 5);
         served.record.bytes = Some(1);
         assert_eq!(hub.heartbeat(served), Verdict::Admitted { active: 1, unrecorded_bytes: None });
-        assert_eq!(hub.budget, RecordBudget { minute: 60, used: 1, newcomers: 0 });
+        assert_eq!((hub.budget.minute, hub.budget.behind.as_ref().map(|b| (b.minute, b.used))), (3_600, Some((60, 1))));
+    }
+
+    /// Regression (review): beats alternating between two nodes whose clocks are an hour
+    /// apart reset the budget at every step, so one holder wrote without bound.
+    #[test]
+    fn skewed_clocks_do_not_reset_the_budget() {
+        let mut hub = SessionHubState::default();
+        let mut recorded = 0;
+        for i in 0..2_000u32 {
+            let now = if i % 2 == 0 { 60 } else { 3_660 };
+            let mut served = beat("a", BeatKind::Reload, now, 5);
+            served.record.bytes = Some(1);
+            hub.heartbeat(served);
+            recorded += hub.pending.len();
+            hub.pending.clear();
+        }
+        assert!(recorded <= 2 * (MAX_RECORDS_PER_MINUTE + MAX_NEWCOMER_RECORDS_PER_MINUTE) as usize, "{recorded}");
+    }
+
+    /// Regression (review): "new to the minute" looked only at the latest 80 records, so a
+    /// holder cycling through 81 networks (an operator's expected ASN, left out of
+    /// `many_ips`) was new every time and spent the newcomers' budget.
+    #[test]
+    fn cycling_networks_are_new_once_a_minute() {
+        let mut hub = SessionHubState::default();
+        for i in 0..(2 * MAX_RECORDS_PER_MINUTE + MAX_NEWCOMER_RECORDS_PER_MINUTE) {
+            let mut reload = beat("a", BeatKind::Reload, 60, 5);
+            let address = if i < MAX_RECORDS_PER_MINUTE { 0 } else { i % 81 };
+            reload.record.ip = Some(format!("198.18.0.{address}"));
+            reload.record.bytes = Some(1);
+            hub.heartbeat(reload);
+        }
+        hub.pending.clear();
+        let mut other = beat("b", BeatKind::Start, 70, 5);
+        other.record.ip = Some("203.0.113.20".into());
+        hub.heartbeat(other);
+        assert_eq!(hub.pending.len(), 1, "the token's other viewer is recorded");
     }
 
     /// New networks past the budget are bounded too: a holder with many of them adds at
