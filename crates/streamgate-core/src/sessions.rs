@@ -571,6 +571,28 @@ impl SessionHubState {
             .is_some_and(|latest| now.saturating_sub(latest.at) < RECORD_INTERVAL_SECONDS && latest.same_viewer(record))
     }
 
+    /// Takes the pending records and token shapes for a flush. A store whose flush awaits
+    /// other I/O (the edge's Durable Object writing to R2, during which other requests may
+    /// run) stores the hub first, so no update made meanwhile is overwritten, and gives
+    /// back what the flush could not store with [`SessionHubState::restore_unflushed`].
+    pub fn take_flush(&mut self) -> (Vec<UsageEvent>, Vec<TokenShape>) {
+        (std::mem::take(&mut self.pending), std::mem::take(&mut self.shapes))
+    }
+
+    /// Puts back `records` and `shapes` a flush could not store, before those added since,
+    /// within the same bounds (the oldest records go first).
+    pub fn restore_unflushed(&mut self, mut records: Vec<UsageEvent>, shapes: Vec<TokenShape>) {
+        records.append(&mut self.pending);
+        let excess = records.len().saturating_sub(MAX_USAGE_RECORDS);
+        records.drain(..excess);
+        self.pending = records;
+        for shape in shapes {
+            if self.shapes.len() < MAX_PENDING_SHAPES && !self.shapes.iter().any(|s| s.token == shape.token) {
+                self.shapes.push(shape);
+            }
+        }
+    }
+
     /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
     /// once when there are [`MAX_PENDING_RECORDS`] (`Some(now)`), else when the oldest one's
     /// bucket ends; `None` when nothing is pending. So each key flushes at most once per
@@ -836,6 +858,28 @@ mod tests {
         next_minute.limit = None;
         hub.heartbeat(next_minute);
         assert_eq!(hub.pending.len(), 1, "a new minute, a new budget");
+    }
+
+    /// A flush that failed gives its records back before those added while it ran, and
+    /// stays within the bounds.
+    #[test]
+    fn unflushed_records_go_back_first_and_stay_bounded() {
+        let mut hub = SessionHubState::default();
+        for at in 0..3 {
+            let mut served = beat("a", BeatKind::Reload, at, 5);
+            served.record.bytes = Some(1);
+            hub.heartbeat(served);
+        }
+        let (records, shapes) = hub.take_flush();
+        assert!(hub.pending.is_empty());
+        let mut meanwhile = beat("b", BeatKind::Start, 40, 5);
+        meanwhile.record.bytes = Some(1);
+        hub.heartbeat(meanwhile);
+        hub.restore_unflushed(records, shapes);
+        assert_eq!(hub.pending.iter().map(|r| r.at).collect::<Vec<_>>(), [0, 1, 2, 40]);
+        hub.restore_unflushed(vec![UsageEvent::default(); MAX_USAGE_RECORDS], vec![]);
+        assert_eq!(hub.pending.len(), MAX_USAGE_RECORDS);
+        assert_eq!(hub.pending.last().map(|r| r.at), Some(40), "the newest kept");
     }
 
     /// Regression (review): one holder of a shared token spent the key's budget with

@@ -66,29 +66,31 @@ impl SessionHub {
         storage.put(budget, &hub.budget).await
     }
 
-    /// Hands the pending usage records to detection's storage when due, else makes sure an
-    /// alarm will.
-    async fn flush_or_schedule(&self, hub: &mut SessionHubState, now: i64) -> Result<()> {
-        let bucket = crate::settings::get(&self.env).map_or(300, |s| s.guardian.bucket_seconds);
-        match hub.flush_due(now, bucket) {
-            None => Ok(()),
-            Some(due) if due <= now => self.flush(hub, bucket).await,
+    /// Takes the pending usage records out of `hub` when their flush is due, else makes
+    /// sure an alarm will flush them.
+    async fn due_batch(&self, hub: &mut SessionHubState, now: i64) -> Result<Option<Batch>> {
+        match hub.flush_due(now, bucket_seconds(&self.env)) {
+            None => Ok(None),
+            Some(due) if due <= now => Ok(Some(hub.take_flush())),
             Some(due) => {
                 let storage = self.state.storage();
                 if storage.get_alarm().await?.is_none() {
                     // An i64 is an offset from now, in milliseconds.
                     storage.set_alarm(due.saturating_sub(now).saturating_mul(1000)).await?;
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    async fn flush(&self, hub: &mut SessionHubState, bucket: i64) -> Result<()> {
+    /// Hands `batch` to detection's storage. Called after the hub was stored without it:
+    /// writing to R2 lets other requests to this object run meanwhile (input gates hold
+    /// only for storage), so a hub held across it would overwrite what they stored. If the
+    /// write fails, the batch goes back into the hub as it is now, and an alarm retries.
+    async fn flush(&self, (events, shapes): Batch) -> Result<()> {
         let key: Option<String> = self.state.storage().get(KEY).await?;
-        let events = std::mem::take(&mut hub.pending);
-        let shapes = std::mem::take(&mut hub.shapes);
         let hub_key = key.as_deref().unwrap_or("unknown");
+        let bucket = bucket_seconds(&self.env);
         let stored = match crate::guardian::store_usage(&self.env, hub_key, &events, bucket).await {
             Ok(()) => crate::guardian::store_shapes(&self.env, &shapes, events.first().map_or(0, |e| e.at)).await,
             Err(error) => Err(error),
@@ -96,11 +98,22 @@ impl SessionHub {
         if stored.is_err() {
             // Kept for the next flush: nothing recorded is lost to a storage hiccup (a
             // retried flush merges into the same rollups; raw events may repeat in R2).
-            hub.pending = events;
-            hub.shapes = shapes;
+            let mut hub = self.load().await?;
+            hub.restore_unflushed(events, shapes);
+            self.store(&hub).await?;
+            // Try again in a minute (an i64 is an offset from now, in milliseconds).
+            self.state.storage().set_alarm(60_000_i64).await?;
         }
         stored
     }
+}
+
+/// Usage records and token shapes on their way to detection's storage.
+type Batch = (Vec<streamgate_core::detection::UsageEvent>, Vec<streamgate_core::sessions::TokenShape>);
+
+/// The Guardian's time bucket, seconds.
+fn bucket_seconds(env: &Env) -> i64 {
+    crate::settings::get(env).map_or(300, |s| s.guardian.bucket_seconds)
 }
 
 impl DurableObject for SessionHub {
@@ -119,9 +132,12 @@ impl DurableObject for SessionHub {
                 }
                 let mut hub = self.load().await?;
                 let verdict = hub.heartbeat(beat);
-                // A failed flush is retried by the alarm; the verdict stands.
-                let _ = self.flush_or_schedule(&mut hub, now).await;
+                let batch = self.due_batch(&mut hub, now).await?;
                 self.store(&hub).await?;
+                if let Some(batch) = batch {
+                    // A failed flush is retried by the alarm; the verdict stands.
+                    let _ = self.flush(batch).await;
+                }
                 Response::from_json(&verdict)
             }
             (Method::Post, "/revoke" | "/unrevoke") => {
@@ -141,13 +157,10 @@ impl DurableObject for SessionHub {
 
     async fn alarm(&self) -> Result<Response> {
         let mut hub = self.load().await?;
-        let bucket = crate::settings::get(&self.env).map_or(300, |s| s.guardian.bucket_seconds);
-        let flushed = self.flush(&mut hub, bucket).await;
+        let batch = hub.take_flush();
         self.store(&hub).await?;
-        if flushed.is_err() {
-            // Try again in a minute (an i64 is an offset from now, in milliseconds).
-            self.state.storage().set_alarm(60_000_i64).await?;
-        }
+        // A failure puts the batch back and sets the next alarm.
+        let _ = self.flush(batch).await;
         Response::ok("flushed")
     }
 }

@@ -368,8 +368,8 @@ impl State for MemoryState {
             let mut hub = lock(&hub);
             let result = update(&mut hub);
             // Token shapes feed the edge's Guardian view, which this gate has not.
-            hub.shapes.clear();
-            (result, std::mem::take(&mut hub.pending))
+            let (records, _shapes) = hub.take_flush();
+            (result, records)
         };
         self.keep_usage(records);
         Ok(result)
