@@ -402,7 +402,18 @@ pub struct SessionHubState {
     /// Records made in the current minute, against [`MAX_RECORDS_PER_MINUTE`].
     #[serde(default)]
     pub budget: RecordBudget,
+    /// Until when a flush started by [`SessionHubState::begin_flush`] is running (unix
+    /// seconds); another starts only after it ended or this passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flushing: Option<i64>,
 }
+
+/// How long a flush may run before another may start (its writer may have gone: the edge
+/// can evict a Durable Object mid-flush). The records stay pending meanwhile.
+pub const FLUSH_LEASE_SECONDS: i64 = 60;
+
+/// Usage records and token shapes on their way to detection's storage.
+pub type FlushBatch = (Vec<UsageEvent>, Vec<TokenShape>);
 
 /// Usage records one session key may add per minute. Bounds what one token holder can write
 /// into the shared usage log (a loop of playlist requests, or of new sessions from forged
@@ -488,12 +499,19 @@ impl RecordBudget {
     }
 }
 
-/// A network key's 64-bit FNV-1a hash: the same on every node and platform, to remember
-/// which networks a minute recorded in a few bytes each. A collision only makes a network
-/// look already recorded.
+/// A network key's FNV-1a hash, cut to 53 bits: the same on every node and platform, to
+/// remember which networks a minute recorded in a few bytes each, and a whole JavaScript
+/// number, so the edge's Durable Object storage can hold it. A collision only makes a
+/// network look already recorded.
 fn network_hash(network: &str) -> u64 {
-    network.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    let hash = network
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    hash & JS_SAFE_INTEGER
 }
+
+/// The largest integer a JavaScript number holds exactly (2^53 - 1).
+const JS_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Records a session store holds for detection before it must flush them (also under the
 /// store's value limit, like [`MAX_USAGE_RECORDS`]).
@@ -571,26 +589,44 @@ impl SessionHubState {
             .is_some_and(|latest| now.saturating_sub(latest.at) < RECORD_INTERVAL_SECONDS && latest.same_viewer(record))
     }
 
-    /// Takes the pending records and token shapes for a flush. A store whose flush awaits
-    /// other I/O (the edge's Durable Object writing to R2, during which other requests may
-    /// run) stores the hub first, so no update made meanwhile is overwritten, and gives
-    /// back what the flush could not store with [`SessionHubState::restore_unflushed`].
-    pub fn take_flush(&mut self) -> (Vec<UsageEvent>, Vec<TokenShape>) {
+    /// Takes the pending records and token shapes, for a store that hands them over at
+    /// once (with no other I/O in between).
+    pub fn take_flush(&mut self) -> FlushBatch {
         (std::mem::take(&mut self.pending), std::mem::take(&mut self.shapes))
     }
 
-    /// Puts back `records` and `shapes` a flush could not store, before those added since,
-    /// within the same bounds (the oldest records go first).
-    pub fn restore_unflushed(&mut self, mut records: Vec<UsageEvent>, shapes: Vec<TokenShape>) {
-        records.append(&mut self.pending);
-        let excess = records.len().saturating_sub(MAX_USAGE_RECORDS);
-        records.drain(..excess);
-        self.pending = records;
-        for shape in shapes {
-            if self.shapes.len() < MAX_PENDING_SHAPES && !self.shapes.iter().any(|s| s.token == shape.token) {
-                self.shapes.push(shape);
+    /// Starts a flush at `now`, when one is due for time buckets of `bucket` seconds
+    /// ([`SessionHubState::flush_due`]; with no bucket, whenever something is pending: the
+    /// alarm set for it went off) and none is running: copies of the pending records and
+    /// shapes, which stay pending until
+    /// [`SessionHubState::flushed`] says they were stored. For a store whose flush awaits
+    /// other I/O (the edge's Durable Object writing to R2 and D1, during which other
+    /// requests run): it stores the hub with the lease before it writes, so nothing is
+    /// lost if it goes away, and no second flush writes the same records meanwhile.
+    pub fn begin_flush(&mut self, now: i64, bucket: Option<i64>) -> Option<FlushBatch> {
+        let due = match bucket {
+            Some(bucket) => self.flush_due(now, bucket)?,
+            None if self.pending.is_empty() && self.shapes.is_empty() => return None,
+            None => now,
+        };
+        if due > now || self.flushing.is_some_and(|until| now < until) {
+            return None;
+        }
+        self.flushing = Some(now.saturating_add(FLUSH_LEASE_SECONDS));
+        Some((self.pending.clone(), self.shapes.clone()))
+    }
+
+    /// Ends the running flush: the `records` and `shapes` it stored leave (each once, as
+    /// many as were stored; a part that failed stays for the next flush, so a partial
+    /// success is not written twice).
+    pub fn flushed(&mut self, records: &[UsageEvent], shapes: &[TokenShape]) {
+        for record in records {
+            if let Some(at) = self.pending.iter().position(|pending| pending == record) {
+                self.pending.remove(at);
             }
         }
+        self.shapes.retain(|shape| !shapes.contains(shape));
+        self.flushing = None;
     }
 
     /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
@@ -860,26 +896,58 @@ mod tests {
         assert_eq!(hub.pending.len(), 1, "a new minute, a new budget");
     }
 
-    /// A flush that failed gives its records back before those added while it ran, and
-    /// stays within the bounds.
+    /// Regression (review): the Durable Object took the pending records out before writing
+    /// them to R2, so an object evicted mid-flush lost them, and a failed shapes write put
+    /// back records already stored. A flush now leaves them pending until stored, holds a
+    /// lease against a second flush, and drops only what was stored.
     #[test]
-    fn unflushed_records_go_back_first_and_stay_bounded() {
+    fn a_flush_removes_only_what_it_stored() {
         let mut hub = SessionHubState::default();
         for at in 0..3 {
             let mut served = beat("a", BeatKind::Reload, at, 5);
             served.record.bytes = Some(1);
             hub.heartbeat(served);
         }
-        let (records, shapes) = hub.take_flush();
-        assert!(hub.pending.is_empty());
-        let mut meanwhile = beat("b", BeatKind::Start, 40, 5);
+        assert_eq!(hub.begin_flush(100, Some(300)), None, "not due before the bucket ends");
+        let (records, shapes) = hub.begin_flush(300, Some(300)).unwrap();
+        assert_eq!((records.len(), hub.pending.len()), (3, 3), "pending until stored");
+        assert_eq!(hub.begin_flush(330, Some(300)), None, "one flush at a time");
+        assert_eq!(hub.begin_flush(330, None), None, "not even for an alarm");
+        let mut meanwhile = beat("b", BeatKind::Start, 320, 5);
         meanwhile.record.bytes = Some(1);
         hub.heartbeat(meanwhile);
-        hub.restore_unflushed(records, shapes);
-        assert_eq!(hub.pending.iter().map(|r| r.at).collect::<Vec<_>>(), [0, 1, 2, 40]);
-        hub.restore_unflushed(vec![UsageEvent::default(); MAX_USAGE_RECORDS], vec![]);
-        assert_eq!(hub.pending.len(), MAX_USAGE_RECORDS);
-        assert_eq!(hub.pending.last().map(|r| r.at), Some(40), "the newest kept");
+        hub.flushed(&records[..2], &shapes);
+        assert_eq!(hub.pending.iter().map(|r| r.at).collect::<Vec<_>>(), [2, 320]);
+        assert_eq!(hub.flushing, None);
+        // A flush whose writer went away: the lease lapses and the records are still there.
+        let _ = hub.begin_flush(400, None).unwrap();
+        assert_eq!(hub.begin_flush(400 + FLUSH_LEASE_SECONDS, None).map(|(r, _)| r.len()), Some(2));
+    }
+
+    /// Regression (review): the budget's 64-bit network hashes were more than a JavaScript
+    /// number holds, so the Durable Object could not store the hub. Every number a hub
+    /// holds must fit one.
+    #[test]
+    fn a_hub_serializes_to_numbers_javascript_holds() {
+        fn numbers_fit(value: &serde_json::Value) -> bool {
+            match value {
+                serde_json::Value::Number(n) => n.as_u64().is_none_or(|n| n <= JS_SAFE_INTEGER),
+                serde_json::Value::Array(items) => items.iter().all(numbers_fit),
+                serde_json::Value::Object(members) => members.values().all(numbers_fit),
+                _ => true,
+            }
+        }
+        let mut hub = SessionHubState::default();
+        for (i, ip) in ["127.0.0.1", "203.0.113.20", "198.18.0.1", "2001:db8::1", "::ffff:192.0.2.1"].iter().enumerate()
+        {
+            let mut start = beat(&format!("s{i}"), BeatKind::Start, 60 + i as i64, 9);
+            start.record.ip = Some((*ip).into());
+            start.record.bytes = Some(u64::from(u32::MAX));
+            hub.heartbeat(start);
+        }
+        assert_eq!(hub.budget.networks.len(), 5);
+        let json = serde_json::to_value(&hub).unwrap();
+        assert!(numbers_fit(&json), "{json}");
     }
 
     /// Regression (review): one holder of a shared token spent the key's budget with

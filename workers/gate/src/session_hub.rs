@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use streamgate_core::gateway::Tallies;
 pub use streamgate_core::sessions::Revocation;
-use streamgate_core::sessions::{Heartbeat, SessionHubState, Verdict};
+use streamgate_core::sessions::{FlushBatch, Heartbeat, SessionHubState, Verdict, FLUSH_LEASE_SECONDS};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
 /// The Durable Object binding.
@@ -28,7 +28,7 @@ pub fn with_tallies<T>(update: impl FnOnce(&mut Tallies) -> T) -> T {
     TALLIES.with(|tallies| update(&mut tallies.borrow_mut()))
 }
 
-const STATE: [&str; 6] = ["sessions", "revocations", "usage", "pending", "shapes", "budget"];
+const STATE: [&str; 7] = ["sessions", "revocations", "usage", "pending", "shapes", "budget", "flushing"];
 
 /// Where the hub remembers its own key (a Durable Object cannot read the name it was
 /// addressed by), for naming what it flushes.
@@ -44,7 +44,7 @@ impl SessionHub {
     /// Each part in its own key, so each has the whole value limit.
     async fn load(&self) -> Result<SessionHubState> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, shapes, budget] = STATE;
+        let [sessions, revocations, usage, pending, shapes, budget, flushing] = STATE;
         Ok(SessionHubState {
             list: storage.get(sessions).await?.unwrap_or_default(),
             revocations: storage.get(revocations).await?.unwrap_or_default(),
@@ -52,64 +52,94 @@ impl SessionHub {
             pending: storage.get(pending).await?.unwrap_or_default(),
             shapes: storage.get(shapes).await?.unwrap_or_default(),
             budget: storage.get(budget).await?.unwrap_or_default(),
+            flushing: storage.get(flushing).await?,
         })
     }
 
     async fn store(&self, hub: &SessionHubState) -> Result<()> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, shapes, budget] = STATE;
+        let [sessions, revocations, usage, pending, shapes, budget, flushing] = STATE;
         storage.put(sessions, &hub.list).await?;
         storage.put(revocations, &hub.revocations).await?;
         storage.put(usage, &hub.usage).await?;
         storage.put(pending, &hub.pending).await?;
         storage.put(shapes, &hub.shapes).await?;
-        storage.put(budget, &hub.budget).await
-    }
-
-    /// Takes the pending usage records out of `hub` when their flush is due, else makes
-    /// sure an alarm will flush them.
-    async fn due_batch(&self, hub: &mut SessionHubState, now: i64) -> Result<Option<Batch>> {
-        match hub.flush_due(now, bucket_seconds(&self.env)) {
-            None => Ok(None),
-            Some(due) if due <= now => Ok(Some(hub.take_flush())),
-            Some(due) => {
-                let storage = self.state.storage();
-                if storage.get_alarm().await?.is_none() {
-                    // An i64 is an offset from now, in milliseconds.
-                    storage.set_alarm(due.saturating_sub(now).saturating_mul(1000)).await?;
-                }
-                Ok(None)
-            }
+        storage.put(budget, &hub.budget).await?;
+        match hub.flushing {
+            Some(until) => storage.put(flushing, until).await,
+            None => storage.delete(flushing).await.map(|_| ()),
         }
     }
 
-    /// Hands `batch` to detection's storage. Called after the hub was stored without it:
-    /// writing to R2 lets other requests to this object run meanwhile (input gates hold
-    /// only for storage), so a hub held across it would overwrite what they stored. If the
-    /// write fails, the batch goes back into the hub as it is now, and an alarm retries.
-    async fn flush(&self, (events, shapes): Batch) -> Result<()> {
+    /// Starts a flush of `hub`'s pending usage records: in the alarm's handler, of all of
+    /// them; on a heartbeat, when one is due. The hub, stored with the flush's lease before
+    /// the flush awaits R2 and D1, keeps them until they are written. A heartbeat makes sure
+    /// an alarm comes: at the lease's end while a flush runs (its writer may be evicted),
+    /// else when the oldest record's bucket ends (the alarm's handler sets none: the
+    /// heartbeats that add records meanwhile do). Scheduling errors are left to the next
+    /// heartbeat: the verdict stands.
+    async fn begin_flush(&self, hub: &mut SessionHubState, now: i64, in_alarm: bool) -> Option<FlushBatch> {
+        let bucket = bucket_seconds(&self.env);
+        let batch = hub.begin_flush(now, (!in_alarm).then_some(bucket));
+        if in_alarm {
+            return batch;
+        }
+        let next = match (&batch, hub.flush_due(now, bucket)) {
+            (Some(_), _) => Some(FLUSH_LEASE_SECONDS),
+            (None, Some(due)) => Some(due.saturating_sub(now).max(1)),
+            (None, None) => None,
+        };
+        if let Some(seconds) = next {
+            let storage = self.state.storage();
+            if batch.is_some() || matches!(storage.get_alarm().await, Ok(None)) {
+                // An i64 is an offset from now, in milliseconds.
+                let _ = storage.set_alarm(seconds.saturating_mul(1000)).await;
+            }
+        }
+        batch
+    }
+
+    /// Writes `batch` to detection's storage, then ends the flush in the hub as it is by
+    /// then (other requests may have run while R2 and D1 were awaited): what was written
+    /// leaves it; a part that failed stays pending, retried by an alarm soon. After a
+    /// heartbeat's flush, records added meanwhile get the alarm of their bucket's end.
+    async fn flush(&self, (events, shapes): FlushBatch, in_alarm: bool) -> Result<()> {
         let key: Option<String> = self.state.storage().get(KEY).await?;
         let hub_key = key.as_deref().unwrap_or("unknown");
         let bucket = bucket_seconds(&self.env);
-        let stored = match crate::guardian::store_usage(&self.env, hub_key, &events, bucket).await {
+        let usage = crate::guardian::store_usage(&self.env, hub_key, &events, bucket).await;
+        let shaped = match usage {
             Ok(()) => crate::guardian::store_shapes(&self.env, &shapes, events.first().map_or(0, |e| e.at)).await,
-            Err(error) => Err(error),
+            Err(_) => Ok(()),
         };
-        if stored.is_err() {
-            // Kept for the next flush: nothing recorded is lost to a storage hiccup (a
-            // retried flush merges into the same rollups; raw events may repeat in R2).
-            let mut hub = self.load().await?;
-            hub.restore_unflushed(events, shapes);
-            self.store(&hub).await?;
-            // Try again in a minute (an i64 is an offset from now, in milliseconds).
-            self.state.storage().set_alarm(60_000_i64).await?;
+        if let Err(error) = usage.as_ref().and(shaped.as_ref()) {
+            worker::console_error!("usage flush failed, kept for a retry: {error}");
         }
-        stored
+        let mut hub = self.load().await?;
+        let stored_events: &[_] = if usage.is_ok() { &events } else { &[] };
+        let stored_shapes: &[_] = if usage.is_ok() && shaped.is_ok() { &shapes } else { &[] };
+        hub.flushed(stored_events, stored_shapes);
+        self.store(&hub).await?;
+        let now = crate::now_seconds();
+        let next = match (usage.is_ok() && shaped.is_ok(), hub.flush_due(now, bucket)) {
+            (false, _) => Some(FLUSH_RETRY_SECONDS),
+            (true, Some(due)) if !in_alarm => Some(due.saturating_sub(now).max(1)),
+            (true, _) => None,
+        };
+        let storage = self.state.storage();
+        match next {
+            // An i64 is an offset from now, in milliseconds.
+            Some(seconds) => drop(storage.set_alarm(seconds.saturating_mul(1000)).await),
+            // The lease's alarm would hide the next records' due time from their heartbeats.
+            None if !in_alarm => drop(storage.delete_alarm().await),
+            None => {}
+        }
+        usage.and(shaped)
     }
 }
 
-/// Usage records and token shapes on their way to detection's storage.
-type Batch = (Vec<streamgate_core::detection::UsageEvent>, Vec<streamgate_core::sessions::TokenShape>);
+/// How soon a flush that failed is retried, seconds.
+const FLUSH_RETRY_SECONDS: i64 = 10;
 
 /// The Guardian's time bucket, seconds.
 fn bucket_seconds(env: &Env) -> i64 {
@@ -132,11 +162,11 @@ impl DurableObject for SessionHub {
                 }
                 let mut hub = self.load().await?;
                 let verdict = hub.heartbeat(beat);
-                let batch = self.due_batch(&mut hub, now).await?;
+                let batch = self.begin_flush(&mut hub, now, false).await;
                 self.store(&hub).await?;
                 if let Some(batch) = batch {
                     // A failed flush is retried by the alarm; the verdict stands.
-                    let _ = self.flush(batch).await;
+                    let _ = self.flush(batch, false).await;
                 }
                 Response::from_json(&verdict)
             }
@@ -157,10 +187,13 @@ impl DurableObject for SessionHub {
 
     async fn alarm(&self) -> Result<Response> {
         let mut hub = self.load().await?;
-        let batch = hub.take_flush();
+        let now = crate::now_seconds();
+        let batch = self.begin_flush(&mut hub, now, true).await;
         self.store(&hub).await?;
-        // A failure puts the batch back and sets the next alarm.
-        let _ = self.flush(batch).await;
+        if let Some(batch) = batch {
+            // What failed stays pending, and an alarm retries it.
+            let _ = self.flush(batch, true).await;
+        }
         Response::ok("flushed")
     }
 }
