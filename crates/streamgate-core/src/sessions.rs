@@ -560,18 +560,18 @@ impl SessionHubState {
                 }
                 let record = beat.record.bounded();
                 let told = record.bytes.is_none() && self.recently_recorded(&record, now);
-                let network = record.ip.as_deref().map(network_key);
-                let unrecorded_bytes = if !told && self.budget.take(now, network.as_deref()) {
-                    self.pending.push(record.clone());
-                    self.usage.push(record);
-                    for records in [&mut self.pending, &mut self.usage] {
-                        let excess = records.len().saturating_sub(MAX_USAGE_RECORDS);
-                        records.drain(..excess);
-                    }
-                    None
-                } else {
-                    record.bytes
-                };
+                let unrecorded_bytes =
+                    if !told && self.budget.take(now, record.ip.as_deref().map(network_key).as_deref()) {
+                        self.pending.push(record.clone());
+                        self.usage.push(record);
+                        for records in [&mut self.pending, &mut self.usage] {
+                            let excess = records.len().saturating_sub(MAX_USAGE_RECORDS);
+                            records.drain(..excess);
+                        }
+                        None
+                    } else {
+                        record.bytes
+                    };
                 Verdict::Admitted { active: self.list.active(), unrecorded_bytes }
             }
             Ok(Admission::Full { limit, active }) => Verdict::Full { limit, active },
@@ -979,23 +979,34 @@ mod tests {
         assert_eq!(hub.heartbeat(again), Verdict::Admitted { active: 2, unrecorded_bytes: Some(4) });
     }
 
+    /// `count` reloads of session "a" at 60, each having served media, the `i`th from
+    /// `ip(i)`: a holder spending the key's record budget.
+    fn reloads_from(hub: &mut SessionHubState, count: u32, ip: impl Fn(u32) -> String) {
+        for i in 0..count {
+            let mut reload = beat("a", BeatKind::Reload, 60, 5);
+            reload.record.ip = Some(ip(i));
+            reload.record.bytes = Some(1);
+            hub.heartbeat(reload);
+        }
+    }
+
+    /// Whether a start of the token's other viewer (203.0.113.20) at 70 is recorded.
+    fn the_other_viewer_is_recorded(hub: &mut SessionHubState) -> bool {
+        hub.pending.clear();
+        let mut other = beat("b", BeatKind::Start, 70, 5);
+        other.record.ip = Some("203.0.113.20".into());
+        hub.heartbeat(other);
+        hub.pending.len() == 1
+    }
+
     /// Regression (review): "new" compared addresses, so one IPv6 /64 (which detection
     /// counts as one network) spent the newcomers' budget and hid the other viewers again.
     #[test]
     fn one_ipv6_prefix_cannot_spend_the_newcomers_budget() {
         let mut hub = SessionHubState::default();
-        for i in 0..(2 * MAX_RECORDS_PER_MINUTE) {
-            let mut reload = beat("a", BeatKind::Reload, 60, 5);
-            reload.record.ip = Some(format!("2001:db8:1:2::{:x}", i + 1));
-            reload.record.bytes = Some(1);
-            hub.heartbeat(reload);
-        }
+        reloads_from(&mut hub, 2 * MAX_RECORDS_PER_MINUTE, |i| format!("2001:db8:1:2::{:x}", i + 1));
         assert_eq!(hub.pending.len(), MAX_USAGE_RECORDS, "bounded: {}", hub.pending.len());
-        hub.pending.clear();
-        let mut other = beat("b", BeatKind::Start, 70, 5);
-        other.record.ip = Some("203.0.113.20".into());
-        hub.heartbeat(other);
-        assert_eq!(hub.pending.len(), 1, "the token's other viewer is recorded");
+        assert!(the_other_viewer_is_recorded(&mut hub));
     }
 
     /// A budget minute from a clock that ran far ahead does not stop recording until real
@@ -1033,18 +1044,11 @@ mod tests {
     #[test]
     fn cycling_networks_are_new_once_a_minute() {
         let mut hub = SessionHubState::default();
-        for i in 0..(2 * MAX_RECORDS_PER_MINUTE + MAX_NEWCOMER_RECORDS_PER_MINUTE) {
-            let mut reload = beat("a", BeatKind::Reload, 60, 5);
+        reloads_from(&mut hub, 2 * MAX_RECORDS_PER_MINUTE + MAX_NEWCOMER_RECORDS_PER_MINUTE, |i| {
             let address = if i < MAX_RECORDS_PER_MINUTE { 0 } else { i % 81 };
-            reload.record.ip = Some(format!("198.18.0.{address}"));
-            reload.record.bytes = Some(1);
-            hub.heartbeat(reload);
-        }
-        hub.pending.clear();
-        let mut other = beat("b", BeatKind::Start, 70, 5);
-        other.record.ip = Some("203.0.113.20".into());
-        hub.heartbeat(other);
-        assert_eq!(hub.pending.len(), 1, "the token's other viewer is recorded");
+            format!("198.18.0.{address}")
+        });
+        assert!(the_other_viewer_is_recorded(&mut hub));
     }
 
     /// New networks past the budget are bounded too: a holder with many of them adds at
