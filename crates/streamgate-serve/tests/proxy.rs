@@ -351,25 +351,74 @@ async fn a_playlist_loop_leaves_a_few_usage_records_and_others_keep_theirs() {
     gate.stop().await;
 }
 
-/// An origin that answers every request with the head of a `length`-byte body and its first
-/// `sent` bytes, then goes silent (and reads whatever body the request has first).
-async fn stalling_origin(length: usize, sent: usize) -> String {
+/// What a scripted origin reads of each request before it answers.
+#[derive(Clone, Copy)]
+enum Reads {
+    /// One read: the head, and whatever of the body came with it.
+    Head,
+    /// Everything, until the gate closes the connection.
+    All,
+}
+
+/// An origin that, on each connection, reads what `reads` says, writes `answer`, then holds
+/// the connection for an hour without reading more.
+async fn scripted_origin(reads: Reads, answer: Vec<u8>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let mut head = [0u8; 4096];
-                let _ = stream.read(&mut head).await;
-                let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: {length}\r\n\r\n");
-                let _ = stream.write_all(answer.as_bytes()).await;
-                let _ = stream.write_all(&vec![7u8; sent]).await;
+                let mut buffer = [0u8; 4096];
+                match reads {
+                    Reads::Head => drop(stream.read(&mut buffer).await),
+                    Reads::All => while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {},
+                }
+                let _ = stream.write_all(&answer).await;
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             });
         }
     });
     url
+}
+
+/// An origin that answers every request with the head of a `length`-byte body and its first
+/// `sent` bytes, then goes silent.
+async fn stalling_origin(length: usize, sent: usize) -> String {
+    let mut answer =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: {length}\r\n\r\n").into_bytes();
+    answer.resize(answer.len() + sent, 7);
+    scripted_origin(Reads::Head, answer).await
+}
+
+/// A second for the origin and for the publisher to go on, so stalls show at once.
+fn one_second_limits() -> Limits {
+    let second = std::time::Duration::from_secs(1);
+    Limits { origin_timeout: second, body_timeout: second, ..Limits::default() }
+}
+
+/// Starts a 64 MiB upload to `gate` (`Connection: close`) from a task of its own that stops
+/// at the first write that fails; the connection's read half, for the gate's answer.
+async fn huge_upload(gate: &Gate) -> tokio::net::tcp::OwnedReadHalf {
+    use tokio::io::AsyncWriteExt;
+    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
+    let size = 64 << 20;
+    let head = format!(
+        "PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    );
+    let stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
+    let (reader, mut writer) = stream.into_split();
+    tokio::spawn(async move {
+        let chunk = vec![b'x'; 1 << 20];
+        let _ = writer.write_all(head.as_bytes()).await;
+        for _ in 0..64 {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    reader
 }
 
 /// Regression (review): an origin that stopped sending half-way through a segment held the
@@ -483,17 +532,7 @@ async fn an_upload_may_take_longer_than_the_origin_timeout() {
 /// Once the origin holds the whole upload, it has `--origin-timeout` to answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_silent_after_an_upload_is_a_504() {
-    use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut sink = [0u8; 4096];
-                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
+    let url = scripted_origin(Reads::All, Vec::new()).await;
     let limits = Limits { origin_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
     let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, limits).await;
     let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
@@ -512,38 +551,10 @@ async fn an_origin_silent_after_an_upload_is_a_504() {
 /// the pooled connection still held the publisher's body).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_that_stops_reading_an_upload_is_a_504() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = [0u8; 1024];
-                let _ = stream.read(&mut head).await;
-                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            });
-        }
-    });
-    let limits = Limits {
-        origin_timeout: std::time::Duration::from_secs(1),
-        body_timeout: std::time::Duration::from_secs(1),
-        ..Limits::default()
-    };
-    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, limits).await;
-    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
-    let size = 64 << 20;
-    let head = format!("PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n");
-    let stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    tokio::spawn(async move {
-        let chunk = vec![b'x'; 1 << 20];
-        let _ = writer.write_all(head.as_bytes()).await;
-        for _ in 0..64 {
-            if writer.write_all(&chunk).await.is_err() {
-                return;
-            }
-        }
-    });
+    use tokio::io::AsyncReadExt;
+    let url = scripted_origin(Reads::Head, Vec::new()).await;
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, one_second_limits()).await;
+    let mut reader = huge_upload(&gate).await;
     let mut answer = [0u8; 12];
     let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_exact(&mut answer)).await;
     assert!(read.is_ok(), "the gate waited for the stalled origin for ever");
@@ -623,41 +634,10 @@ async fn the_operators_address_is_apart_from_the_viewers() {
 /// connection, and the publisher's, for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_that_answers_early_then_stops_reading_lets_the_publisher_go() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = [0u8; 1024];
-                let _ = stream.read(&mut head).await;
-                let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n").await;
-                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            });
-        }
-    });
-    let limits = Limits {
-        origin_timeout: std::time::Duration::from_secs(1),
-        body_timeout: std::time::Duration::from_secs(1),
-        ..Limits::default()
-    };
-    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, limits).await;
-    let publisher = token(json!({ "streams": ["ingest/**"], "purpose": "publish" }));
-    let size = 64 << 20;
-    let head = format!(
-        "PUT /ingest/a.ts?token={publisher} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
-    );
-    let stream = tokio::net::TcpStream::connect(gate.address).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    tokio::spawn(async move {
-        let chunk = vec![b'x'; 1 << 20];
-        let _ = writer.write_all(head.as_bytes()).await;
-        for _ in 0..64 {
-            if writer.write_all(&chunk).await.is_err() {
-                return;
-            }
-        }
-    });
+    use tokio::io::AsyncReadExt;
+    let url = scripted_origin(Reads::Head, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&url), None, one_second_limits()).await;
+    let mut reader = huge_upload(&gate).await;
     let mut answer = Vec::new();
     let read = tokio::time::timeout(std::time::Duration::from_secs(20), reader.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "the publisher's connection stayed open: {}", String::from_utf8_lossy(&answer));
