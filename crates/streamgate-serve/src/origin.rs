@@ -194,9 +194,16 @@ impl UploadWatch {
             tokio::pin!(all_sent);
             loop {
                 let last = progress.load(Ordering::Relaxed);
+                // A stall limit past the clock's range (a library caller's `Duration::MAX`) never
+                // comes: only the publisher's idle limit can cut the upload then.
+                let Some(due) =
+                    Duration::from_millis(last).checked_add(stall).and_then(|after| started.checked_add(after))
+                else {
+                    return std::future::pending().await;
+                };
                 tokio::select! {
                     () = &mut all_sent => return std::future::pending().await,
-                    () = tokio::time::sleep_until(started + Duration::from_millis(last) + stall) => {
+                    () = tokio::time::sleep_until(due) => {
                         if progress.load(Ordering::Relaxed) == last {
                             return;
                         }
@@ -233,4 +240,23 @@ fn origin_error(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stall_limit_past_the_clocks_range_never_stalls() {
+        let (watch, _sending) = UploadWatch::new(Duration::MAX);
+        let stalled = tokio::time::timeout(Duration::from_millis(50), watch.stalled()).await;
+        assert!(stalled.is_err(), "an unreachable stall limit must never fire");
+    }
+
+    #[tokio::test]
+    async fn an_origin_taking_nothing_for_the_stall_limit_has_stalled() {
+        let (watch, _sending) = UploadWatch::new(Duration::from_millis(100));
+        let stalled = tokio::time::timeout(Duration::from_secs(10), watch.stalled()).await;
+        assert!(stalled.is_ok(), "no progress for the whole limit is a stall");
+    }
 }

@@ -622,7 +622,25 @@ async fn the_operators_address_is_apart_from_the_viewers() {
     .await;
     assert_eq!((on_viewers.status, on_viewers.json()["error"].as_str()), (404, Some("not_found")));
     assert_eq!(get(&format!("http://{viewers}/metrics"), &[("Authorization", &bearer)]).await.status, 404);
-    let viewer = token(json!({ "streams": ["hls/**"] }));
+    // Nor in any other spelling of the admin path: none revokes the token it names.
+    let body = r#"{"jti":"hostile"}"#;
+    for spelling in ["/ADMIN/revoke", "//admin/revoke", "/admin%2frevoke", "/%61dmin/revoke", "/./admin/revoke"] {
+        let answer = send_from(from, "POST", &format!("http://{viewers}{spelling}"), &headers, body).await;
+        assert_ne!(answer.status, 200, "{spelling}: {}", answer.text());
+    }
+    let absolute_form = format!(
+        "POST http://{operators}/admin/revoke HTTP/1.1\r\nHost: {operators}\r\nAuthorization: {bearer}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(viewers).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, absolute_form.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer);
+    tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("no answer").unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "absolute-form to the viewers' address: {answer}");
+    let viewer = token(json!({ "streams": ["hls/**"], "jti": "hostile" }));
     assert_eq!(get(&format!("http://{viewers}/hls/master.m3u8?token={viewer}"), &[]).await.status, 200);
     assert_eq!(get(&format!("http://{operators}/healthz"), &[]).await.status, 200);
     let _ = stop.send(());
