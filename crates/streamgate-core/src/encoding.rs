@@ -3,9 +3,30 @@
 
 use std::borrow::Cow;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::{DecodeSliceError, Engine};
+use engines::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
+
+/// The base64 engines: on x86_64 and aarch64 the SIMD ones, which pick AVX2 or NEON when
+/// the CPU has them, once, and decode exactly as the scalar engines do (same alphabet,
+/// padding rules and canonical trailing bits; `tests::simd_and_scalar_engines_agree`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod engines {
+    use std::sync::LazyLock;
+
+    use base64::engine::{general_purpose, Simd};
+
+    /// Base64url without padding.
+    pub(super) static URL_SAFE_NO_PAD: LazyLock<Simd> = LazyLock::new(|| Simd::url_safe(general_purpose::NO_PAD));
+    /// Standard base64 with padding.
+    pub(super) static STANDARD: LazyLock<Simd> = LazyLock::new(|| Simd::standard(general_purpose::PAD));
+}
+
+/// The base64 engines: the scalar ones (wasm, and CPUs without SIMD engines).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod engines {
+    pub(super) use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+}
 
 /// Constant-time equality of two byte strings (length is not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -94,6 +115,49 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose;
+    use proptest::prelude::*;
+
+    /// Text that is mostly base64 of both alphabets, with padding and a few other bytes,
+    /// long enough for the SIMD engines' blocks.
+    fn base64ish() -> impl Strategy<Value = String> {
+        proptest::string::string_regex(
+            "[A-Za-z0-9+/_=-]{0,300}|[A-Za-z0-9_-]{0,120}[ .=%\\x00\\n\u{e9}][A-Za-z0-9_-]{0,120}",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    proptest! {
+        /// The engines in use accept, refuse and decode exactly as the scalar engines do.
+        #[test]
+        fn simd_and_scalar_engines_agree(text in base64ish(), bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(URL_SAFE_NO_PAD.decode(&text), general_purpose::URL_SAFE_NO_PAD.decode(&text));
+            prop_assert_eq!(STANDARD.decode(&text), general_purpose::STANDARD.decode(&text));
+            prop_assert_eq!(URL_SAFE_NO_PAD.encode(&bytes), general_purpose::URL_SAFE_NO_PAD.encode(&bytes));
+            prop_assert_eq!(STANDARD.encode(&bytes), general_purpose::STANDARD.encode(&bytes));
+            // Every last symbol of a valid encoding: only the canonical one decodes.
+            let encoded = general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+            for last in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".chars() {
+                let mut tampered = encoded.clone();
+                if tampered.pop().is_some() {
+                    tampered.push(last);
+                    prop_assert_eq!(b64_url_decode(&tampered), general_purpose::URL_SAFE_NO_PAD.decode(&tampered).ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn base64url_refuses_non_canonical_trailing_bits_and_padding() {
+        assert_eq!(b64_url_decode("AA"), Some(vec![0]));
+        assert_eq!(b64_url_decode("AB"), None, "trailing bits must be zero");
+        assert_eq!(b64_url_decode("AA=="), None, "no padding in base64url");
+        assert_eq!(b64_url_decode("+/8"), None, "standard alphabet in base64url");
+        let long = "A".repeat(254) + "B";
+        assert_eq!(b64_url_decode(&long), None, "after a SIMD-sized run too");
+        assert_eq!(b64_std_decode("AA=="), Some(vec![0]));
+        assert_eq!(b64_std_decode("AA"), None, "standard base64 is padded");
+    }
 
     #[test]
     fn hex_round_trips() {
