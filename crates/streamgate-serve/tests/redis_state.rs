@@ -117,6 +117,36 @@ async fn parallel_starts_through_two_nodes_admit_exactly_the_limit() {
     assert_eq!(verdict, Verdict::Revoked { id: "jti-1".into() });
 }
 
+/// Regression (review): every start, even one refused as full, writes the hub, and an
+/// update that lost its compare-and-set 100 times in a row failed as a store error, which
+/// `onStoreError: open` admits uncounted: a flood of parallel starts on one token got
+/// sessions past its limit. Starts on one node now take turns per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_parallel_starts_never_fails_the_update() {
+    let server = Server::start();
+    let (a, b) = nodes(&server).await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let now = 1_000;
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let sid = format!("s{i}");
+            node.update_hub("jti:jti-1", now, |hub| hub.heartbeat(beat(&sid, now, 1))).await
+        }));
+    }
+    let (mut admitted, mut failed) = (0, Vec::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Verdict::Admitted { .. }) => admitted += 1,
+            Ok(_) => {}
+            Err(error) => failed.push(error.0),
+        }
+    }
+    assert!(failed.is_empty(), "{} updates failed, the first: {:?}", failed.len(), failed.first());
+    assert_eq!(admitted, 1);
+}
+
 #[tokio::test]
 async fn revocations_and_blocks_written_by_one_node_are_read_by_the_other_and_lapse() {
     let server = Server::start();

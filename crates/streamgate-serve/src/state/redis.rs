@@ -32,6 +32,7 @@
 //! while Redis is down requests fail at once instead of waiting on retries.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,12 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// before it fails. Each loss means another update committed, so this bounds the wait of
 /// the unluckiest of that many parallel session starts on one key.
 const MAX_ATTEMPTS: usize = 100;
+
+/// Hub updates on one node take turns per key, in this many stripes: parallel starts on
+/// one key then race only with other nodes' updates, never with each other, so a flood of
+/// starts on one node cannot spend [`MAX_ATTEMPTS`] (a failed update is a store error,
+/// which `onStoreError: open` admits uncounted).
+const HUB_TURNS: usize = 64;
 
 /// How long past its lapse a revocation key is kept, seconds (the nodes decide lapse on
 /// their own `now`, which may run a little behind the node that revoked).
@@ -109,6 +116,9 @@ pub struct RedisState {
     set_entry: Script,
     /// A hub with no update for this long is dropped by Redis, seconds.
     hub_retention: i64,
+    /// One lock per stripe of hub keys ([`HUB_TURNS`]), and the keyed hash that picks it.
+    turns: Box<[tokio::sync::Mutex<()>]>,
+    stripe_hasher: std::collections::hash_map::RandomState,
 }
 
 fn failed(what: &str, error: RedisError) -> StateError {
@@ -170,6 +180,8 @@ impl RedisState {
             compare_and_set: Script::new(COMPARE_AND_SET),
             set_entry: Script::new(SET_ENTRY),
             hub_retention,
+            turns: (0..HUB_TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            stripe_hasher: std::collections::hash_map::RandomState::new(),
         })
     }
 
@@ -294,6 +306,12 @@ impl State for RedisState {
     {
         let hub_key = key(&["hub:", key_name]);
         let (usage_key, sequence_key) = (key(&["usage"]), key(&["usage:seq"]));
+        // A stripe, not a lock per key: keys are the viewers' to choose.
+        let stripe = self.stripe_hasher.hash_one(key_name) as usize % HUB_TURNS;
+        let _turn = match self.turns.get(stripe) {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
         for _ in 0..MAX_ATTEMPTS {
             let (version, mut hub) = self.load_hub(&hub_key).await?;
             let result = update(&mut hub);
