@@ -21,6 +21,7 @@ use streamgate_core::config::GateConfig;
 use streamgate_core::gateway::{Gateway, Tallies};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -59,6 +60,9 @@ pub struct Limits {
     /// How long a client may take to send an admin request's body (then 408), and how long
     /// a publisher's body may go without sending (then the upload is cut off).
     pub body_timeout: Duration,
+    /// How long a connection's writes may make no progress (a client that stops reading);
+    /// then it is closed, as nginx's `send_timeout` does.
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             origin_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -148,8 +153,8 @@ impl GateSetup {
                     .into(),
             ));
         }
-        let Limits { origin_timeout, max_connections, body_timeout } = options.limits;
-        if max_connections == 0 || origin_timeout.is_zero() || body_timeout.is_zero() {
+        let Limits { origin_timeout, max_connections, body_timeout, send_timeout } = options.limits;
+        if max_connections == 0 || origin_timeout.is_zero() || body_timeout.is_zero() || send_timeout.is_zero() {
             return Err(ServeError("the connection limit and the timeouts must be above 0".into()));
         }
         Ok(GateSetup { gateway, admin_token, metrics_token, limits: options.limits })
@@ -185,6 +190,8 @@ pub(crate) struct App<S> {
     metrics_token: Option<String>,
     /// How long an admin request's body may take.
     pub body_timeout: Duration,
+    /// How long a connection's writes may make no progress ([`Limits::send_timeout`]).
+    send_timeout: Duration,
     /// Background heartbeats, awaited at shutdown.
     pub background: TaskTracker,
     /// Whether `/admin` and `/metrics` are served on an address of their own
@@ -347,6 +354,7 @@ impl<S: State> Server<S> {
             admin_token: setup.admin_token,
             metrics_token: setup.metrics_token,
             body_timeout: setup.limits.body_timeout,
+            send_timeout: setup.limits.send_timeout,
             background: TaskTracker::new(),
             operators_apart: operator_listener.is_some(),
             connections: Arc::new(Semaphore::new(setup.limits.max_connections)),
@@ -415,6 +423,7 @@ async fn accept<S: State>(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let send_timeout = app.send_timeout;
                     let app = Arc::clone(app);
                     let peer = peer.ip().to_canonical();
                     let service = service_fn(move |req| {
@@ -422,7 +431,11 @@ async fn accept<S: State>(
                         let arrived = app.arrive(req, peer);
                         async move { Ok::<_, Infallible>(app.route(arrived, peer, door).await) }
                     });
-                    let connection = http1_builder().serve_connection(TokioIo::new(stream), service);
+                    // No limit counts while hyper waits to write, so a client that stops
+                    // reading would hold the connection, and its permit, for ever.
+                    let mut stream = TimeoutStream::new(stream);
+                    stream.set_write_timeout(Some(send_timeout));
+                    let connection = http1_builder().serve_connection(TokioIo::new(Box::pin(stream)), service);
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(error) = connection.await {

@@ -393,6 +393,30 @@ async fn stalling_origin(length: usize, sent: usize) -> String {
 }
 
 /// A second for the origin and for the publisher to go on, so stalls show at once.
+/// Regression (review): a client that stopped reading held its connection, and with it a
+/// permit, for ever: no limit counts while the gate waits to write, so with every permit
+/// held so nobody else was served. A connection whose writes make no progress for the
+/// send timeout is now closed, as nginx's `send_timeout` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_let_go() {
+    use tokio::io::AsyncWriteExt;
+    let origin = origin(vec![("/vod/big.mp4", "video/mp4", vec![b'x'; 64 << 20])]).await;
+    let limits = Limits { max_connections: 1, send_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let gate = gate_with_limits(proxy_config(json!({})), Some(&origin.url), None, limits).await;
+    let viewer = token(json!({ "streams": ["vod/**"] }));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(gate.address).await.unwrap();
+    let request = format!("GET /vod/big.mp4?token={viewer} HTTP/1.1\r\nHost: gate\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    // It never reads: the gate's writes stall once the socket buffers are full.
+    let health = tokio::time::timeout(std::time::Duration::from_secs(20), get(&gate.url("/healthz"), &[])).await;
+    let health = health.expect("a client that stopped reading held the only connection");
+    assert_eq!(health.status, 200);
+    drop(stalled);
+    gate.stop().await;
+}
+
 fn one_second_limits() -> Limits {
     let second = std::time::Duration::from_secs(1);
     Limits { origin_timeout: second, body_timeout: second, ..Limits::default() }
