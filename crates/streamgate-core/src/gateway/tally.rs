@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::sessions::{Heartbeat, Verdict};
 
 /// Sessions tallied between heartbeats; beyond this, the tallies of sessions not seen for
-/// an hour go, then all (isolate memory is small).
+/// an hour go, then the half with the fewest bytes to report (isolate memory is small).
 pub const MAX_TALLIED_SESSIONS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,12 +27,24 @@ impl Tallies {
         if self.0.len() >= MAX_TALLIED_SESSIONS && !self.0.contains_key(sid) {
             self.0.retain(|_, t| now - t.seen < 3_600);
             if self.0.len() >= MAX_TALLIED_SESSIONS {
-                self.0.clear();
+                self.drop_smallest_half();
             }
         }
         let tally = self.0.entry(sid.to_owned()).or_default();
         tally.seen = now;
         update(tally)
+    }
+
+    /// Drops the half of the tallies with the fewest bytes to report (the least recently
+    /// seen first among equals): a flood of sessions that each fetch a byte cannot wipe out
+    /// the counts of viewers who watched.
+    fn drop_smallest_half(&mut self) {
+        let mut order: Vec<(u64, i64, String)> =
+            self.0.iter().map(|(sid, t)| (t.served, t.seen, sid.clone())).collect();
+        order.sort_unstable();
+        for (_, _, sid) in order.into_iter().take(MAX_TALLIED_SESSIONS / 2) {
+            self.0.remove(&sid);
+        }
     }
 
     /// Notes that session `sid` sent a heartbeat at `now`.
@@ -83,6 +95,19 @@ mod tests {
     use super::*;
     use crate::detection::UsageEvent;
     use crate::sessions::{AtLimit, BeatKind, Viewer};
+
+    /// Regression (review): past the bound every tally was cleared, so one token holder
+    /// minting 4,097 sessions that each fetch a byte erased what every viewer had watched.
+    #[test]
+    fn a_flood_of_tiny_sessions_does_not_erase_real_viewers_bytes() {
+        let mut tallies = Tallies::default();
+        tallies.count_served("watcher", 10 << 20, 100);
+        for i in 0..=MAX_TALLIED_SESSIONS {
+            tallies.count_served(&format!("flood-{i}"), 1, 101);
+        }
+        assert!(tallies.0.len() <= MAX_TALLIED_SESSIONS);
+        assert_eq!(tallies.take_served("watcher", 102), Some(10 << 20));
+    }
 
     #[test]
     fn counts_and_takes_bytes_and_spaces_beats() {
