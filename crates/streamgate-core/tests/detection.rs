@@ -340,3 +340,24 @@ fn rows_have_the_documented_shape() {
     assert_eq!(dims, ["country", "provider", "referrer", "stream", "user_agent"].map(String::from).into());
     assert!(IndicatorCode::ALL.iter().all(|c| serde_json::to_value(c).unwrap() == c.as_str()));
 }
+
+/// A player embedded on more sites than a rollup keeps Referer hosts for is still judged
+/// on all of them: the hosts not kept count as unknown (review: the bound on viewers' free
+/// text must not become a way to hide).
+#[test]
+fn referrer_hosts_past_the_bound_count_as_unknown() {
+    let events: Vec<UsageEvent> = (0..600)
+        .map(|i| UsageEvent {
+            at: 1_000 + i,
+            token: "embedded".into(),
+            sid: "s".into(),
+            referer: Some(format!("https://site{i}.example/")),
+            ..UsageEvent::default()
+        })
+        .collect();
+    let rows = rows(&events, config());
+    let row = rows.iter().find(|r| r.token == "embedded").unwrap();
+    let unknown = row.indicators.iter().find(|i| i.code == IndicatorCode::UnknownReferrer);
+    let unknown = unknown.unwrap_or_else(|| panic!("no unknown_referrer in {:?}", codes(row)));
+    assert_eq!(unknown.evidence["events"], 600, "{}", unknown.evidence);
+}

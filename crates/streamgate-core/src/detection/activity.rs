@@ -21,6 +21,12 @@ use super::UsageEvent;
 /// grow a rollup without bound.
 pub const MAX_DISTINCT: usize = 20_000;
 
+/// Most distinct Referer hosts, User-Agents and streams one [`TokenActivity`] keeps: they
+/// are the viewers' own text (up to 320 bytes each), and the edge stores a rollup per token
+/// and time bucket as one database row, which a viewer sending a new User-Agent on every
+/// request would otherwise grow past what the database returns (review).
+pub const MAX_FREE_TEXT_KEYS: usize = 100;
+
 /// The two gaps a rollup is built with; rollups merge only when they agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -226,31 +232,40 @@ pub struct TokenActivity {
     pub user_agents: BTreeMap<String, u64>,
     /// Events per stream.
     pub streams: BTreeMap<String, u64>,
-    /// Events whose new key a full map ([`MAX_DISTINCT`]) did not keep.
+    /// Events whose new key a full map ([`MAX_DISTINCT`], [`MAX_FREE_TEXT_KEYS`]) did not keep.
     pub overflow_events: u64,
+    /// Of those, events with a Referer host the full `referrers` map did not keep: the
+    /// `unknown_referrer` indicator counts them as unknown (a host not kept cannot be shown
+    /// to be allowed), so many hosts do not hide a player embedded elsewhere.
+    pub unkept_referrers: u64,
 }
 
-fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, by: u64, overflow: &mut u64) {
+/// Adds `by` to `key`'s count, inserting it when `map` holds fewer than `limit` keys;
+/// whether it was kept (else `by` counts as overflow).
+fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, by: u64, limit: usize, overflow: &mut u64) -> bool {
     if let Some(count) = map.get_mut(&key) {
         *count = count.saturating_add(by);
-    } else if map.len() < MAX_DISTINCT {
+    } else if map.len() < limit {
         map.insert(key, by);
     } else {
         *overflow = overflow.saturating_add(by);
+        return false;
     }
+    true
 }
 
-/// Finds `key` in `map` without allocating, inserting `make()` when absent and not full;
-/// when full, the `events` that brought the key count as overflow.
+/// Finds `key` in `map` without allocating, inserting `make()` when absent and the map
+/// holds fewer than `limit` keys; when full, the `events` that brought the key count as
+/// overflow.
 fn entry<'m, V>(
     map: &'m mut BTreeMap<String, V>,
     key: &str,
     make: impl FnOnce() -> V,
-    events: u64,
+    (events, limit): (u64, usize),
     overflow: &mut u64,
 ) -> Option<&'m mut V> {
     if !map.contains_key(key) {
-        if map.len() >= MAX_DISTINCT {
+        if map.len() >= limit {
             *overflow = overflow.saturating_add(events);
             return None;
         }
@@ -374,7 +389,7 @@ impl TokenActivity {
         self.max_sessions = self.max_sessions.max(shape.max_sessions);
         let overflow = &mut self.overflow_events;
 
-        if let Some(runs) = entry(&mut self.sessions, shape.sid, Runs::default, n, overflow) {
+        if let Some(runs) = entry(&mut self.sessions, shape.sid, Runs::default, (n, MAX_DISTINCT), overflow) {
             runs.add_runs(batch.session_runs, timing.idle_seconds);
         }
         let country = non_empty(shape.country);
@@ -382,7 +397,7 @@ impl TokenActivity {
         if let Some(ip) = non_empty(shape.ip) {
             let key = network_key(ip);
             let fresh = || NetworkUse { first, last, ..NetworkUse::default() };
-            if let Some(network) = entry(&mut self.networks, &key, fresh, n, overflow) {
+            if let Some(network) = entry(&mut self.networks, &key, fresh, (n, MAX_DISTINCT), overflow) {
                 network.events = network.events.saturating_add(n);
                 network.first = network.first.min(first);
                 network.last = network.last.max(last);
@@ -392,7 +407,7 @@ impl TokenActivity {
             }
         }
         if let Some(country) = country {
-            if let Some(used) = entry(&mut self.countries, country, CountryUse::default, n, overflow) {
+            if let Some(used) = entry(&mut self.countries, country, CountryUse::default, (n, MAX_DISTINCT), overflow) {
                 used.events = used.events.saturating_add(n);
                 used.runs.add_runs(batch.country_runs, timing.country_window_seconds);
             }
@@ -409,20 +424,19 @@ impl TokenActivity {
             }
         }
         match non_empty(shape.referer).and_then(referrer_host) {
-            Some(host) => {
-                if let Some(count) = entry(&mut self.referrers, &host, || 0, n, overflow) {
-                    *count = count.saturating_add(n);
-                }
-            }
+            Some(host) => match entry(&mut self.referrers, &host, || 0, (n, MAX_FREE_TEXT_KEYS), overflow) {
+                Some(count) => *count = count.saturating_add(n),
+                None => self.unkept_referrers = self.unkept_referrers.saturating_add(n),
+            },
             None => self.missing_referrer = self.missing_referrer.saturating_add(n),
         }
         if let Some(agent) = non_empty(shape.user_agent) {
-            if let Some(count) = entry(&mut self.user_agents, agent, || 0, n, overflow) {
+            if let Some(count) = entry(&mut self.user_agents, agent, || 0, (n, MAX_FREE_TEXT_KEYS), overflow) {
                 *count = count.saturating_add(n);
             }
         }
         if let Some(stream) = non_empty(shape.stream) {
-            if let Some(count) = entry(&mut self.streams, stream, || 0, n, overflow) {
+            if let Some(count) = entry(&mut self.streams, stream, || 0, (n, MAX_FREE_TEXT_KEYS), overflow) {
                 *count = count.saturating_add(n);
             }
         }
@@ -446,16 +460,17 @@ impl TokenActivity {
         self.max_sessions = self.max_sessions.max(other.max_sessions);
         self.missing_referrer = self.missing_referrer.saturating_add(other.missing_referrer);
         self.overflow_events = self.overflow_events.saturating_add(other.overflow_events);
+        self.unkept_referrers = self.unkept_referrers.saturating_add(other.unkept_referrers);
         let overflow = &mut self.overflow_events;
 
         for (sid, runs) in other.sessions {
-            if let Some(mine) = entry(&mut self.sessions, &sid, Runs::default, 1, overflow) {
+            if let Some(mine) = entry(&mut self.sessions, &sid, Runs::default, (1, MAX_DISTINCT), overflow) {
                 mine.merge(&runs, timing.idle_seconds);
             }
         }
         for (key, theirs) in other.networks {
             let fresh = || NetworkUse { first: theirs.first, last: theirs.last, ..NetworkUse::default() };
-            if let Some(network) = entry(&mut self.networks, &key, fresh, 1, overflow) {
+            if let Some(network) = entry(&mut self.networks, &key, fresh, (1, MAX_DISTINCT), overflow) {
                 network.events = network.events.saturating_add(theirs.events);
                 network.first = network.first.min(theirs.first);
                 network.last = network.last.max(theirs.last);
@@ -465,7 +480,7 @@ impl TokenActivity {
             }
         }
         for (country, theirs) in other.countries {
-            if let Some(used) = entry(&mut self.countries, &country, CountryUse::default, 1, overflow) {
+            if let Some(used) = entry(&mut self.countries, &country, CountryUse::default, (1, MAX_DISTINCT), overflow) {
                 used.events = used.events.saturating_add(theirs.events);
                 used.runs.merge(&theirs.runs, timing.country_window_seconds);
             }
@@ -481,13 +496,15 @@ impl TokenActivity {
             }
         }
         for (host, count) in other.referrers {
-            bump(&mut self.referrers, host, count, overflow);
+            if !bump(&mut self.referrers, host, count, MAX_FREE_TEXT_KEYS, overflow) {
+                self.unkept_referrers = self.unkept_referrers.saturating_add(count);
+            }
         }
         for (agent, count) in other.user_agents {
-            bump(&mut self.user_agents, agent, count, overflow);
+            bump(&mut self.user_agents, agent, count, MAX_FREE_TEXT_KEYS, overflow);
         }
         for (stream, count) in other.streams {
-            bump(&mut self.streams, stream, count, overflow);
+            bump(&mut self.streams, stream, count, MAX_FREE_TEXT_KEYS, overflow);
         }
     }
 
@@ -754,6 +771,42 @@ mod tests {
         ] {
             assert_eq!(referrer_host(referer).map(Cow::into_owned), crate::policy::pattern::referrer_host(referer));
         }
+    }
+
+    /// Regression (review): one holder sending a new 256-byte User-Agent and Referer host
+    /// with each of 1,200 recorded reloads grew the bucket's rollup (one database row at
+    /// the edge) to about 1.4 MB; a few such buckets broke the scan and the dashboard.
+    #[test]
+    fn viewers_free_text_cannot_grow_a_rollup_without_bound() {
+        let timing = Timing::default();
+        let quotes = "\"".repeat(250);
+        let (mut one, mut other) = (TokenActivity::default(), TokenActivity::default());
+        for i in 0..1_200_i64 {
+            let agent = format!("{quotes}{i}");
+            let referer = format!("https://h{i}.{}.example/", "a".repeat(200));
+            let stream = format!("/live/{quotes}{i}");
+            let event = EventView {
+                at: i,
+                token: "t",
+                sid: "s",
+                referer: Some(&referer),
+                user_agent: Some(&agent),
+                stream: Some(&stream),
+                ..EventView::default()
+            };
+            if i % 2 == 0 {
+                one.add(&event, timing)
+            } else {
+                other.add(&event, timing)
+            }
+        }
+        one.merge(other, timing);
+        let stored = serde_json::to_string(&one).unwrap_or_default();
+        assert!(stored.len() < 256 * 1024, "rollup is {} bytes", stored.len());
+        assert_eq!((one.user_agents.len(), one.referrers.len(), one.streams.len()), (100, 100, 100));
+        // Every event is accounted for: kept, or counted as not kept.
+        assert_eq!(one.referrers.values().sum::<u64>() + one.unkept_referrers, 1_200);
+        assert_eq!(one.overflow_events, 3 * 1_100);
     }
 
     #[test]

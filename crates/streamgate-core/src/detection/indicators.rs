@@ -248,7 +248,7 @@ pub(crate) fn evaluate(activity: &TokenActivity, ctx: &Context<'_>) -> Vec<Indic
     if !ctx.config.allowed_referrers.is_empty() && !all_expected(IndicatorCode::UnknownReferrer) {
         let allowed = |host: &str| ctx.config.allowed_referrers.iter().any(|p| host_matches(p, host));
         let mut unknown: Vec<(&String, &u64)> = activity.referrers.iter().filter(|(host, _)| !allowed(host)).collect();
-        let events: u64 = unknown.iter().map(|(_, &count)| count).sum();
+        let events = unknown.iter().map(|(_, &count)| count).sum::<u64>().saturating_add(activity.unkept_referrers);
         let part = share(events, activity.events);
         if events > 0 && part >= rules.unknown_referrer.min_share {
             unknown.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
