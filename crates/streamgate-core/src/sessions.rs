@@ -616,6 +616,15 @@ impl SessionHubState {
         Some((self.pending.clone(), self.shapes.clone()))
     }
 
+    /// When a flush held back by a running one's lease may start: the lease's end, while
+    /// something is pending. An alarm that finds the lease held (its flush was cut off, by a
+    /// deploy say, and the platform retried the alarm at once) must be set again for then,
+    /// or the records wait for a heartbeat that may never come.
+    pub fn held_back_until(&self, now: i64) -> Option<i64> {
+        let pending = !self.pending.is_empty() || !self.shapes.is_empty();
+        self.flushing.filter(|&until| pending && now < until)
+    }
+
     /// Ends the running flush: the `records` and `shapes` it stored leave (each once, as
     /// many as were stored; a part that failed stays for the next flush, so a partial
     /// success is not written twice).
@@ -919,9 +928,15 @@ mod tests {
         hub.flushed(&records[..2], &shapes);
         assert_eq!(hub.pending.iter().map(|r| r.at).collect::<Vec<_>>(), [2, 320]);
         assert_eq!(hub.flushing, None);
+        assert_eq!(hub.held_back_until(330), None, "no lease, nothing held back");
         // A flush whose writer went away: the lease lapses and the records are still there.
         let _ = hub.begin_flush(400, None).unwrap();
+        // An alarm retried inside the lease cannot flush; it learns when it may (review).
+        assert_eq!(hub.begin_flush(402, None), None);
+        assert_eq!(hub.held_back_until(402), Some(400 + FLUSH_LEASE_SECONDS));
         assert_eq!(hub.begin_flush(400 + FLUSH_LEASE_SECONDS, None).map(|(r, _)| r.len()), Some(2));
+        hub.flushed(&hub.pending.clone(), &[]);
+        assert_eq!(hub.held_back_until(400 + FLUSH_LEASE_SECONDS), None, "nothing pending");
     }
 
     /// Regression (review): the budget's 64-bit network hashes were more than a JavaScript

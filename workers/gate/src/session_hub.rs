@@ -190,9 +190,17 @@ impl DurableObject for SessionHub {
         let now = crate::now_seconds();
         let batch = self.begin_flush(&mut hub, now, true).await;
         self.store(&hub).await?;
-        if let Some(batch) = batch {
+        match batch {
             // What failed stays pending, and an alarm retries it.
-            let _ = self.flush(batch, true).await;
+            Some(batch) => drop(self.flush(batch, true).await),
+            // A flush cut off mid-way (a deploy) holds its lease a while: come back then.
+            None => {
+                if let Some(until) = hub.held_back_until(now) {
+                    let seconds = until.saturating_sub(now).max(1);
+                    // An i64 is an offset from now, in milliseconds.
+                    drop(self.state.storage().set_alarm(seconds.saturating_mul(1000)).await);
+                }
+            }
         }
         Response::ok("flushed")
     }
