@@ -191,7 +191,7 @@ pub async fn expectations(env: &Env) -> Result<Vec<Expectation>> {
 /// The R2 binding for raw usage events.
 pub const USAGE_BINDING: &str = "USAGE";
 
-/// Raw usage objects are named `usage/<bucket start>/<hub>-<first event>-<count>.jsonl`,
+/// Raw usage objects are named `usage/<bucket start>/<hub>-<first event>-<content>.jsonl`,
 /// so a listing from `usage/<from>` is in time order and a window is a key range.
 const USAGE_PREFIX: &str = "usage/";
 
@@ -215,14 +215,18 @@ fn json_lines(events: &[UsageEvent]) -> String {
 /// and the per-token activity rollups of their buckets in D1.
 pub async fn store_usage(env: &Env, hub_key: &str, events: &[UsageEvent], bucket: i64) -> Result<()> {
     let Some(first) = events.first() else { return Ok(()) };
+    let lines = json_lines(events);
+    // Named by content: two batches of one hub never share a name (they did when their
+    // first records had the same second and count, and the second overwrote the first),
+    // and writing the same batch again replaces its object.
     let name = format!(
         "{}{}-{}-{}.jsonl",
         usage_dir(bucket_start(first.at, bucket)),
         fingerprint(hub_key).get(..16).unwrap_or("hub"),
         first.at,
-        events.len()
+        fingerprint(&lines).get(..16).unwrap_or("batch")
     );
-    env.bucket(USAGE_BINDING)?.put(name, json_lines(events)).execute().await?;
+    env.bucket(USAGE_BINDING)?.put(name, lines).execute().await?;
     store_rollups(env, events, bucket).await
 }
 
