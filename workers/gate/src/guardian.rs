@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use streamgate_core::detection::{
-    Aggregator, Detector, Expectation as DetectorExpectation, NetworkTable, Report, Severity, TokenActivity,
-    UsageEvent, Window,
+    may_revoke_automatically, Aggregator, Detector, Expectation as DetectorExpectation, NetworkTable, Report, Severity,
+    TokenActivity, UsageEvent, Window,
 };
 use streamgate_core::grant::fingerprint;
 use streamgate_core::sessions::{bucket_start, TokenShape};
@@ -151,6 +151,21 @@ pub async fn action(env: &Env, id: i64) -> Result<Option<Action>> {
     let row =
         db(env)?.prepare("SELECT * FROM actions WHERE id = ?").bind(&[number(id)])?.first::<ActionRow>(None).await?;
     Ok(row.map(Action::from))
+}
+
+/// When an operator last lifted a revocation of `token` (an unrevoke, or the undo of a
+/// revoke), if ever.
+async fn lifted_at(env: &Env, token: &str) -> Result<Option<i64>> {
+    #[derive(Deserialize)]
+    struct Lifted {
+        at: Option<i64>,
+    }
+    let row = db(env)?
+        .prepare("SELECT MAX(at) AS at FROM actions WHERE action = 'unrevoke' AND actor = 'operator' AND target = ?")
+        .bind(&[text(token)])?
+        .first::<Lifted>(None)
+        .await?;
+    Ok(row.and_then(|r| r.at))
 }
 
 /// Marks action `id` as undone.
@@ -604,6 +619,9 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
         for row in rows.iter().filter(|r| r.score >= guardian.revoke_score && !r.indicators.is_empty()) {
             if !crate::revocations::lookup(env, std::slice::from_ref(&row.token), now).await?.is_empty() {
                 continue; // already revoked
+            }
+            if !may_revoke_automatically(lifted_at(env, &row.token).await?, window.from) {
+                continue; // an operator lifted its revocation after judging this usage
             }
             let codes: Vec<&str> = row.indicators.iter().map(|i| i.code.as_str()).collect();
             let body = json!({

@@ -194,6 +194,12 @@ describe('detection on a schedule: usage flushed to D1 and R2, the Cron Trigger,
     assert.match(auto.reason, /^score \d+ \(/);
     assert.equal((await admin('/admin/actions/undo', { id: auto.id })).status, 200);
     assert.equal((await g.mf.dispatchFetch(`${g.url}/hls/master.m3u8?token=${sharedToken}`, as(viewers[0]))).status, 200, 'undone');
+    // The next run judges the same usage: the operator's undo stands (review: it was
+    // revoked again within five minutes).
+    await worker.scheduled({ cron: '*/5 * * * *' });
+    const after = JSON.parse((await admin('/admin/actions')).text).actions;
+    assert.equal(after.filter((a) => a.actor === 'guardian' && a.target === shared).length, 1, JSON.stringify(after.slice(0, 3)));
+    assert.equal((await g.mf.dispatchFetch(`${g.url}/hls/master.m3u8?token=${sharedToken}`, as(viewers[0]))).status, 200, 'still undone');
 
     const ips = JSON.parse((await admin('/admin/ips?window=1h')).text).ips;
     assert.ok(ips.some((r) => r.network === '203.0.113.20' && r.tokens === 1), JSON.stringify(ips.slice(0, 3)));

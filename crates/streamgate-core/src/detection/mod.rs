@@ -181,3 +181,24 @@ pub(crate) fn cut(text: &mut String, max_bytes: usize) {
         text.truncate(end);
     }
 }
+
+/// Whether the Guardian may revoke a token on its own after judging the usage from
+/// `window_from`, when an operator last lifted a revocation of it at `lifted_at`: not while
+/// the window still holds usage from before the lift, which the operator has judged
+/// already (the same data would revoke it again at the next run). Later usage may.
+pub fn may_revoke_automatically(lifted_at: Option<i64>, window_from: i64) -> bool {
+    lifted_at.is_none_or(|lifted| lifted < window_from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_lift_holds_until_the_window_has_moved_past_it() {
+        assert!(may_revoke_automatically(None, 1_000));
+        assert!(!may_revoke_automatically(Some(5_000), 1_000), "the window holds usage from before the lift");
+        assert!(!may_revoke_automatically(Some(1_000), 1_000));
+        assert!(may_revoke_automatically(Some(999), 1_000), "only usage after the lift is judged");
+    }
+}
