@@ -496,3 +496,54 @@ fn the_viewers_geo_is_read_only_when_a_rule_or_a_usage_record_needs_it() {
         (Some("FR"), Some(3215), Some("Orange"))
     );
 }
+
+/// Regression (review): behind a trusted proxy (the client IP from its forwarded header),
+/// the platform's geo describes the proxy, yet usage records and country rules took it as
+/// the viewer's: every token showed the proxy's (often hosting) network.
+#[test]
+fn behind_a_trusted_proxy_the_platforms_geo_is_not_the_viewers() {
+    let aws = Geo { country: Some("US".into()), asn: Some(16509), as_organization: Some("AMAZON-02".into()) };
+    let io = Memory { geo: aws, ..Memory::with_files() };
+    let doc = format!(
+        r#"{{"keys": [{{"alg": "HS256", "secret": "{SECRET}"}}], "sessions": {{"secret": "a session secret of thirty-two bytes!"}},
+            "policy": {{"trustedProxies": ["198.51.100.0/24"],
+                        "accessRules": [{{"type": "ip.geoip.country", "action": "allow", "country": ["US"]}}, {{"type": "any", "action": "block"}}]}}}}"#
+    );
+    let gate = Gateway::new(
+        GateConfig::from_json(&doc).and_then(GateConfig::build_deployment).unwrap(),
+        "https://origin.example/",
+    )
+    .unwrap();
+    let query = format!("token={}", token(PlaybackClaims::default()));
+    let proxied =
+        Incoming { forwarded_for: Some("203.0.113.5".into()), ..request("GET", "/hls/master.m3u8", &query, "p") };
+    // The proxy is in the US; the viewer may not be: the allow-list cannot say yes.
+    assert_eq!(reason(block_on(gate.handle(&io, &proxied, NOW)).unwrap()), (403, "geo_denied".into()));
+    // Directly connected, the platform's geo is the viewer's.
+    let direct = request("GET", "/hls/master.m3u8", &query, "p");
+    assert_eq!(reply(block_on(gate.handle(&io, &direct, NOW)).unwrap()).status, 200);
+
+    let open = gateway("");
+    let proxied = Incoming { forwarded_for: Some("203.0.113.5".into()), ..proxied };
+    let doc = format!(
+        r#"{{"keys": [{{"alg": "HS256", "secret": "{SECRET}"}}], "sessions": {{"secret": "a session secret of thirty-two bytes!"}},
+            "policy": {{"trustedProxies": ["198.51.100.0/24"]}}}}"#
+    );
+    let behind_proxy = Gateway::new(
+        GateConfig::from_json(&doc).and_then(GateConfig::build_deployment).unwrap(),
+        "https://origin.example/",
+    )
+    .unwrap();
+    assert_eq!(reply(block_on(behind_proxy.handle(&io, &proxied, NOW)).unwrap()).status, 200);
+    assert_eq!(
+        reply(block_on(open.handle(&io, &request("GET", "/hls/master.m3u8", &query, "q"), NOW)).unwrap()).status,
+        200
+    );
+    let records = io.records.lock().unwrap();
+    let seen: Vec<(Option<&str>, Option<u32>)> =
+        records.iter().map(|b| (b.record.ip.as_deref(), b.record.asn)).collect();
+    assert_eq!(
+        seen,
+        [(Some("198.51.100.7"), Some(16509)), (Some("203.0.113.5"), None), (Some("198.51.100.7"), Some(16509))]
+    );
+}

@@ -20,7 +20,7 @@ use crate::config::{Deployment, OnStoreError};
 use crate::denial::{Denial, Error};
 use crate::detection::UsageEvent;
 use crate::manifests::{dash, hls, manifest_kind, presentation_seconds, ManifestKind, Propagation};
-use crate::policy::ip::network_of;
+use crate::policy::ip::{canonical_ip, network_of};
 use crate::policy::path::origin_url;
 use crate::policy::{check_blocklist, check_referrer_blocklist, RequestContext, RequestFacts};
 use crate::revocation::{Blocks, RevocationList};
@@ -162,6 +162,19 @@ pub trait Io {
     /// usage record needs it (at the edge it is `request.cf`, costly to read); nothing by
     /// default.
     fn geo(&self) -> Geo {
+        Geo::default()
+    }
+}
+
+/// Where the viewer connects from, as the platform tells it ([`Io::geo`]), when the client
+/// IP is the connecting peer's. When it came from a trusted proxy's forwarded header, the
+/// platform describes the proxy: country and network are then unknown, so neither a
+/// country rule nor detection judges the proxy's (every token would show the proxy's
+/// hosting network, and no token several countries).
+fn viewer_geo<I: Io>(io: &I, ctx: &RequestContext, facts: &RequestFacts) -> Geo {
+    if facts.client_ip.map(canonical_ip) == ctx.peer_ip.map(canonical_ip) {
+        io.geo()
+    } else {
         Geo::default()
     }
 }
@@ -372,7 +385,7 @@ impl Gateway {
             return Ok(Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))));
         }
         if gate.policy.reads_country(&grant) {
-            ctx.country = io.geo().country;
+            ctx.country = viewer_geo(io, &ctx, &facts).country;
         }
         let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
         Ok(match gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
@@ -429,7 +442,7 @@ impl Gateway {
         let shape =
             (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json, &grant.scope.to_string()));
         let deployment = &self.deployment;
-        let geo = io.geo();
+        let geo = viewer_geo(io, ctx, facts);
         Heartbeat {
             sid: sid.to_owned(),
             kind,
