@@ -111,6 +111,7 @@ fn parse(env: &Env) -> Result<Settings, String> {
             "ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (streamgate keygen --alg HS256 makes one)"
         ));
     }
+    let session_idle_seconds = gateway.deployment.idle_seconds;
     Ok(Settings {
         gateway,
         admin_token,
@@ -124,9 +125,14 @@ fn parse(env: &Env) -> Result<Settings, String> {
                 other => return Err(format!("GUARDIAN_REVOKE_SCORE must be 1 to 100, not {other}")),
             },
             revoke_ttl: u64::from(positive(env, "GUARDIAN_REVOKE_TTL", 86_400)?),
-            detector: match text(env, "GUARDIAN_CONFIG") {
-                None => DetectorConfig::default(),
-                Some(json) => DetectorConfig::from_json(&json).map_err(|e| format!("GUARDIAN_CONFIG: {e}"))?,
+            detector: {
+                let mut detector = match text(env, "GUARDIAN_CONFIG") {
+                    None => DetectorConfig::default(),
+                    Some(json) => DetectorConfig::from_json(&json).map_err(|e| format!("GUARDIAN_CONFIG: {e}"))?,
+                };
+                // Sessions split at a gap shorter than the gate's own idle time.
+                detector.timing = detector.timing.covering_sessions(session_idle_seconds);
+                detector
             },
         },
     })

@@ -45,6 +45,16 @@ impl Default for Timing {
     }
 }
 
+impl Timing {
+    /// This timing with an idle gap of at least the gate's `session_idle_seconds`: a
+    /// session the gate still counts records at least that often (a video on demand's
+    /// background heartbeat comes every half of it), so a shorter gap would split one
+    /// viewer into many sessions and flag `many_sessions` (review).
+    pub fn covering_sessions(self, session_idle_seconds: i64) -> Timing {
+        Timing { idle_seconds: self.idle_seconds.max(session_idle_seconds), ..self }
+    }
+}
+
 /// A borrowed view of one [`UsageEvent`], for callers that parse without allocating.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)] // the fields are UsageEvent's, documented there
@@ -807,6 +817,21 @@ mod tests {
         // Every event is accounted for: kept, or counted as not kept.
         assert_eq!(one.referrers.values().sum::<u64>() + one.unkept_referrers, 1_200);
         assert_eq!(one.overflow_events, 3 * 1_100);
+    }
+
+    #[test]
+    fn a_session_recorded_every_half_idle_is_one_session_when_the_timing_covers_it() {
+        let session_idle = 300;
+        let count = |timing: Timing| {
+            let mut a = TokenActivity::default();
+            for at in (0..7_200).step_by(150) {
+                a.add(&EventView { at, token: "t", sid: "vod", ..EventView::default() }, timing);
+            }
+            a.session_count()
+        };
+        assert_eq!(count(Timing::default().covering_sessions(session_idle)), 1);
+        assert!(count(Timing::default()) > 40, "a 60 s gap splits it at every beat");
+        assert_eq!(Timing { idle_seconds: 900, ..Timing::default() }.covering_sessions(session_idle).idle_seconds, 900);
     }
 
     #[test]
