@@ -589,8 +589,15 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
     }
     let marks = expectations(env).await?;
     let detector = detector(settings, &marks).map_err(worker::Error::RustError)?;
-    let (all, _, _) = activity(env, settings, window, Some(&tokens)).await?;
-    let rows = detector.token_rows(&all);
+    // As many tokens at a time as one read holds all the buckets of: a read cut short
+    // would judge tokens on part of their window, or not at all.
+    let buckets = window.to.saturating_sub(window.from) / guardian.bucket_seconds.max(1) + 2;
+    let per_read = usize::try_from(MAX_ROLLUPS_READ / buckets.max(1)).unwrap_or(1).max(1);
+    let mut rows = Vec::new();
+    for group in tokens.chunks(per_read) {
+        let (all, _, _) = activity(env, settings, window, Some(group)).await?;
+        rows.extend(detector.token_rows(&all));
+    }
     summary.judged = rows.len();
     let mut writes = Vec::new();
     for row in &rows {

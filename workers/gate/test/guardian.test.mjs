@@ -239,3 +239,37 @@ describe('the scheduled scan over many tokens', () => {
     assert.equal(stored.n, 150);
   });
 });
+
+describe('a scan over a day of rollups', () => {
+  let g;
+  before(async () => {
+    g = await startGate({ bindings: { GUARDIAN_WINDOW: '86400' } });
+  });
+  after(() => g && g.mf.dispose());
+
+  it('judges every token on all of its buckets, past what one read holds', async () => {
+    // 150 tokens active all day: 43,200 rollups, more than one read takes (40,000). The
+    // read was cut in no particular order, so tokens were judged on part of their day, or
+    // not at all (review).
+    const db = await g.mf.getD1Database('GUARDIAN');
+    const now = Math.floor(Date.now() / 1000);
+    const last = now - (now % 300);
+    const buckets = Array.from({ length: 288 }, (_, i) => last - i * 300).filter((b) => b >= now - 86400 + 300);
+    // Written by SQLite itself: 43,000 statements from here take a minute and a half.
+    await db.prepare(`INSERT INTO rollups (token, bucket, sub, events, data)
+      WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 149),
+                     b(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM b WHERE j < CAST(?2 AS INTEGER) - 1)
+      SELECT printf('day-%03d', i), CAST(?1 AS INTEGER) - j * 300, NULL, 1,
+             '{"first_seen":' || (CAST(?1 AS INTEGER) - j * 300 + 1) || ',"last_seen":' || (CAST(?1 AS INTEGER) - j * 300 + 2) || ',"events":1,"bytes":1}'
+      FROM t, b`).bind(String(last), String(buckets.length)).run();
+    assert.equal((await db.prepare("SELECT COUNT(*) AS n FROM rollups WHERE token LIKE 'day-%'").first()).n, 150 * buckets.length);
+    const response = await g.mf.dispatchFetch(`${g.url}/admin/scan`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` } });
+    const text = await response.text();
+    assert.equal(response.status, 200, text);
+    assert.equal(JSON.parse(text).judged, 150);
+    const findings = await db.prepare("SELECT token, row FROM findings WHERE token LIKE 'day-%'").all();
+    const partial = findings.results.map((f) => [f.token, JSON.parse(f.row).bytes]).filter(([, bytes]) => bytes !== buckets.length);
+    assert.equal(findings.results.length, 150);
+    assert.deepEqual(partial, [], `judged on part of their day (of ${buckets.length} buckets)`);
+  });
+});
