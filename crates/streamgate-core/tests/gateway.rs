@@ -128,7 +128,9 @@ impl Io for Memory {
     }
 
     fn heartbeat_in_background(&self, key: String, beat: Heartbeat) {
-        self.beats.lock().unwrap().push((key, beat.kind));
+        // As the adapters do: the store's answer settles the tally when it comes.
+        let answer = block_on(self.heartbeat(&key, &beat));
+        self.tallies(|t| t.settle(&beat, &answer));
     }
 
     fn tallies<T>(&self, update: impl FnOnce(&mut Tallies) -> T) -> T {
@@ -546,4 +548,37 @@ fn behind_a_trusted_proxy_the_platforms_geo_is_not_the_viewers() {
         seen,
         [(Some("198.51.100.7"), Some(16509)), (Some("203.0.113.5"), None), (Some("198.51.100.7"), Some(16509))]
     );
+}
+
+/// Regression (review): a video on demand's session reloads no playlist, so the store's
+/// verdicts on its background heartbeats (network hopping, evicted, past the limit) were
+/// dropped, and a published playlist's session credential played anywhere until it
+/// expired. The node now refuses the session's media once the store has refused it.
+#[test]
+fn a_session_the_store_refused_in_the_background_gets_no_more_media() {
+    let (gate, io) = (gateway(r#", "ttl": 600"#), Memory::with_files());
+    let entry = token(PlaybackClaims::default());
+    let master = reply(
+        block_on(gate.handle(&io, &request("GET", "/hls/master.m3u8", &format!("token={entry}"), "p"), NOW)).unwrap(),
+    );
+    let line = master.body.lines().find(|l| l.starts_with("low/")).unwrap();
+    let sgs = format!("sgs={}", line.split_once("sgs=").map(|(_, v)| v.to_owned()).unwrap());
+    let at = |ip: &str| Incoming { peer_ip: ip.parse().ok(), ..request("GET", "/hls/low/seg1.ts", &sgs, "p") };
+    let status = |outcome: Outcome<Page>| match outcome {
+        Outcome::Pass(page) => (page.status, String::new()),
+        refused => reason(refused),
+    };
+    // The published playlist plays on another network, then back on the first: the store
+    // sees one session hop between networks and ends it.
+    assert_eq!(status(block_on(gate.handle(&io, &at("203.0.113.9"), NOW + 31)).unwrap()).0, 200);
+    assert_eq!(status(block_on(gate.handle(&io, &at("198.51.100.7"), NOW + 62)).unwrap()).0, 200);
+    let beats: Vec<BeatKind> = io.beats.lock().unwrap().iter().map(|(_, kind)| *kind).collect();
+    assert_eq!(beats, [BeatKind::Start, BeatKind::Background, BeatKind::Background]);
+    for ip in ["198.51.100.7", "203.0.113.9"] {
+        // `expired`: the player starts over with its entry token, as for an idle session.
+        let refused = reply(block_on(gate.handle(&io, &at(ip), NOW + 63)).unwrap());
+        assert_eq!(refused.status, 403);
+        assert!(refused.body.contains("switching networks"), "{}", refused.body);
+    }
+    assert_eq!(io.fetched_urls().len(), 3, "the refused requests reached no origin");
 }

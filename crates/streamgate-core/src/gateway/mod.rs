@@ -389,6 +389,14 @@ impl Gateway {
         }
         let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
         Ok(match gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
+            // Media of a session the store has refused since (its background heartbeat's
+            // answer). A playlist reload still asks the store, which may admit it again.
+            Decision::Allow { grant, facts } if manifest_kind(None, &facts.path).is_none() => {
+                match grant.session_id.as_deref().and_then(|sid| io.tallies(|t| t.refusal(sid))) {
+                    Some(denial) => Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))),
+                    None => Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at })),
+                }
+            }
             Decision::Allow { grant, facts } => {
                 Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at }))
             }

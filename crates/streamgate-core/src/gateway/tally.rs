@@ -5,17 +5,20 @@
 
 use std::collections::HashMap;
 
+use crate::denial::Denial;
 use crate::sessions::{Heartbeat, Verdict};
 
 /// Sessions tallied between heartbeats; beyond this, the tallies of sessions not seen for
 /// an hour go, then the half with the fewest bytes to report (isolate memory is small).
 pub const MAX_TALLIED_SESSIONS: usize = 4096;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Tally {
     served: u64,
     last_beat: Option<i64>,
     seen: i64,
+    /// The session store's latest answer for the session, when it refused it.
+    refused: Option<Denial>,
 }
 
 /// Per-session tallies, bounded.
@@ -87,6 +90,20 @@ impl Tallies {
         if let Some(bytes) = left_over {
             self.count_served(&beat.sid, bytes, beat.now);
         }
+        if let Ok(verdict) = answer {
+            let refused = verdict.denial();
+            if refused.is_some() || self.0.contains_key(&beat.sid) {
+                self.with(&beat.sid, beat.now, |t| t.refused = refused);
+            }
+        }
+    }
+
+    /// The denial the session store last answered session `sid` with, while no later
+    /// answer admitted it: a session that reloads no playlist (a video on demand) learns
+    /// only from its background heartbeats that it is over (network hopping, evicted, past
+    /// the limit), and its media is refused on this node from then on.
+    pub fn refusal(&self, sid: &str) -> Option<Denial> {
+        self.0.get(sid).and_then(|t| t.refused.clone())
     }
 }
 
