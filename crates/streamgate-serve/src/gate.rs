@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use hyper::body::Incoming as RequestBody;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, COOKIE, HOST, REFERER, USER_AGENT,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, COOKIE, HOST, LOCATION, REFERER, USER_AGENT,
 };
 use hyper::{Request, Response};
 use streamgate_core::gateway::forward::{named_request, NamingHeader};
@@ -51,12 +51,30 @@ pub(crate) async fn proxy<S: State>(app: &Arc<App<S>>, req: Request<RequestBody>
     let incoming = viewer_request(app, &parts.headers, &target, peer, trusted);
     let io = NativeIo::new(app, &parts.headers, Some(body));
     let (response, decision) = match app.gateway.handle(&io, &incoming, unix_now()).await {
-        Ok(Outcome::Pass(upstream)) => (http::pass_through(upstream.0, app.origin.timeout), Decision::Allowed),
+        Ok(Outcome::Pass(upstream)) => {
+            let mut response = http::pass_through(upstream.0, app.origin.timeout);
+            viewer_location(app, &mut response);
+            (response, Decision::Allowed)
+        }
         Ok(Outcome::Reply(reply)) => answer(app, Route::Proxy, &incoming, &reply),
         Err(error) => failure(app, Route::Proxy, &incoming, &error),
     };
     app.metrics.record(Route::Proxy, decision, started.elapsed());
     http::with_cors(response)
+}
+
+/// An origin's redirect to its own address goes to the viewer as the gate's
+/// ([`Gateway::viewer_location`]).
+///
+/// [`Gateway::viewer_location`]: streamgate_core::gateway::Gateway::viewer_location
+fn viewer_location<S: State>(app: &App<S>, response: &mut Response<Body>) {
+    if !response.status().is_redirection() {
+        return;
+    }
+    let location = response.headers().get(LOCATION).and_then(|l| l.to_str().ok());
+    if let Some(rewritten) = location.and_then(|l| app.gateway.viewer_location(l)) {
+        set_owned(response.headers_mut(), LOCATION, rewritten);
+    }
 }
 
 /// A forward-auth request as read on arrival: what the decision needs, owned, or the

@@ -417,6 +417,20 @@ async fn a_client_that_stops_reading_is_let_go() {
     gate.stop().await;
 }
 
+/// Regression (review): an origin's redirect to its own address (nginx's 301 for a
+/// directory) went to the viewer as it was, telling where the origin is.
+#[tokio::test]
+async fn an_origins_redirect_to_itself_names_the_gate() {
+    let answer = b"HTTP/1.1 301 Moved Permanently\r\nLocation: /base/hls/low/\r\nContent-Length: 0\r\n\r\n";
+    let url = scripted_origin(Reads::Head, answer.to_vec()).await;
+    let gate = gate(proxy_config(json!({})), Some(&format!("{url}/base")), None).await;
+    let viewer = token(json!({ "streams": ["hls/**"] }));
+    let moved = get(&gate.url(&format!("/hls/low?token={viewer}")), &[]).await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.headers.get("location").and_then(|l| l.to_str().ok()), Some("/hls/low/"));
+    gate.stop().await;
+}
+
 fn one_second_limits() -> Limits {
     let second = std::time::Duration::from_secs(1);
     Limits { origin_timeout: second, body_timeout: second, ..Limits::default() }

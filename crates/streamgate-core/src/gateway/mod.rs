@@ -227,6 +227,37 @@ impl Gateway {
         self.proxy.as_ref().map(|p| p.origin.as_str())
     }
 
+    /// The `Location` of an origin's redirect as the viewer gets it: one naming a place
+    /// under the origin's base (an absolute or scheme-relative URL of the origin, or a path
+    /// under its base path) becomes that place at the gate, so the viewer follows it
+    /// through the gate and never learns the origin's address. `None` keeps the origin's.
+    pub fn viewer_location(&self, location: &str) -> Option<String> {
+        let origin = self.origin()?;
+        let authority = origin.find("://")?.saturating_add(3);
+        let site_end = origin.get(authority..)?.find('/').map_or(origin.len(), |i| authority.saturating_add(i));
+        let (site, base_path) = (origin.get(..site_end)?, origin.get(site_end..)?);
+        let scheme_relative = origin.get(authority.saturating_sub(2)..site_end)?;
+        let location = location.trim();
+        let after = |prefix: &str| {
+            let head = location.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix).then(|| location.get(prefix.len()..)).flatten()
+        };
+        let path = match after(site).or_else(|| after(scheme_relative)) {
+            Some(path) => path,
+            // A path of the origin's own is the gate's too, unless the base has a path.
+            None if !base_path.is_empty() && location.starts_with('/') && !location.starts_with("//") => location,
+            None => return None,
+        };
+        let under = path.strip_prefix(base_path)?;
+        let rewritten = match under.as_bytes().first() {
+            None => "/".to_owned(),
+            Some(b'/') => under.to_owned(),
+            Some(b'?' | b'#') => format!("/{under}"),
+            Some(_) => return None,
+        };
+        (rewritten != location).then_some(rewritten)
+    }
+
     /// The request facts the core decides on, without the viewer's [`Geo`] (the flow asks for
     /// it when a rule needs it).
     pub fn context(&self, req: &Incoming, path: &str) -> RequestContext {
@@ -651,6 +682,46 @@ fn url_base(origin: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::Incoming;
+
+    fn gateway(origin: &str) -> super::Gateway {
+        let doc = r#"{"keys": [{"alg": "HS256", "secret": "a secret of thirty-two bytes or more"}],
+                      "sessions": {"secret": "a session secret of thirty-two bytes!"}}"#;
+        let deployment =
+            crate::config::GateConfig::from_json(doc).and_then(crate::config::GateConfig::build_deployment);
+        deployment.and_then(|d| super::Gateway::new(d, origin)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Regression (review): an origin's redirect to its own address (nginx's 301 for a
+    /// directory) told viewers where the origin is, so they could skip the gate.
+    #[test]
+    fn an_origins_redirect_to_itself_is_followed_through_the_gate() {
+        let bare = gateway("http://origin-internal:8080/");
+        for (location, viewer) in [
+            ("http://origin-internal:8080/hls/low/", Some("/hls/low/")),
+            ("HTTP://Origin-Internal:8080/a?b=1", Some("/a?b=1")),
+            ("//origin-internal:8080/a", Some("/a")),
+            ("http://origin-internal:8080", Some("/")),
+            ("http://origin-internal:8080?x", Some("/?x")),
+            ("http://origin-internal:8080.evil.example/x", None),
+            ("http://origin-internal:80801/x", None),
+            ("https://elsewhere.example/x", None),
+            ("/hls/x", None),
+            ("relative/x", None),
+        ] {
+            assert_eq!(bare.viewer_location(location).as_deref(), viewer, "{location}");
+        }
+        let based = gateway("https://o.example/base");
+        for (location, viewer) in [
+            ("https://o.example/base/x", Some("/x")),
+            ("https://o.example/base", Some("/")),
+            ("/base/x?y", Some("/x?y")),
+            ("/basement/x", None),
+            ("/other", None),
+            ("https://o.example/other", None),
+        ] {
+            assert_eq!(based.viewer_location(location).as_deref(), viewer, "{location}");
+        }
+    }
 
     fn parts(url: &str) -> (String, String, String) {
         let incoming = Incoming::for_url("GET".into(), url);
