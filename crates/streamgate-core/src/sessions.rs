@@ -102,6 +102,11 @@ pub struct Session {
     /// When it last moved to another network, unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved: Option<i64>,
+    /// The revocation ids of the token it plays under, as 53-bit hashes ([`id_hash`]): a
+    /// user's hub holds sessions of several tokens, and revoking one ends its own only.
+    /// Empty for a session stored before this was kept (a revocation then ends it).
+    #[serde(default, rename = "t", skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<u64>,
 }
 
 /// Who sends a heartbeat, as far as the gate can tell.
@@ -205,6 +210,7 @@ impl SessionList {
             agent: viewer.agent.clone(),
             networks,
             moved: None,
+            tokens: Vec::new(),
         };
         self.sessions.push(session);
         Ok(Admission::Admitted)
@@ -448,8 +454,8 @@ pub struct RecordBudget {
     /// [`MAX_NEWCOMER_RECORDS_PER_MINUTE`].
     #[serde(default)]
     pub newcomers: u32,
-    /// The networks recorded in the minute ([`network_hash`] of detection's network key),
-    /// at most one per record made.
+    /// The networks recorded in the minute ([`id_hash`] of detection's network key; a
+    /// collision only makes a network look already recorded), at most one per record made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<u64>,
     /// The budget of beats from a clock more than [`CLOCK_STEP_SECONDS`] behind `minute`
@@ -481,7 +487,7 @@ impl RecordBudget {
             self.newcomers = 0;
             self.networks.clear();
         }
-        let network = network.map(network_hash);
+        let network = network.map(id_hash);
         let newcomer = network.is_some_and(|hash| !self.networks.contains(&hash));
         let granted = if self.used < MAX_RECORDS_PER_MINUTE {
             self.used += 1;
@@ -499,16 +505,16 @@ impl RecordBudget {
     }
 }
 
-/// A network key's FNV-1a hash, cut to 53 bits: the same on every node and platform, to
-/// remember which networks a minute recorded in a few bytes each, and a whole JavaScript
-/// number, so the edge's Durable Object storage can hold it. A collision only makes a
-/// network look already recorded.
-fn network_hash(network: &str) -> u64 {
-    let hash = network
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+/// A text's FNV-1a hash, cut to 53 bits: the same on every node and platform, and a whole
+/// JavaScript number, so the edge's Durable Object storage can hold it.
+fn id_hash(text: &str) -> u64 {
+    let hash =
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
     hash & JS_SAFE_INTEGER
 }
+
+/// The most revocation ids a session keeps hashes of (a token's `jti` and fingerprint).
+const MAX_SESSION_TOKEN_IDS: usize = 4;
 
 /// The largest integer a JavaScript number holds exactly (2^53 - 1).
 const JS_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -553,6 +559,11 @@ impl SessionHubState {
         };
         match outcome {
             Ok(Admission::Admitted) => {
+                if let Some(session) = self.list.sessions.iter_mut().find(|s| s.sid == beat.sid) {
+                    if session.tokens.is_empty() {
+                        session.tokens = beat.ids.iter().take(MAX_SESSION_TOKEN_IDS).map(|id| id_hash(id)).collect();
+                    }
+                }
                 if let Some(shape) = beat.shape {
                     if self.shapes.len() < MAX_PENDING_SHAPES && !self.shapes.iter().any(|s| s.token == shape.token) {
                         self.shapes.push(shape);
@@ -651,14 +662,17 @@ impl SessionHubState {
     }
 
     /// Records that `revocation.id` is revoked (`revoked`) or no longer is. A revocation
-    /// ends every open session of the key at its next heartbeat; lifted and lapsed
+    /// ends the open sessions of the token it names (and those stored without their
+    /// token's ids) at once, and refuses the token's heartbeats; lifted and lapsed
     /// revocations are dropped, so the list stays bounded by the live ones.
     pub fn set_revoked(&mut self, revocation: Revocation, revoked: bool) {
         let at = revocation.at;
         self.revocations.retain(|r| r.id != revocation.id && r.live(at));
         if revoked {
+            // The revoked token's sessions end; a user's other tokens' sessions play on.
+            let revoked_hash = id_hash(&revocation.id);
+            self.list.sessions.retain(|s| !s.tokens.is_empty() && !s.tokens.contains(&revoked_hash));
             self.revocations.push(revocation);
-            self.list.sessions.clear();
         }
     }
 }
@@ -849,6 +863,26 @@ mod tests {
             hub.heartbeat(beat("a", BeatKind::Start, 130, 5)),
             Verdict::Admitted { active: 1, unrecorded_bytes: None }
         );
+    }
+
+    /// Regression (review): revoking one of a user's tokens cleared every session in the
+    /// user's hub, so the user's other devices, playing under other tokens, were cut off.
+    #[test]
+    fn a_revocation_ends_the_sessions_of_its_own_token_only() {
+        let mut hub = SessionHubState::default();
+        let under = |sid: &str, token: &str, kind, at| Heartbeat { ids: vec![token.into()], ..beat(sid, kind, at, 5) };
+        hub.heartbeat(under("phone", "jti-phone", BeatKind::Start, 0));
+        hub.heartbeat(under("tv", "jti-tv", BeatKind::Start, 1));
+        let mut old = under("older", "jti-old", BeatKind::Start, 2);
+        old.ids.clear();
+        hub.heartbeat(old);
+        hub.set_revoked(Revocation { id: "jti-phone".into(), until: None, at: 10 }, true);
+        let left: Vec<&str> = hub.list.sessions.iter().map(|s| s.sid.as_str()).collect();
+        assert_eq!(left, ["tv"], "the phone's session ends, and one with no token known (fail closed)");
+        let renewed = hub.heartbeat(under("tv", "jti-tv", BeatKind::Renewal, 20));
+        assert_eq!(renewed, Verdict::Admitted { active: 1, unrecorded_bytes: None });
+        let phone = hub.heartbeat(under("phone", "jti-phone", BeatKind::Reload, 21));
+        assert_eq!(phone, Verdict::Revoked { id: "jti-phone".into() });
     }
 
     /// Regression (review): every playlist reload left a record, so one token holder looping
