@@ -193,6 +193,11 @@ pub fn revocation_target(jti: Option<&str>, sub: Option<&str>, token: Option<&st
                 return Err(Error::input("jti", "is empty"));
             }
             let mut session_keys = vec![session_key(None, Some(jti), String::new)];
+            // A token without `jti` goes by its fingerprint (detection names it so), and
+            // its sessions are kept under it as such.
+            if jti.len() == 64 && jti.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                session_keys.push(session_key(None, None, || jti.to_owned()));
+            }
             if let Some(sub) = sub {
                 session_keys.push(session_key(Some(sub), Some(jti), String::new));
             }
@@ -266,6 +271,17 @@ mod tests {
             target(Some("t1"), Some("u1"), None),
             Ok(RevocationTarget { ids: vec!["t1".into()], session_keys: vec!["jti:t1".into(), "sub:u1".into()] })
         );
+    }
+
+    /// Regression (review): detection names a token without `jti` by its fingerprint, and
+    /// revokes it as `{"jti": fingerprint}`; only `jti:<fingerprint>` was told, while the
+    /// token's sessions live under `fp:<fingerprint>`, so they played on until KV caught up.
+    #[test]
+    fn a_fingerprint_named_as_a_jti_reaches_the_fingerprints_hub() {
+        let fp = crate::grant::fingerprint("some token text");
+        let keys = target(Some(&fp), None, None).map(|t| t.session_keys);
+        assert_eq!(keys, Ok(vec![format!("jti:{fp}"), format!("fp:{fp}")]));
+        assert_eq!(target(Some("not-a-fingerprint"), None, None).map(|t| t.session_keys.len()), Ok(1));
     }
 
     #[test]
