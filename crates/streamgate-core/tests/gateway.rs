@@ -581,4 +581,9 @@ fn a_session_the_store_refused_in_the_background_gets_no_more_media() {
         assert!(refused.body.contains("switching networks"), "{}", refused.body);
     }
     assert_eq!(io.fetched_urls().len(), 3, "the refused requests reached no origin");
+    // The refusal holds until the next heartbeat is due; then the store is asked again
+    // (review: another node's playlist reload may have had the session admitted anew).
+    assert_eq!(status(block_on(gate.handle(&io, &at("198.51.100.7"), NOW + 92)).unwrap()).0, 200);
+    assert_eq!(io.beats.lock().unwrap().len(), 4, "the segment sent the session's heartbeat");
+    assert_eq!(status(block_on(gate.handle(&io, &at("198.51.100.7"), NOW + 93)).unwrap()).0, 200, "admitted again");
 }

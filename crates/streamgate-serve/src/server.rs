@@ -36,6 +36,9 @@ use crate::{admin, gate};
 /// The shortest admin token accepted, bytes (as the edge's `ADMIN_TOKEN`).
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
+/// The longest [`Limits::send_timeout`].
+const MAX_SEND_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// Connections the operators' address (`--admin-listen`) serves at once, apart from the
 /// viewers' [`Limits::max_connections`].
 const OPERATOR_CONNECTIONS: usize = 64;
@@ -61,7 +64,7 @@ pub struct Limits {
     /// a publisher's body may go without sending (then the upload is cut off).
     pub body_timeout: Duration,
     /// How long a connection's writes may make no progress (a client that stops reading);
-    /// then it is closed, as nginx's `send_timeout` does.
+    /// then it is closed, as nginx's `send_timeout` does. At most a day.
     pub send_timeout: Duration,
 }
 
@@ -156,6 +159,10 @@ impl GateSetup {
         let Limits { origin_timeout, max_connections, body_timeout, send_timeout } = options.limits;
         if max_connections == 0 || origin_timeout.is_zero() || body_timeout.is_zero() || send_timeout.is_zero() {
             return Err(ServeError("the connection limit and the timeouts must be above 0".into()));
+        }
+        // The write timeout is a deadline on the clock: one past its range would panic.
+        if send_timeout > MAX_SEND_TIMEOUT {
+            return Err(ServeError("the send timeout must be at most a day".into()));
         }
         Ok(GateSetup { gateway, admin_token, metrics_token, limits: options.limits })
     }

@@ -392,7 +392,6 @@ async fn stalling_origin(length: usize, sent: usize) -> String {
     scripted_origin(Reads::Head, answer).await
 }
 
-/// A second for the origin and for the publisher to go on, so stalls show at once.
 /// Regression (review): a client that stopped reading held its connection, and with it a
 /// permit, for ever: no limit counts while the gate waits to write, so with every permit
 /// held so nobody else was served. A connection whose writes make no progress for the
@@ -431,6 +430,7 @@ async fn an_origins_redirect_to_itself_names_the_gate() {
     gate.stop().await;
 }
 
+/// A second for the origin and for the publisher to go on, so stalls show at once.
 fn one_second_limits() -> Limits {
     let second = std::time::Duration::from_secs(1);
     Limits { origin_timeout: second, body_timeout: second, ..Limits::default() }

@@ -119,4 +119,11 @@ async fn the_admin_api_refuses_as_the_edge_does() {
         ..Default::default()
     });
     assert!(same.err().unwrap().0.contains("must differ"));
+    // A write timeout past the clock's range would panic the first stalled connection (review).
+    let endless = streamgate_serve::GateSetup::new(streamgate_serve::ServeOptions {
+        config: auth_config(),
+        limits: streamgate_serve::Limits { send_timeout: std::time::Duration::MAX, ..Default::default() },
+        ..Default::default()
+    });
+    assert!(endless.err().unwrap().0.contains("at most a day"));
 }

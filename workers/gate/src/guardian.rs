@@ -593,11 +593,13 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
     // would judge tokens on part of their window, or not at all.
     let buckets = window.to.saturating_sub(window.from) / guardian.bucket_seconds.max(1) + 2;
     let per_read = usize::try_from(MAX_ROLLUPS_READ / buckets.max(1)).unwrap_or(1).max(1);
-    let mut rows = Vec::new();
+    // Judged together, so a stream's playback p95 counts every token of the page.
+    let mut all = Aggregator::new(guardian.detector.timing);
     for group in tokens.chunks(per_read) {
-        let (all, _, _) = activity(env, settings, window, Some(group)).await?;
-        rows.extend(detector.token_rows(&all));
+        let (part, _, _) = activity(env, settings, window, Some(group)).await?;
+        all.merge(part).map_err(|e| worker::Error::RustError(e.to_string()))?;
     }
+    let rows = detector.token_rows(&all);
     summary.judged = rows.len();
     let mut writes = Vec::new();
     for row in &rows {
@@ -627,7 +629,9 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
             if !crate::revocations::lookup(env, std::slice::from_ref(&row.token), now).await?.is_empty() {
                 continue; // already revoked
             }
-            if !may_revoke_automatically(lifted_at(env, &row.token).await?, window.from) {
+            // The window's usage is read from the start of its first bucket.
+            let read_from = bucket_start(window.from, guardian.bucket_seconds);
+            if !may_revoke_automatically(lifted_at(env, &row.token).await?, read_from) {
                 continue; // an operator lifted its revocation after judging this usage
             }
             let codes: Vec<&str> = row.indicators.iter().map(|i| i.code.as_str()).collect();

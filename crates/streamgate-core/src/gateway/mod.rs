@@ -423,7 +423,8 @@ impl Gateway {
             // Media of a session the store has refused since (its background heartbeat's
             // answer). A playlist reload still asks the store, which may admit it again.
             Decision::Allow { grant, facts } if manifest_kind(None, &facts.path).is_none() => {
-                match grant.session_id.as_deref().and_then(|sid| io.tallies(|t| t.refusal(sid))) {
+                let interval = self.background_beat_interval();
+                match grant.session_id.as_deref().and_then(|sid| io.tallies(|t| t.refusal(sid, now, interval))) {
                     Some(denial) => Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))),
                     None => Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at })),
                 }
@@ -435,6 +436,11 @@ impl Gateway {
                 Checked::Denied(Reply::deny(&denial).concerning(grant.and_then(|grant| token_id_of(&grant))))
             }
         })
+    }
+
+    /// How often a session that fetches only media sends a heartbeat: every half idle gap.
+    fn background_beat_interval(&self) -> i64 {
+        (self.deployment.idle_seconds / 2).max(1)
     }
 
     /// Media served under a session credential counts toward the session's usage record, and
@@ -457,7 +463,7 @@ impl Gateway {
         if let Some(bytes) = upstream.header("Content-Length").and_then(|l| l.trim().parse().ok()) {
             io.tallies(|t| t.count_served(sid, bytes, now));
         }
-        let interval = (self.deployment.idle_seconds / 2).max(1);
+        let interval = self.background_beat_interval();
         if io.tallies(|t| t.beat_due(sid, now, interval)) {
             let beat = self.heartbeat(io, grant, sid, BeatKind::Background, ctx, facts, now);
             io.heartbeat_in_background(grant.session_key(), beat);

@@ -17,8 +17,8 @@ struct Tally {
     served: u64,
     last_beat: Option<i64>,
     seen: i64,
-    /// The session store's latest answer for the session, when it refused it.
-    refused: Option<Denial>,
+    /// The session store's latest answer for the session, when it refused it, and when.
+    refused: Option<(Denial, i64)>,
 }
 
 /// Per-session tallies, bounded.
@@ -39,13 +39,14 @@ impl Tallies {
     }
 
     /// Drops the half of the tallies with the fewest bytes to report (the least recently
-    /// seen first among equals): a flood of sessions that each fetch a byte cannot wipe out
-    /// the counts of viewers who watched.
+    /// seen first among equals, and refused sessions last): a flood of sessions that each
+    /// fetch a byte cannot wipe out the counts of viewers who watched.
     fn drop_smallest_half(&mut self) {
-        let mut order: Vec<(u64, i64, String)> =
-            self.0.iter().map(|(sid, t)| (t.served, t.seen, sid.clone())).collect();
+        // Refusals go last: they hold back sessions the store has ended.
+        let mut order: Vec<(bool, u64, i64, String)> =
+            self.0.iter().map(|(sid, t)| (t.refused.is_some(), t.served, t.seen, sid.clone())).collect();
         order.sort_unstable();
-        for (_, _, sid) in order.into_iter().take(MAX_TALLIED_SESSIONS / 2) {
+        for (_, _, _, sid) in order.into_iter().take(MAX_TALLIED_SESSIONS / 2) {
             self.0.remove(&sid);
         }
     }
@@ -91,19 +92,22 @@ impl Tallies {
             self.count_served(&beat.sid, bytes, beat.now);
         }
         if let Ok(verdict) = answer {
-            let refused = verdict.denial();
+            let refused = verdict.denial().map(|denial| (denial, beat.now));
             if refused.is_some() || self.0.contains_key(&beat.sid) {
                 self.with(&beat.sid, beat.now, |t| t.refused = refused);
             }
         }
     }
 
-    /// The denial the session store last answered session `sid` with, while no later
-    /// answer admitted it: a session that reloads no playlist (a video on demand) learns
-    /// only from its background heartbeats that it is over (network hopping, evicted, past
-    /// the limit), and its media is refused on this node from then on.
-    pub fn refusal(&self, sid: &str) -> Option<Denial> {
-        self.0.get(sid).and_then(|t| t.refused.clone())
+    /// The denial the session store answered session `sid` with less than `interval`
+    /// seconds before `now`, while no later answer admitted it: a session that reloads no
+    /// playlist (a video on demand) learns only from its background heartbeats that it is
+    /// over (network hopping, evicted, past the limit), and its media is refused on this
+    /// node meanwhile. Past `interval` the next heartbeat asks again: another node may have
+    /// had the session admitted anew since.
+    pub fn refusal(&self, sid: &str, now: i64, interval: i64) -> Option<Denial> {
+        let (denial, at) = self.0.get(sid)?.refused.as_ref()?;
+        (now.saturating_sub(*at) < interval).then(|| denial.clone())
     }
 }
 

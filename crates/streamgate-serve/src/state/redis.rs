@@ -60,10 +60,10 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// the unluckiest of that many parallel session starts on one key.
 const MAX_ATTEMPTS: usize = 100;
 
-/// Hub updates on one node take turns per key, in this many stripes: parallel starts on
-/// one key then race only with other nodes' updates, never with each other, so a flood of
-/// starts on one node cannot spend [`MAX_ATTEMPTS`] (a failed update is a store error,
-/// which `onStoreError: open` admits uncounted).
+/// Hub updates on one node that lost a race take turns per key, in this many stripes: a
+/// flood of parallel starts on one key then races only with other nodes' updates, so it
+/// cannot spend [`MAX_ATTEMPTS`] (a failed update is a store error, which
+/// `onStoreError: open` admits uncounted).
 const HUB_TURNS: usize = 64;
 
 /// How long past its lapse a revocation key is kept, seconds (the nodes decide lapse on
@@ -306,13 +306,17 @@ impl State for RedisState {
     {
         let hub_key = key(&["hub:", key_name]);
         let (usage_key, sequence_key) = (key(&["usage"]), key(&["usage:seq"]));
-        // A stripe, not a lock per key: keys are the viewers' to choose.
+        // A stripe, not a lock per key: keys are the viewers' to choose. Taken only after
+        // a lost race, so a flood on one key never holds up the other keys of its stripe
+        // (their first try goes through untouched).
         let stripe = self.stripe_hasher.hash_one(key_name) as usize % HUB_TURNS;
-        let _turn = match self.turns.get(stripe) {
-            Some(turn) => Some(turn.lock().await),
-            None => None,
-        };
-        for _ in 0..MAX_ATTEMPTS {
+        let mut _turn = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt == 1 {
+                if let Some(turn) = self.turns.get(stripe) {
+                    _turn = Some(turn.lock().await);
+                }
+            }
             let (version, mut hub) = self.load_hub(&hub_key).await?;
             let result = update(&mut hub);
             // Token shapes feed the edge's Guardian view, which this gate has not; pending
