@@ -123,6 +123,11 @@ pub fn fingerprint(credential: &str) -> String {
     crate::encoding::hex(&Sha256::digest(credential.as_bytes()))
 }
 
+/// Whether `text` has the shape of a [`fingerprint`]: 64 lower-case hex digits.
+pub(crate) fn is_fingerprint(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The key a token's sessions are counted under: its `sub` for user-bound tokens, else its
 /// `jti`, else its fingerprint (hashed only when needed).
 pub fn session_key(subject: Option<&str>, token_id: Option<&str>, fingerprint: impl FnOnce() -> String) -> String {

@@ -195,7 +195,7 @@ pub fn revocation_target(jti: Option<&str>, sub: Option<&str>, token: Option<&st
             let mut session_keys = vec![session_key(None, Some(jti), String::new)];
             // A token without `jti` goes by its fingerprint (detection names it so), and
             // its sessions are kept under it as such.
-            if jti.len() == 64 && jti.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            if crate::grant::is_fingerprint(jti) {
                 session_keys.push(session_key(None, None, || jti.to_owned()));
             }
             if let Some(sub) = sub {

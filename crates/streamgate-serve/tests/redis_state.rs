@@ -72,24 +72,36 @@ async fn nodes(server: &Server) -> (RedisState, RedisState) {
     (RedisState::connect(&server.url, 3_600).await.unwrap(), RedisState::connect(&server.url, 3_600).await.unwrap())
 }
 
+/// `count` session starts on token `jti-1` at `now` under `limit`, all at once, taking
+/// turns between nodes `a` and `b`: their answers, in order.
+async fn parallel_starts(
+    (a, b): (&std::sync::Arc<RedisState>, &std::sync::Arc<RedisState>),
+    count: usize,
+    limit: u32,
+    now: i64,
+) -> Vec<Result<Verdict, String>> {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let sid = format!("s{i}");
+            node.update_hub("jti:jti-1", now, |hub| hub.heartbeat(beat(&sid, now, limit))).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap().map_err(|error| error.0));
+    }
+    answers
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_starts_through_two_nodes_admit_exactly_the_limit() {
     let server = Server::start();
     let (a, b) = nodes(&server).await;
     let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
     let now = 1_000;
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            let sid = format!("s{i}");
-            node.update_hub("jti:jti-1", now, |hub| hub.heartbeat(beat(&sid, now, 3))).await
-        }));
-    }
-    let mut verdicts = Vec::new();
-    for task in tasks {
-        verdicts.push(task.await.unwrap().unwrap());
-    }
+    let verdicts: Vec<Verdict> = parallel_starts((&a, &b), 40, 3, now).await.into_iter().map(Result::unwrap).collect();
     let admitted = verdicts.iter().filter(|v| matches!(v, Verdict::Admitted { .. })).count();
     let full = verdicts.iter().filter(|v| **v == Verdict::Full { limit: 3, active: 3 }).count();
     assert_eq!((admitted, full), (3, 37), "{verdicts:?}");
@@ -126,21 +138,12 @@ async fn a_flood_of_parallel_starts_never_fails_the_update() {
     let server = Server::start();
     let (a, b) = nodes(&server).await;
     let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
-    let now = 1_000;
-    let mut tasks = Vec::new();
-    for i in 0..400 {
-        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            let sid = format!("s{i}");
-            node.update_hub("jti:jti-1", now, |hub| hub.heartbeat(beat(&sid, now, 1))).await
-        }));
-    }
     let (mut admitted, mut failed) = (0, Vec::new());
-    for task in tasks {
-        match task.await.unwrap() {
+    for answer in parallel_starts((&a, &b), 400, 1, 1_000).await {
+        match answer {
             Ok(Verdict::Admitted { .. }) => admitted += 1,
             Ok(_) => {}
-            Err(error) => failed.push(error.0),
+            Err(error) => failed.push(error),
         }
     }
     assert!(failed.is_empty(), "{} updates failed, the first: {:?}", failed.len(), failed.first());

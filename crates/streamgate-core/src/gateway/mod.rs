@@ -403,7 +403,8 @@ impl Gateway {
         // is active and the same viewer. Segments are never renewed; each playlist hands out
         // fresh credentials.
         let lapsed_at = grant.validity.expires_at;
-        let renewal = manifest_kind(None, &facts.path).and_then(|_| lift_expiry_for_renewal(&grant, now));
+        let playlist = manifest_kind(None, &facts.path).is_some();
+        let renewal = playlist.then(|| lift_expiry_for_renewal(&grant, now)).flatten();
         let renewing = renewal.is_some();
         let grant = renewal.unwrap_or(grant);
         let revoked = if io.revocations_known_empty() {
@@ -420,17 +421,19 @@ impl Gateway {
         }
         let mut hooks = Hooks { revocations: &revoked, blocklist: &blocks.lookup, sessions: None };
         Ok(match gate.evaluate(grant, &ctx, facts, now, &mut hooks) {
-            // Media of a session the store has refused since (its background heartbeat's
-            // answer). A playlist reload still asks the store, which may admit it again.
-            Decision::Allow { grant, facts } if manifest_kind(None, &facts.path).is_none() => {
+            Decision::Allow { grant, facts } => {
+                // Media of a session the store has refused since (its background heartbeat's
+                // answer). A playlist reload still asks the store, which may admit it again.
                 let interval = self.background_beat_interval();
-                match grant.session_id.as_deref().and_then(|sid| io.tallies(|t| t.refusal(sid, now, interval))) {
+                let refused = grant
+                    .session_id
+                    .as_deref()
+                    .filter(|_| !playlist)
+                    .and_then(|sid| io.tallies(|t| t.refusal(sid, now, interval)));
+                match refused {
                     Some(denial) => Checked::Denied(Reply::deny(&denial).concerning(token_id_of(&grant))),
                     None => Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at })),
                 }
-            }
-            Decision::Allow { grant, facts } => {
-                Checked::Allowed(Box::new(Allowed { grant, facts, ctx, renewing, lapsed_at }))
             }
             Decision::Deny { denial, grant } => {
                 Checked::Denied(Reply::deny(&denial).concerning(grant.and_then(|grant| token_id_of(&grant))))
@@ -701,32 +704,38 @@ mod tests {
     /// directory) told viewers where the origin is, so they could skip the gate.
     #[test]
     fn an_origins_redirect_to_itself_is_followed_through_the_gate() {
-        let bare = gateway("http://origin-internal:8080/");
-        for (location, viewer) in [
-            ("http://origin-internal:8080/hls/low/", Some("/hls/low/")),
-            ("HTTP://Origin-Internal:8080/a?b=1", Some("/a?b=1")),
-            ("//origin-internal:8080/a", Some("/a")),
-            ("http://origin-internal:8080", Some("/")),
-            ("http://origin-internal:8080?x", Some("/?x")),
-            ("http://origin-internal:8080.evil.example/x", None),
-            ("http://origin-internal:80801/x", None),
-            ("https://elsewhere.example/x", None),
-            ("/hls/x", None),
-            ("relative/x", None),
-        ] {
-            assert_eq!(bare.viewer_location(location).as_deref(), viewer, "{location}");
-        }
-        let based = gateway("https://o.example/base");
-        for (location, viewer) in [
-            ("https://o.example/base/x", Some("/x")),
-            ("https://o.example/base", Some("/")),
-            ("/base/x?y", Some("/x?y")),
-            ("/basement/x", None),
-            ("/other", None),
-            ("https://o.example/other", None),
-        ] {
-            assert_eq!(based.viewer_location(location).as_deref(), viewer, "{location}");
-        }
+        let expect = |origin: &str, cases: &[(&str, Option<&str>)]| {
+            let gate = gateway(origin);
+            for (location, viewer) in cases {
+                assert_eq!(gate.viewer_location(location).as_deref(), *viewer, "{origin}: {location}");
+            }
+        };
+        expect(
+            "http://origin-internal:8080/",
+            &[
+                ("http://origin-internal:8080/hls/low/", Some("/hls/low/")),
+                ("HTTP://Origin-Internal:8080/a?b=1", Some("/a?b=1")),
+                ("//origin-internal:8080/a", Some("/a")),
+                ("http://origin-internal:8080", Some("/")),
+                ("http://origin-internal:8080?x", Some("/?x")),
+                ("http://origin-internal:8080.evil.example/x", None),
+                ("http://origin-internal:80801/x", None),
+                ("https://elsewhere.example/x", None),
+                ("/hls/x", None),
+                ("relative/x", None),
+            ],
+        );
+        expect(
+            "https://o.example/base",
+            &[
+                ("https://o.example/base/x", Some("/x")),
+                ("https://o.example/base", Some("/")),
+                ("/base/x?y", Some("/x?y")),
+                ("/basement/x", None),
+                ("/other", None),
+                ("https://o.example/other", None),
+            ],
+        );
     }
 
     fn parts(url: &str) -> (String, String, String) {
