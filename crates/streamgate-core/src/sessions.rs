@@ -402,6 +402,11 @@ pub struct SessionHubState {
     /// [`SessionHubState::flush_due`]).
     #[serde(default)]
     pub pending: Vec<UsageEvent>,
+    /// Records whose raw copy a flush stored but whose rollups it could not write, oldest
+    /// first, at most [`MAX_USAGE_RECORDS`]: the next flush rolls them up without storing
+    /// them again (a retry that wrote them with the newer records duplicated them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrolled: Vec<UsageEvent>,
     /// The shapes of tokens that started sessions since the last flush, one per token.
     #[serde(default)]
     pub shapes: Vec<TokenShape>,
@@ -418,8 +423,31 @@ pub struct SessionHubState {
 /// can evict a Durable Object mid-flush). The records stay pending meanwhile.
 pub const FLUSH_LEASE_SECONDS: i64 = 60;
 
-/// Usage records and token shapes on their way to detection's storage.
-pub type FlushBatch = (Vec<UsageEvent>, Vec<TokenShape>);
+/// Usage records and token shapes on their way to detection's storage, which stores them
+/// in three steps, each only after the one before: the records' raw copy, the rollups of
+/// `unrolled` and `records`, then the shapes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FlushBatch {
+    /// Records to store: their raw copy, then their rollups.
+    pub records: Vec<UsageEvent>,
+    /// Records an earlier flush stored the raw copy of, still to be rolled up.
+    pub unrolled: Vec<UsageEvent>,
+    /// The shapes of tokens that started sessions.
+    pub shapes: Vec<TokenShape>,
+}
+
+/// How far a flush of a [`FlushBatch`] got: each step is taken only after the one before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Nothing was stored.
+    Nothing,
+    /// The records' raw copy, not their rollups.
+    Raw,
+    /// The raw copy and the rollups, not the shapes.
+    Rollups,
+    /// Everything.
+    Everything,
+}
 
 /// Usage records one session key may add per minute. Bounds what one token holder can write
 /// into the shared usage log (a loop of playlist requests, or of new sessions from forged
@@ -601,9 +629,18 @@ impl SessionHubState {
     }
 
     /// Takes the pending records and token shapes, for a store that hands them over at
-    /// once (with no other I/O in between).
+    /// once (with no other I/O in between, so nothing is ever left unrolled).
     pub fn take_flush(&mut self) -> FlushBatch {
-        (std::mem::take(&mut self.pending), std::mem::take(&mut self.shapes))
+        FlushBatch {
+            records: std::mem::take(&mut self.pending),
+            unrolled: std::mem::take(&mut self.unrolled),
+            shapes: std::mem::take(&mut self.shapes),
+        }
+    }
+
+    /// Whether records or shapes wait for a flush.
+    fn has_unflushed(&self) -> bool {
+        !self.pending.is_empty() || !self.unrolled.is_empty() || !self.shapes.is_empty()
     }
 
     /// Starts a flush at `now`, when one is due for time buckets of `bucket` seconds
@@ -617,14 +654,14 @@ impl SessionHubState {
     pub fn begin_flush(&mut self, now: i64, bucket: Option<i64>) -> Option<FlushBatch> {
         let due = match bucket {
             Some(bucket) => self.flush_due(now, bucket)?,
-            None if self.pending.is_empty() && self.shapes.is_empty() => return None,
+            None if !self.has_unflushed() => return None,
             None => now,
         };
         if due > now || self.flushing.is_some_and(|until| now < until) {
             return None;
         }
         self.flushing = Some(now.saturating_add(FLUSH_LEASE_SECONDS));
-        Some((self.pending.clone(), self.shapes.clone()))
+        Some(FlushBatch { records: self.pending.clone(), unrolled: self.unrolled.clone(), shapes: self.shapes.clone() })
     }
 
     /// When a flush held back by a running one's lease may start: the lease's end, while
@@ -632,21 +669,36 @@ impl SessionHubState {
     /// deploy say, and the platform retried the alarm at once) must be set again for then,
     /// or the records wait for a heartbeat that may never come.
     pub fn held_back_until(&self, now: i64) -> Option<i64> {
-        let pending = !self.pending.is_empty() || !self.shapes.is_empty();
-        self.flushing.filter(|&until| pending && now < until)
+        self.flushing.filter(|&until| self.has_unflushed() && now < until)
     }
 
-    /// Ends the running flush: the `records` and `shapes` it stored leave (each once, as
-    /// many as were stored; a part that failed stays for the next flush, so a partial
-    /// success is not written twice).
-    pub fn flushed(&mut self, records: &[UsageEvent], shapes: &[TokenShape]) {
-        for record in records {
+    /// Ends the running flush of `batch`, which got as far as `stored`: what it stored
+    /// leaves (each record once), records whose raw copy alone was stored wait in
+    /// `unrolled`, and what failed stays for the next flush, so no step is written twice.
+    pub fn flushed(&mut self, batch: &FlushBatch, stored: Flushed) {
+        self.flushing = None;
+        if stored == Flushed::Nothing {
+            return;
+        }
+        for record in &batch.records {
             if let Some(at) = self.pending.iter().position(|pending| pending == record) {
                 self.pending.remove(at);
             }
         }
-        self.shapes.retain(|shape| !shapes.contains(shape));
-        self.flushing = None;
+        if stored == Flushed::Raw {
+            self.unrolled.extend(batch.records.iter().cloned());
+            let excess = self.unrolled.len().saturating_sub(MAX_USAGE_RECORDS);
+            self.unrolled.drain(..excess);
+            return;
+        }
+        for record in &batch.unrolled {
+            if let Some(at) = self.unrolled.iter().position(|unrolled| unrolled == record) {
+                self.unrolled.remove(at);
+            }
+        }
+        if stored == Flushed::Everything {
+            self.shapes.retain(|shape| !batch.shapes.contains(shape));
+        }
     }
 
     /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
@@ -654,7 +706,7 @@ impl SessionHubState {
     /// bucket ends; `None` when nothing is pending. So each key flushes at most once per
     /// bucket in steady state.
     pub fn flush_due(&self, now: i64, bucket: i64) -> Option<i64> {
-        let oldest = self.pending.first()?;
+        let oldest = self.unrolled.first().or(self.pending.first())?;
         if self.pending.len() >= MAX_PENDING_RECORDS {
             return Some(now);
         }
@@ -952,14 +1004,15 @@ mod tests {
             hub.heartbeat(served);
         }
         assert_eq!(hub.begin_flush(100, Some(300)), None, "not due before the bucket ends");
-        let (records, shapes) = hub.begin_flush(300, Some(300)).unwrap();
-        assert_eq!((records.len(), hub.pending.len()), (3, 3), "pending until stored");
+        let batch = hub.begin_flush(300, Some(300)).unwrap();
+        assert_eq!((batch.records.len(), hub.pending.len()), (3, 3), "pending until stored");
         assert_eq!(hub.begin_flush(330, Some(300)), None, "one flush at a time");
         assert_eq!(hub.begin_flush(330, None), None, "not even for an alarm");
         let mut meanwhile = beat("b", BeatKind::Start, 320, 5);
         meanwhile.record.bytes = Some(1);
         hub.heartbeat(meanwhile);
-        hub.flushed(&records[..2], &shapes);
+        let first_two = FlushBatch { records: batch.records[..2].to_vec(), ..batch };
+        hub.flushed(&first_two, Flushed::Everything);
         assert_eq!(hub.pending.iter().map(|r| r.at).collect::<Vec<_>>(), [2, 320]);
         assert_eq!(hub.flushing, None);
         assert_eq!(hub.held_back_until(330), None, "no lease, nothing held back");
@@ -968,11 +1021,58 @@ mod tests {
         // An alarm retried inside the lease cannot flush; it learns when it may (review).
         assert_eq!(hub.begin_flush(402, None), None);
         assert_eq!(hub.held_back_until(402), Some(400 + FLUSH_LEASE_SECONDS));
-        assert_eq!(hub.begin_flush(400 + FLUSH_LEASE_SECONDS, None).map(|(r, _)| r.len()), Some(2));
-        hub.flushed(&[], &[]);
+        let retry = hub.begin_flush(400 + FLUSH_LEASE_SECONDS, None).unwrap();
+        assert_eq!(retry.records.len(), 2);
+        hub.flushed(&retry, Flushed::Nothing);
+        assert_eq!(hub.pending.len(), 2, "nothing stored, nothing gone");
         let _ = hub.begin_flush(500, None).unwrap();
         hub.pending.clear();
         assert_eq!(hub.held_back_until(501), None, "a lease held over nothing pending");
+    }
+
+    /// Regression (review): a flush whose raw copy was stored but whose rollups failed kept
+    /// its records pending, and the retry stored them again with the newer ones: the raw
+    /// usage held them twice. They now wait to be rolled up, and are stored once.
+    #[test]
+    fn records_whose_raw_copy_was_stored_are_rolled_up_without_storing_them_again() {
+        let mut hub = SessionHubState::default();
+        let served = |sid: &str, at: i64| {
+            let mut b = beat(sid, BeatKind::Start, at, 5);
+            b.record.bytes = Some(1);
+            b
+        };
+        let mut shaped = served("a", 10);
+        shaped.shape = Some(TokenShape { token: "jti-1".into(), claims: None, scope: "/hls/*".into() });
+        hub.heartbeat(shaped);
+        hub.heartbeat(served("b", 20));
+        let first = hub.begin_flush(300, Some(300)).unwrap();
+        hub.heartbeat(served("c", 305));
+        hub.flushed(&first, Flushed::Raw);
+        assert_eq!(hub.flush_due(306, 300), Some(300), "the unrolled records are due at once");
+        let retry = hub.begin_flush(306, Some(300)).unwrap();
+        assert_eq!(retry.records.iter().map(|r| r.at).collect::<Vec<_>>(), [305], "stored raw once: only the new one");
+        assert_eq!(retry.unrolled.iter().map(|r| r.at).collect::<Vec<_>>(), [10, 20], "still to roll up");
+        // The retry's rollups fail too: the new record joins the unrolled ones.
+        hub.flushed(&retry, Flushed::Raw);
+        let again = hub.begin_flush(320, None).unwrap();
+        assert!(again.records.is_empty());
+        assert_eq!(again.unrolled.iter().map(|r| r.at).collect::<Vec<_>>(), [10, 20, 305]);
+        hub.flushed(&again, Flushed::Rollups);
+        assert!(hub.pending.is_empty() && hub.unrolled.is_empty());
+        assert_eq!(hub.shapes.len(), 1, "the shapes were not stored: still to flush");
+        let shapes = hub.begin_flush(330, None).unwrap();
+        assert_eq!((shapes.records.len(), shapes.unrolled.len(), shapes.shapes.len()), (0, 0, 1));
+        hub.flushed(&shapes, Flushed::Everything);
+        assert!(hub.shapes.is_empty());
+        assert_eq!(hub.flush_due(400, 300), None);
+        // Bounded like the other lists, however long the rollups keep failing.
+        for at in 0..(MAX_USAGE_RECORDS as i64 + 5) {
+            hub.heartbeat(served(&format!("s{at}"), 1000 + at * 60));
+            let batch = hub.begin_flush(1000 + at * 60, None).unwrap();
+            hub.flushed(&batch, Flushed::Raw);
+        }
+        assert_eq!(hub.unrolled.len(), MAX_USAGE_RECORDS);
+        assert!(hub.pending.is_empty());
     }
 
     /// Regression (review): the budget's 64-bit network hashes were more than a JavaScript

@@ -123,7 +123,7 @@ impl Io for Memory {
         let mut hubs = self.hubs.lock().unwrap();
         let hub = hubs.entry(key.to_owned()).or_default();
         let verdict = hub.heartbeat(beat.clone());
-        self.flushed.lock().unwrap().extend(hub.take_flush().0);
+        self.flushed.lock().unwrap().extend(hub.take_flush().records);
         Ok(verdict)
     }
 

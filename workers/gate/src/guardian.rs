@@ -12,9 +12,9 @@ use streamgate_core::detection::{
     TokenActivity, UsageEvent, Window,
 };
 use streamgate_core::grant::fingerprint;
-use streamgate_core::sessions::{bucket_start, TokenShape};
+use streamgate_core::sessions::{bucket_start, FlushBatch, Flushed, TokenShape};
 use worker::wasm_bindgen::JsValue;
-use worker::{D1Database, Env, Result};
+use worker::{D1Database, D1PreparedStatement, Env, Result};
 
 use crate::settings::Settings;
 
@@ -226,9 +226,26 @@ fn json_lines(events: &[UsageEvent]) -> String {
     out
 }
 
-/// Stores what a session key's hub flushes: the raw events in R2, one object per flush,
-/// and the per-token activity rollups of their buckets in D1.
-pub async fn store_usage(env: &Env, hub_key: &str, events: &[UsageEvent], bucket: i64) -> Result<()> {
+/// Stores what a session key's hub flushes, each step only after the one before: the raw
+/// records in R2 (one object per flush), the per-token activity rollups of their buckets
+/// (and of the records an earlier flush stored raw only) in D1, then the token shapes.
+/// Returns how far it got, and the error that stopped it.
+pub async fn store_flush(env: &Env, hub_key: &str, batch: &FlushBatch, bucket: i64) -> (Flushed, Result<()>) {
+    if let Err(error) = store_raw(env, hub_key, &batch.records, bucket).await {
+        return (Flushed::Nothing, Err(error));
+    }
+    if let Err(error) = store_rollups(env, batch.unrolled.iter().chain(&batch.records), bucket).await {
+        return (Flushed::Raw, Err(error));
+    }
+    let first_seen = batch.unrolled.first().or(batch.records.first()).map_or(0, |e| e.at);
+    match store_shapes(env, &batch.shapes, first_seen).await {
+        Ok(()) => (Flushed::Everything, Ok(())),
+        Err(error) => (Flushed::Rollups, Err(error)),
+    }
+}
+
+/// Stores raw usage records in R2, one object per flush.
+async fn store_raw(env: &Env, hub_key: &str, events: &[UsageEvent], bucket: i64) -> Result<()> {
     let Some(first) = events.first() else { return Ok(()) };
     let lines = json_lines(events);
     // Named by content: two batches of one hub never share a name (they did when their
@@ -241,8 +258,7 @@ pub async fn store_usage(env: &Env, hub_key: &str, events: &[UsageEvent], bucket
         first.at,
         fingerprint(&lines).get(..16).unwrap_or("batch")
     );
-    env.bucket(USAGE_BINDING)?.put(name, lines).execute().await?;
-    store_rollups(env, events, bucket).await
+    env.bucket(USAGE_BINDING)?.put(name, lines).execute().await.map(|_| ())
 }
 
 /// The raw usage events with `from <= at < to`, as JSON Lines, at most `max_objects`
@@ -336,7 +352,7 @@ impl Expectation {
 }
 
 /// Records what tokens grant, the first time each starts a session.
-pub async fn store_shapes(env: &Env, shapes: &[TokenShape], first_seen: i64) -> Result<()> {
+async fn store_shapes(env: &Env, shapes: &[TokenShape], first_seen: i64) -> Result<()> {
     let db = db(env)?;
     let mut writes = Vec::new();
     for shape in shapes {
@@ -368,7 +384,7 @@ struct RollupRow {
 
 /// Folds flushed events into their tokens' rollups in D1: one row per token and bucket,
 /// merged with what a flush earlier in the same bucket wrote.
-async fn store_rollups(env: &Env, events: &[UsageEvent], bucket: i64) -> Result<()> {
+async fn store_rollups(env: &Env, events: impl IntoIterator<Item = &UsageEvent>, bucket: i64) -> Result<()> {
     let settings = crate::settings::get(env).map_err(worker::Error::RustError)?;
     let timing = settings.guardian.detector.timing;
     let mut buckets: BTreeMap<i64, Aggregator> = BTreeMap::new();
@@ -532,6 +548,10 @@ pub async fn token_detail(env: &Env, settings: &Settings, window: Window, token:
 /// resumes after the last token judged (a cursor in D1).
 const TOKENS_PER_INVOCATION: i64 = 500;
 
+/// Times one page of tokens is tried; a page that failed this often is passed over, so it
+/// cannot hold back the pages after it (its tokens are judged again on the next pass).
+const ATTEMPTS_PER_PAGE: u32 = 3;
+
 /// What a scheduled (or on-demand) scan did.
 #[derive(Debug, Default, Serialize)]
 pub struct ScanSummary {
@@ -541,19 +561,38 @@ pub struct ScanSummary {
     pub revoked: Vec<String>,
     pub resumed_after: Option<String>,
     pub next_cursor: Option<String>,
+    /// Tokens of a page passed over after [`ATTEMPTS_PER_PAGE`] failed attempts.
+    pub passed_over: usize,
+}
+
+/// A value in `scan_state`.
+async fn scan_state(db: &D1Database, name: &str) -> Result<Option<String>> {
+    db.prepare("SELECT value FROM scan_state WHERE name = ?").bind(&[text(name)])?.first::<String>(Some("value")).await
+}
+
+/// The statement that sets (or with `None` removes) a value in `scan_state`.
+fn set_scan_state(db: &D1Database, name: &str, value: Option<&str>) -> Result<D1PreparedStatement> {
+    match value {
+        Some(value) => {
+            db.prepare("INSERT OR REPLACE INTO scan_state (name, value) VALUES (?, ?)").bind(&[text(name), text(value)])
+        }
+        None => db.prepare("DELETE FROM scan_state WHERE name = ?").bind(&[text(name)]),
+    }
 }
 
 /// Runs detection over the tokens active in the scheduled window, a page of
 /// [`TOKENS_PER_INVOCATION`] at a time, stores each token's finding, and with
 /// `GUARDIAN_AUTO_REVOKE=on` revokes those at or above `GUARDIAN_REVOKE_SCORE` for
 /// `GUARDIAN_REVOKE_TTL` through the admin API's own path (logged as `guardian`, undoable).
-/// A full pass also drops what is older than the retention.
+/// A full pass also drops what is older than the retention. The cursor moves on only
+/// once a page was judged: a page that failed is tried again by the next invocation, up
+/// to [`ATTEMPTS_PER_PAGE`] times.
 pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummary> {
     let guardian = &settings.guardian;
     let window = Window::ending_at(now, guardian.window_seconds);
     let db = db(env)?;
-    let cursor: Option<String> =
-        db.prepare("SELECT value FROM scan_state WHERE name = 'cursor'").first::<String>(Some("value")).await?;
+    let cursor = scan_state(&db, "cursor").await?;
+    let attempts: u32 = scan_state(&db, "attempts").await?.and_then(|a| a.parse().ok()).unwrap_or(0);
     let after = cursor.clone().unwrap_or_default();
     let tokens: Vec<String> = db
         .prepare("SELECT DISTINCT token FROM rollups WHERE bucket >= ? AND token > ? ORDER BY token LIMIT ?")
@@ -570,23 +609,45 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
         .collect();
     let next =
         (i64::try_from(tokens.len()).unwrap_or(0) == TOKENS_PER_INVOCATION).then(|| tokens.last().cloned()).flatten();
-    match &next {
-        Some(last) => {
-            db.prepare("INSERT OR REPLACE INTO scan_state (name, value) VALUES ('cursor', ?)")
-                .bind(&[text(last)])?
-                .run()
-                .await?;
-        }
-        None => {
-            db.prepare("DELETE FROM scan_state WHERE name = 'cursor'").run().await?;
-            expire(env, now.saturating_sub(guardian.retention_seconds), guardian.bucket_seconds).await?;
-        }
-    }
     let mut summary =
         ScanSummary { window: Some(window), resumed_after: cursor, next_cursor: next, ..ScanSummary::default() };
-    if tokens.is_empty() {
-        return Ok(summary);
+    if !tokens.is_empty() {
+        if attempts >= ATTEMPTS_PER_PAGE {
+            worker::console_error!(
+                "Guardian scan: passing over {} tokens after {attempts} failed attempts",
+                tokens.len()
+            );
+            summary.passed_over = tokens.len();
+        } else {
+            // Counted before judging, so an invocation cut off mid-way counts too.
+            set_scan_state(&db, "attempts", Some(&(attempts + 1).to_string()))?.run().await?;
+            judge_page(env, settings, &db, &tokens, window, now, &mut summary).await?;
+        }
     }
+    // The page is done: the cursor moves on, with a fresh count of attempts.
+    db.batch(vec![
+        set_scan_state(&db, "attempts", None)?,
+        set_scan_state(&db, "cursor", summary.next_cursor.as_deref())?,
+    ])
+    .await?;
+    if summary.next_cursor.is_none() {
+        expire(env, now.saturating_sub(guardian.retention_seconds), guardian.bucket_seconds).await?;
+    }
+    Ok(summary)
+}
+
+/// Judges one page of tokens: stores each one's finding and, with automatic revocation on,
+/// revokes those at or above the score.
+async fn judge_page(
+    env: &Env,
+    settings: &Settings,
+    db: &D1Database,
+    tokens: &[String],
+    window: Window,
+    now: i64,
+    summary: &mut ScanSummary,
+) -> Result<()> {
+    let guardian = &settings.guardian;
     let marks = expectations(env).await?;
     let detector = detector(settings, &marks).map_err(worker::Error::RustError)?;
     // As many tokens at a time as one read holds all the buckets of: a read cut short
@@ -644,7 +705,7 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
             }
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -28,7 +28,7 @@ pub fn with_tallies<T>(update: impl FnOnce(&mut Tallies) -> T) -> T {
     TALLIES.with(|tallies| update(&mut tallies.borrow_mut()))
 }
 
-const STATE: [&str; 7] = ["sessions", "revocations", "usage", "pending", "shapes", "budget", "flushing"];
+const STATE: [&str; 8] = ["sessions", "revocations", "usage", "pending", "unrolled", "shapes", "budget", "flushing"];
 
 /// Where the hub remembers its own key (a Durable Object cannot read the name it was
 /// addressed by), for naming what it flushes.
@@ -44,12 +44,13 @@ impl SessionHub {
     /// Each part in its own key, so each has the whole value limit.
     async fn load(&self) -> Result<SessionHubState> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, shapes, budget, flushing] = STATE;
+        let [sessions, revocations, usage, pending, unrolled, shapes, budget, flushing] = STATE;
         Ok(SessionHubState {
             list: storage.get(sessions).await?.unwrap_or_default(),
             revocations: storage.get(revocations).await?.unwrap_or_default(),
             usage: storage.get(usage).await?.unwrap_or_default(),
             pending: storage.get(pending).await?.unwrap_or_default(),
+            unrolled: storage.get(unrolled).await?.unwrap_or_default(),
             shapes: storage.get(shapes).await?.unwrap_or_default(),
             budget: storage.get(budget).await?.unwrap_or_default(),
             flushing: storage.get(flushing).await?,
@@ -58,11 +59,12 @@ impl SessionHub {
 
     async fn store(&self, hub: &SessionHubState) -> Result<()> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, shapes, budget, flushing] = STATE;
+        let [sessions, revocations, usage, pending, unrolled, shapes, budget, flushing] = STATE;
         storage.put(sessions, &hub.list).await?;
         storage.put(revocations, &hub.revocations).await?;
         storage.put(usage, &hub.usage).await?;
         storage.put(pending, &hub.pending).await?;
+        storage.put(unrolled, &hub.unrolled).await?;
         storage.put(shapes, &hub.shapes).await?;
         storage.put(budget, &hub.budget).await?;
         match hub.flushing {
@@ -103,25 +105,19 @@ impl SessionHub {
     /// then (other requests may have run while R2 and D1 were awaited): what was written
     /// leaves it; a part that failed stays pending, retried by an alarm soon. After a
     /// heartbeat's flush, records added meanwhile get the alarm of their bucket's end.
-    async fn flush(&self, (events, shapes): FlushBatch, in_alarm: bool) -> Result<()> {
+    async fn flush(&self, batch: FlushBatch, in_alarm: bool) -> Result<()> {
         let key: Option<String> = self.state.storage().get(KEY).await?;
         let hub_key = key.as_deref().unwrap_or("unknown");
         let bucket = bucket_seconds(&self.env);
-        let usage = crate::guardian::store_usage(&self.env, hub_key, &events, bucket).await;
-        let shaped = match usage {
-            Ok(()) => crate::guardian::store_shapes(&self.env, &shapes, events.first().map_or(0, |e| e.at)).await,
-            Err(_) => Ok(()),
-        };
-        if let Err(error) = usage.as_ref().and(shaped.as_ref()) {
-            worker::console_error!("usage flush failed, kept for a retry: {error}");
+        let (stored, outcome) = crate::guardian::store_flush(&self.env, hub_key, &batch, bucket).await;
+        if let Err(error) = &outcome {
+            worker::console_error!("usage flush failed ({stored:?} stored), the rest kept for a retry: {error}");
         }
         let mut hub = self.load().await?;
-        let stored_events: &[_] = if usage.is_ok() { &events } else { &[] };
-        let stored_shapes: &[_] = if usage.is_ok() && shaped.is_ok() { &shapes } else { &[] };
-        hub.flushed(stored_events, stored_shapes);
+        hub.flushed(&batch, stored);
         self.store(&hub).await?;
         let now = crate::now_seconds();
-        let next = match (usage.is_ok() && shaped.is_ok(), hub.flush_due(now, bucket)) {
+        let next = match (outcome.is_ok(), hub.flush_due(now, bucket)) {
             (false, _) => Some(FLUSH_RETRY_SECONDS),
             (true, Some(due)) if !in_alarm => Some(due.saturating_sub(now).max(1)),
             (true, _) => None,
@@ -134,7 +130,7 @@ impl SessionHub {
             None if !in_alarm => drop(storage.delete_alarm().await),
             None => {}
         }
-        usage.and(shaped)
+        outcome
     }
 }
 

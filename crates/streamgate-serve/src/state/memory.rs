@@ -368,7 +368,7 @@ impl State for MemoryState {
             let mut hub = lock(&hub);
             let result = update(&mut hub);
             // Token shapes feed the edge's Guardian view, which this gate has not.
-            let (records, _shapes) = hub.take_flush();
+            let records = hub.take_flush().records;
             (result, records)
         };
         self.keep_usage(records);

@@ -321,7 +321,7 @@ impl State for RedisState {
             let result = update(&mut hub);
             // Token shapes feed the edge's Guardian view, which this gate has not; pending
             // records go to the usage log with this very write.
-            let (records, _shapes) = hub.take_flush();
+            let records = hub.take_flush().records;
             let json = serde_json::to_string(&hub).map_err(|e| StateError(format!("session hub: {e}")))?;
             let mut invocation = self.compare_and_set.key(&hub_key);
             invocation.key(&usage_key).key(&sequence_key);
