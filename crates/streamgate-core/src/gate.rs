@@ -1,7 +1,7 @@
 //! The gate: find the scheme, verify the credential, apply the policy, decide.
 
 use crate::denial::Denial;
-use crate::grant::Grant;
+use crate::grant::{oversized_identity, Grant};
 use crate::policy::{Hooks, Policy, RequestContext, RequestFacts};
 use crate::schemes::{Credential, Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
 
@@ -139,7 +139,11 @@ impl Gate {
         let Some(scheme) = self.schemes.iter().find(|s| s.kind() == credential.kind) else {
             return Err(Denial::UnknownKey { kid: Some(format!("no {} key configured", credential.kind)) });
         };
-        scheme.verify(&credential.value, facts)
+        let grant = scheme.verify(&credential.value, facts)?;
+        match oversized_identity(grant.subject.as_deref(), grant.token_id.as_deref()) {
+            Some((_, why)) => Err(Denial::malformed(why)),
+            None => Ok(grant),
+        }
     }
 
     /// The second half of [`Gate::check`]: every policy check on a verified grant.

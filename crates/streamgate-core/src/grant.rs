@@ -128,6 +128,25 @@ pub(crate) fn is_fingerprint(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The longest token id (`jti`, EdgeAuth `id`) a gate accepts. Revocations, session keys
+/// and usage records name a token by its id whole: an id longer than the records keep
+/// would be revoked from the Guardian view under a cut name that matches nothing.
+pub const MAX_TOKEN_ID_BYTES: usize = 96;
+
+/// The longest subject (`sub`) a gate accepts, for the same reason.
+pub const MAX_SUBJECT_BYTES: usize = 128;
+
+/// Which of `subject` and `token_id` is longer than a gate accepts ([`MAX_SUBJECT_BYTES`],
+/// [`MAX_TOKEN_ID_BYTES`]), as the claim's name (`sub`, `jti`) and a message; `None` when
+/// both fit.
+pub fn oversized_identity(subject: Option<&str>, token_id: Option<&str>) -> Option<(&'static str, String)> {
+    let over = |name: &'static str, value: Option<&str>, max: usize| {
+        let value = value.filter(|v| v.len() > max)?;
+        Some((name, format!("token {name} is {} bytes, over the {max}-byte limit", value.len())))
+    };
+    over("sub", subject, MAX_SUBJECT_BYTES).or_else(|| over("jti", token_id, MAX_TOKEN_ID_BYTES))
+}
+
 /// The key a token's sessions are counted under: its `sub` for user-bound tokens, else its
 /// `jti`, else its fingerprint (hashed only when needed).
 pub fn session_key(subject: Option<&str>, token_id: Option<&str>, fingerprint: impl FnOnce() -> String) -> String {

@@ -409,3 +409,61 @@ fn kidless_keys_serve_tokens_with_any_kid() {
         ReasonCode::UnknownKey
     );
 }
+
+/// Regression (review): usage records cut a token's id at 96 bytes (its `sub` at 128), and
+/// the Guardian view and its automatic revocation revoked the cut name, which matched no
+/// token: the token played on, shown as revoked. Ids longer than the records keep are
+/// refused when signed and when presented (a token signed elsewhere), at every length past
+/// the bound and with multi-byte characters.
+#[test]
+fn token_ids_longer_than_usage_records_keep_are_refused() {
+    use streamgate_core::grant::{MAX_SUBJECT_BYTES, MAX_TOKEN_ID_BYTES};
+    use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EscapeStyle};
+    let g = gate();
+    let at = play("/live/match-42/index.m3u8");
+    // Signed as another issuer would: header, payload and signature by hand.
+    let signed_elsewhere = |claims: &PlaybackClaims| {
+        let input = format!(
+            "{}.{}",
+            b64_url(br#"{"alg":"HS256","typ":"JWT","kid":"main"}"#),
+            b64_url(serde_json::to_string(claims).unwrap().as_bytes())
+        );
+        let signature = hmac_key().sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64_url(&signature))
+    };
+    for (jti, sub, allowed) in [
+        ("j".repeat(MAX_TOKEN_ID_BYTES), Some("s".repeat(MAX_SUBJECT_BYTES)), true),
+        ("j".repeat(MAX_TOKEN_ID_BYTES + 1), None, false),
+        ("é".repeat(MAX_TOKEN_ID_BYTES / 2 + 1), None, false),
+        ("j".repeat(4000), None, false),
+        ("tok-1".into(), Some("s".repeat(MAX_SUBJECT_BYTES + 1)), false),
+    ] {
+        let claims = PlaybackClaims { jti: Some(jti.clone()), sub: sub.clone(), ..claims() };
+        let decision = check(&g, SchemeKind::Jwt, &signed_elsewhere(&claims), &at, NOW);
+        let label = format!("jti {} bytes, sub {:?} bytes", jti.len(), sub.as_ref().map(String::len));
+        if allowed {
+            assert!(decision.is_allowed(), "{label}: {decision:?}");
+            assert!(jwt::sign(&claims, &hmac_key()).is_ok(), "{label}");
+        } else {
+            assert_eq!(reason(&decision), ReasonCode::Malformed, "{label}");
+            let refused = jwt::sign(&claims, &hmac_key()).unwrap_err().to_string();
+            assert!(refused.contains("-byte limit"), "{label}: {refused}");
+        }
+    }
+    let edge = |id: &str| {
+        let request = EdgeAuthRequest {
+            start: None,
+            expires: NOW + 600,
+            acl: vec!["/live/*".into()],
+            url: None,
+            ip: None,
+            id: Some(id.into()),
+            data: None,
+            salt: None,
+            escape: EscapeStyle::None,
+        };
+        edgeauth::sign("0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d", EdgeAlgorithm::Sha256, &request)
+    };
+    assert!(edge(&"i".repeat(MAX_TOKEN_ID_BYTES)).is_ok());
+    assert!(edge(&"i".repeat(MAX_TOKEN_ID_BYTES + 1)).unwrap_err().to_string().contains("-byte limit"));
+}

@@ -275,7 +275,8 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                     }
                     if row.dimension == Dimension::Referrer {
                         let blocked = blocks.referrers.iter().any(|p| host_matches(p, &row.key));
-                        object.insert("host".into(), json!((row.key != "-").then_some(&row.key)));
+                        // What a block may name: not "-" (no Referer) nor a host that is none.
+                        object.insert("host".into(), json!(blocked_referrer_host(&row.key).ok()));
                         object.insert("blocked".into(), json!(blocked));
                     }
                 }

@@ -36,6 +36,8 @@ const viewers = {
   br: { ip: '192.0.2.30', cf: { country: 'BR', asn: 28573, asOrganization: 'Claro NXT' }, referer: 'https://pirate.test/' },
   fr: { ip: '2001:db8::40', cf: { country: 'FR', asn: 3215, asOrganization: 'Orange' } },
   home: { ip: '198.51.100.11', cf: { country: 'DE', asn: 3320, asOrganization: 'Deutsche Telekom AG' }, referer: 'https://player.example/' },
+  // A Referer host that is none: a block of it as written would cover every player.example host.
+  wild: { ip: '198.51.100.12', cf: { country: 'DE', asn: 3320, asOrganization: 'Deutsche Telekom AG' }, referer: 'https://*.player.example/' },
   evil: { ip: '198.51.100.66', cf: { country: 'NL', asn: 64500, asOrganization: '<b onmouseover=alert(3)>Evil AS</b>' }, ua: XSS, referer: 'https://player.example/' },
 };
 
@@ -77,6 +79,7 @@ before(async () => {
   for (const v of ['de', 'us', 'br', 'fr']) await watch(tokens.shared, viewers[v]);
   await watch(tokens.normal, viewers.home);
   await watch(tokens.evil, viewers.evil);
+  await watch(token({ jti: `wild-${run}` }), viewers.wild);
   await new Promise((resolve) => setTimeout(resolve, (BUCKET + 2) * 1000));
   browser = await launch();
 });
@@ -254,6 +257,12 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   await pirate.waitFor();
   for (const country of ['DE', 'US', 'BR', 'FR']) await page.locator(`#bd-countries li[data-name="${country}"]`).waitFor();
   await shot('4-breakdown');
+  // Review: the row was named `*.player.example`, and its Block button blocked every
+  // subdomain of the real player host.
+  const notAHost = page.locator('#bd-referrers li[data-name="(not a host name)"]');
+  await notAHost.waitFor();
+  assert.equal(await notAHost.locator('button').count(), 0, 'nothing to block');
+  assert.equal(await page.locator('#bd-referrers li[data-name="*.player.example"]').count(), 0);
   await pirate.locator('button.block-referrer').click();
   assert.match(await resultText('ok'), /pirate\.test/);
   await pirate.locator('.revoked-badge').waitFor();

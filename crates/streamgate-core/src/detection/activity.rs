@@ -322,8 +322,14 @@ fn keep_greater(kept: &mut Option<String>, seen: Option<&str>) {
     }
 }
 
-/// The host of a Referer URL, lower-cased, borrowed when it already is (the common case):
-/// the same host as `policy::pattern::referrer_host`, without an allocation per event.
+/// What records name a Referer host by when it is neither a host name nor an IP address
+/// (`*.customer.example`, `-`): a row named so could not be blocked as written, and the
+/// view's block of `*.customer.example` would block every subdomain of the real host.
+pub const NOT_A_HOST: &str = "(not a host name)";
+
+/// The host of a Referer URL as records name it: lower-cased and without a trailing dot,
+/// as the referrer rules read it (`policy::pattern::referrer_host`), or [`NOT_A_HOST`];
+/// borrowed when it already is (the common case), without an allocation per event.
 fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
     let (_, rest) = referer.trim().split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -331,12 +337,16 @@ fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
     let host =
         if let Some(v6) = host_port.strip_prefix('[') { v6.split(']').next()? } else { host_port.split(':').next()? };
     if host.is_empty() {
-        None
-    } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Some(Cow::Owned(host.to_ascii_lowercase()))
-    } else {
-        Some(Cow::Borrowed(host))
+        return None;
     }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
+    let named = crate::policy::is_host_name(&host) || host.parse::<std::net::IpAddr>().is_ok();
+    Some(if named { host } else { Cow::Borrowed(NOT_A_HOST) })
 }
 
 fn non_empty(text: Option<&str>) -> Option<&str> {
@@ -776,11 +786,38 @@ mod tests {
             "https://WWW.Example.com:8443/x?y",
             "http://a@b.example/",
             "https://[2001:db8::1]/",
+            "http://198.51.100.7:8080/",
+            "http://localhost/",
             "no-scheme",
             "https:///",
         ] {
             assert_eq!(referrer_host(referer).map(Cow::into_owned), crate::policy::pattern::referrer_host(referer));
         }
+    }
+
+    /// Regression (review): a Referer host was kept as written, so `*.customer.example`
+    /// or `customer.example.` showed as a row whose block (from the Guardian view) covered
+    /// every subdomain of the real host, or its apex; and `-` merged into the "no
+    /// referrer" row, which has no block button.
+    #[test]
+    fn referrer_hosts_are_recorded_as_a_block_would_name_them() {
+        let host = |r: &str| referrer_host(r).map(Cow::into_owned);
+        assert_eq!(host("https://Customer.Example./x").as_deref(), Some("customer.example"));
+        for written in ["*.customer.example", "*", "-", "a..b", "x_y.example", "exa mple.com", "com", "%2a.example"] {
+            assert_eq!(host(&format!("https://{written}/")).as_deref(), Some(NOT_A_HOST), "{written}");
+        }
+        assert!(crate::policy::blocked_referrer_host(NOT_A_HOST).is_err(), "a block cannot name it");
+        let mut all = Aggregator::new(Timing::default());
+        for (at, referer) in [(1, "https://*.customer.example/"), (2, "https://-/"), (3, "https://customer.example./")]
+        {
+            all.add(&UsageEvent { at, token: "t".into(), referer: Some(referer.into()), ..UsageEvent::default() });
+        }
+        let activity = all.get("t").expect("recorded");
+        assert_eq!(activity.missing_referrer, 0, "a `-` host is not a missing Referer");
+        assert_eq!(
+            activity.referrers.iter().map(|(h, n)| (h.as_str(), *n)).collect::<Vec<_>>(),
+            [(NOT_A_HOST, 2), ("customer.example", 1)]
+        );
     }
 
     /// Regression (review): one holder sending a new 256-byte User-Agent and Referer host
@@ -793,7 +830,7 @@ mod tests {
         let (mut one, mut other) = (TokenActivity::default(), TokenActivity::default());
         for i in 0..1_200_i64 {
             let agent = format!("{quotes}{i}");
-            let referer = format!("https://h{i}.{}.example/", "a".repeat(200));
+            let referer = format!("https://h{i}.{}.example/", vec!["a".repeat(50); 4].join("."));
             let stream = format!("/live/{quotes}{i}");
             let event = EventView {
                 at: i,

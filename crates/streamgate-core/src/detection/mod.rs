@@ -76,6 +76,8 @@ pub use report::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::grant::{MAX_SUBJECT_BYTES, MAX_TOKEN_ID_BYTES};
+
 /// One usage event: what the gate records per heartbeat (a session start, a playlist
 /// reload, a background beat), what `GET /admin/usage` exports as JSON Lines, and what
 /// `streamgate scan` reads. Text fields are cut to bounds ([`UsageEvent::bounded`]), so a
@@ -156,7 +158,7 @@ impl UsageEvent {
     /// The record with every text field cut to its bound (on a character boundary).
     pub fn bounded(mut self) -> UsageEvent {
         cut(&mut self.sid, 64);
-        cut(&mut self.token, 96);
+        cut(&mut self.token, MAX_TOKEN_ID_BYTES);
         for (field, max) in [
             (&mut self.ip, 45),
             (&mut self.country, 2),
@@ -164,7 +166,7 @@ impl UsageEvent {
             (&mut self.referer, 320),
             (&mut self.user_agent, 256),
             (&mut self.stream, 256),
-            (&mut self.sub, 128),
+            (&mut self.sub, MAX_SUBJECT_BYTES),
         ] {
             if let Some(text) = field {
                 cut(text, max);

@@ -326,12 +326,18 @@ pub fn check_blocklist(client: Option<IpAddr>, blocklist: &dyn IpBlocklist, now:
 pub fn blocked_referrer_host(text: &str) -> Result<String, String> {
     let host = text.trim().trim_end_matches('.').to_ascii_lowercase();
     let name = host.strip_prefix("*.").unwrap_or(&host);
-    let label_ok =
-        |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if host.len() > 253 || !name.contains('.') && name != "localhost" || !name.split('.').all(label_ok) {
+    if host.len() > 253 || !is_host_name(name) {
         return Err(format!("{text:?} is not a host name (example.com, or *.example.com for its subdomains)"));
     }
     Ok(host)
+}
+
+/// Whether `host` (lower case, no trailing dot) is a DNS name of two labels or more, or
+/// `localhost`: what a referrer block may name, without a wildcard.
+pub fn is_host_name(host: &str) -> bool {
+    let label_ok =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    host.len() <= 253 && (host.contains('.') || host == "localhost") && host.split('.').all(label_ok)
 }
 
 /// The operator's referrer block list (hosts or `*.` wildcards blocked at run time, e.g.

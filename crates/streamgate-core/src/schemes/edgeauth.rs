@@ -25,7 +25,7 @@ use sha2::Sha256;
 
 use crate::denial::{Denial, Error, SignatureExplanation};
 use crate::encoding::{ct_eq, hex, hex_decode, hmac_tag};
-use crate::grant::{Grant, Scope, Validity};
+use crate::grant::{oversized_identity, Grant, Scope, Validity};
 use crate::policy::ip::IpRange;
 use crate::policy::RequestFacts;
 use crate::schemes::{Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
@@ -433,6 +433,9 @@ pub fn sign(hex_key: &str, algorithm: EdgeAlgorithm, request: &EdgeAuthRequest) 
         fields.push(format!("acl={}", delimiter_free("acl", &request.acl.join("!"))?));
     }
     if let Some(id) = &request.id {
+        if let Some((_, why)) = oversized_identity(None, Some(id)) {
+            return Err(Error::input("id", why));
+        }
         fields.push(format!("id={}", esc("id", id)?));
     }
     if let Some(data) = &request.data {

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::claims::{NumericDate, PlaybackClaims};
 use crate::denial::{Denial, Error, SignatureExplanation};
 use crate::encoding::{b64_url, b64_url_decode, b64_url_decode_small};
-use crate::grant::{Grant, Scope, Validity};
+use crate::grant::{oversized_identity, Grant, Scope, Validity};
 use crate::keys::{Algorithm, Key, KeySet};
 use crate::policy::RequestFacts;
 use crate::schemes::{Scheme, SchemeKind, MAX_CREDENTIAL_BYTES};
@@ -288,6 +288,9 @@ pub fn sign_json(claims: &Map<String, Value>, key: &Key) -> Result<String, Error
         if claims.get(name).is_some_and(|v| !v.is_i64() && !v.is_u64()) {
             return Err(Error::input(name, "must be whole seconds (an integer)"));
         }
+    }
+    if let Some((claim, why)) = oversized_identity(typed.sub.as_deref(), typed.jti.as_deref()) {
+        return Err(Error::input(claim, why));
     }
     if let (Some(nbf), Some(exp)) = (typed.nbf, typed.exp) {
         if exp <= nbf {
