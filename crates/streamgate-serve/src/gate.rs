@@ -5,6 +5,7 @@
 //! [`Gateway::handle`]: streamgate_core::gateway::Gateway::handle
 //! [`Gateway::authorize`]: streamgate_core::gateway::Gateway::authorize
 
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -108,7 +109,8 @@ pub(crate) fn read_auth<S: State>(app: &App<S>, req: Request<RequestBody>, peer:
 }
 
 /// Forward-auth: decides on the request a proxy in front of the origin asks about.
-pub(crate) async fn forward_auth<S: State>(app: &Arc<App<S>>, asked: AuthRequest) -> Response<Body> {
+pub(crate) async fn forward_auth<S: State>(app: Arc<App<S>>, asked: AuthRequest) -> Result<Response<Body>, Infallible> {
+    let app = &app;
     let AuthRequest { started, incoming, refused } = asked;
     let (response, decision) = match refused {
         Some(reply) => answer(app, Route::Auth, &incoming, &reply),
@@ -137,11 +139,7 @@ pub(crate) async fn forward_auth<S: State>(app: &Arc<App<S>>, asked: AuthRequest
     app.metrics.record(Route::Auth, decision, started.elapsed());
     // Proxies pass an allowing answer to no viewer (nginx), or only the headers they are
     // told to copy (Caddy, Traefik): CORS goes on the answers a viewer may see.
-    if response.status().is_success() {
-        response
-    } else {
-        http::with_cors(response)
-    }
+    Ok(if response.status().is_success() { response } else { http::with_cors(response) })
 }
 
 /// The request line the gate decides on, borrowed from the request.
