@@ -79,9 +79,37 @@ export function withToken(url, token, { param = 'token' } = {}) {
   const fragment = hash >= 0 ? url.slice(hash) : '';
   const q = base.indexOf('?');
   const path = q >= 0 ? base.slice(0, q) : base;
-  const kept = q >= 0 ? base.slice(q + 1).split('&').filter((p) => p && p.split('=')[0] !== param) : [];
+  const kept = q >= 0 ? base.slice(q + 1).split('&').filter((p) => p && paramName(p) !== param) : [];
   kept.push(`${param}=${encodeURIComponent(token)}`);
   return `${path}?${kept.join('&')}${fragment}`;
+}
+
+/**
+ * The name of a `name=value` query parameter as the gate reads it: tab, CR and LF dropped
+ * (as URL parsers drop them) and percent-decoded, so `tok%65n=old` is replaced, not left
+ * beside the new token (the gate takes the first).
+ */
+function paramName(pair) {
+  const name = pair.split('=')[0].replace(/[\t\r\n]/g, '');
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
+}
+
+/**
+ * When to refresh, in seconds from now: `before` ahead of `exp`, by this device's clock,
+ * but never later than the token's own lifetime allows (a slow clock would refresh after
+ * expiry), and never sooner than `floor` (a fast clock, or a lifetime shorter than
+ * `before`, would refresh every second).
+ */
+function refreshDelay(exp, iat, now, before, floor) {
+  if (!Number.isFinite(exp)) return floor;
+  const lifetime = Number.isFinite(iat) && exp > iat ? exp - iat : null;
+  const left = lifetime === null ? exp - now : Math.min(exp - now, lifetime);
+  const lead = lifetime === null ? before : Math.min(before, lifetime / 2);
+  return Math.max(left - lead, lifetime === null ? Math.min(floor, 1) : Math.min(floor, lifetime / 2));
 }
 
 /**
@@ -92,6 +120,11 @@ export function withToken(url, token, { param = 'token' } = {}) {
 export class TokenRefresher {
   constructor({ fetchToken, refreshBeforeSeconds = 30, retrySeconds = 5, onError, onRefresh, clock = () => Date.now() / 1000 } = {}) {
     if (typeof fetchToken !== 'function') throw new StreamgateError('invalid_input', 'fetchToken must be an async function');
+    for (const [name, value] of [['refreshBeforeSeconds', refreshBeforeSeconds], ['retrySeconds', retrySeconds]]) {
+      if (!Number.isFinite(value) || value < 0 || (name === 'retrySeconds' && value < 1)) {
+        throw new StreamgateError('invalid_input', `${name} must be a finite number of seconds${name === 'retrySeconds' ? ', at least 1' : ''}`);
+      }
+    }
     Object.assign(this, { fetchToken, refreshBeforeSeconds, retrySeconds, onError, onRefresh, clock });
     this.current = null;
     this.expiresAt = null;
@@ -118,26 +151,29 @@ export class TokenRefresher {
     this.timer = null;
   }
 
-  /** Fetches a token now. */
+  /**
+   * Fetches a token now. The next refresh is scheduled before your `onRefresh` or
+   * `onError` runs, so a callback that throws cannot stop the refreshing.
+   */
   async refresh() {
     try {
       const got = await this.fetchToken();
       const token = typeof got === 'string' ? got : got && got.token;
       if (typeof token !== 'string' || token === '') throw new StreamgateError('invalid_input', 'fetchToken returned no token');
-      let expiresAt = typeof got === 'object' && typeof got.expiresAt === 'number' ? got.expiresAt : null;
-      if (expiresAt === null) {
-        try {
-          const { claims } = decodeToken(token);
-          expiresAt = typeof claims.exp === 'number' ? claims.exp : null;
-        } catch { /* an opaque token: refresh on the retry interval */ }
-      }
+      let expiresAt = typeof got === 'object' && Number.isFinite(got.expiresAt) ? got.expiresAt : null;
+      let issuedAt = null;
+      try {
+        const { claims } = decodeToken(token);
+        if (expiresAt === null && claims && Number.isFinite(claims.exp)) expiresAt = claims.exp;
+        if (claims && Number.isFinite(claims.iat)) issuedAt = claims.iat;
+      } catch { /* an opaque token: refresh on the retry interval */ }
       this.current = token;
       this.expiresAt = expiresAt;
-      if (this.onRefresh) this.onRefresh(token);
-      this.schedule(expiresAt === null ? this.retrySeconds : expiresAt - this.refreshBeforeSeconds - this.clock());
+      this.schedule(refreshDelay(expiresAt, issuedAt, this.clock(), this.refreshBeforeSeconds, this.retrySeconds));
+      callSafely(this.onRefresh, token);
     } catch (error) {
-      if (this.onError) this.onError(error);
       this.schedule(this.retrySeconds);
+      callSafely(this.onError, error);
       if (this.current === null) throw error;
     }
     return this.current;
@@ -146,8 +182,19 @@ export class TokenRefresher {
   schedule(seconds) {
     if (this.stopped) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    const delay = Math.max(1, Math.min(seconds, 2_147_483)) * 1000;
+    const finite = Number.isFinite(seconds) ? seconds : this.retrySeconds;
+    const delay = Math.max(1, Math.min(finite, 2_147_483)) * 1000;
     this.timer = setTimeout(() => { this.refresh().catch(() => {}); }, delay);
+  }
+}
+
+/** Calls an application's callback; what it throws is reported, never let through. */
+function callSafely(callback, value) {
+  if (typeof callback !== 'function') return;
+  try {
+    callback(value);
+  } catch (error) {
+    globalThis.console?.error?.('streamgate: a TokenRefresher callback threw', error);
   }
 }
 
@@ -158,13 +205,13 @@ export class TokenRefresher {
  */
 export function hlsTokenConfig(source, { param = 'token', origins } = {}) {
   const current = () => (typeof source === 'string' ? source : typeof source === 'function' ? source() : source && source.token);
-  if (origins !== undefined && (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string'))) {
-    throw new StreamgateError('invalid_input', 'origins must be an array of origins such as "https://gate.example.com"');
+  if (origins !== undefined && (!Array.isArray(origins) || !origins.every(isOrigin))) {
+    throw new StreamgateError('invalid_input', 'origins must be an array of origins such as "https://gate.example.com" (absolute http(s) URLs without a path)');
   }
   // The token goes only to the gate: the given origins, else the origin of the first
   // request hls.js makes (the manifest). Key servers, ad and analytics hosts, and CDNs a
   // playlist names never see it.
-  let allowed = origins && origins.map((o) => originOf(o)).filter(Boolean);
+  let allowed = origins && origins.map((o) => new URL(o).origin);
   const signed = (url) => {
     const origin = originOf(url);
     if (!allowed) allowed = origin ? [origin] : [];
@@ -179,6 +226,22 @@ export function hlsTokenConfig(source, { param = 'token', origins } = {}) {
       return new Request(signed(context.url), init);
     },
   };
+}
+
+/**
+ * Whether `text` names an origin on its own: an absolute http(s) URL without a path,
+ * query or credentials. A bare host name (`cdn.example.com`) would resolve against the
+ * page and send the token to the page's own origin instead.
+ */
+function isOrigin(text) {
+  if (typeof text !== 'string') return false;
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search && !url.hash
+      && !url.username && !url.password && /^https?:\/\//i.test(text.trim());
+  } catch {
+    return false;
+  }
 }
 
 /** The origin of `url` (resolved against the page, where there is one), or null. */
