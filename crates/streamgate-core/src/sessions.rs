@@ -417,7 +417,33 @@ pub struct SessionHubState {
     /// seconds); another starts only after it ended or this passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flushing: Option<i64>,
+    /// Which flush is the latest, and the back-off after failed ones.
+    #[serde(default)]
+    pub flush: FlushState,
 }
+
+/// A hub's flush bookkeeping, beside its lease ([`SessionHubState::flushing`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushState {
+    /// The number of the latest flush begun: only that flush's end lifts the lease (one
+    /// begun after an earlier one's lease lapsed must not have its own lifted by it).
+    #[serde(default)]
+    pub number: u64,
+    /// Failed flushes in a row.
+    #[serde(default)]
+    pub failures: u32,
+    /// No flush starts before this, unix seconds: the back-off after a failure, so a store
+    /// that is down is not asked again on every heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<i64>,
+}
+
+/// How long after a first failed flush the next may start, seconds; it doubles with each
+/// failure in a row, up to [`MAX_FLUSH_RETRY_SECONDS`].
+pub const FLUSH_RETRY_SECONDS: i64 = 10;
+
+/// The longest back-off between failed flushes, seconds.
+pub const MAX_FLUSH_RETRY_SECONDS: i64 = 600;
 
 /// How long a flush may run before another may start (its writer may have gone: the edge
 /// can evict a Durable Object mid-flush). The records stay pending meanwhile.
@@ -428,6 +454,8 @@ pub const FLUSH_LEASE_SECONDS: i64 = 60;
 /// `unrolled` and `records`, then the shapes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FlushBatch {
+    /// Which flush this is ([`FlushState::number`]).
+    pub number: u64,
     /// Records to store: their raw copy, then their rollups.
     pub records: Vec<UsageEvent>,
     /// Records an earlier flush stored the raw copy of, still to be rolled up.
@@ -632,6 +660,7 @@ impl SessionHubState {
     /// once (with no other I/O in between, so nothing is ever left unrolled).
     pub fn take_flush(&mut self) -> FlushBatch {
         FlushBatch {
+            number: 0,
             records: std::mem::take(&mut self.pending),
             unrolled: std::mem::take(&mut self.unrolled),
             shapes: std::mem::take(&mut self.shapes),
@@ -655,30 +684,51 @@ impl SessionHubState {
         let due = match bucket {
             Some(bucket) => self.flush_due(now, bucket)?,
             None if !self.has_unflushed() => return None,
-            None => now,
+            None => self.flush.retry_at.unwrap_or(now),
         };
         if due > now || self.flushing.is_some_and(|until| now < until) {
             return None;
         }
         self.flushing = Some(now.saturating_add(FLUSH_LEASE_SECONDS));
-        Some(FlushBatch { records: self.pending.clone(), unrolled: self.unrolled.clone(), shapes: self.shapes.clone() })
+        self.flush.number = self.flush.number.wrapping_add(1) % JS_SAFE_INTEGER;
+        Some(FlushBatch {
+            number: self.flush.number,
+            records: self.pending.clone(),
+            unrolled: self.unrolled.clone(),
+            shapes: self.shapes.clone(),
+        })
     }
 
-    /// When a flush held back by a running one's lease may start: the lease's end, while
-    /// something is pending. An alarm that finds the lease held (its flush was cut off, by a
-    /// deploy say, and the platform retried the alarm at once) must be set again for then,
-    /// or the records wait for a heartbeat that may never come.
+    /// When a flush held back by a running one's lease, or by the back-off after a failed
+    /// one, may start, while something is pending. An alarm that finds it held back (its
+    /// flush was cut off, by a deploy say, and the platform retried the alarm at once) must
+    /// be set again for then, or the records wait for a heartbeat that may never come.
     pub fn held_back_until(&self, now: i64) -> Option<i64> {
-        self.flushing.filter(|&until| self.has_unflushed() && now < until)
+        let until = self.flushing.max(self.flush.retry_at)?;
+        (self.has_unflushed() && now < until).then_some(until)
     }
 
-    /// Ends the running flush of `batch`, which got as far as `stored`: what it stored
+    /// Ends the flush of `batch` at `now`, which got as far as `stored`: what it stored
     /// leaves (each record once), records whose raw copy alone was stored wait in
     /// `unrolled`, and what failed stays for the next flush, so no step is written twice.
-    pub fn flushed(&mut self, batch: &FlushBatch, stored: Flushed) {
-        self.flushing = None;
+    /// A failure backs off ([`FlushState::retry_at`]); the lease is lifted only if no
+    /// later flush took it. Returns how many unrolled records were dropped to keep the
+    /// list bounded (their raw copy is stored; their rollups are lost).
+    pub fn flushed(&mut self, batch: &FlushBatch, stored: Flushed, now: i64) -> usize {
+        if batch.number == self.flush.number {
+            self.flushing = None;
+        }
+        if stored == Flushed::Everything {
+            self.flush.failures = 0;
+            self.flush.retry_at = None;
+        } else {
+            self.flush.failures = self.flush.failures.saturating_add(1);
+            let shift = self.flush.failures.saturating_sub(1).min(16);
+            let wait = FLUSH_RETRY_SECONDS.saturating_mul(1 << shift).min(MAX_FLUSH_RETRY_SECONDS);
+            self.flush.retry_at = Some(now.saturating_add(wait));
+        }
         if stored == Flushed::Nothing {
-            return;
+            return 0;
         }
         for record in &batch.records {
             if let Some(at) = self.pending.iter().position(|pending| pending == record) {
@@ -689,7 +739,7 @@ impl SessionHubState {
             self.unrolled.extend(batch.records.iter().cloned());
             let excess = self.unrolled.len().saturating_sub(MAX_USAGE_RECORDS);
             self.unrolled.drain(..excess);
-            return;
+            return excess;
         }
         for record in &batch.unrolled {
             if let Some(at) = self.unrolled.iter().position(|unrolled| unrolled == record) {
@@ -699,18 +749,21 @@ impl SessionHubState {
         if stored == Flushed::Everything {
             self.shapes.retain(|shape| !batch.shapes.contains(shape));
         }
+        0
     }
 
     /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
     /// once when there are [`MAX_PENDING_RECORDS`] (`Some(now)`), else when the oldest one's
-    /// bucket ends; `None` when nothing is pending. So each key flushes at most once per
-    /// bucket in steady state.
+    /// bucket ends; never before the back-off after a failed flush; `None` when nothing is
+    /// pending. So each key flushes at most once per bucket in steady state.
     pub fn flush_due(&self, now: i64, bucket: i64) -> Option<i64> {
         let oldest = self.unrolled.first().or(self.pending.first())?;
-        if self.pending.len() >= MAX_PENDING_RECORDS {
-            return Some(now);
-        }
-        Some(bucket_start(oldest.at, bucket).saturating_add(bucket.max(1)))
+        let due = if self.pending.len() >= MAX_PENDING_RECORDS {
+            now
+        } else {
+            bucket_start(oldest.at, bucket).saturating_add(bucket.max(1))
+        };
+        Some(due.max(self.flush.retry_at.unwrap_or(i64::MIN)))
     }
 
     /// Records that `revocation.id` is revoked (`revoked`) or no longer is. A revocation
@@ -1012,7 +1065,7 @@ mod tests {
         meanwhile.record.bytes = Some(1);
         hub.heartbeat(meanwhile);
         let first_two = FlushBatch { records: batch.records[..2].to_vec(), ..batch };
-        hub.flushed(&first_two, Flushed::Everything);
+        hub.flushed(&first_two, Flushed::Everything, 330);
         assert_eq!(hub.pending.iter().map(|r| r.at).collect::<Vec<_>>(), [2, 320]);
         assert_eq!(hub.flushing, None);
         assert_eq!(hub.held_back_until(330), None, "no lease, nothing held back");
@@ -1023,7 +1076,7 @@ mod tests {
         assert_eq!(hub.held_back_until(402), Some(400 + FLUSH_LEASE_SECONDS));
         let retry = hub.begin_flush(400 + FLUSH_LEASE_SECONDS, None).unwrap();
         assert_eq!(retry.records.len(), 2);
-        hub.flushed(&retry, Flushed::Nothing);
+        hub.flushed(&retry, Flushed::Nothing, 460);
         assert_eq!(hub.pending.len(), 2, "nothing stored, nothing gone");
         let _ = hub.begin_flush(500, None).unwrap();
         hub.pending.clear();
@@ -1047,32 +1100,76 @@ mod tests {
         hub.heartbeat(served("b", 20));
         let first = hub.begin_flush(300, Some(300)).unwrap();
         hub.heartbeat(served("c", 305));
-        hub.flushed(&first, Flushed::Raw);
-        assert_eq!(hub.flush_due(306, 300), Some(300), "the unrolled records are due at once");
-        let retry = hub.begin_flush(306, Some(300)).unwrap();
+        hub.flushed(&first, Flushed::Raw, 305);
+        assert_eq!(hub.flush_due(306, 300), Some(305 + FLUSH_RETRY_SECONDS), "due after the back-off");
+        let retry = hub.begin_flush(315, Some(300)).unwrap();
         assert_eq!(retry.records.iter().map(|r| r.at).collect::<Vec<_>>(), [305], "stored raw once: only the new one");
         assert_eq!(retry.unrolled.iter().map(|r| r.at).collect::<Vec<_>>(), [10, 20], "still to roll up");
         // The retry's rollups fail too: the new record joins the unrolled ones.
-        hub.flushed(&retry, Flushed::Raw);
-        let again = hub.begin_flush(320, None).unwrap();
+        hub.flushed(&retry, Flushed::Raw, 316);
+        let again = hub.begin_flush(336, None).unwrap();
         assert!(again.records.is_empty());
         assert_eq!(again.unrolled.iter().map(|r| r.at).collect::<Vec<_>>(), [10, 20, 305]);
-        hub.flushed(&again, Flushed::Rollups);
+        hub.flushed(&again, Flushed::Rollups, 337);
         assert!(hub.pending.is_empty() && hub.unrolled.is_empty());
         assert_eq!(hub.shapes.len(), 1, "the shapes were not stored: still to flush");
-        let shapes = hub.begin_flush(330, None).unwrap();
+        let shapes = hub.begin_flush(337 + 4 * FLUSH_RETRY_SECONDS, None).unwrap();
         assert_eq!((shapes.records.len(), shapes.unrolled.len(), shapes.shapes.len()), (0, 0, 1));
-        hub.flushed(&shapes, Flushed::Everything);
+        hub.flushed(&shapes, Flushed::Everything, 400);
         assert!(hub.shapes.is_empty());
         assert_eq!(hub.flush_due(400, 300), None);
         // Bounded like the other lists, however long the rollups keep failing.
+        let mut dropped = 0;
         for at in 0..(MAX_USAGE_RECORDS as i64 + 5) {
-            hub.heartbeat(served(&format!("s{at}"), 1000 + at * 60));
-            let batch = hub.begin_flush(1000 + at * 60, None).unwrap();
-            hub.flushed(&batch, Flushed::Raw);
+            let now = 1000 + at * MAX_FLUSH_RETRY_SECONDS;
+            hub.heartbeat(served(&format!("s{at}"), now));
+            let batch = hub.begin_flush(now, None).unwrap();
+            dropped += hub.flushed(&batch, Flushed::Raw, now);
         }
         assert_eq!(hub.unrolled.len(), MAX_USAGE_RECORDS);
+        assert_eq!(dropped, 5, "each drop counted");
         assert!(hub.pending.is_empty());
+    }
+
+    /// Regression (review): a failed flush was tried again on every heartbeat (each one a
+    /// raw write and D1 calls while the store was down), and a flush begun after an
+    /// earlier one's lease lapsed had its lease lifted when the earlier one ended.
+    #[test]
+    fn failed_flushes_back_off_and_only_the_latest_flush_lifts_the_lease() {
+        let mut hub = SessionHubState::default();
+        let record = |hub: &mut SessionHubState, at: i64| {
+            let mut b = beat(&format!("s{at}"), BeatKind::Start, at, 50);
+            b.record.bytes = Some(1);
+            hub.heartbeat(b);
+        };
+        record(&mut hub, 10);
+        let mut now = 300;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let batch = hub.begin_flush(now, Some(300)).expect("due");
+            hub.flushed(&batch, Flushed::Nothing, now);
+            let due = hub.flush_due(now, 300).unwrap();
+            assert_eq!(hub.begin_flush(due - 1, Some(300)), None, "not before the back-off");
+            assert_eq!(hub.begin_flush(due - 1, None), None, "nor for an alarm");
+            assert_eq!(hub.held_back_until(due - 1), Some(due), "an early alarm comes back then");
+            waits.push(due - now);
+            now = due;
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
+        let batch = hub.begin_flush(now, Some(300)).unwrap();
+        hub.flushed(&batch, Flushed::Everything, now);
+        assert_eq!((hub.flush.failures, hub.flush.retry_at), (0, None), "a success ends the back-off");
+
+        // Flush A's lease lapses while it runs; B begins; A's end leaves B's lease alone.
+        record(&mut hub, now);
+        let a = hub.begin_flush(now, None).unwrap();
+        let later = now + FLUSH_LEASE_SECONDS;
+        let b = hub.begin_flush(later, None).expect("A's lease lapsed");
+        hub.flushed(&a, Flushed::Everything, later + 1);
+        assert_eq!(hub.flushing, Some(later + FLUSH_LEASE_SECONDS), "B still holds the lease");
+        assert_eq!(hub.begin_flush(later + 2, None), None);
+        hub.flushed(&b, Flushed::Everything, later + 3);
+        assert_eq!(hub.flushing, None);
     }
 
     /// Regression (review): the budget's 64-bit network hashes were more than a JavaScript

@@ -28,7 +28,8 @@ pub fn with_tallies<T>(update: impl FnOnce(&mut Tallies) -> T) -> T {
     TALLIES.with(|tallies| update(&mut tallies.borrow_mut()))
 }
 
-const STATE: [&str; 8] = ["sessions", "revocations", "usage", "pending", "unrolled", "shapes", "budget", "flushing"];
+const STATE: [&str; 9] =
+    ["sessions", "revocations", "usage", "pending", "unrolled", "shapes", "budget", "flushing", "flush"];
 
 /// Where the hub remembers its own key (a Durable Object cannot read the name it was
 /// addressed by), for naming what it flushes.
@@ -44,7 +45,7 @@ impl SessionHub {
     /// Each part in its own key, so each has the whole value limit.
     async fn load(&self) -> Result<SessionHubState> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, unrolled, shapes, budget, flushing] = STATE;
+        let [sessions, revocations, usage, pending, unrolled, shapes, budget, flushing, flush] = STATE;
         Ok(SessionHubState {
             list: storage.get(sessions).await?.unwrap_or_default(),
             revocations: storage.get(revocations).await?.unwrap_or_default(),
@@ -54,12 +55,13 @@ impl SessionHub {
             shapes: storage.get(shapes).await?.unwrap_or_default(),
             budget: storage.get(budget).await?.unwrap_or_default(),
             flushing: storage.get(flushing).await?,
+            flush: storage.get(flush).await?.unwrap_or_default(),
         })
     }
 
     async fn store(&self, hub: &SessionHubState) -> Result<()> {
         let storage = self.state.storage();
-        let [sessions, revocations, usage, pending, unrolled, shapes, budget, flushing] = STATE;
+        let [sessions, revocations, usage, pending, unrolled, shapes, budget, flushing, flush] = STATE;
         storage.put(sessions, &hub.list).await?;
         storage.put(revocations, &hub.revocations).await?;
         storage.put(usage, &hub.usage).await?;
@@ -67,6 +69,7 @@ impl SessionHub {
         storage.put(unrolled, &hub.unrolled).await?;
         storage.put(shapes, &hub.shapes).await?;
         storage.put(budget, &hub.budget).await?;
+        storage.put(flush, &hub.flush).await?;
         match hub.flushing {
             Some(until) => storage.put(flushing, until).await,
             None => storage.delete(flushing).await.map(|_| ()),
@@ -113,12 +116,18 @@ impl SessionHub {
         if let Err(error) = &outcome {
             worker::console_error!("usage flush failed ({stored:?} stored), the rest kept for a retry: {error}");
         }
-        let mut hub = self.load().await?;
-        hub.flushed(&batch, stored);
-        self.store(&hub).await?;
         let now = crate::now_seconds();
+        let mut hub = self.load().await?;
+        let dropped = hub.flushed(&batch, stored, now);
+        if dropped > 0 {
+            worker::console_error!(
+                "usage flush: {dropped} records stored raw but never rolled up (rollups kept failing)"
+            );
+        }
+        self.store(&hub).await?;
         let next = match (outcome.is_ok(), hub.flush_due(now, bucket)) {
-            (false, _) => Some(FLUSH_RETRY_SECONDS),
+            // After the back-off the failure set.
+            (false, due) => Some(due.or(hub.flush.retry_at).map_or(1, |at| at.saturating_sub(now).max(1))),
             (true, Some(due)) if !in_alarm => Some(due.saturating_sub(now).max(1)),
             (true, _) => None,
         };
@@ -133,9 +142,6 @@ impl SessionHub {
         outcome
     }
 }
-
-/// How soon a flush that failed is retried, seconds.
-const FLUSH_RETRY_SECONDS: i64 = 10;
 
 /// The Guardian's time bucket, seconds.
 fn bucket_seconds(env: &Env) -> i64 {
