@@ -128,7 +128,8 @@ pub struct RevokeRequest {
     /// Seconds until the revocation lapses (at least 1); none means until lifted.
     #[serde(default, deserialize_with = "positive_seconds")]
     pub ttl: Option<u64>,
-    /// Why, for the actions log.
+    /// Why, for the actions log (at most [`MAX_REASON_BYTES`]).
+    #[serde(default, deserialize_with = "short_reason")]
     pub reason: Option<String>,
 }
 
@@ -144,7 +145,8 @@ pub struct BlockRequest {
     /// Allow a range wider than [`check_block_range`] accepts.
     #[serde(default)]
     pub force: bool,
-    /// Why, for the actions log.
+    /// Why, for the actions log (at most [`MAX_REASON_BYTES`]).
+    #[serde(default, deserialize_with = "short_reason")]
     pub reason: Option<String>,
 }
 
@@ -157,8 +159,26 @@ pub struct ReferrerRequest {
     /// Seconds until the block lapses (at least 1); none means until lifted.
     #[serde(default, deserialize_with = "positive_seconds")]
     pub ttl: Option<u64>,
-    /// Why, for the actions log.
+    /// Why, for the actions log (at most [`MAX_REASON_BYTES`]).
+    #[serde(default, deserialize_with = "short_reason")]
     pub reason: Option<String>,
+}
+
+/// The largest body an admin API reads, bytes.
+pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest `reason` an admin request may give, bytes: it is stored with the action, and
+/// an action that cannot be logged would leave a change no one can undo.
+pub const MAX_REASON_BYTES: usize = 1000;
+
+fn short_reason<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let reason = Option::<String>::deserialize(deserializer)?;
+    match &reason {
+        Some(text) if text.len() > MAX_REASON_BYTES => {
+            Err(de::Error::custom(format!("reason is {} bytes, over the {MAX_REASON_BYTES}-byte limit", text.len())))
+        }
+        _ => Ok(reason),
+    }
 }
 
 /// A `ttl` of at least one second. Zero is refused: it would lift at once what it sets,
@@ -241,6 +261,8 @@ pub fn check_block_range(range: &IpRange, force: bool) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     /// Regression (review): `ttl: 0` overwrote a revocation without an end with one that
@@ -253,6 +275,29 @@ mod tests {
         assert_eq!(revoke(r#"{"jti": "x"}"#), Ok(None));
         assert!(serde_json::from_str::<BlockRequest>(r#"{"ip": "192.0.2.1", "ttl": 0}"#).is_err());
         assert!(serde_json::from_str::<ReferrerRequest>(r#"{"host": "a.test", "ttl": 0}"#).is_err());
+    }
+
+    /// Regression (review): a reason of any length was logged after the change it explains,
+    /// and a log write that failed left the change without an undo.
+    #[test]
+    fn a_reason_fits_the_actions_log() {
+        let body =
+            |kind: &str, reason: &str| match kind {
+                "revoke" => {
+                    serde_json::from_value::<RevokeRequest>(json!({"jti": "x", "reason": reason})).map(|r| r.reason)
+                }
+                "block" => serde_json::from_value::<BlockRequest>(json!({"ip": "192.0.2.1", "reason": reason}))
+                    .map(|r| r.reason),
+                _ => serde_json::from_value::<ReferrerRequest>(json!({"host": "a.test", "reason": reason}))
+                    .map(|r| r.reason),
+            };
+        for kind in ["revoke", "block", "referrer"] {
+            let longest = "é".repeat(MAX_REASON_BYTES / 2);
+            assert_eq!(body(kind, &longest).unwrap().as_deref(), Some(longest.as_str()), "{kind}");
+            let refused = body(kind, &format!("{longest}x")).unwrap_err().to_string();
+            assert!(refused.contains("1001 bytes, over the 1000-byte limit"), "{kind}: {refused}");
+        }
+        assert_eq!(serde_json::from_str::<RevokeRequest>(r#"{"jti": "x", "reason": null}"#).unwrap().reason, None);
     }
 
     fn target(jti: Option<&str>, sub: Option<&str>, token: Option<&str>) -> Result<RevocationTarget, Error> {

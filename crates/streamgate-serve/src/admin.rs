@@ -38,7 +38,7 @@ use crate::server::{unix_now, App};
 use crate::state::{State, StateError};
 
 /// The largest admin request body.
-const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = streamgate_core::revocation::MAX_ADMIN_BODY_BYTES;
 
 /// The window `GET /admin/usage` exports without `?window=` or `?from=&to=`: 3 hours, as
 /// the edge's default.

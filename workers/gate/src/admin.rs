@@ -30,6 +30,7 @@ use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
 use streamgate_core::revocation::{
     check_block_range, revocation_target, BlockRequest, IpBlocklist, ReferrerRequest, RevokeRequest,
+    MAX_ADMIN_BODY_BYTES,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -394,7 +395,12 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             }
         }
         (Method::Post, _) => {
-            let body: Value = match req.json().await {
+            let text = req.text().await?;
+            if text.len() > MAX_ADMIN_BODY_BYTES {
+                let why = format!("the body is {} bytes, over the {MAX_ADMIN_BODY_BYTES}-byte limit", text.len());
+                return error(400, "invalid_input", why);
+            }
+            let body: Value = match serde_json::from_str(&text) {
                 Ok(b) => b,
                 Err(e) => return error(400, "invalid_input", e.to_string()),
             };

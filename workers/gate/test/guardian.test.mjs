@@ -65,6 +65,20 @@ describe('actions from the Guardian view', () => {
     assert.match(wide.body.message, /force/);
   });
 
+  it('refuses bodies and reasons too large to log, as serve does, and changes nothing', async () => {
+    // Review: the edge read any body, and logged the action (with its reason) after
+    // applying it: a reason too large for the log left a change that no one could undo.
+    const jti = `big-reason-${Date.now()}`;
+    const huge = await api('/admin/revoke', { jti, reason: 'x'.repeat(70 * 1024) });
+    assert.equal(huge.status, 400);
+    assert.match(huge.body.message, /65536-byte limit/);
+    const long = await api('/admin/revoke', { jti, reason: 'x'.repeat(1001) });
+    assert.equal(long.status, 400);
+    assert.match(long.body.message, /reason is 1001 bytes/);
+    assert.equal((await send(`/hls/ts/seg_000.ts?token=${token({ jti })}`)).status, 200, 'not revoked');
+    assert.equal((await api('/admin/revoke', { jti, reason: 'x'.repeat(1000), ttl: 60 })).status, 200);
+  });
+
   it('revokes with a reason and undoes it', async () => {
     const jti = `guardian-${Date.now()}`;
     const t = token({ jti });
