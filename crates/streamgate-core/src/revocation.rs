@@ -95,6 +95,16 @@ impl MemoryBlocklist {
         self.entries.retain(|(r, _)| r != range);
         before != self.entries.len()
     }
+
+    /// The narrowest live entry that blocks `ip`: what to lift to unblock it (a wider
+    /// entry may still block it after).
+    pub fn blocked_by(&self, ip: IpAddr, now: i64) -> Option<&IpRange> {
+        self.entries
+            .iter()
+            .filter(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
+            .map(|(range, _)| range)
+            .max_by_key(|range| range.prefix_len())
+    }
 }
 
 impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {

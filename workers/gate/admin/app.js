@@ -625,6 +625,7 @@
     if (!rows.length) body.append(h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No client in this window.')));
     for (const r of rows) {
       const net = str(r.network);
+      const by = str(r.blocked_by) || net;
       const ttl = ttlSelect({ 'aria-label': `Block ${net} for` });
       body.append(h('tr', { dataset: { network: net }, class: r.blocked === true ? 'blocked' : null },
         h('td', { class: 'mono' }, net),
@@ -634,9 +635,10 @@
         h('td', { class: 'num' }, fmtNum(r.events)),
         h('td', {}, [...arr(r.countries), ...(r.country ? [r.country] : [])].map(str).join(', ')),
         h('td', {}, [...arr(r.providers), ...(r.asn !== undefined && r.asn !== null ? [r] : [])].map(providerName).join(', ')),
-        h('td', {}, r.blocked === true ? h('span', { class: 'badge revoked-badge' }, 'blocked') : h('span', { class: 'muted' }, 'allowed')),
+        h('td', {}, r.blocked === true ? h('span', { class: 'badge revoked-badge' }, by === net ? 'blocked' : `blocked by ${by}`) : h('span', { class: 'muted' }, 'allowed')),
+        // Unblock lifts the entry that blocks this network, which may be a wider range.
         h('td', {}, r.blocked === true
-          ? h('button', { type: 'button', class: 'unblock small', onclick: () => act(`Unblock ${net}`, 'POST', '/admin/unblock', { ip: net }) }, 'Unblock')
+          ? h('button', { type: 'button', class: 'unblock small', onclick: () => act(`Unblock ${by}`, 'POST', '/admin/unblock', { ip: by }) }, by === net ? 'Unblock' : `Unblock ${by}`)
           : h('form', {
             class: 'actions',
             onsubmit: (e) => {

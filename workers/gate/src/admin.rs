@@ -29,8 +29,7 @@ use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
 use streamgate_core::revocation::{
-    check_block_range, revocation_target, BlockRequest, IpBlocklist, ReferrerRequest, RevokeRequest,
-    MAX_ADMIN_BODY_BYTES,
+    check_block_range, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -137,6 +136,9 @@ pub async fn apply(
         Ok(change) => change,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    // What an unrevoke or unblock lifted: when it would have lapsed (`None`: never), so
+    // that its undo restores it as it was, not for ever.
+    let mut lifted: Option<Option<i64>> = None;
     let (action, target, reason, ttl, result) = match change {
         Change::Revoke(request, revoke) => {
             let target =
@@ -147,8 +149,13 @@ pub async fn apply(
             for id in &target.ids {
                 if revoke {
                     revocations::revoke(env, id, request.ttl, now).await?;
-                } else {
-                    revocations::unrevoke(env, id, now).await?;
+                } else if let Some(until) = revocations::unrevoke(env, id, now).await? {
+                    // The latest end of the ids lifted; any without an end lasts for ever.
+                    lifted = Some(match (lifted, until) {
+                        (Some(None), _) | (_, None) => None,
+                        (Some(Some(earlier)), Some(until)) => Some(earlier.max(until)),
+                        (None, Some(until)) => Some(until),
+                    });
                 }
                 // Open sessions learn at once, not after KV propagates.
                 let ttl = request.ttl.map(|ttl| ttl.max(revocations::MIN_TTL_SECONDS));
@@ -157,6 +164,10 @@ pub async fn apply(
                 for hub in &target.session_keys {
                     session_hub::set_revoked(env, hub, &revocation, revoke).await?;
                 }
+            }
+            if !revoke && lifted.is_none() {
+                // Nothing to lift, nothing to log (its undo would revoke for ever).
+                return Ok(Err((404, "not_found", format!("{} is not revoked", target.ids.join(" or ")))));
             }
             let named = target.ids.first().cloned().unwrap_or_default();
             let result =
@@ -174,7 +185,19 @@ pub async fn apply(
                 }
                 revocations::block(env, &range, request.ttl, now).await?
             } else {
-                revocations::unblock(env, &range, now).await?;
+                match revocations::unblock(env, &range, now).await? {
+                    Some(until) => lifted = Some(until),
+                    None => {
+                        // Nothing to lift, nothing to log (the undo of such an entry would
+                        // block `range` for ever).
+                        let blocks = revocations::blocks(env, now).await?;
+                        let why = match blocks.lookup.blocked_by(range.first_address(), now) {
+                            Some(wider) => format!("{range} has no block of its own; {wider} blocks it: unblock that"),
+                            None => format!("{range} is not blocked"),
+                        };
+                        return Ok(Err((404, "not_found", why)));
+                    }
+                }
                 None
             };
             let result = json!({ "ok": true, "ip": range.to_string(), "blocked": block, "until": until });
@@ -186,7 +209,7 @@ pub async fn apply(
                 Err(e) => return Ok(Err(invalid(e))),
             };
             if block {
-                revocations::block_referrer(env, &host, request.ttl).await?;
+                revocations::block_referrer(env, &host, request.ttl, now).await?;
             } else {
                 revocations::unblock_referrer(env, &host).await?;
             }
@@ -200,7 +223,14 @@ pub async fn apply(
             (if expected { "expect" } else { "unexpect" }, target, None, None, result)
         }
     };
-    let logged = Logged { actor, action, target: &target, reason: reason.as_deref(), ttl, request: &body };
+    let mut request = body;
+    if let (Some(until), Some(object)) = (lifted, request.as_object_mut()) {
+        match until {
+            Some(until) => drop(object.insert("ttl".into(), json!(until.saturating_sub(now).max(1)))),
+            None => drop(object.remove("ttl")),
+        }
+    }
+    let logged = Logged { actor, action, target: &target, reason: reason.as_deref(), ttl, request: &request };
     let id = guardian::log(env, &logged, now).await?;
     let mut result = result;
     if let Some(object) = result.as_object_mut() {
@@ -238,12 +268,15 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                 .iter()
                 .take(MAX_ROWS)
                 .map(|row| {
-                    let blocked =
-                        IpRange::parse(&row.ip).is_ok_and(|r| blocks.lookup.is_blocked(r.first_address(), now));
+                    let blocked_by = IpRange::parse(&row.ip)
+                        .ok()
+                        .and_then(|r| blocks.lookup.blocked_by(r.first_address(), now).map(ToString::to_string));
                     let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
                     if let Some(object) = value.as_object_mut() {
                         object.insert("network".into(), json!(row.ip));
-                        object.insert("blocked".into(), json!(blocked));
+                        object.insert("blocked".into(), json!(blocked_by.is_some()));
+                        // The entry an unblock must lift (a wider range, maybe).
+                        object.insert("blocked_by".into(), json!(blocked_by));
                     }
                     value
                 })

@@ -83,26 +83,42 @@ pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Vec<String>> 
 }
 
 /// Writes a marker key that lapses after `ttl` seconds (raised to [`MIN_TTL_SECONDS`]).
-async fn put_marker(env: &Env, name: &str, ttl: Option<u64>) -> Result<()> {
-    let mut put = env.kv(BINDING)?.put(name, "1").map_err(worker::Error::from)?;
+/// Its value is when it lapses (`until:<unix seconds>`, or `until:never`), for an undo of
+/// its removal to restore it as it was.
+async fn put_marker(env: &Env, name: &str, ttl: Option<u64>, now: i64) -> Result<()> {
+    let ttl = ttl.map(|t| t.max(MIN_TTL_SECONDS));
+    let until = ttl.map_or_else(
+        || "until:never".to_owned(),
+        |t| format!("until:{}", now.saturating_add(i64::try_from(t).unwrap_or(i64::MAX))),
+    );
+    let mut put = env.kv(BINDING)?.put(name, until).map_err(worker::Error::from)?;
     if let Some(ttl) = ttl {
-        put = put.expiration_ttl(ttl.max(MIN_TTL_SECONDS));
+        put = put.expiration_ttl(ttl);
     }
     put.execute().await.map_err(worker::Error::from)
 }
 
+/// Removes a marker key. Returns `None` when there was none, else when it would have
+/// lapsed (`None` inside: never, or a marker written before markers said).
+async fn take_marker(env: &Env, name: &str) -> Result<Option<Option<i64>>> {
+    let kv = env.kv(BINDING)?;
+    let Some(value) = kv.get(name).text().await.map_err(worker::Error::from)? else { return Ok(None) };
+    kv.delete(name).await.map_err(worker::Error::from)?;
+    Ok(Some(value.strip_prefix("until:").and_then(|u| u.parse().ok())))
+}
+
 /// Revokes `id`, for `ttl` seconds or until lifted.
 pub async fn revoke(env: &Env, id: &str, ttl: Option<u64>, now: i64) -> Result<()> {
-    put_marker(env, &key(id), ttl).await?;
+    put_marker(env, &key(id), ttl, now).await?;
     remember(id, true, now);
     Ok(())
 }
 
-/// Lifts a revocation.
-pub async fn unrevoke(env: &Env, id: &str, now: i64) -> Result<()> {
-    env.kv(BINDING)?.delete(&key(id)).await.map_err(worker::Error::from)?;
+/// Lifts a revocation; returns when it would have lapsed, as [`take_marker`] does.
+pub async fn unrevoke(env: &Env, id: &str, now: i64) -> Result<Option<Option<i64>>> {
+    let lifted = take_marker(env, &key(id)).await?;
     remember(id, false, now);
-    Ok(())
+    Ok(lifted)
 }
 
 fn block_key(range: &IpRange) -> String {
@@ -154,8 +170,8 @@ async fn listed(env: &Env, prefix: &str) -> Result<Vec<(String, Option<i64>)>> {
 /// Blocks referrer `host` (a host or a `*.` wildcard), for `ttl` seconds or until
 /// unblocked; enforced by this isolate at once, by others within [`CACHE_SECONDS`] plus
 /// KV's propagation.
-pub async fn block_referrer(env: &Env, host: &str, ttl: Option<u64>) -> Result<()> {
-    put_marker(env, &format!("{REFERRER_PREFIX}{host}"), ttl).await?;
+pub async fn block_referrer(env: &Env, host: &str, ttl: Option<u64>, now: i64) -> Result<()> {
+    put_marker(env, &format!("{REFERRER_PREFIX}{host}"), ttl, now).await?;
     forget_blocks();
     Ok(())
 }
@@ -181,7 +197,8 @@ async fn move_legacy_blocks(env: &Env, now: i64) -> Result<()> {
         match block.until {
             Some(until) if until <= now => {}
             until => {
-                put_marker(env, &block_key(&block.range), until.map(|u| u.saturating_sub(now).unsigned_abs())).await?
+                put_marker(env, &block_key(&block.range), until.map(|u| u.saturating_sub(now).unsigned_abs()), now)
+                    .await?
             }
         }
     }
@@ -192,17 +209,18 @@ async fn move_legacy_blocks(env: &Env, now: i64) -> Result<()> {
 /// expiration) or until unblocked. Returns when the block lapses, unix seconds.
 pub async fn block(env: &Env, range: &IpRange, ttl: Option<u64>, now: i64) -> Result<Option<i64>> {
     move_legacy_blocks(env, now).await?;
-    put_marker(env, &block_key(range), ttl).await?;
+    put_marker(env, &block_key(range), ttl, now).await?;
     forget_blocks();
     Ok(ttl.map(|t| now.saturating_add(i64::try_from(t.max(MIN_TTL_SECONDS)).unwrap_or(i64::MAX))))
 }
 
-/// Lifts the block of exactly `range`.
-pub async fn unblock(env: &Env, range: &IpRange, now: i64) -> Result<()> {
+/// Lifts the block of exactly `range`; returns when it would have lapsed, as
+/// [`take_marker`] does (`None`: `range` had no block of its own).
+pub async fn unblock(env: &Env, range: &IpRange, now: i64) -> Result<Option<Option<i64>>> {
     move_legacy_blocks(env, now).await?;
-    env.kv(BINDING)?.delete(&block_key(range)).await.map_err(worker::Error::from)?;
+    let lifted = take_marker(env, &block_key(range)).await?;
     forget_blocks();
-    Ok(())
+    Ok(lifted)
 }
 
 /// Makes this isolate read the block list again on its next request.

@@ -250,6 +250,12 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   assert.match(await resultText('ok'), /Block 203\.0\.113\.0\/24/);
   await expectDenied(await send(`/hls/master.m3u8?token=${token()}`, { ip: '203.0.113.99' }), 403, 'ip_blocked');
   await clearResult();
+  // Review: the row of an address inside the /24 offered an Unblock that lifted nothing.
+  await page.click('#nav a[data-view="tokens"]');
+  await page.click('#nav a[data-view="ips"]');
+  const covered = page.locator('#ips-body tr[data-network="203.0.113.20"]');
+  await covered.locator('button.unblock', { hasText: 'Unblock 203.0.113.0/24' }).waitFor();
+  assert.match(await covered.textContent(), /blocked by 203\.0\.113\.0\/24/);
 
   // Breakdown: countries, referrers and providers; block a referrer in one click.
   await page.click('#nav a[data-view="breakdown"]');

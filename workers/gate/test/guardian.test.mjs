@@ -79,6 +79,37 @@ describe('actions from the Guardian view', () => {
     assert.equal((await api('/admin/revoke', { jti, reason: 'x'.repeat(1000), ttl: 60 })).status, 200);
   });
 
+  it('lifts only what is there, and an undo of a lift restores it for the time it had left', async () => {
+    // Review: unblocking an address inside a blocked range answered "done" and lifted
+    // nothing, and undoing that blocked the address for ever; undoing an unrevoke of a
+    // one-hour revocation revoked for ever.
+    const newest = async () => (await api('/admin/actions')).body.actions[0];
+    assert.equal((await api('/admin/block', { ip: '192.0.2.0/24', ttl: 3600 })).status, 200);
+    const inside = await api('/admin/unblock', { ip: '192.0.2.7' });
+    assert.equal(inside.status, 404);
+    assert.match(inside.body.message, /192\.0\.2\.0\/24 blocks it/);
+    assert.equal((await newest()).action, 'block', 'nothing logged');
+    assert.equal((await api('/admin/unblock', { ip: '192.0.2.0/24' })).status, 200);
+    const unblocked = await newest();
+    assert.equal((await api('/admin/actions/undo', { id: unblocked.id })).status, 200);
+    const restored = await newest();
+    assert.deepEqual([restored.action, restored.target], ['block', '192.0.2.0/24']);
+    assert.ok(restored.ttl > 3500 && restored.ttl <= 3600, `restored for ${restored.ttl} s`);
+    assert.equal((await api('/admin/unblock', { ip: '192.0.2.0/24' })).status, 200);
+    assert.equal((await api('/admin/unblock', { ip: '192.0.2.0/24' })).status, 404, 'nothing left to lift');
+
+    const jti = `lift-${Date.now()}`;
+    assert.equal((await api('/admin/unrevoke', { jti })).status, 404, 'not revoked');
+    assert.equal((await api('/admin/revoke', { jti, ttl: 600 })).status, 200);
+    assert.equal((await api('/admin/unrevoke', { jti })).status, 200);
+    assert.equal((await send(`/hls/ts/seg_000.ts?token=${token({ jti })}`)).status, 200);
+    assert.equal((await api('/admin/actions/undo', { id: (await newest()).id })).status, 200);
+    const revokedAgain = await newest();
+    assert.equal(revokedAgain.action, 'revoke');
+    assert.ok(revokedAgain.ttl > 500 && revokedAgain.ttl <= 600, `revoked again for ${revokedAgain.ttl} s`);
+    await expectDenied(await send(`/hls/ts/seg_000.ts?token=${token({ jti })}`), 403, 'revoked');
+  });
+
   it('revokes with a reason and undoes it', async () => {
     const jti = `guardian-${Date.now()}`;
     const t = token({ jti });
