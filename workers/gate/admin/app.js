@@ -524,12 +524,13 @@
     const asns = new Set(arr(row.providers).map((p) => p && p.asn).filter((a) => num(a) !== null).map(String));
     return h('ul', { class: 'indicators' }, indicators.map((i) => {
       const code = str(i.code);
-      const networks = evidenceValues(i.evidence, ['network', 'networks', 'cidr']);
+      const networks = evidenceValues(i.evidence, ['network', 'networks', 'cidr', 'ip']);
       const indAsns = evidenceValues(i.evidence, ['asn', 'asns']);
+      // A network or ASN mark silences the indicator for every token, and says so.
       const scope = h('select', { 'aria-label': `Expected for (${code})` },
         h('option', { value: 'token' }, 'this token'),
-        networks.map((n) => h('option', { value: `network:${n}` }, `network ${n}`)),
-        [...new Set([...indAsns, ...asns])].map((a) => h('option', { value: `asn:${a}` }, `AS${a}`)));
+        networks.map((n) => h('option', { value: `network:${n}` }, `network ${n} (every token)`)),
+        [...new Set([...indAsns, ...asns])].map((a) => h('option', { value: `asn:${a}` }, `AS${a} (every token)`)));
       return h('li', { class: 'indicator', dataset: { code } },
         h('div', { class: 'indicator-head' },
           h('span', { class: `chip sev-${Object.hasOwn(SEVERITY_RANK, str(i.severity)) ? str(i.severity) : 'unknown'}` }, code),

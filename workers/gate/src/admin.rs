@@ -30,6 +30,7 @@ use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
 use streamgate_core::revocation::{
     check_block_range, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES,
+    MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -97,7 +98,15 @@ fn change(path: &str, body: Value) -> std::result::Result<Change, Refusal> {
             let request: ExpectRequest = serde_json::from_value(body).map_err(parse)?;
             let (kind, value) = match (request.token, request.network, request.asn) {
                 (Some(token), None, None) => ("token", token),
-                (None, Some(network), None) => ("network", IpRange::parse(&network).map_err(invalid)?.to_string()),
+                (None, Some(network), None) => {
+                    let range = IpRange::parse(&network).map_err(invalid)?;
+                    let min = if range.is_ipv4() { MIN_BLOCK_PREFIX_V4 } else { MIN_BLOCK_PREFIX_V6 };
+                    if range.prefix_len() < min {
+                        // A mark holds for every token: one this wide silences whole countries.
+                        return Err(invalid(format!("{range} is wider than /{min}: a mark holds for every token")));
+                    }
+                    ("network", range.to_string())
+                }
                 (None, None, Some(asn)) => ("asn", asn.to_string()),
                 _ => return Err(invalid("give exactly one of \"token\", \"network\" and \"asn\"")),
             };

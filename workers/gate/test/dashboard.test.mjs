@@ -222,6 +222,10 @@ it('the Guardian view: sign in, sort, filter, expand, revoke, block, undo; every
   // Mark an indicator of the shared token as expected for that token.
   const indicator = detail.locator('li.indicator').first();
   const code = await indicator.getAttribute('data-code');
+  // Review: marks for a network or an ASN hold for every token; the choices say so.
+  const scopes = await indicator.locator('select option').allTextContents();
+  assert.equal(scopes[0], 'this token');
+  assert.ok(scopes.length > 1 && scopes.slice(1).every((s) => s.endsWith('(every token)')), JSON.stringify(scopes));
   await indicator.locator('button.expect').click();
   assert.match(await resultText('ok'), new RegExp(`Mark ${code} as expected`));
   await clearResult();

@@ -129,6 +129,12 @@ describe('actions from the Guardian view', () => {
     }
     assert.equal((await api('/admin/expect', { indicator: 'hosting_network', token: 'a', asn: 1 })).status, 400);
     assert.equal((await api('/admin/expect', { indicator: 'hosting_network', network: 'not-an-ip' })).status, 400);
+    // Review: a mark holds for every token, and 0.0.0.0/0 silenced the indicator everywhere.
+    for (const network of ['0.0.0.0/0', '10.0.0.0/7', '::/0', '2001::/15']) {
+      const wide = await api('/admin/expect', { indicator: 'hosting_network', network });
+      assert.equal(wide.status, 400, network);
+      assert.match(wide.body.message, /every token/);
+    }
     const actions = (await api('/admin/actions')).body.actions.slice(0, 3).map((a) => a.target);
     assert.deepEqual(actions, ['hosting_network for asn 64500', 'hosting_network for network 203.0.113.0/24', 'hosting_network for token tok-1']);
   });
