@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use streamgate_core::detection::{Dimension, Report};
 use streamgate_core::encoding::ct_eq;
-use streamgate_core::grant::session_key;
+use streamgate_core::grant::{fingerprint, session_key};
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
@@ -374,7 +374,18 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 None => error(400, "invalid_input", "give ?jti= or ?sub="),
             };
         }
-        (Method::Get, "/admin/actions") => Ok(json!({ "actions": guardian::actions(env).await? })),
+        (Method::Get, "/admin/actions") => {
+            let mut actions = guardian::actions(env).await?;
+            // A token given to revoke is a credential (valid again once unrevoked): the
+            // log keeps it for the undo, the listing names it by its fingerprint.
+            for action in actions.iter_mut().filter(|a| matches!(a.action.as_str(), "revoke" | "unrevoke")) {
+                if let Some(token) = action.request.get_mut("token") {
+                    let named = token.as_str().map(|t| format!("sha256:{}", fingerprint(t)));
+                    *token = json!(named);
+                }
+            }
+            Ok(json!({ "actions": actions }))
+        }
         (
             Method::Get,
             "/admin/tokens" | "/admin/ips" | "/admin/breakdown" | "/admin/tokens/detail" | "/admin/usage",

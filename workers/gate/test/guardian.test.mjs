@@ -110,6 +110,19 @@ describe('actions from the Guardian view', () => {
     await expectDenied(await send(`/hls/ts/seg_000.ts?token=${token({ jti })}`), 403, 'revoked');
   });
 
+  it('lists a revocation by token under its fingerprint, and still undoes it', async () => {
+    // Review: the actions log returned the token itself, valid again once unrevoked.
+    const t = token({ jti: `by-token-${Date.now()}` });
+    const revoked = await api('/admin/revoke', { token: t, ttl: 600 });
+    assert.equal(revoked.status, 200);
+    const listed = (await api('/admin/actions')).body.actions.find((a) => a.id === revoked.body.action);
+    assert.match(listed.request.token, /^sha256:[0-9a-f]{64}$/);
+    assert.ok(!JSON.stringify((await api('/admin/actions')).body).includes(t), 'the token is nowhere in the listing');
+    await expectDenied(await send(`/hls/ts/seg_000.ts?token=${t}`), 403, 'revoked');
+    assert.equal((await api('/admin/actions/undo', { id: listed.id })).status, 200);
+    assert.equal((await send(`/hls/ts/seg_000.ts?token=${t}`)).status, 200, 'undone from the stored token');
+  });
+
   it('revokes with a reason and undoes it', async () => {
     const jti = `guardian-${Date.now()}`;
     const t = token({ jti });
