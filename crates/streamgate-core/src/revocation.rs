@@ -191,11 +191,19 @@ fn short_reason<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str
     }
 }
 
-/// A `ttl` of at least one second. Zero is refused: it would lift at once what it sets,
-/// and with it an earlier entry without an end (`unrevoke` and `unblock` lift).
+/// The longest `ttl` an admin request may give, seconds (ten years); none means no end.
+pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 86_400;
+
+/// A `ttl` of at least one second and at most [`MAX_TTL_SECONDS`]. Zero is refused: it
+/// would lift at once what it sets, and with it an earlier entry without an end
+/// (`unrevoke` and `unblock` lift); a larger one failed at the edge's store, after the
+/// change had begun, where `serve` took it.
 fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     match Option::<u64>::deserialize(deserializer)? {
         Some(0) => Err(de::Error::custom("ttl must be at least 1 second (unrevoke or unblock lifts an entry)")),
+        Some(ttl) if ttl > MAX_TTL_SECONDS => Err(de::Error::custom(format!(
+            "ttl must be at most {MAX_TTL_SECONDS} seconds (ten years); leave it out for no end"
+        ))),
         ttl => Ok(ttl),
     }
 }
@@ -283,6 +291,12 @@ mod tests {
         assert!(revoke(r#"{"jti": "x", "ttl": 0}"#).unwrap_err().contains("at least 1 second"));
         assert_eq!(revoke(r#"{"jti": "x", "ttl": 5}"#), Ok(Some(5)));
         assert_eq!(revoke(r#"{"jti": "x"}"#), Ok(None));
+        // Review: a TTL past the edge store's range failed there, after the change began.
+        assert_eq!(revoke(&format!(r#"{{"jti": "x", "ttl": {MAX_TTL_SECONDS}}}"#)), Ok(Some(MAX_TTL_SECONDS)));
+        for huge in [MAX_TTL_SECONDS + 1, u64::MAX] {
+            let refused = revoke(&format!(r#"{{"jti": "x", "ttl": {huge}}}"#)).unwrap_err();
+            assert!(refused.contains("at most"), "{refused}");
+        }
         assert!(serde_json::from_str::<BlockRequest>(r#"{"ip": "192.0.2.1", "ttl": 0}"#).is_err());
         assert!(serde_json::from_str::<ReferrerRequest>(r#"{"host": "a.test", "ttl": 0}"#).is_err());
     }
