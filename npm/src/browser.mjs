@@ -130,6 +130,8 @@ export class TokenRefresher {
     this.expiresAt = null;
     this.timer = null;
     this.stopped = true;
+    this.started = 0;
+    this.applied = 0;
   }
 
   /** The current token (null before the first fetch). */
@@ -156,8 +158,12 @@ export class TokenRefresher {
    * `onError` runs, so a callback that throws cannot stop the refreshing.
    */
   async refresh() {
+    // Overlapping refreshes (a timer and an error handler, say): an answer older than one
+    // already applied is dropped, so a slow response cannot bring back an older token.
+    const number = ++this.started;
     try {
       const got = await this.fetchToken();
+      if (number < this.applied) return this.current;
       const token = typeof got === 'string' ? got : got && got.token;
       if (typeof token !== 'string' || token === '') throw new StreamgateError('invalid_input', 'fetchToken returned no token');
       let expiresAt = typeof got === 'object' && Number.isFinite(got.expiresAt) ? got.expiresAt : null;
@@ -167,11 +173,13 @@ export class TokenRefresher {
         if (expiresAt === null && claims && Number.isFinite(claims.exp)) expiresAt = claims.exp;
         if (claims && Number.isFinite(claims.iat)) issuedAt = claims.iat;
       } catch { /* an opaque token: refresh on the retry interval */ }
+      this.applied = number;
       this.current = token;
       this.expiresAt = expiresAt;
       this.schedule(refreshDelay(expiresAt, issuedAt, this.clock(), this.refreshBeforeSeconds, this.retrySeconds));
       callSafely(this.onRefresh, token);
     } catch (error) {
+      if (number < this.applied) return this.current;
       this.schedule(this.retrySeconds);
       callSafely(this.onError, error);
       if (this.current === null) throw error;

@@ -329,6 +329,22 @@ describe('browser helpers (no wasm)', () => {
     assert.throws(() => new sg.TokenRefresher({ fetchToken: async () => 'x', retrySeconds: NaN }), (e) => e.code === 'invalid_input');
   });
 
+  /** Regression (review): of two overlapping refreshes, the last answer to arrive won, even
+   * when it was the older token. */
+  it('TokenRefresher keeps the newest token when refreshes overlap', async () => {
+    const answers = [];
+    const refresher = new sg.TokenRefresher({ clock: () => NOW, fetchToken: () => new Promise((resolve) => answers.push(resolve)) });
+    const first = refresher.refresh();
+    const second = refresher.refresh();
+    answers[1]({ token: 'newer', expiresAt: NOW + 600 });
+    await second;
+    answers[0]({ token: 'older', expiresAt: NOW + 300 });
+    await first;
+    assert.equal(refresher.token, 'newer');
+    assert.equal(refresher.expiresAt, NOW + 600);
+    refresher.stop();
+  });
+
   /** Regression (review): a callback that threw stopped the refreshing for good. */
   it('TokenRefresher keeps refreshing when its callbacks throw', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
