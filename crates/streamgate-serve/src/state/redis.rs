@@ -196,12 +196,14 @@ impl RedisState {
         invocation.invoke_async::<i64>(&mut self.conn()).await.map(drop).map_err(|e| failed("set entry", e))
     }
 
-    async fn remove_entry(&self, name: &str, field: &str) -> StateResult<()> {
+    /// Removes `field` of hash `name`; returns whether it was there.
+    async fn remove_entry(&self, name: &str, field: &str) -> StateResult<bool> {
         ::redis::cmd("HDEL")
             .arg(key(&[name]))
             .arg(field)
-            .query_async::<()>(&mut self.conn())
+            .query_async::<u64>(&mut self.conn())
             .await
+            .map(|removed| removed > 0)
             .map_err(|e| failed("HDEL", e))
     }
 
@@ -247,7 +249,7 @@ impl State for RedisState {
         let mut set = ::redis::cmd("SET");
         set.arg(&name).arg(encode_until(until));
         match until {
-            Some(end) if end <= now => return self.unrevoke(id, now).await,
+            Some(end) if end <= now => return self.unrevoke(id, now).await.map(drop),
             Some(end) => {
                 set.arg("EX").arg(end.saturating_sub(now).saturating_add(EXPIRY_SLACK_SECONDS));
             }
@@ -256,11 +258,12 @@ impl State for RedisState {
         set.query_async::<()>(&mut self.conn()).await.map_err(|e| failed("SET", e))
     }
 
-    async fn unrevoke(&self, id: &str, _now: i64) -> StateResult<()> {
+    async fn unrevoke(&self, id: &str, _now: i64) -> StateResult<bool> {
         ::redis::cmd("DEL")
             .arg(key(&["revoked:", id]))
-            .query_async::<()>(&mut self.conn())
+            .query_async::<u64>(&mut self.conn())
             .await
+            .map(|removed| removed > 0)
             .map_err(|e| failed("DEL", e))
     }
 
@@ -287,7 +290,7 @@ impl State for RedisState {
         self.set_entry("blocks", &range.to_string(), until, now).await
     }
 
-    async fn unblock(&self, range: IpRange, _now: i64) -> StateResult<()> {
+    async fn unblock(&self, range: IpRange, _now: i64) -> StateResult<bool> {
         self.remove_entry("blocks", &range.to_string()).await
     }
 
@@ -296,7 +299,7 @@ impl State for RedisState {
     }
 
     async fn unblock_referrer(&self, host: &str, _now: i64) -> StateResult<()> {
-        self.remove_entry("referrers", host).await
+        self.remove_entry("referrers", host).await.map(drop)
     }
 
     async fn update_hub<T, F>(&self, key_name: &str, now: i64, mut update: F) -> StateResult<T>
@@ -335,6 +338,12 @@ impl State for RedisState {
             if written == 1 {
                 return Ok(result);
             }
+            // Lost to another node: wait a random while, longer with each loss (up to 8 ms),
+            // so that an update cannot lose every round to the other node's stream of turns.
+            let ceiling_ms = 1_u64 << attempt.min(3);
+            let jitter =
+                std::collections::hash_map::RandomState::new().hash_one((key_name, attempt)) % (ceiling_ms + 1);
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
         }
         Err(StateError(format!("the session hub {key_name:?} changed under {MAX_ATTEMPTS} updates in a row")))
     }
