@@ -107,6 +107,15 @@ impl MemoryBlocklist {
     }
 }
 
+/// Why an unblock of `range` lifted nothing, naming the wider entry that blocks it, if any
+/// (every gate answers it with 404 and logs nothing).
+pub fn nothing_to_unblock(range: &IpRange, blocks: &MemoryBlocklist, now: i64) -> String {
+    match blocks.blocked_by(range.first_address(), now) {
+        Some(wider) => format!("{range} has no block of its own; {wider} blocks it: unblock that"),
+        None => format!("{range} is not blocked"),
+    }
+}
+
 impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {
     /// Builds a list in one pass, keeping entries as given (no de-duplication).
     fn from_iter<I: IntoIterator<Item = (IpRange, Option<i64>)>>(entries: I) -> Self {

@@ -30,7 +30,9 @@ use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::revocation::{check_block_range, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest};
+use streamgate_core::revocation::{
+    check_block_range, nothing_to_unblock, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest,
+};
 use streamgate_core::sessions::Revocation;
 
 use crate::http::{error_response, full, json_response, response, set_header, Body};
@@ -150,11 +152,12 @@ async fn apply<S: State>(app: &App<S>, path: &str, body: Value, now: i64) -> Res
             let target = revocation_target(request.jti.as_deref(), request.sub.as_deref(), request.token.as_deref())
                 .map_err(|e| (400, e.code(), e.to_string()))?;
             let until = until(now, request.ttl);
+            let mut lifted = false;
             for id in &target.ids {
                 if revoke {
                     state.revoke(id, until, now).await.map_err(unavailable)?;
                 } else {
-                    state.unrevoke(id, now).await.map_err(unavailable)?;
+                    lifted |= state.unrevoke(id, now).await.map_err(unavailable)?;
                 }
                 // Open sessions end at their next heartbeat.
                 let revocation = Revocation { id: id.clone(), until, at: now };
@@ -164,6 +167,9 @@ async fn apply<S: State>(app: &App<S>, path: &str, body: Value, now: i64) -> Res
                         .await
                         .map_err(unavailable)?;
                 }
+            }
+            if !revoke && !lifted {
+                return Err((404, "not_found", format!("{} is not revoked", target.ids.join(" or "))));
             }
             let named = target.ids.first().cloned().unwrap_or_default();
             let result =
@@ -180,7 +186,10 @@ async fn apply<S: State>(app: &App<S>, path: &str, body: Value, now: i64) -> Res
                 state.block(range, until, now).await.map_err(unavailable)?;
                 until
             } else {
-                state.unblock(range, now).await.map_err(unavailable)?;
+                if !state.unblock(range, now).await.map_err(unavailable)? {
+                    let blocks = state.blocks(now).await.map_err(unavailable)?;
+                    return Err((404, "not_found", nothing_to_unblock(&range, &blocks.lookup, now)));
+                }
                 None
             };
             let result = json!({ "ok": true, "ip": range.to_string(), "blocked": block, "until": until });

@@ -47,6 +47,18 @@ async fn revocations_and_blocks_survive_a_restart() {
     admin(&second, "POST", "/admin/unrevoke", json!({ "jti": "gone" })).await;
     let unblocked = admin(&second, "POST", "/admin/unblock", json!({ "ip": "198.51.100.0/24" })).await;
     assert_eq!(unblocked.json(), json!({ "ok": true, "ip": "198.51.100.0/24", "blocked": false, "until": null }));
+    // Nothing left to lift: 404, as at the edge (review: serve said "done" and did nothing).
+    let again = admin(&second, "POST", "/admin/unblock", json!({ "ip": "198.51.100.0/24" })).await;
+    assert_eq!((again.status, again.json()["message"].clone()), (404, json!("198.51.100.0/24 is not blocked")));
+    assert_eq!(admin(&second, "POST", "/admin/unrevoke", json!({ "jti": "gone" })).await.status, 404);
+    admin(&second, "POST", "/admin/block", json!({ "ip": "203.0.113.0/24", "ttl": 60 })).await;
+    let inside = admin(&second, "POST", "/admin/unblock", json!({ "ip": "203.0.113.9" })).await;
+    assert_eq!(inside.status, 404);
+    assert_eq!(
+        inside.json()["message"],
+        json!("203.0.113.9 has no block of its own; 203.0.113.0/24 blocks it: unblock that")
+    );
+    admin(&second, "POST", "/admin/unblock", json!({ "ip": "203.0.113.0/24" })).await;
     second.stop().await;
     let third = gate(auth_config(), None, Some(file.clone())).await;
     assert_eq!(

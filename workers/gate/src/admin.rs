@@ -29,8 +29,8 @@ use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
 use streamgate_core::revocation::{
-    check_block_range, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES,
-    MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
+    check_block_range, nothing_to_unblock, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest,
+    MAX_ADMIN_BODY_BYTES, MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -200,11 +200,7 @@ pub async fn apply(
                         // Nothing to lift, nothing to log (the undo of such an entry would
                         // block `range` for ever).
                         let blocks = revocations::blocks(env, now).await?;
-                        let why = match blocks.lookup.blocked_by(range.first_address(), now) {
-                            Some(wider) => format!("{range} has no block of its own; {wider} blocks it: unblock that"),
-                            None => format!("{range} is not blocked"),
-                        };
-                        return Ok(Err((404, "not_found", why)));
+                        return Ok(Err((404, "not_found", nothing_to_unblock(&range, &blocks.lookup, now))));
                     }
                 }
                 None

@@ -114,16 +114,16 @@ impl Durable {
     /// revocation or block given an earlier end) is undone, so this node never enforces
     /// less than a restart would bring back; what it added or extended stays in force here
     /// (failing closed), and the error says that a restart would lose it.
-    async fn change(&self, now: i64, change: impl FnOnce(&mut Lists)) -> StateResult<()> {
+    async fn change<T>(&self, now: i64, change: impl FnOnce(&mut Lists) -> T) -> StateResult<T> {
         let _one_writer = self.writing.lock().await;
-        let before = {
+        let (before, changed) = {
             let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
             let before = lists.clone();
-            change(&mut lists);
+            let changed = change(&mut lists);
             lists.snapshot = None;
-            before
+            (before, changed)
         };
-        let Err(StateError(why)) = self.save_locked(now).await else { return Ok(()) };
+        let Err(StateError(why)) = self.save_locked(now).await else { return Ok(changed) };
         let Effect { lifted, added } = {
             let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
             let (strongest, effect) = std::mem::take(&mut *lists).strongest_with(before);
@@ -250,7 +250,11 @@ impl MemoryState {
     /// [`Durable::change`] in a task of its own: once applied, a change is saved or undone
     /// even if the request that made it goes away (dropping this future leaves the task
     /// running), so memory and the file never disagree by a lift.
-    async fn change(&self, now: i64, change: impl FnOnce(&mut Lists) + Send + 'static) -> StateResult<()> {
+    async fn change<T: Send + 'static>(
+        &self,
+        now: i64,
+        change: impl FnOnce(&mut Lists) -> T + Send + 'static,
+    ) -> StateResult<T> {
         let durable = Arc::clone(&self.durable);
         tokio::spawn(async move { durable.change(now, change).await })
             .await
@@ -308,12 +312,9 @@ impl State for MemoryState {
         .await
     }
 
-    async fn unrevoke(&self, id: &str, now: i64) -> StateResult<()> {
+    async fn unrevoke(&self, id: &str, now: i64) -> StateResult<bool> {
         let id = id.to_owned();
-        self.change(now, move |lists| {
-            lists.revocations.remove(&id);
-        })
-        .await
+        self.change(now, move |lists| lists.revocations.remove(&id).is_some()).await
     }
 
     async fn blocks(&self, now: i64) -> StateResult<Arc<Blocks>> {
@@ -340,8 +341,13 @@ impl State for MemoryState {
         .await
     }
 
-    async fn unblock(&self, range: IpRange, now: i64) -> StateResult<()> {
-        self.change(now, move |lists| lists.blocks.retain(|(r, _)| *r != range)).await
+    async fn unblock(&self, range: IpRange, now: i64) -> StateResult<bool> {
+        self.change(now, move |lists| {
+            let before = lists.blocks.len();
+            lists.blocks.retain(|(r, _)| *r != range);
+            lists.blocks.len() != before
+        })
+        .await
     }
 
     async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {

@@ -63,8 +63,8 @@ pub trait State: Send + Sync + 'static {
     /// Revokes `id` until `until` (unix seconds; `None` until lifted).
     fn revoke(&self, id: &str, until: Option<i64>, now: i64) -> impl Future<Output = StateResult<()>> + Send;
 
-    /// Lifts the revocation of `id`.
-    fn unrevoke(&self, id: &str, now: i64) -> impl Future<Output = StateResult<()>> + Send;
+    /// Lifts the revocation of `id`; returns whether there was one.
+    fn unrevoke(&self, id: &str, now: i64) -> impl Future<Output = StateResult<bool>> + Send;
 
     /// The IP and referrer block lists in force at `now`.
     fn blocks(&self, now: i64) -> impl Future<Output = StateResult<Arc<Blocks>>> + Send;
@@ -72,8 +72,8 @@ pub trait State: Send + Sync + 'static {
     /// Blocks `range` until `until` (`None` until lifted).
     fn block(&self, range: IpRange, until: Option<i64>, now: i64) -> impl Future<Output = StateResult<()>> + Send;
 
-    /// Lifts the block of exactly `range`.
-    fn unblock(&self, range: IpRange, now: i64) -> impl Future<Output = StateResult<()>> + Send;
+    /// Lifts the block of exactly `range`; returns whether there was one.
+    fn unblock(&self, range: IpRange, now: i64) -> impl Future<Output = StateResult<bool>> + Send;
 
     /// Blocks referrer `host` (a host or a `*.` wildcard, as
     /// [`streamgate_core::policy::blocked_referrer_host`] gives it) until `until`.
