@@ -168,12 +168,15 @@ async fn apply<S: State>(app: &App<S>, path: &str, body: Value, now: i64) -> Res
                         .map_err(unavailable)?;
                 }
             }
-            if !revoke && !lifted {
-                return Err((404, "not_found", format!("{} is not revoked", target.ids.join(" or "))));
-            }
             let named = target.ids.first().cloned().unwrap_or_default();
-            let result =
+            let mut result =
                 json!({ "ok": true, "ids": target.ids, "sessionKeys": target.session_keys, "revoked": revoke });
+            if !revoke {
+                // As at the edge: a revocation that lapsed lifts nothing, and says so.
+                if let Some(object) = result.as_object_mut() {
+                    object.insert("lifted".into(), json!(lifted));
+                }
+            }
             (if revoke { "revoke" } else { "unrevoke" }, named, request.reason, request.ttl, result)
         }
         "/admin/block" | "/admin/unblock" => {

@@ -25,9 +25,9 @@ use serde_json::{json, Value};
 use streamgate_core::detection::{Dimension, Report};
 use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::{fingerprint, session_key};
-use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::pattern::host_matches;
+use streamgate_core::policy::{blocked_referrer_host, is_host_name};
 use streamgate_core::revocation::{
     check_block_range, nothing_to_unblock, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest,
     MAX_ADMIN_BODY_BYTES, MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
@@ -101,7 +101,8 @@ fn change(path: &str, body: Value) -> std::result::Result<Change, Refusal> {
                 (None, Some(network), None) => {
                     let range = IpRange::parse(&network).map_err(invalid)?;
                     let min = if range.is_ipv4() { MIN_BLOCK_PREFIX_V4 } else { MIN_BLOCK_PREFIX_V6 };
-                    if range.prefix_len() < min {
+                    // (Removing one is always allowed: earlier versions stored any width.)
+                    if path == "/admin/expect" && range.prefix_len() < min {
                         // A mark holds for every token: one this wide silences whole countries.
                         return Err(invalid(format!("{range} is wider than /{min}: a mark holds for every token")));
                     }
@@ -117,8 +118,31 @@ fn change(path: &str, body: Value) -> std::result::Result<Change, Refusal> {
     })
 }
 
+/// An admin request's body as JSON, at most [`MAX_ADMIN_BODY_BYTES`] (a declared length
+/// over it is refused before anything is read).
+async fn json_body(req: &mut Request) -> Result<std::result::Result<Value, Refusal>> {
+    let too_big =
+        |bytes: usize| invalid(format!("the body is {bytes} bytes, over the {MAX_ADMIN_BODY_BYTES}-byte limit"));
+    if let Some(declared) = req.headers().get("Content-Length")?.and_then(|l| l.trim().parse::<usize>().ok()) {
+        if declared > MAX_ADMIN_BODY_BYTES {
+            return Ok(Err(too_big(declared)));
+        }
+    }
+    let bytes = req.bytes().await?;
+    if bytes.len() > MAX_ADMIN_BODY_BYTES {
+        return Ok(Err(too_big(bytes.len())));
+    }
+    Ok(serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string())))
+}
+
+/// The member of a logged unrevoke that lifted nothing (a revocation that had lapsed).
+const LIFTED_NOTHING: &str = "liftedNothing";
+
 /// The change that undoes a logged action.
 fn inverse(action: &guardian::Action) -> std::result::Result<(String, Value), Refusal> {
+    if action.request.get(LIFTED_NOTHING).is_some() {
+        return Err((409, "nothing_to_undo", "that unrevoke lifted nothing (the revocation had lapsed)".into()));
+    }
     let path = match action.action.as_str() {
         "revoke" => "/admin/unrevoke",
         "unrevoke" => "/admin/revoke",
@@ -148,6 +172,7 @@ pub async fn apply(
     // What an unrevoke or unblock lifted: when it would have lapsed (`None`: never), so
     // that its undo restores it as it was, not for ever.
     let mut lifted: Option<Option<i64>> = None;
+    let mut lifted_nothing = false;
     let (action, target, reason, ttl, result) = match change {
         Change::Revoke(request, revoke) => {
             let target =
@@ -174,13 +199,20 @@ pub async fn apply(
                     session_hub::set_revoked(env, hub, &revocation, revoke).await?;
                 }
             }
-            if !revoke && lifted.is_none() {
-                // Nothing to lift, nothing to log (its undo would revoke for ever).
-                return Ok(Err((404, "not_found", format!("{} is not revoked", target.ids.join(" or ")))));
-            }
             let named = target.ids.first().cloned().unwrap_or_default();
-            let result =
+            let mut result =
                 json!({ "ok": true, "ids": target.ids, "sessionKeys": target.session_keys, "revoked": revoke });
+            if !revoke {
+                // Logged even when nothing was lifted (a revocation that lapsed): the
+                // operator's word keeps the Guardian from revoking the token again; such an
+                // entry has nothing to restore, so it has no undo.
+                if let Some(object) = result.as_object_mut() {
+                    object.insert("lifted".into(), json!(lifted.is_some()));
+                }
+                if lifted.is_none() {
+                    lifted_nothing = true;
+                }
+            }
             (if revoke { "revoke" } else { "unrevoke" }, named, request.reason, request.ttl, result)
         }
         Change::Block(request, block) => {
@@ -229,10 +261,12 @@ pub async fn apply(
         }
     };
     let mut request = body;
-    if let (Some(until), Some(object)) = (lifted, request.as_object_mut()) {
-        match until {
-            Some(until) => drop(object.insert("ttl".into(), json!(until.saturating_sub(now).max(1)))),
-            None => drop(object.remove("ttl")),
+    if let Some(object) = request.as_object_mut() {
+        match lifted {
+            Some(Some(until)) => drop(object.insert("ttl".into(), json!(until.saturating_sub(now).max(1)))),
+            Some(None) => drop(object.remove("ttl")),
+            None if lifted_nothing => drop(object.insert(LIFTED_NOTHING.into(), json!(true))),
+            None => {}
         }
     }
     let logged = Logged { actor, action, target: &target, reason: reason.as_deref(), ttl, request: &request };
@@ -314,8 +348,10 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                     }
                     if row.dimension == Dimension::Referrer {
                         let blocked = blocks.referrers.iter().any(|p| host_matches(p, &row.key));
-                        // What a block may name: not "-" (no Referer) nor a host that is none.
-                        object.insert("host".into(), json!(blocked_referrer_host(&row.key).ok()));
+                        // What a block may name: a host name (or an IPv4 address), not "-" (no
+                        // Referer), not a host that is none, not a wildcard (rollups stored
+                        // before hosts were checked may hold one).
+                        object.insert("host".into(), json!(is_host_name(&row.key).then_some(&row.key)));
                         object.insert("blocked".into(), json!(blocked));
                     }
                 }
@@ -422,9 +458,13 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         (Method::Post, "/admin/scan") => Ok(serde_json::to_value(guardian::scan(env, settings, now).await?)
             .map_err(|e| worker::Error::RustError(e.to_string()))?),
         (Method::Post, "/admin/actions/undo") => {
-            let request: UndoRequest = match req.json().await {
-                Ok(b) => b,
-                Err(e) => return error(400, "invalid_input", e.to_string()),
+            let request = match json_body(&mut req).await? {
+                Ok(body) => serde_json::from_value::<UndoRequest>(body).map_err(|e| invalid(e.to_string())),
+                Err(refusal) => Err(refusal),
+            };
+            let request = match request {
+                Ok(request) => request,
+                Err((status, code, message)) => return error(status, code, message),
             };
             match guardian::action(env, request.id).await? {
                 None => Err((404, "not_found", format!("no action {}", request.id))),
@@ -443,18 +483,10 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 },
             }
         }
-        (Method::Post, _) => {
-            let text = req.text().await?;
-            if text.len() > MAX_ADMIN_BODY_BYTES {
-                let why = format!("the body is {} bytes, over the {MAX_ADMIN_BODY_BYTES}-byte limit", text.len());
-                return error(400, "invalid_input", why);
-            }
-            let body: Value = match serde_json::from_str(&text) {
-                Ok(b) => b,
-                Err(e) => return error(400, "invalid_input", e.to_string()),
-            };
-            apply(env, &path, body, Actor::Operator, now).await?
-        }
+        (Method::Post, _) => match json_body(&mut req).await? {
+            Ok(body) => apply(env, &path, body, Actor::Operator, now).await?,
+            Err(refusal) => Err(refusal),
+        },
         _ => Err((404, "not_found", format!("no admin route {path}"))),
     };
     match answer {

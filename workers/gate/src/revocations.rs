@@ -98,13 +98,20 @@ async fn put_marker(env: &Env, name: &str, ttl: Option<u64>, now: i64) -> Result
     put.execute().await.map_err(worker::Error::from)
 }
 
-/// Removes a marker key. Returns `None` when there was none, else when it would have
-/// lapsed (`None` inside: never, or a marker written before markers said).
+/// Removes a marker key, whatever a read of it says (a read here may be stale). Returns
+/// `None` when the read found none, else when it would have lapsed (`None` inside: never);
+/// a marker written before markers said takes its KV expiration.
 async fn take_marker(env: &Env, name: &str) -> Result<Option<Option<i64>>> {
     let kv = env.kv(BINDING)?;
-    let Some(value) = kv.get(name).text().await.map_err(worker::Error::from)? else { return Ok(None) };
+    let value = kv.get(name).text().await.map_err(worker::Error::from)?;
+    let until = match value.as_deref().map(|v| v.strip_prefix("until:")) {
+        None => None,
+        Some(Some(until)) => Some(until.parse().ok()),
+        // Written as "1": its expiration is in the key's listing.
+        Some(None) => Some(listed(env, name).await?.into_iter().find(|(rest, _)| rest.is_empty()).and_then(|(_, e)| e)),
+    };
     kv.delete(name).await.map_err(worker::Error::from)?;
-    Ok(Some(value.strip_prefix("until:").and_then(|u| u.parse().ok())))
+    Ok(until)
 }
 
 /// Revokes `id`, for `ttl` seconds or until lifted.

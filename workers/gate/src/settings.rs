@@ -9,6 +9,7 @@ use streamgate_core::config::GateConfig;
 use streamgate_core::detection::DetectorConfig;
 use streamgate_core::gateway::Gateway;
 use streamgate_core::policy::parse_public_paths;
+use streamgate_core::revocation::MAX_TTL_SECONDS;
 use worker::Env;
 
 /// Everything the gate needs, parsed and validated.
@@ -124,7 +125,12 @@ fn parse(env: &Env) -> Result<Settings, String> {
                 score @ 1..=100 => u8::try_from(score).unwrap_or(100),
                 other => return Err(format!("GUARDIAN_REVOKE_SCORE must be 1 to 100, not {other}")),
             },
-            revoke_ttl: u64::from(positive(env, "GUARDIAN_REVOKE_TTL", 86_400)?),
+            revoke_ttl: match u64::from(positive(env, "GUARDIAN_REVOKE_TTL", 86_400)?) {
+                ttl if ttl > MAX_TTL_SECONDS => {
+                    return Err(format!("GUARDIAN_REVOKE_TTL must be at most {MAX_TTL_SECONDS} seconds, not {ttl}"))
+                }
+                ttl => ttl,
+            },
             detector: {
                 let mut detector = match text(env, "GUARDIAN_CONFIG") {
                     None => DetectorConfig::default(),

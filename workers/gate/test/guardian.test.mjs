@@ -99,7 +99,14 @@ describe('actions from the Guardian view', () => {
     assert.equal((await api('/admin/unblock', { ip: '192.0.2.0/24' })).status, 404, 'nothing left to lift');
 
     const jti = `lift-${Date.now()}`;
-    assert.equal((await api('/admin/unrevoke', { jti })).status, 404, 'not revoked');
+    // A lift of nothing (a revocation that lapsed) is logged, for the Guardian to respect,
+    // and has no undo.
+    const nothing = await api('/admin/unrevoke', { jti });
+    assert.deepEqual([nothing.status, nothing.body.lifted], [200, false]);
+    const undoNothing = await api('/admin/actions/undo', { id: (await newest()).id });
+    assert.equal(undoNothing.status, 409);
+    assert.match(undoNothing.body.message, /lifted nothing/);
+    assert.equal((await send(`/hls/ts/seg_000.ts?token=${token({ jti })}`)).status, 200, 'not revoked by the undo');
     assert.equal((await api('/admin/revoke', { jti, ttl: 600 })).status, 200);
     assert.equal((await api('/admin/unrevoke', { jti })).status, 200);
     assert.equal((await send(`/hls/ts/seg_000.ts?token=${token({ jti })}`)).status, 200);
