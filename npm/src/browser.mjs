@@ -99,17 +99,20 @@ function paramName(pair) {
 }
 
 /**
- * When to refresh, in seconds from now: `before` ahead of `exp`, by this device's clock,
- * but never later than the token's own lifetime allows (a slow clock would refresh after
- * expiry), and never sooner than `floor` (a fast clock, or a lifetime shorter than
- * `before`, would refresh every second).
+ * When to refresh a token just fetched, in seconds from now: `before` ahead of `exp` by
+ * this device's clock, but never later than the token's own lifetime (`exp - iat`) allows,
+ * so a slow clock does not refresh after expiry. A token the device's clock calls expired
+ * right after fetching means a fast clock: its lifetime counts. With a lifetime known, the
+ * lead is at most half of it; never sooner than `retry` (or half the lifetime, if
+ * shorter), so no clock or short lifetime makes a loop.
  */
-function refreshDelay(exp, iat, now, before, floor) {
-  if (!Number.isFinite(exp)) return floor;
+function refreshDelay(exp, iat, now, before, retry) {
+  if (!Number.isFinite(exp)) return retry;
   const lifetime = Number.isFinite(iat) && exp > iat ? exp - iat : null;
-  const left = lifetime === null ? exp - now : Math.min(exp - now, lifetime);
-  const lead = lifetime === null ? before : Math.min(before, lifetime / 2);
-  return Math.max(left - lead, lifetime === null ? Math.min(floor, 1) : Math.min(floor, lifetime / 2));
+  const byClock = exp - now;
+  if (lifetime === null) return Math.max(byClock - before, retry);
+  const left = byClock <= 0 ? lifetime : Math.min(byClock, lifetime);
+  return Math.max(left - Math.min(before, lifetime / 2), Math.min(retry, lifetime / 2));
 }
 
 /**
@@ -171,7 +174,9 @@ export class TokenRefresher {
       try {
         const { claims } = decodeToken(token);
         if (expiresAt === null && claims && Number.isFinite(claims.exp)) expiresAt = claims.exp;
+        // EdgeAuth has no `iat`; its `st` (start) says the same.
         if (claims && Number.isFinite(claims.iat)) issuedAt = claims.iat;
+        else if (claims && Number.isFinite(claims.st)) issuedAt = claims.st;
       } catch { /* an opaque token: refresh on the retry interval */ }
       this.applied = number;
       this.current = token;

@@ -345,6 +345,22 @@ describe('browser helpers (no wasm)', () => {
     refresher.stop();
   });
 
+  /** Regression (review): without `iat` (EdgeAuth, or `{ token, expiresAt }`), a token living
+   * shorter than `refreshBeforeSeconds` was fetched every second. */
+  it('TokenRefresher never fetches sooner than retrySeconds, with or without iat', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const edge = sg.edgeAuthToken({ key: 'abcd', acl: '/*', startTime: NOW, endTime: NOW + 20 });
+    for (const answer of [{ token: 'opaque', expiresAt: NOW + 20 }, edge]) {
+      let calls = 0;
+      const refresher = new sg.TokenRefresher({ clock: () => NOW, retrySeconds: 5, fetchToken: async () => { calls += 1; return answer; } });
+      await refresher.start();
+      t.mock.timers.tick(4_000);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(calls, 1, `${typeof answer === 'string' ? 'EdgeAuth' : 'expiresAt'}: not within 4 s`);
+      refresher.stop();
+    }
+  });
+
   /** Regression (review): a callback that threw stopped the refreshing for good. */
   it('TokenRefresher keeps refreshing when its callbacks throw', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
@@ -374,7 +390,9 @@ describe('browser helpers (no wasm)', () => {
   it('TokenRefresher schedules within the token lifetime, whatever the device clock says', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     const trueNow = NOW;
-    for (const [skew, lifetime, expected] of [[-600, 120, 90], [0, 120, 90], [0, 10, 5], [300, 120, 5]]) {
+    // (device clock off by, token lifetime, refresh after: a fast clock refreshes early,
+    // by its skew, unless it calls the fresh token expired)
+    for (const [skew, lifetime, expected] of [[-600, 120, 90], [0, 120, 90], [0, 10, 5], [300, 120, 90], [700, 3600, 2870]]) {
       let calls = 0;
       const refresher = new sg.TokenRefresher({
         clock: () => trueNow + skew,

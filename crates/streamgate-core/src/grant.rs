@@ -140,11 +140,12 @@ pub const MAX_SUBJECT_BYTES: usize = 128;
 /// [`MAX_TOKEN_ID_BYTES`]), as the claim's name (`sub`, `jti`) and a message; `None` when
 /// both fit.
 pub fn oversized_identity(subject: Option<&str>, token_id: Option<&str>) -> Option<(&'static str, String)> {
-    let over = |name: &'static str, value: Option<&str>, max: usize| {
+    let over = |name: &'static str, what: &str, value: Option<&str>, max: usize| {
         let value = value.filter(|v| v.len() > max)?;
-        Some((name, format!("token {name} is {} bytes, over the {max}-byte limit", value.len())))
+        Some((name, format!("the {what} is {} bytes, over the {max}-byte limit", value.len())))
     };
-    over("sub", subject, MAX_SUBJECT_BYTES).or_else(|| over("jti", token_id, MAX_TOKEN_ID_BYTES))
+    over("sub", "subject (sub)", subject, MAX_SUBJECT_BYTES)
+        .or_else(|| over("jti", "token id (jti, EdgeAuth id)", token_id, MAX_TOKEN_ID_BYTES))
 }
 
 /// The key a token's sessions are counted under: its `sub` for user-bound tokens, else its

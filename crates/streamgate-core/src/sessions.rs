@@ -715,9 +715,16 @@ impl SessionHubState {
     /// later flush took it. Returns how many unrolled records were dropped to keep the
     /// list bounded (their raw copy is stored; their rollups are lost).
     pub fn flushed(&mut self, batch: &FlushBatch, stored: Flushed, now: i64) -> usize {
-        if batch.number == self.flush.number {
-            self.flushing = None;
+        if batch.number != self.flush.number {
+            // A flush whose lease lapsed, ending after a later one began with the same
+            // records: the later one owns the lease, the back-off and the unrolled list.
+            // Records it stored whole leave; a raw copy alone is left to the later flush.
+            if matches!(stored, Flushed::Rollups | Flushed::Everything) {
+                self.drop_flushed(batch, stored);
+            }
+            return 0;
         }
+        self.flushing = None;
         if stored == Flushed::Everything {
             self.flush.failures = 0;
             self.flush.retry_at = None;
@@ -727,29 +734,30 @@ impl SessionHubState {
             let wait = FLUSH_RETRY_SECONDS.saturating_mul(1 << shift).min(MAX_FLUSH_RETRY_SECONDS);
             self.flush.retry_at = Some(now.saturating_add(wait));
         }
-        if stored == Flushed::Nothing {
-            return 0;
-        }
-        for record in &batch.records {
-            if let Some(at) = self.pending.iter().position(|pending| pending == record) {
-                self.pending.remove(at);
+        match stored {
+            Flushed::Nothing => 0,
+            Flushed::Raw => {
+                remove_each(&mut self.pending, &batch.records);
+                self.unrolled.extend(batch.records.iter().cloned());
+                let excess = self.unrolled.len().saturating_sub(MAX_USAGE_RECORDS);
+                self.unrolled.drain(..excess);
+                excess
+            }
+            Flushed::Rollups | Flushed::Everything => {
+                self.drop_flushed(batch, stored);
+                0
             }
         }
-        if stored == Flushed::Raw {
-            self.unrolled.extend(batch.records.iter().cloned());
-            let excess = self.unrolled.len().saturating_sub(MAX_USAGE_RECORDS);
-            self.unrolled.drain(..excess);
-            return excess;
-        }
-        for record in &batch.unrolled {
-            if let Some(at) = self.unrolled.iter().position(|unrolled| unrolled == record) {
-                self.unrolled.remove(at);
-            }
-        }
+    }
+
+    /// Drops what a flush that got as far as its rollups stored: its records, its
+    /// unrolled ones, and with [`Flushed::Everything`] its shapes.
+    fn drop_flushed(&mut self, batch: &FlushBatch, stored: Flushed) {
+        remove_each(&mut self.pending, &batch.records);
+        remove_each(&mut self.unrolled, &batch.unrolled);
         if stored == Flushed::Everything {
             self.shapes.retain(|shape| !batch.shapes.contains(shape));
         }
-        0
     }
 
     /// When the pending records must be flushed, for time buckets of `bucket` seconds: at
@@ -778,6 +786,15 @@ impl SessionHubState {
             let revoked_hash = id_hash(&revocation.id);
             self.list.sessions.retain(|s| !s.tokens.is_empty() && !s.tokens.contains(&revoked_hash));
             self.revocations.push(revocation);
+        }
+    }
+}
+
+/// Removes from `list` one copy of each of `records`.
+fn remove_each(list: &mut Vec<UsageEvent>, records: &[UsageEvent]) {
+    for record in records {
+        if let Some(at) = list.iter().position(|kept| kept == record) {
+            list.remove(at);
         }
     }
 }
@@ -1165,7 +1182,12 @@ mod tests {
         let a = hub.begin_flush(now, None).unwrap();
         let later = now + FLUSH_LEASE_SECONDS;
         let b = hub.begin_flush(later, None).expect("A's lease lapsed");
+        let mut stale_raw = hub.clone();
+        stale_raw.flushed(&a, Flushed::Raw, later + 1);
+        assert!(stale_raw.unrolled.is_empty(), "B carries A's records: a raw copy alone is not rolled up twice");
+        assert_eq!(stale_raw.flush.retry_at, None, "nor does A's failure hold B back");
         hub.flushed(&a, Flushed::Everything, later + 1);
+        assert!(hub.pending.is_empty(), "what A stored whole leaves");
         assert_eq!(hub.flushing, Some(later + FLUSH_LEASE_SECONDS), "B still holds the lease");
         assert_eq!(hub.begin_flush(later + 2, None), None);
         hub.flushed(&b, Flushed::Everything, later + 3);
