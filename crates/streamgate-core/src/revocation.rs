@@ -116,6 +116,19 @@ pub fn nothing_to_unblock(range: &IpRange, blocks: &MemoryBlocklist, now: i64) -
     }
 }
 
+/// The referrer block (a host or a `*.` wildcard) of `blocked` that refuses `host`, if any.
+pub fn referrer_blocked_by<'b>(host: &str, blocked: &'b [String]) -> Option<&'b str> {
+    blocked.iter().find(|pattern| crate::policy::pattern::host_matches(pattern, host)).map(String::as_str)
+}
+
+/// Why an unblock of referrer `host` lifted nothing, naming the block that refuses it, if any.
+pub fn nothing_to_unblock_referrer(host: &str, blocked: &[String]) -> String {
+    match referrer_blocked_by(host, blocked) {
+        Some(pattern) => format!("{host} has no block of its own; {pattern} blocks it: unblock that"),
+        None => format!("{host} is not blocked"),
+    }
+}
+
 impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {
     /// Builds a list in one pass, keeping entries as given (no de-duplication).
     fn from_iter<I: IntoIterator<Item = (IpRange, Option<i64>)>>(entries: I) -> Self {

@@ -31,7 +31,8 @@ use streamgate_core::grant::session_key;
 use streamgate_core::policy::blocked_referrer_host;
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::revocation::{
-    check_block_range, nothing_to_unblock, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest,
+    check_block_range, nothing_to_unblock, nothing_to_unblock_referrer, revocation_target, BlockRequest,
+    ReferrerRequest, RevokeRequest,
 };
 use streamgate_core::sessions::Revocation;
 
@@ -204,8 +205,9 @@ async fn apply<S: State>(app: &App<S>, path: &str, body: Value, now: i64) -> Res
             let host = blocked_referrer_host(&request.host).map_err(invalid)?;
             if block {
                 state.block_referrer(&host, until(now, request.ttl), now).await.map_err(unavailable)?;
-            } else {
-                state.unblock_referrer(&host, now).await.map_err(unavailable)?;
+            } else if !state.unblock_referrer(&host, now).await.map_err(unavailable)? {
+                let blocks = state.blocks(now).await.map_err(unavailable)?;
+                return Err((404, "not_found", nothing_to_unblock_referrer(&host, &blocks.referrers)));
             }
             let result = json!({ "ok": true, "host": host, "blocked": block });
             (if block { "block_referrer" } else { "unblock_referrer" }, host, request.reason, request.ttl, result)

@@ -60,6 +60,11 @@ async fn revocations_and_blocks_survive_a_restart() {
         json!("203.0.113.9 has no block of its own; 203.0.113.0/24 blocks it: unblock that")
     );
     admin(&second, "POST", "/admin/unblock", json!({ "ip": "203.0.113.0/24" })).await;
+    admin(&second, "POST", "/admin/referrers/block", json!({ "host": "*.wild.test" })).await;
+    let under = admin(&second, "POST", "/admin/referrers/unblock", json!({ "host": "a.wild.test" })).await;
+    assert_eq!(under.status, 404);
+    assert_eq!(under.json()["message"], json!("a.wild.test has no block of its own; *.wild.test blocks it: unblock that"));
+    admin(&second, "POST", "/admin/referrers/unblock", json!({ "host": "*.wild.test" })).await;
     second.stop().await;
     let third = gate(auth_config(), None, Some(file.clone())).await;
     assert_eq!(

@@ -683,8 +683,10 @@
       if (x.host === null || x.host === undefined || x.host === '') return null;
       const host = str(x.host);
       if (x.blocked === true) {
-        return h('div', { class: 'actions' }, h('span', { class: 'badge revoked-badge' }, 'blocked'),
-          h('button', { type: 'button', class: 'small unblock-referrer', onclick: () => act(`Unblock referrer ${host}`, 'POST', '/admin/referrers/unblock', { host }) }, 'Unblock'));
+        // Unblock lifts the block that refuses this host, which may be a `*.` wildcard.
+        const by = str(x.blocked_by) || host;
+        return h('div', { class: 'actions' }, h('span', { class: 'badge revoked-badge' }, by === host ? 'blocked' : `blocked by ${by}`),
+          h('button', { type: 'button', class: 'small unblock-referrer', onclick: () => act(`Unblock referrer ${by}`, 'POST', '/admin/referrers/unblock', { host: by }) }, by === host ? 'Unblock' : `Unblock ${by}`));
       }
       const ttl = ttlSelect({ 'aria-label': `Block ${host} for` });
       return h('form', {

@@ -26,11 +26,10 @@ use streamgate_core::detection::{Dimension, Report};
 use streamgate_core::encoding::ct_eq;
 use streamgate_core::grant::{fingerprint, session_key};
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::policy::pattern::host_matches;
 use streamgate_core::policy::{blocked_referrer_host, is_host_name};
 use streamgate_core::revocation::{
-    check_block_range, nothing_to_unblock, revocation_target, BlockRequest, ReferrerRequest, RevokeRequest,
-    MAX_ADMIN_BODY_BYTES, MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
+    check_block_range, nothing_to_unblock, nothing_to_unblock_referrer, referrer_blocked_by, revocation_target,
+    BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES, MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -248,7 +247,13 @@ pub async fn apply(
             if block {
                 revocations::block_referrer(env, &host, request.ttl, now).await?;
             } else {
-                revocations::unblock_referrer(env, &host).await?;
+                match revocations::unblock_referrer(env, &host).await? {
+                    Some(until) => lifted = Some(until),
+                    None => {
+                        let blocks = revocations::blocks(env, now).await?;
+                        return Ok(Err((404, "not_found", nothing_to_unblock_referrer(&host, &blocks.referrers))));
+                    }
+                }
             }
             let result = json!({ "ok": true, "host": host, "blocked": block });
             (if block { "block_referrer" } else { "unblock_referrer" }, host, request.reason, request.ttl, result)
@@ -347,12 +352,14 @@ async fn view(env: &Env, path: &str, report: Report, cut: bool, now: i64) -> Res
                         object.insert("organization".into(), json!(asn.and_then(|a| organizations.get(&a))));
                     }
                     if row.dimension == Dimension::Referrer {
-                        let blocked = blocks.referrers.iter().any(|p| host_matches(p, &row.key));
+                        let blocked_by = referrer_blocked_by(&row.key, &blocks.referrers);
                         // What a block may name: a host name (or an IPv4 address), not "-" (no
                         // Referer), not a host that is none, not a wildcard (rollups stored
                         // before hosts were checked may hold one).
                         object.insert("host".into(), json!(is_host_name(&row.key).then_some(&row.key)));
-                        object.insert("blocked".into(), json!(blocked));
+                        object.insert("blocked".into(), json!(blocked_by.is_some()));
+                        // The block an unblock must lift (a `*.` wildcard, maybe).
+                        object.insert("blocked_by".into(), json!(blocked_by));
                     }
                 }
                 if let Some(list) = out.get_mut(key).and_then(Value::as_array_mut) {

@@ -183,11 +183,12 @@ pub async fn block_referrer(env: &Env, host: &str, ttl: Option<u64>, now: i64) -
     Ok(())
 }
 
-/// Lifts the block of referrer `host`.
-pub async fn unblock_referrer(env: &Env, host: &str) -> Result<()> {
-    env.kv(BINDING)?.delete(&format!("{REFERRER_PREFIX}{host}")).await.map_err(worker::Error::from)?;
+/// Lifts the block of exactly referrer `host`; returns when it would have lapsed, as
+/// [`take_marker`] does (`None`: no block of its own).
+pub async fn unblock_referrer(env: &Env, host: &str) -> Result<Option<Option<i64>>> {
+    let lifted = take_marker(env, &format!("{REFERRER_PREFIX}{host}")).await?;
     forget_blocks();
-    Ok(())
+    Ok(lifted)
 }
 
 async fn legacy_blocks(env: &Env) -> Result<Vec<LegacyBlock>> {

@@ -98,6 +98,19 @@ describe('actions from the Guardian view', () => {
     assert.equal((await api('/admin/unblock', { ip: '192.0.2.0/24' })).status, 200);
     assert.equal((await api('/admin/unblock', { ip: '192.0.2.0/24' })).status, 404, 'nothing left to lift');
 
+    // The same for referrers, where a `*.` wildcard blocks the hosts under it.
+    assert.equal((await api('/admin/referrers/block', { host: '*.wild.test', ttl: 3600 })).status, 200);
+    const under = await api('/admin/referrers/unblock', { host: 'a.wild.test' });
+    assert.equal(under.status, 404);
+    assert.match(under.body.message, /\*\.wild\.test blocks it/);
+    assert.equal((await api('/admin/referrers/unblock', { host: '*.wild.test' })).status, 200);
+    assert.equal((await api('/admin/actions/undo', { id: (await newest()).id })).status, 200);
+    const reblocked = await newest();
+    assert.deepEqual([reblocked.action, reblocked.target], ['block_referrer', '*.wild.test']);
+    assert.ok(reblocked.ttl > 3500 && reblocked.ttl <= 3600, `restored for ${reblocked.ttl} s`);
+    await expectDenied(await send('/posters/demo.jpg', { Referer: 'https://a.wild.test/' }), 403, 'referrer_denied');
+    assert.equal((await api('/admin/referrers/unblock', { host: '*.wild.test' })).status, 200);
+
     const jti = `lift-${Date.now()}`;
     // A lift of nothing (a revocation that lapsed) is logged, for the Guardian to respect,
     // and has no undo.

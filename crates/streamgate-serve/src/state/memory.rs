@@ -359,9 +359,14 @@ impl State for MemoryState {
         .await
     }
 
-    async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<()> {
+    async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<bool> {
         let host = host.to_owned();
-        self.change(now, move |lists| lists.referrers.retain(|(h, _)| *h != host)).await
+        self.change(now, move |lists| {
+            let before = lists.referrers.len();
+            lists.referrers.retain(|(h, _)| *h != host);
+            lists.referrers.len() != before
+        })
+        .await
     }
 
     async fn update_hub<T, F>(&self, key: &str, now: i64, mut update: F) -> StateResult<T>

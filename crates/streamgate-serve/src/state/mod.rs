@@ -79,8 +79,8 @@ pub trait State: Send + Sync + 'static {
     /// [`streamgate_core::policy::blocked_referrer_host`] gives it) until `until`.
     fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> impl Future<Output = StateResult<()>> + Send;
 
-    /// Lifts the block of referrer `host`.
-    fn unblock_referrer(&self, host: &str, now: i64) -> impl Future<Output = StateResult<()>> + Send;
+    /// Lifts the block of exactly referrer `host`; returns whether there was one.
+    fn unblock_referrer(&self, host: &str, now: i64) -> impl Future<Output = StateResult<bool>> + Send;
 
     /// Runs `update` on the hub of session key `key` atomically (see the module docs), and
     /// keeps the usage records it leaves pending. A key without a hub starts from an empty one.

@@ -298,8 +298,8 @@ impl State for RedisState {
         self.set_entry("referrers", host, until, now).await
     }
 
-    async fn unblock_referrer(&self, host: &str, _now: i64) -> StateResult<()> {
-        self.remove_entry("referrers", host).await.map(drop)
+    async fn unblock_referrer(&self, host: &str, _now: i64) -> StateResult<bool> {
+        self.remove_entry("referrers", host).await
     }
 
     async fn update_hub<T, F>(&self, key_name: &str, now: i64, mut update: F) -> StateResult<T>
