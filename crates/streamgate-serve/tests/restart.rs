@@ -63,7 +63,10 @@ async fn revocations_and_blocks_survive_a_restart() {
     admin(&second, "POST", "/admin/referrers/block", json!({ "host": "*.wild.test" })).await;
     let under = admin(&second, "POST", "/admin/referrers/unblock", json!({ "host": "a.wild.test" })).await;
     assert_eq!(under.status, 404);
-    assert_eq!(under.json()["message"], json!("a.wild.test has no block of its own; *.wild.test blocks it: unblock that"));
+    assert_eq!(
+        under.json()["message"],
+        json!("a.wild.test has no block of its own; *.wild.test blocks it: unblock that")
+    );
     admin(&second, "POST", "/admin/referrers/unblock", json!({ "host": "*.wild.test" })).await;
     second.stop().await;
     let third = gate(auth_config(), None, Some(file.clone())).await;
