@@ -101,18 +101,17 @@ function paramName(pair) {
 /**
  * When to refresh a token just fetched, in seconds from now: `before` ahead of `exp` by
  * this device's clock, but never later than the token's own lifetime (`exp - iat`) allows,
- * so a slow clock does not refresh after expiry. A token the device's clock calls expired
- * right after fetching means a fast clock: its lifetime counts. With a lifetime known, the
- * lead is at most half of it; never sooner than `retry` (or half the lifetime, if
- * shorter), so no clock or short lifetime makes a loop.
+ * so a slow clock does not refresh after expiry. With a lifetime known, the lead is at
+ * most half of it. Never sooner than `retry` (or half the lifetime, if shorter), so no
+ * short lifetime makes a loop; a token this clock calls expired (it may be: a cached
+ * one) is fetched again after `retry`.
  */
 function refreshDelay(exp, iat, now, before, retry) {
   if (!Number.isFinite(exp)) return retry;
   const lifetime = Number.isFinite(iat) && exp > iat ? exp - iat : null;
-  const byClock = exp - now;
-  if (lifetime === null) return Math.max(byClock - before, retry);
-  const left = byClock <= 0 ? lifetime : Math.min(byClock, lifetime);
-  return Math.max(left - Math.min(before, lifetime / 2), Math.min(retry, lifetime / 2));
+  const left = lifetime === null ? exp - now : Math.min(exp - now, lifetime);
+  const lead = lifetime === null ? before : Math.min(before, lifetime / 2);
+  return Math.max(left - lead, lifetime === null ? retry : Math.min(retry, lifetime / 2));
 }
 
 /**

@@ -116,9 +116,12 @@ pub fn nothing_to_unblock(range: &IpRange, blocks: &MemoryBlocklist, now: i64) -
     }
 }
 
-/// The referrer block (a host or a `*.` wildcard) of `blocked` that refuses `host`, if any.
+/// The referrer block (a host or a `*.` wildcard) of `blocked` that refuses `host`, if
+/// any: its own block first, else the narrowest (longest) wildcard, as the IP list names
+/// the narrowest range, so that an unblock lifts no more than it must.
 pub fn referrer_blocked_by<'b>(host: &str, blocked: &'b [String]) -> Option<&'b str> {
-    blocked.iter().find(|pattern| crate::policy::pattern::host_matches(pattern, host)).map(String::as_str)
+    let matching = blocked.iter().filter(|pattern| crate::policy::pattern::host_matches(pattern, host));
+    matching.max_by_key(|pattern| (!pattern.starts_with("*."), pattern.len())).map(String::as_str)
 }
 
 /// Why an unblock of referrer `host` lifted nothing, naming the block that refuses it, if any.
@@ -344,6 +347,29 @@ mod tests {
             assert!(refused.contains("1001 bytes, over the 1000-byte limit"), "{kind}: {refused}");
         }
         assert_eq!(serde_json::from_str::<RevokeRequest>(r#"{"jti": "x", "reason": null}"#).unwrap().reason, None);
+    }
+
+    /// Regression (review): the first matching block was named, and `*` sorts first in a
+    /// listing, so the view's Unblock of a host with its own block lifted the wildcard.
+    #[test]
+    fn an_unblock_is_pointed_at_the_narrowest_block() {
+        let blocked: Vec<String> = ["*.test", "*.wild.test", "a.wild.test"].map(String::from).to_vec();
+        assert_eq!(referrer_blocked_by("a.wild.test", &blocked), Some("a.wild.test"));
+        assert_eq!(referrer_blocked_by("b.wild.test", &blocked), Some("*.wild.test"));
+        assert_eq!(referrer_blocked_by("c.test", &blocked), Some("*.test"));
+        assert_eq!(referrer_blocked_by("other.example", &blocked), None);
+        let mut ranges = MemoryBlocklist::default();
+        ranges.block(IpRange::parse("10.0.0.0/8").unwrap(), None);
+        ranges.block(IpRange::parse("10.1.0.0/16").unwrap(), Some(100));
+        assert_eq!(
+            ranges.blocked_by("10.1.2.3".parse().unwrap(), 50).map(ToString::to_string).as_deref(),
+            Some("10.1.0.0/16")
+        );
+        assert_eq!(
+            ranges.blocked_by("10.1.2.3".parse().unwrap(), 150).map(ToString::to_string).as_deref(),
+            Some("10.0.0.0/8"),
+            "a lapsed entry blocks nothing"
+        );
     }
 
     fn target(jti: Option<&str>, sub: Option<&str>, token: Option<&str>) -> Result<RevocationTarget, Error> {

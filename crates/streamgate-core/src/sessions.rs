@@ -721,6 +721,8 @@ impl SessionHubState {
             // Records it stored whole leave; a raw copy alone is left to the later flush.
             if matches!(stored, Flushed::Rollups | Flushed::Everything) {
                 self.drop_flushed(batch, stored);
+                // The later flush may have stored them raw only, and queued them.
+                remove_each(&mut self.unrolled, &batch.records);
             }
             return 0;
         }
@@ -737,8 +739,10 @@ impl SessionHubState {
         match stored {
             Flushed::Nothing => 0,
             Flushed::Raw => {
-                remove_each(&mut self.pending, &batch.records);
-                self.unrolled.extend(batch.records.iter().cloned());
+                // Only the records still pending: an earlier flush whose lease lapsed may
+                // have rolled some up meanwhile.
+                let still_pending = remove_each(&mut self.pending, &batch.records);
+                self.unrolled.extend(still_pending);
                 let excess = self.unrolled.len().saturating_sub(MAX_USAGE_RECORDS);
                 self.unrolled.drain(..excess);
                 excess
@@ -790,13 +794,15 @@ impl SessionHubState {
     }
 }
 
-/// Removes from `list` one copy of each of `records`.
-fn remove_each(list: &mut Vec<UsageEvent>, records: &[UsageEvent]) {
+/// Removes from `list` one copy of each of `records`; returns those it found.
+fn remove_each(list: &mut Vec<UsageEvent>, records: &[UsageEvent]) -> Vec<UsageEvent> {
+    let mut found = Vec::new();
     for record in records {
         if let Some(at) = list.iter().position(|kept| kept == record) {
-            list.remove(at);
+            found.push(list.remove(at));
         }
     }
+    found
 }
 
 /// Sessions per key in memory (the CLI and tests; the edge keeps one [`SessionList`] per
@@ -1186,6 +1192,17 @@ mod tests {
         stale_raw.flushed(&a, Flushed::Raw, later + 1);
         assert!(stale_raw.unrolled.is_empty(), "B carries A's records: a raw copy alone is not rolled up twice");
         assert_eq!(stale_raw.flush.retry_at, None, "nor does A's failure hold B back");
+        // A stored whole, then B raw only: B queues none of A's records.
+        let mut a_then_b = hub.clone();
+        a_then_b.flushed(&a, Flushed::Everything, later + 1);
+        a_then_b.flushed(&b, Flushed::Raw, later + 2);
+        assert!(a_then_b.unrolled.is_empty(), "rolled up by A already: {:?}", a_then_b.unrolled);
+        // B raw only, then A stored whole: A takes them out of B's queue.
+        let mut b_then_a = hub.clone();
+        b_then_a.flushed(&b, Flushed::Raw, later + 1);
+        assert_eq!(b_then_a.unrolled.len(), a.records.len());
+        b_then_a.flushed(&a, Flushed::Everything, later + 2);
+        assert!(b_then_a.unrolled.is_empty(), "rolled up by A: {:?}", b_then_a.unrolled);
         hub.flushed(&a, Flushed::Everything, later + 1);
         assert!(hub.pending.is_empty(), "what A stored whole leaves");
         assert_eq!(hub.flushing, Some(later + FLUSH_LEASE_SECONDS), "B still holds the lease");

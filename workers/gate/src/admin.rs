@@ -29,7 +29,8 @@ use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::{blocked_referrer_host, is_host_name};
 use streamgate_core::revocation::{
     check_block_range, nothing_to_unblock, nothing_to_unblock_referrer, referrer_blocked_by, revocation_target,
-    BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES, MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
+    BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES, MAX_TTL_SECONDS, MIN_BLOCK_PREFIX_V4,
+    MIN_BLOCK_PREFIX_V6,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -267,8 +268,15 @@ pub async fn apply(
     };
     let mut request = body;
     if let Some(object) = request.as_object_mut() {
+        if action == "unblock" && lifted.is_some() {
+            // Its undo blocks the range again, however wide it was (it was blocked).
+            object.insert("force".into(), json!(true));
+        }
         match lifted {
-            Some(Some(until)) => drop(object.insert("ttl".into(), json!(until.saturating_sub(now).max(1)))),
+            Some(Some(until)) => {
+                let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0).clamp(1, MAX_TTL_SECONDS);
+                drop(object.insert("ttl".into(), json!(left)))
+            }
             Some(None) => drop(object.remove("ttl")),
             None if lifted_nothing => drop(object.insert(LIFTED_NOTHING.into(), json!(true))),
             None => {}

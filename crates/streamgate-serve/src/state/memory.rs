@@ -156,6 +156,22 @@ impl Durable {
     }
 }
 
+/// Whether an entry ending at `until` is in force at `now`.
+fn in_force(until: Option<i64>, now: i64) -> bool {
+    until.is_none_or(|end| now < end)
+}
+
+/// Removes the entries named `name` from `entries`; returns whether one was in force.
+fn take_entry<T: PartialEq>(entries: &mut Vec<(T, Option<i64>)>, name: &T, now: i64) -> bool {
+    let mut lifted = false;
+    entries.retain(|(kept, until)| {
+        let taken = kept == name;
+        lifted |= taken && in_force(*until, now);
+        !taken
+    });
+    lifted
+}
+
 /// The hubs, and when they were last swept.
 #[derive(Default)]
 struct Hubs {
@@ -314,7 +330,8 @@ impl State for MemoryState {
 
     async fn unrevoke(&self, id: &str, now: i64) -> StateResult<bool> {
         let id = id.to_owned();
-        self.change(now, move |lists| lists.revocations.remove(&id).is_some()).await
+        // A lapsed entry is removed, but was lifted already (as at the edge, where KV drops it).
+        self.change(now, move |lists| lists.revocations.remove(&id).is_some_and(|until| in_force(until, now))).await
     }
 
     async fn blocks(&self, now: i64) -> StateResult<Arc<Blocks>> {
@@ -342,12 +359,7 @@ impl State for MemoryState {
     }
 
     async fn unblock(&self, range: IpRange, now: i64) -> StateResult<bool> {
-        self.change(now, move |lists| {
-            let before = lists.blocks.len();
-            lists.blocks.retain(|(r, _)| *r != range);
-            lists.blocks.len() != before
-        })
-        .await
+        self.change(now, move |lists| take_entry(&mut lists.blocks, &range, now)).await
     }
 
     async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {
@@ -361,12 +373,7 @@ impl State for MemoryState {
 
     async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<bool> {
         let host = host.to_owned();
-        self.change(now, move |lists| {
-            let before = lists.referrers.len();
-            lists.referrers.retain(|(h, _)| *h != host);
-            lists.referrers.len() != before
-        })
-        .await
+        self.change(now, move |lists| take_entry(&mut lists.referrers, &host, now)).await
     }
 
     async fn update_hub<T, F>(&self, key: &str, now: i64, mut update: F) -> StateResult<T>

@@ -196,15 +196,20 @@ impl RedisState {
         invocation.invoke_async::<i64>(&mut self.conn()).await.map(drop).map_err(|e| failed("set entry", e))
     }
 
-    /// Removes `field` of hash `name`; returns whether it was there.
-    async fn remove_entry(&self, name: &str, field: &str) -> StateResult<bool> {
-        ::redis::cmd("HDEL")
+    /// Removes `field` of hash `name`; returns whether it was there and in force at `now`.
+    async fn remove_entry(&self, name: &str, field: &str, now: i64) -> StateResult<bool> {
+        let (value, _removed): (Option<String>, u64) = ::redis::pipe()
+            .atomic()
+            .cmd("HGET")
             .arg(key(&[name]))
             .arg(field)
-            .query_async::<u64>(&mut self.conn())
+            .cmd("HDEL")
+            .arg(key(&[name]))
+            .arg(field)
+            .query_async(&mut self.conn())
             .await
-            .map(|removed| removed > 0)
-            .map_err(|e| failed("HDEL", e))
+            .map_err(|e| failed("HGET and HDEL", e))?;
+        Ok(value.is_some_and(|v| in_force(&v, now)))
     }
 
     /// The hub of `key` and its version (`0` when there is none).
@@ -258,13 +263,14 @@ impl State for RedisState {
         set.query_async::<()>(&mut self.conn()).await.map_err(|e| failed("SET", e))
     }
 
-    async fn unrevoke(&self, id: &str, _now: i64) -> StateResult<bool> {
-        ::redis::cmd("DEL")
+    async fn unrevoke(&self, id: &str, now: i64) -> StateResult<bool> {
+        // A lapsed entry (kept a while past its end) is removed, but was lifted already.
+        ::redis::cmd("GETDEL")
             .arg(key(&["revoked:", id]))
-            .query_async::<u64>(&mut self.conn())
+            .query_async::<Option<String>>(&mut self.conn())
             .await
-            .map(|removed| removed > 0)
-            .map_err(|e| failed("DEL", e))
+            .map(|value| value.is_some_and(|v| in_force(&v, now)))
+            .map_err(|e| failed("GETDEL", e))
     }
 
     async fn blocks(&self, now: i64) -> StateResult<Arc<Blocks>> {
@@ -290,16 +296,16 @@ impl State for RedisState {
         self.set_entry("blocks", &range.to_string(), until, now).await
     }
 
-    async fn unblock(&self, range: IpRange, _now: i64) -> StateResult<bool> {
-        self.remove_entry("blocks", &range.to_string()).await
+    async fn unblock(&self, range: IpRange, now: i64) -> StateResult<bool> {
+        self.remove_entry("blocks", &range.to_string(), now).await
     }
 
     async fn block_referrer(&self, host: &str, until: Option<i64>, now: i64) -> StateResult<()> {
         self.set_entry("referrers", host, until, now).await
     }
 
-    async fn unblock_referrer(&self, host: &str, _now: i64) -> StateResult<bool> {
-        self.remove_entry("referrers", host).await
+    async fn unblock_referrer(&self, host: &str, now: i64) -> StateResult<bool> {
+        self.remove_entry("referrers", host, now).await
     }
 
     async fn update_hub<T, F>(&self, key_name: &str, now: i64, mut update: F) -> StateResult<T>
