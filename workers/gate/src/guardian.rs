@@ -592,44 +592,50 @@ pub async fn scan(env: &Env, settings: &Settings, now: i64) -> Result<ScanSummar
     let window = Window::ending_at(now, guardian.window_seconds);
     let db = db(env)?;
     let cursor = scan_state(&db, "cursor").await?;
-    let attempts: u32 = scan_state(&db, "attempts").await?.and_then(|a| a.parse().ok()).unwrap_or(0);
-    let after = cursor.clone().unwrap_or_default();
-    let tokens: Vec<String> = db
-        .prepare("SELECT DISTINCT token FROM rollups WHERE bucket >= ? AND token > ? ORDER BY token LIMIT ?")
-        .bind(&[
-            number(bucket_start(window.from, guardian.bucket_seconds)),
-            text(&after),
-            number(TOKENS_PER_INVOCATION),
-        ])?
-        .all()
-        .await?
-        .results::<TokenName>()?
-        .into_iter()
-        .map(|t| t.token)
-        .collect();
-    let next =
-        (i64::try_from(tokens.len()).unwrap_or(0) == TOKENS_PER_INVOCATION).then(|| tokens.last().cloned()).flatten();
-    let mut summary =
-        ScanSummary { window: Some(window), resumed_after: cursor, next_cursor: next, ..ScanSummary::default() };
-    if !tokens.is_empty() {
-        if attempts >= ATTEMPTS_PER_PAGE {
+    let mut attempts: u32 = scan_state(&db, "attempts").await?.and_then(|a| a.parse().ok()).unwrap_or(0);
+    let mut summary = ScanSummary { window: Some(window), resumed_after: cursor.clone(), ..ScanSummary::default() };
+    let mut after = cursor.unwrap_or_default();
+    loop {
+        let tokens: Vec<String> = db
+            .prepare("SELECT DISTINCT token FROM rollups WHERE bucket >= ? AND token > ? ORDER BY token LIMIT ?")
+            .bind(&[
+                number(bucket_start(window.from, guardian.bucket_seconds)),
+                text(&after),
+                number(TOKENS_PER_INVOCATION),
+            ])?
+            .all()
+            .await?
+            .results::<TokenName>()?
+            .into_iter()
+            .map(|t| t.token)
+            .collect();
+        let full = i64::try_from(tokens.len()).unwrap_or(0) == TOKENS_PER_INVOCATION;
+        summary.next_cursor = full.then(|| tokens.last().cloned()).flatten();
+        let passing_over = !tokens.is_empty() && attempts >= ATTEMPTS_PER_PAGE;
+        if passing_over {
             worker::console_error!(
                 "Guardian scan: passing over {} tokens after {attempts} failed attempts",
                 tokens.len()
             );
-            summary.passed_over = tokens.len();
-        } else {
+            summary.passed_over = summary.passed_over.saturating_add(tokens.len());
+        } else if !tokens.is_empty() {
             // Counted before judging, so an invocation cut off mid-way counts too.
             set_scan_state(&db, "attempts", Some(&(attempts + 1).to_string()))?.run().await?;
             judge_page(env, settings, &db, &tokens, window, now, &mut summary).await?;
         }
+        // The page is done: the cursor moves on, with a fresh count of attempts.
+        db.batch(vec![
+            set_scan_state(&db, "attempts", None)?,
+            set_scan_state(&db, "cursor", summary.next_cursor.as_deref())?,
+        ])
+        .await?;
+        attempts = 0;
+        // A page passed over costs no run of its own: the next one is judged now.
+        match (passing_over, &summary.next_cursor) {
+            (true, Some(next)) => after.clone_from(next),
+            _ => break,
+        }
     }
-    // The page is done: the cursor moves on, with a fresh count of attempts.
-    db.batch(vec![
-        set_scan_state(&db, "attempts", None)?,
-        set_scan_state(&db, "cursor", summary.next_cursor.as_deref())?,
-    ])
-    .await?;
     if summary.next_cursor.is_none() {
         expire(env, now.saturating_sub(guardian.retention_seconds), guardian.bucket_seconds).await?;
     }
