@@ -230,14 +230,15 @@ fn json_lines(events: &[UsageEvent]) -> String {
 /// records in R2 (one object per flush), the per-token activity rollups of their buckets
 /// (and of the records an earlier flush stored raw only) in D1, then the token shapes.
 /// Returns how far it got, and the error that stopped it.
-pub async fn store_flush(env: &Env, hub_key: &str, batch: &FlushBatch, bucket: i64) -> (Flushed, Result<()>) {
+pub async fn store_flush(env: &Env, hub_key: &str, batch: &FlushBatch, bucket: i64, now: i64) -> (Flushed, Result<()>) {
     if let Err(error) = store_raw(env, hub_key, &batch.records, bucket).await {
         return (Flushed::Nothing, Err(error));
     }
     if let Err(error) = store_rollups(env, batch.unrolled.iter().chain(&batch.records), bucket).await {
         return (Flushed::Raw, Err(error));
     }
-    let first_seen = batch.unrolled.first().or(batch.records.first()).map_or(0, |e| e.at);
+    // A retry of the shapes alone has no record to date them by: now is close.
+    let first_seen = batch.unrolled.first().or(batch.records.first()).map_or(now, |e| e.at);
     match store_shapes(env, &batch.shapes, first_seen).await {
         Ok(()) => (Flushed::Everything, Ok(())),
         Err(error) => (Flushed::Rollups, Err(error)),

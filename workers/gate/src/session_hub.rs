@@ -112,7 +112,8 @@ impl SessionHub {
         let key: Option<String> = self.state.storage().get(KEY).await?;
         let hub_key = key.as_deref().unwrap_or("unknown");
         let bucket = bucket_seconds(&self.env);
-        let (stored, outcome) = crate::guardian::store_flush(&self.env, hub_key, &batch, bucket).await;
+        let (stored, outcome) =
+            crate::guardian::store_flush(&self.env, hub_key, &batch, bucket, crate::now_seconds()).await;
         if let Err(error) = &outcome {
             worker::console_error!("usage flush failed ({stored:?} stored), the rest kept for a retry: {error}");
         }
