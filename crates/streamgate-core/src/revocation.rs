@@ -48,6 +48,11 @@ pub struct Blocks {
     pub referrers: Vec<String>,
 }
 
+/// Whether an entry ending at `until` (unix seconds; `None`: never) is in force at `now`.
+pub fn in_force(until: Option<i64>, now: i64) -> bool {
+    until.is_none_or(|end| now < end)
+}
+
 /// Revocations held in memory, each with an optional end (unix seconds).
 #[derive(Clone, Debug, Default)]
 pub struct MemoryRevocations {
@@ -68,7 +73,7 @@ impl MemoryRevocations {
 
 impl RevocationList for MemoryRevocations {
     fn is_revoked(&self, token_id: &str, now: i64) -> bool {
-        self.entries.get(token_id).is_some_and(|until| until.is_none_or(|end| now < end))
+        self.entries.get(token_id).is_some_and(|until| in_force(*until, now))
     }
 
     fn is_empty(&self) -> bool {
@@ -101,7 +106,7 @@ impl MemoryBlocklist {
     pub fn blocked_by(&self, ip: IpAddr, now: i64) -> Option<&IpRange> {
         self.entries
             .iter()
-            .filter(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
+            .filter(|(range, until)| range.contains(ip) && in_force(*until, now))
             .map(|(range, _)| range)
             .max_by_key(|range| range.prefix_len())
     }
@@ -110,9 +115,14 @@ impl MemoryBlocklist {
 /// Why an unblock of `range` lifted nothing, naming the wider entry that blocks it, if any
 /// (every gate answers it with 404 and logs nothing).
 pub fn nothing_to_unblock(range: &IpRange, blocks: &MemoryBlocklist, now: i64) -> String {
-    match blocks.blocked_by(range.first_address(), now) {
-        Some(wider) => format!("{range} has no block of its own; {wider} blocks it: unblock that"),
-        None => format!("{range} is not blocked"),
+    nothing_lifted(range, blocks.blocked_by(range.first_address(), now))
+}
+
+/// The message of an unblock of `named` that lifted nothing, naming what blocks it instead.
+fn nothing_lifted(named: impl std::fmt::Display, blocked_by: Option<impl std::fmt::Display>) -> String {
+    match blocked_by {
+        Some(other) => format!("{named} has no block of its own; {other} blocks it: unblock that"),
+        None => format!("{named} is not blocked"),
     }
 }
 
@@ -126,10 +136,7 @@ pub fn referrer_blocked_by<'b>(host: &str, blocked: &'b [String]) -> Option<&'b 
 
 /// Why an unblock of referrer `host` lifted nothing, naming the block that refuses it, if any.
 pub fn nothing_to_unblock_referrer(host: &str, blocked: &[String]) -> String {
-    match referrer_blocked_by(host, blocked) {
-        Some(pattern) => format!("{host} has no block of its own; {pattern} blocks it: unblock that"),
-        None => format!("{host} is not blocked"),
-    }
+    nothing_lifted(host, referrer_blocked_by(host, blocked))
 }
 
 impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {
@@ -141,7 +148,7 @@ impl FromIterator<(IpRange, Option<i64>)> for MemoryBlocklist {
 
 impl IpBlocklist for MemoryBlocklist {
     fn is_blocked(&self, ip: IpAddr, now: i64) -> bool {
-        self.entries.iter().any(|(range, until)| range.contains(ip) && until.is_none_or(|end| now < end))
+        self.entries.iter().any(|(range, until)| range.contains(ip) && in_force(*until, now))
     }
 
     fn is_empty(&self) -> bool {

@@ -337,7 +337,7 @@ pub struct Revocation {
 
 impl Revocation {
     fn live(&self, now: i64) -> bool {
-        self.until.is_none_or(|until| now < until)
+        crate::revocation::in_force(self.until, now)
     }
 }
 

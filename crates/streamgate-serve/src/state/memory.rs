@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use streamgate_core::detection::{UsageEvent, Window};
 use streamgate_core::policy::ip::IpRange;
-use streamgate_core::revocation::Blocks;
+use streamgate_core::revocation::{in_force, Blocks};
 use streamgate_core::sessions::SessionHubState;
 
 use super::persist::{self, BlockedRange, BlockedReferrer, Persisted, RevokedId};
@@ -61,7 +61,7 @@ impl Lists {
 
     /// What the file keeps: the entries still in force at `now`.
     fn to_persisted(&self, now: i64) -> Persisted {
-        let live = |until: &Option<i64>| until.is_none_or(|end| now < end);
+        let live = |until: &Option<i64>| in_force(*until, now);
         let mut revocations: Vec<RevokedId> = self
             .revocations
             .iter()
@@ -88,7 +88,7 @@ impl Lists {
     }
 
     fn build_snapshot(&self, now: i64) -> (Arc<Blocks>, Option<i64>) {
-        let live_referrers = self.referrers.iter().filter(|(_, until)| until.is_none_or(|end| now < end));
+        let live_referrers = self.referrers.iter().filter(|(_, until)| in_force(*until, now));
         let stands_until = live_referrers.clone().filter_map(|(_, until)| *until).min();
         let blocks = Blocks {
             lookup: self.blocks.iter().copied().collect(),
@@ -154,11 +154,6 @@ impl Durable {
             .await
             .map_err(|e| StateError(format!("the state writer stopped: {e}")))?
     }
-}
-
-/// Whether an entry ending at `until` is in force at `now`.
-fn in_force(until: Option<i64>, now: i64) -> bool {
-    until.is_none_or(|end| now < end)
 }
 
 /// Removes the entries named `name` from `entries`; returns whether one was in force.
@@ -306,13 +301,13 @@ fn idle(hub: &SessionHubState, now: i64, retention: i64) -> bool {
     let recent = |at: i64| now.saturating_sub(at) < retention;
     !hub.list.sessions.iter().any(|s| recent(s.seen))
         && !hub.usage.last().is_some_and(|record| recent(record.at))
-        && !hub.revocations.iter().any(|r| r.until.is_none_or(|end| now < end))
+        && !hub.revocations.iter().any(|r| in_force(r.until, now))
 }
 
 impl State for MemoryState {
     async fn revoked(&self, ids: &[String], now: i64) -> StateResult<Vec<String>> {
         let lists = self.durable.lists.read().unwrap_or_else(PoisonError::into_inner);
-        let revoked = |id: &&String| lists.revocations.get(*id).is_some_and(|until| until.is_none_or(|end| now < end));
+        let revoked = |id: &&String| lists.revocations.get(*id).is_some_and(|until| in_force(*until, now));
         Ok(ids.iter().filter(revoked).cloned().collect())
     }
 
@@ -336,7 +331,7 @@ impl State for MemoryState {
 
     async fn blocks(&self, now: i64) -> StateResult<Arc<Blocks>> {
         let fresh = |snapshot: &Option<(Arc<Blocks>, Option<i64>)>| {
-            snapshot.as_ref().filter(|(_, until)| until.is_none_or(|end| now < end)).map(|(blocks, _)| blocks.clone())
+            snapshot.as_ref().filter(|(_, until)| in_force(*until, now)).map(|(blocks, _)| blocks.clone())
         };
         if let Some(blocks) = fresh(&self.durable.lists.read().unwrap_or_else(PoisonError::into_inner).snapshot) {
             return Ok(blocks);

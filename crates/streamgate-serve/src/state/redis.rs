@@ -140,7 +140,8 @@ fn encode_until(until: Option<i64>) -> String {
 /// value that is no time was not written by streamgate: it counts as in force, so a
 /// damaged entry errs toward refusing, not toward letting through.
 fn in_force(value: &str, now: i64) -> bool {
-    value.is_empty() || value.parse::<i64>().map_or(true, |end| now < end)
+    // Empty (no end) and not a time both read as no end.
+    streamgate_core::revocation::in_force(value.parse().ok(), now)
 }
 
 /// A usage record's member in the `usage` set: `<sequence> <JSON>`.
