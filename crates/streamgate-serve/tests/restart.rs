@@ -52,22 +52,26 @@ async fn revocations_and_blocks_survive_a_restart() {
     assert_eq!((again.status, again.json()["message"].clone()), (404, json!("198.51.100.0/24 is not blocked")));
     let unrevoked = admin(&second, "POST", "/admin/unrevoke", json!({ "jti": "gone" })).await;
     assert_eq!((unrevoked.status, unrevoked.json()["lifted"].clone()), (200, json!(false)));
-    admin(&second, "POST", "/admin/block", json!({ "ip": "203.0.113.0/24", "ttl": 60 })).await;
-    let inside = admin(&second, "POST", "/admin/unblock", json!({ "ip": "203.0.113.9" })).await;
-    assert_eq!(inside.status, 404);
-    assert_eq!(
-        inside.json()["message"],
-        json!("203.0.113.9 has no block of its own; 203.0.113.0/24 blocks it: unblock that")
-    );
-    admin(&second, "POST", "/admin/unblock", json!({ "ip": "203.0.113.0/24" })).await;
-    admin(&second, "POST", "/admin/referrers/block", json!({ "host": "*.wild.test" })).await;
-    let under = admin(&second, "POST", "/admin/referrers/unblock", json!({ "host": "a.wild.test" })).await;
-    assert_eq!(under.status, 404);
-    assert_eq!(
-        under.json()["message"],
-        json!("a.wild.test has no block of its own; *.wild.test blocks it: unblock that")
-    );
-    admin(&second, "POST", "/admin/referrers/unblock", json!({ "host": "*.wild.test" })).await;
+    // Inside a wider block (a range, a `*.` wildcard): 404 naming the block to lift.
+    for (list, wide, inside, message) in [
+        (
+            "",
+            json!({ "ip": "203.0.113.0/24" }),
+            json!({ "ip": "203.0.113.9" }),
+            "203.0.113.9 has no block of its own; 203.0.113.0/24 blocks it: unblock that",
+        ),
+        (
+            "referrers/",
+            json!({ "host": "*.wild.test" }),
+            json!({ "host": "a.wild.test" }),
+            "a.wild.test has no block of its own; *.wild.test blocks it: unblock that",
+        ),
+    ] {
+        admin(&second, "POST", &format!("/admin/{list}block"), wide.clone()).await;
+        let refused = admin(&second, "POST", &format!("/admin/{list}unblock"), inside).await;
+        assert_eq!((refused.status, refused.json()["message"].clone()), (404, json!(message)));
+        admin(&second, "POST", &format!("/admin/{list}unblock"), wide).await;
+    }
     second.stop().await;
     let third = gate(auth_config(), None, Some(file.clone())).await;
     assert_eq!(
