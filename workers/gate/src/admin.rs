@@ -192,8 +192,7 @@ pub async fn apply(
                     });
                 }
                 // Open sessions learn at once, not after KV propagates.
-                let ttl = request.ttl.map(|ttl| ttl.max(revocations::MIN_TTL_SECONDS));
-                let until = ttl.map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+                let until = revocations::lapses_at(request.ttl, now);
                 let revocation = session_hub::Revocation { id: id.clone(), until, at: now };
                 for hub in &target.session_keys {
                     session_hub::set_revoked(env, hub, &revocation, revoke).await?;

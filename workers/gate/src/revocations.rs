@@ -82,18 +82,20 @@ pub async fn lookup(env: &Env, ids: &[String], now: i64) -> Result<Vec<String>> 
     Ok(revoked)
 }
 
+/// When an entry given `ttl` seconds at `now` lapses, unix seconds: the TTL raised to
+/// [`MIN_TTL_SECONDS`], as KV keeps it; `None` for no end.
+pub fn lapses_at(ttl: Option<u64>, now: i64) -> Option<i64> {
+    ttl.map(|t| now.saturating_add(i64::try_from(t.max(MIN_TTL_SECONDS)).unwrap_or(i64::MAX)))
+}
+
 /// Writes a marker key that lapses after `ttl` seconds (raised to [`MIN_TTL_SECONDS`]).
 /// Its value is when it lapses (`until:<unix seconds>`, or `until:never`), for an undo of
 /// its removal to restore it as it was.
 async fn put_marker(env: &Env, name: &str, ttl: Option<u64>, now: i64) -> Result<()> {
-    let ttl = ttl.map(|t| t.max(MIN_TTL_SECONDS));
-    let until = ttl.map_or_else(
-        || "until:never".to_owned(),
-        |t| format!("until:{}", now.saturating_add(i64::try_from(t).unwrap_or(i64::MAX))),
-    );
+    let until = lapses_at(ttl, now).map_or_else(|| "until:never".to_owned(), |end| format!("until:{end}"));
     let mut put = env.kv(BINDING)?.put(name, until).map_err(worker::Error::from)?;
     if let Some(ttl) = ttl {
-        put = put.expiration_ttl(ttl);
+        put = put.expiration_ttl(ttl.max(MIN_TTL_SECONDS));
     }
     put.execute().await.map_err(worker::Error::from)
 }
@@ -219,7 +221,7 @@ pub async fn block(env: &Env, range: &IpRange, ttl: Option<u64>, now: i64) -> Re
     move_legacy_blocks(env, now).await?;
     put_marker(env, &block_key(range), ttl, now).await?;
     forget_blocks();
-    Ok(ttl.map(|t| now.saturating_add(i64::try_from(t.max(MIN_TTL_SECONDS)).unwrap_or(i64::MAX))))
+    Ok(lapses_at(ttl, now))
 }
 
 /// Lifts the block of exactly `range`; returns when it would have lapsed, as
