@@ -30,7 +30,7 @@ use crate::policy::{Policy, RequestContext};
 use crate::schemes::edgeauth::{EdgeAlgorithm, EdgeAuthScheme};
 use crate::schemes::jwt::JwtScheme;
 use crate::schemes::secure_link::{SecureLinkScheme, DEFAULT_EXPRESSION};
-use crate::schemes::session::{SessionBinding, SessionOptions, SessionScheme};
+use crate::schemes::session::{SessionBinding, SessionOptions, SessionScheme, UrlTokenScope};
 use crate::schemes::wmsauth::WmsAuthScheme;
 use crate::sessions::AtLimit;
 
@@ -75,6 +75,8 @@ pub struct SessionConfig {
     pub max_age: Option<u32>,
     /// `none` or `network` (bind credentials to the admitting /24 or /64).
     pub binding: Option<SessionBinding>,
+    /// `exact` or `directory`: what the sessions of a token signed for one URL cover.
+    pub url_token_scope: Option<UrlTokenScope>,
     /// A session without a heartbeat for this long has ended, seconds (60).
     pub idle: Option<u32>,
     /// `reject-new` or `evict-oldest` at the session limit.
@@ -246,6 +248,7 @@ impl GateConfig {
             grace: sessions.grace.unwrap_or(defaults.grace),
             max_age: sessions.max_age.unwrap_or(defaults.max_age),
             binding: sessions.binding.unwrap_or_default(),
+            url_tokens: sessions.url_token_scope.unwrap_or_default(),
         };
         let session_scheme = match &sessions.secret {
             Some(secret) => Some(
@@ -400,13 +403,16 @@ mod tests {
         let doc = |rest: &str| format!(r#"{{"keys": [{key}]{rest}}}"#);
         let built = GateConfig::from_json(&doc(
             r#", "sessions": {"secret": "another secret of thirty-two bytes", "ttl": 30, "binding": "network",
-                "idle": 20, "atLimit": "evict-oldest", "onStoreError": "closed", "cookie": true},
+                "urlTokenScope": "directory", "idle": 20, "atLimit": "evict-oldest", "onStoreError": "closed", "cookie": true},
                 "policy": {"trustedProxies": ["10.0.0.0/8"]}, "clientIpHeader": "X-Real-IP""#,
         ))
         .and_then(GateConfig::build_deployment)
         .unwrap();
         let sessions = built.sessions.as_ref().map(|s| s.options).unwrap();
-        assert_eq!((sessions.ttl, sessions.binding), (30, SessionBinding::Network));
+        assert_eq!(
+            (sessions.ttl, sessions.binding, sessions.url_tokens),
+            (30, SessionBinding::Network, UrlTokenScope::Directory)
+        );
         assert_eq!(
             (built.idle_seconds, built.at_limit, built.on_store_error),
             (20, AtLimit::EvictOldest, OnStoreError::Closed)
@@ -416,6 +422,11 @@ mod tests {
 
         let plain = GateConfig::from_json(&doc("")).and_then(GateConfig::build_deployment).unwrap();
         assert!(plain.sessions.is_none());
+        let unwidened =
+            GateConfig::from_json(&doc(r#", "sessions": {"secret": "another secret of thirty-two bytes"}"#));
+        let unwidened =
+            unwidened.and_then(GateConfig::build_deployment).unwrap().sessions.map(|s| s.options.url_tokens);
+        assert_eq!(unwidened, Some(UrlTokenScope::Exact), "URL tokens are never widened unless asked");
         assert_eq!((plain.client_ip_header.as_str(), plain.idle_seconds), ("X-Forwarded-For", 60));
 
         let bad = |rest: &str| {
@@ -424,6 +435,7 @@ mod tests {
         assert!(bad(r#", "sessions": {"secret": "short"}"#).contains("sessions.secret"));
         assert!(bad(r#", "sessions": {"tll": 3}"#).contains("tll"));
         assert!(bad(r#", "sessions": {"binding": "city"}"#).contains("city"));
+        assert!(bad(r#", "sessions": {"urlTokenScope": "origin"}"#).contains("origin"));
         assert!(bad(r#", "sessions": {"idle": 0}"#).contains("sessions.idle"));
         assert!(bad(r#", "clientIpHeader": "X-Real-IP""#).contains("policy.trustedProxies"));
     }

@@ -71,18 +71,6 @@ impl Scope {
         }
         out
     }
-
-    /// The scope a session credential issued from a manifest at `manifest_path` carries:
-    /// the entry token's own, never wider. The one exception is a token signed for exactly
-    /// one URL (EdgeAuth `url=`, secure_link `$uri`): it names one presentation, whose
-    /// variant playlists and segments sit in the manifest's directory, so its sessions
-    /// cover that directory (sign an ACL or stream glob to be stricter).
-    pub fn for_session(&self, manifest_path: &str) -> Scope {
-        match self {
-            Scope::SignedPath(_) => Scope::SignedPrefix(directory_of(manifest_path).to_owned()),
-            other => other.clone(),
-        }
-    }
 }
 
 /// The directory a path lives in (`/live/a/index.m3u8` → `/live/a/`).
@@ -100,7 +88,7 @@ impl fmt::Display for Scope {
             Scope::Streams(g) => write!(f, "streams {}", g.join(", ")),
             Scope::Acl(a) => write!(f, "acl {}", a.join("!")),
             Scope::SignedPrefix(p) => write!(f, "signed prefix {p}"),
-            Scope::SignedPath(p) => write!(f, "signed path {p}"),
+            Scope::SignedPath(p) => write!(f, "signed path {p}, that URL only"),
         }
     }
 }

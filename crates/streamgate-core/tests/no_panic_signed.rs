@@ -25,7 +25,7 @@ use streamgate_core::policy::{check_public_path, ReferrerRules, UserAgentRules};
 use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EdgeAuthScheme, EscapeStyle};
 use streamgate_core::schemes::jwt::{self, JwtScheme};
 use streamgate_core::schemes::secure_link::SecureLinkScheme;
-use streamgate_core::schemes::session::{SessionBinding, SessionOptions, SessionScheme};
+use streamgate_core::schemes::session::{SessionBinding, SessionOptions, SessionScheme, UrlTokenScope};
 use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest, WmsAuthScheme};
 use streamgate_core::schemes::{
     detect_scheme, find_in_query, signed_url, split_url, strip_credentials, Credential, SchemeKind,
@@ -358,6 +358,7 @@ fn session_options() -> BoxedStrategy<SessionOptions> {
             grace,
             max_age,
             binding: if bind { SessionBinding::Network } else { SessionBinding::None },
+            url_tokens: if bind { UrlTokenScope::Directory } else { UrlTokenScope::Exact },
         })
         .boxed()
 }

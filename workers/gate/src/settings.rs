@@ -97,6 +97,7 @@ fn parse(env: &Env) -> Result<Settings, String> {
     overlay(env, "SESSION_MAX_AGE", &mut sessions.max_age, seconds)?;
     overlay(env, "SESSION_IDLE", &mut sessions.idle, seconds)?;
     overlay(env, "SESSION_BINDING", &mut sessions.binding, named)?;
+    overlay(env, "SESSION_URL_TOKEN_SCOPE", &mut sessions.url_token_scope, named)?;
     overlay(env, "AT_LIMIT", &mut sessions.at_limit, named)?;
     overlay(env, "ON_STORE_ERROR", &mut sessions.on_store_error, named)?;
     overlay(env, "COOKIE_TRANSPORT", &mut sessions.cookie, on_off)?;

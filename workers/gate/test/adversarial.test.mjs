@@ -158,9 +158,36 @@ describe('3. session credentials are never wider than their token', () => {
     const link = sg.signUrl(`${gate.url}/hls/ts/index.m3u8`, { scheme: 'secure-link', secret: LINK.secret, ip: IP, expiresIn: 600 });
     const linked = await send(link.slice(gate.url.length));
     assert.equal(linked.status, 200, await linked.clone().text());
+    // A token signed for one URL: its sessions cover that playlist only (see below).
     const linkSgs = hlsUris(await linked.text(), link)[0].searchParams.get('sgs');
-    assert.equal((await send(`/hls/ts/seg_000.ts?sgs=${linkSgs}`)).status, 200);
-    await expectDenied(await send(`/hls/ts/seg_000.ts?sgs=${linkSgs}`, { ip: '203.0.113.5' }), 403, 'ip_mismatch');
+    assert.equal((await send(`/hls/ts/index.m3u8?sgs=${linkSgs}`)).status, 200);
+    await expectDenied(await send(`/hls/ts/index.m3u8?sgs=${linkSgs}`, { ip: '203.0.113.5' }), 403, 'ip_mismatch');
+  });
+
+  it('gives a token signed for one URL sessions for that URL only, unless the operator widens them', async () => {
+    const playlist = '/hls/ts/index.m3u8';
+    const urlToken = () => sg.edgeAuthToken({ key: EDGE.key, url: playlist, windowSeconds: 300 });
+    const credentialFrom = async (target) => {
+      const response = await target.mf.dispatchFetch(`${target.url}${playlist}?hdnts=${urlToken()}`, { headers: { 'CF-Connecting-IP': IP } });
+      assert.equal(response.status, 200, await response.clone().text());
+      return hlsUris(await response.text(), `${target.url}${playlist}`)[0].searchParams.get('sgs');
+    };
+    const strict = await credentialFrom(gate);
+    assert.equal((await send(`${playlist}?sgs=${strict}`)).status, 200, 'the playlist reloads');
+    await nothingReachesTheOrigin(async () => {
+      await expectDenied(await send(`/hls/ts/seg_000.ts?sgs=${strict}`), 403, 'scope_mismatch');
+    });
+    const widened = await startGate({
+      bindings: { KEYS: JSON.stringify([KEY, EDGE]), SESSION_URL_TOKEN_SCOPE: 'directory' },
+    });
+    try {
+      const sgs = await credentialFrom(widened);
+      const fetchWith = (path) => widened.mf.dispatchFetch(`${widened.url}${path}?sgs=${sgs}`, { headers: { 'CF-Connecting-IP': IP } });
+      assert.equal((await fetchWith('/hls/ts/seg_000.ts')).status, 200, 'the playlist\'s directory');
+      await expectDenied(await fetchWith('/hls/fmp4/seg_000.m4s'), 403, 'scope_mismatch');
+    } finally {
+      await widened.mf.dispose();
+    }
   });
 });
 

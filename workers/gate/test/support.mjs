@@ -121,6 +121,7 @@ function serveConfig(bindings) {
     grace: seconds('SESSION_GRACE'),
     maxAge: seconds('SESSION_MAX_AGE'),
     binding: vars.SESSION_BINDING,
+    urlTokenScope: vars.SESSION_URL_TOKEN_SCOPE,
     atLimit: vars.AT_LIMIT,
     onStoreError: vars.ON_STORE_ERROR,
     cookie: vars.COOKIE_TRANSPORT === undefined ? undefined : vars.COOKIE_TRANSPORT === 'on',

@@ -606,7 +606,7 @@ impl Proxy {
         };
         let cookie = deployment.cookie.then(|| {
             let lifetime = u64::from(sessions.options.ttl) + presentation.unwrap_or(0).min(MAX_PRESENTATION_SECONDS);
-            let directory = grant.scope.for_session(&facts.path).directory();
+            let directory = sessions.scope_for(grant, &facts.path).directory();
             transport::session_cookie(&propagation.credential, &directory, lifetime)
         });
         Reply::manifest(body, content_type, cookie)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::claims::{AccessRule, Purpose};
 use crate::denial::{Denial, Error, SignatureExplanation};
 use crate::encoding::{b64_url, b64_url_decode};
-use crate::grant::{Grant, Scope, SessionBounds, Validity};
+use crate::grant::{directory_of, Grant, Scope, SessionBounds, Validity};
 use crate::keys::{Algorithm, Key};
 use crate::policy::ip::{network_of, IpRange};
 use crate::policy::RequestFacts;
@@ -95,6 +95,22 @@ pub enum SessionBinding {
     Network,
 }
 
+/// What the session credentials of a token signed for one exact URL (EdgeAuth `url=`,
+/// secure_link with `$uri`) cover.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlTokenScope {
+    /// That URL only (the default), never wider than the token: its playlist loads and
+    /// reloads, and the URIs it names are refused (`scope_mismatch`). Sign an ACL, a stream
+    /// glob or a WMSAuth prefix to play a presentation.
+    #[default]
+    Exact,
+    /// The manifest's directory, so the presentation plays from a URL token. Wider than
+    /// the token: on a flat layout (`/hls/match1.m3u8` beside `/hls/match2.m3u8`) it opens
+    /// the neighbours too.
+    Directory,
+}
+
 /// How session credentials are issued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -107,11 +123,19 @@ pub struct SessionOptions {
     pub max_age: u32,
     /// Network binding.
     pub binding: SessionBinding,
+    /// What the sessions of a token signed for one exact URL cover.
+    pub url_tokens: UrlTokenScope,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { ttl: 120, grace: 14_400, max_age: 43_200, binding: SessionBinding::None }
+        SessionOptions {
+            ttl: 120,
+            grace: 14_400,
+            max_age: 43_200,
+            binding: SessionBinding::None,
+            url_tokens: UrlTokenScope::Exact,
+        }
     }
 }
 
@@ -146,6 +170,19 @@ impl SessionScheme {
         SessionBounds { started: now, ends: by_token.map_or(by_age, |t| t.min(by_age)) }
     }
 
+    /// The scope of the session credentials issued to `grant` from a manifest at
+    /// `manifest_path`: the entry token's own, never wider, except where the operator lets
+    /// a token signed for one URL cover its manifest's directory
+    /// ([`UrlTokenScope::Directory`]).
+    pub fn scope_for(&self, grant: &Grant, manifest_path: &str) -> Scope {
+        match (&grant.scope, self.options.url_tokens) {
+            (Scope::SignedPath(_), UrlTokenScope::Directory) => {
+                Scope::SignedPrefix(directory_of(manifest_path).to_owned())
+            }
+            (scope, _) => scope.clone(),
+        }
+    }
+
     /// A credential for `grant`'s session `sid`, issued with the manifest at
     /// `manifest_path` to the client at `client_ip`. It lives `ttl` seconds from `now`, or,
     /// for a VOD manifest that plays for `presentation_seconds`, `ttl` past the presentation
@@ -176,7 +213,7 @@ impl SessionScheme {
             jti: grant.token_id.clone(),
             sub: grant.subject.clone(),
             fp: if grant.token_id.is_none() { grant.entry_fingerprint() } else { None },
-            scope: grant.scope.for_session(manifest_path),
+            scope: self.scope_for(grant, manifest_path),
             ip: grant.ip_binding,
             net,
             max: grant.max_sessions,
@@ -332,11 +369,25 @@ mod tests {
         wide.scope = Scope::Acl(vec!["/event/*".into()]);
         let grant = issue(&scheme, &wide, "sid", "/event/video/master.m3u8", 0);
         assert!(grant.scope.covers("/event/audio/en/index.m3u8") && grant.scope.covers("/event/keys/k1"));
-        // A token for one exact URL covers its presentation's directory, nothing above it.
+    }
+
+    /// Regression (review of 2026-12-03): the sessions of a token signed for one exact URL
+    /// covered its manifest's whole directory, wider than the token. That is now the
+    /// operator's choice (`urlTokenScope: directory`); by default they cover that URL only.
+    #[test]
+    fn a_url_tokens_sessions_cover_that_url_unless_the_operator_widens_them() {
         let mut exact = entry_grant();
         exact.scope = Scope::SignedPath("/vod/film/master.m3u8".into());
-        let grant = issue(&scheme, &exact, "sid", "/vod/film/master.m3u8", 0);
+        let strict = SessionScheme::new(&[7u8; 32], options(60)).unwrap();
+        let grant = issue(&strict, &exact, "sid", "/vod/film/master.m3u8", 0);
+        assert!(grant.scope.covers("/vod/film/master.m3u8"), "the playlist reloads");
+        assert!(!grant.scope.covers("/vod/film/720p/seg_1.ts"));
+        let options = SessionOptions { url_tokens: UrlTokenScope::Directory, ..options(60) };
+        let widened = SessionScheme::new(&[7u8; 32], options).unwrap();
+        let grant = issue(&widened, &exact, "sid", "/vod/film/master.m3u8", 0);
         assert!(grant.scope.covers("/vod/film/720p/seg_1.ts") && !grant.scope.covers("/vod/other/master.m3u8"));
+        let glob = issue(&widened, &entry_grant(), "sid", "/hls/match1.m3u8", 0);
+        assert!(!glob.scope.covers("/hls/match2.m3u8"), "only URL tokens are widened");
     }
 
     /// Regression: a viewer on the bound IP in an allowed country loaded a playlist once, and
@@ -388,7 +439,7 @@ mod tests {
 
     #[test]
     fn the_lifetime_is_capped_by_the_entry_tokens_expiry_plus_grace_and_the_maximum_age() {
-        let capped = SessionOptions { ttl: 60, grace: 100, max_age: 1_000, binding: SessionBinding::None };
+        let capped = SessionOptions { ttl: 60, grace: 100, max_age: 1_000, ..SessionOptions::default() };
         let scheme = SessionScheme::new(&[7u8; 32], capped).unwrap();
         let mut entry = entry_grant();
         entry.validity.expires_at = Some(500);
