@@ -20,6 +20,7 @@
 //! rules are the core's (`revocation_target`, `check_block_range`, `blocked_referrer_host`);
 //! this module does I/O.
 
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use streamgate_core::detection::{Dimension, Report};
@@ -128,9 +129,16 @@ async fn json_body(req: &mut Request) -> Result<std::result::Result<Value, Refus
             return Ok(Err(too_big(declared)));
         }
     }
-    let bytes = req.bytes().await?;
-    if bytes.len() > MAX_ADMIN_BODY_BYTES {
-        return Ok(Err(too_big(bytes.len())));
+    // A body without a length (chunked) is read only up to the limit.
+    let mut bytes = Vec::new();
+    if req.inner().body().is_some() {
+        let mut stream = req.stream()?;
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk?);
+            if bytes.len() > MAX_ADMIN_BODY_BYTES {
+                return Ok(Err(invalid(format!("the body is over the {MAX_ADMIN_BODY_BYTES}-byte limit"))));
+            }
+        }
     }
     Ok(serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string())))
 }
