@@ -188,16 +188,23 @@ describe('public paths', () => {
     await expectDenied(await fetchAs('/posters/demo.jpg', '203.0.113.9'), 403, 'ip_blocked');
   });
 
-  edgeOnly('refuses a PUBLIC_PATHS entry that would open every stream', async () => {
-    const wide = await startGate({ bindings: { PUBLIC_PATHS: 'posters,**/x' } });
-    try {
-      const response = await wide.mf.dispatchFetch(`${wide.url}/posters/demo.jpg`);
-      assert.equal(response.status, 500);
-      const body = await response.json();
-      assert.equal(body.error, 'misconfigured');
-      assert.match(body.message, /PUBLIC_PATHS: public path "\*\*\/x" starts with a wildcard/);
-    } finally {
-      await wide.mf.dispose();
+  edgeOnly('refuses settings that would open every stream or outlast every cap, naming them', async () => {
+    const cases = [
+      [{ PUBLIC_PATHS: 'posters,**/x' }, /PUBLIC_PATHS: public path "\*\*\/x" starts with a wildcard/],
+      [{ GUARDIAN_REVOKE_TTL: '315360001' }, /GUARDIAN_REVOKE_TTL must be at most 315360000 seconds, not 315360001/],
+      [{ SESSION_URL_TOKEN_SCOPE: 'origin' }, /SESSION_URL_TOKEN_SCOPE: unknown variant `origin`/],
+    ];
+    for (const [bindings, message] of cases) {
+      const wrong = await startGate({ bindings });
+      try {
+        const response = await wrong.mf.dispatchFetch(`${wrong.url}/posters/demo.jpg`);
+        assert.equal(response.status, 500);
+        const body = await response.json();
+        assert.equal(body.error, 'misconfigured');
+        assert.match(body.message, message);
+      } finally {
+        await wrong.mf.dispose();
+      }
     }
   });
 });
