@@ -1,12 +1,14 @@
 //! What a verified credential grants, in one shape for every scheme.
 
 use core::fmt;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::claims::{AccessRule, Purpose};
+use crate::encoding::b64_url_decode;
 use crate::policy::ip::IpRange;
 use crate::policy::path::stream_in_scope;
 use crate::policy::pattern::wildcard_match;
@@ -201,8 +203,8 @@ pub struct Grant {
     pub user_agents: Vec<String>,
     /// Ordered access rules from the credential.
     pub access_rules: Vec<AccessRule>,
-    /// All claims as JSON text: the JWT payload as signed, or the scheme's decoded fields.
-    pub claims_json: String,
+    /// All claims as JSON text ([`Grant::claims_json`]).
+    claims: ClaimsText,
     /// For a session credential: the key its session was counted under when it was issued.
     pub issued_session_key: Option<String>,
     /// For a session credential issued for a token without `jti`: that token's fingerprint,
@@ -214,6 +216,16 @@ pub struct Grant {
     pub session_bounds: Option<SessionBounds>,
     /// [`Grant::fingerprint`], computed once.
     fingerprint: Memo,
+}
+
+/// Where a grant's claims are kept.
+#[derive(Clone, Debug, PartialEq)]
+enum ClaimsText {
+    /// JSON text: the scheme's decoded fields.
+    Json(String),
+    /// A JWT's payload as signed, inside the canonical credential (`jwt:header.payload`):
+    /// decoded when asked for, so the allow path does not copy it.
+    JwtPayload,
 }
 
 /// A value computed from other fields on first use. It takes no part in equality: two
@@ -248,7 +260,7 @@ impl Grant {
             allow_no_referrer: None,
             user_agents: Vec::new(),
             access_rules: Vec::new(),
-            claims_json,
+            claims: ClaimsText::Json(claims_json),
             issued_session_key: None,
             entry_token_fingerprint: None,
             session_bounds: None,
@@ -278,9 +290,30 @@ impl Grant {
         self.token_id.iter().cloned().chain(self.entry_fingerprint()).collect()
     }
 
+    /// A JWT's grant, whose claims are the payload inside `credential`
+    /// (`jwt:header.payload`, verified).
+    pub fn jwt(credential: String) -> Grant {
+        Grant { claims: ClaimsText::JwtPayload, ..Grant::new(SchemeKind::Jwt, credential, String::new()) }
+    }
+
+    /// All claims as JSON text: the JWT payload as signed, or the scheme's decoded fields
+    /// (`null` if a JWT's payload cannot be read, which a verified one always can).
+    pub fn claims_json(&self) -> Cow<'_, str> {
+        match &self.claims {
+            ClaimsText::Json(text) => Cow::Borrowed(text),
+            ClaimsText::JwtPayload => {
+                let payload = self.credential.split('.').nth(1).and_then(b64_url_decode);
+                match payload.map(String::from_utf8) {
+                    Some(Ok(text)) => Cow::Owned(text),
+                    _ => Cow::Borrowed("null"),
+                }
+            }
+        }
+    }
+
     /// The claims as a JSON value (parsed from [`Grant::claims_json`]).
     pub fn claims(&self) -> Value {
-        serde_json::from_str(&self.claims_json).unwrap_or(Value::Null)
+        serde_json::from_str(&self.claims_json()).unwrap_or(Value::Null)
     }
 
     /// The key sessions are counted under: the user for user-bound tokens, else the token.

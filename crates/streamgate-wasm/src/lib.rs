@@ -108,7 +108,7 @@ impl Verifier {
             SchemeKind::parse(scheme).ok_or_else(|| thrown("invalid_input", format!("unknown scheme {scheme:?}")))?;
         let ctx = request(path, ip, context.as_deref())?;
         let credential = Credential { kind, value: token.to_owned() };
-        self.decide(Some(credential), ctx, now, active_sessions).map(|grant| grant.claims_json)
+        self.decide(Some(credential), ctx, now, active_sessions).map(|grant| grant.claims_json().into_owned())
     }
 
     /// Verifies a signed URL, finding the credential in its query; the URL's path is the
@@ -127,7 +127,7 @@ impl Verifier {
         }
         let grant = self.decide(find_in_query(query), ctx, now, active_sessions)?;
         // The claims are JSON already (for a JWT, the payload as signed): no re-encoding.
-        Ok(format!(r#"{{"scheme":"{}","claims":{}}}"#, grant.scheme.as_str(), grant.claims_json))
+        Ok(format!(r#"{{"scheme":"{}","claims":{}}}"#, grant.scheme.as_str(), grant.claims_json()))
     }
 }
 

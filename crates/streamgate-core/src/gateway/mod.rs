@@ -488,7 +488,7 @@ impl Gateway {
     ) -> Heartbeat {
         let token = token_id_of(grant).unwrap_or_default();
         let shape =
-            (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json, &grant.scope.to_string()));
+            (kind == BeatKind::Start).then(|| TokenShape::new(&token, &grant.claims_json(), &grant.scope.to_string()));
         let deployment = &self.deployment;
         let geo = viewer_geo(io, ctx, facts);
         Heartbeat {

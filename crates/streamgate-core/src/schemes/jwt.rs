@@ -88,6 +88,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// Decoded JWS headers up to this size are decoded on the stack.
 const HEADER_BUFFER: usize = 256;
+/// Payloads up to this size are decoded on the stack.
+const PAYLOAD_BUFFER: usize = 512;
 /// Signatures up to this size (HMAC, ES256, EdDSA) are decoded on the stack.
 const SIGNATURE_BUFFER: usize = 128;
 
@@ -193,12 +195,14 @@ impl Scheme for JwtScheme {
                 explanation: Some(SignatureExplanation { tried: vec![signing_input.to_owned()], recipe }),
             });
         }
-        let payload = String::from_utf8(decode_json(p, "payload")?)
-            .map_err(|_| Denial::malformed("payload is not UTF-8 JSON"))?;
+        let mut payload_buffer = [0u8; PAYLOAD_BUFFER];
+        let payload = decode_small(p, &mut payload_buffer, "payload")?;
+        let payload = std::str::from_utf8(&payload).map_err(|_| Denial::malformed("payload is not UTF-8 JSON"))?;
+        // The grant decodes the payload again when its claims are asked for.
         let claims: PlaybackClaims =
-            serde_json::from_str(&payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
+            serde_json::from_str(payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
         self.check_registered(&claims)?;
-        Ok(grant_from(claims, canonical(signing_input), payload, self.leeway))
+        Ok(grant_from(claims, canonical(signing_input), self.leeway))
     }
 }
 
@@ -247,8 +251,8 @@ pub(crate) fn canonical_unverified(token: &str) -> Result<(String, Value), Denia
     Ok((canonical(&format!("{h}.{p}")), decoded.claims))
 }
 
-fn grant_from(claims: PlaybackClaims, canonical: String, payload: String, leeway: u32) -> Grant {
-    let mut grant = Grant::new(SchemeKind::Jwt, canonical, payload);
+fn grant_from(claims: PlaybackClaims, canonical: String, leeway: u32) -> Grant {
+    let mut grant = Grant::jwt(canonical);
     grant.validity = Validity { not_before: claims.nbf.map(|d| d.0), expires_at: claims.exp.map(|d| d.0), leeway };
     grant.scope = match claims.streams {
         Some(streams) => Scope::Streams(streams),
