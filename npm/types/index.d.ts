@@ -125,6 +125,7 @@ export interface ConfigDocument {
     grace?: number;
     maxAge?: number;
     binding?: 'none' | 'network';
+    urlTokenScope?: 'exact' | 'directory';
     idle?: number;
     atLimit?: 'reject-new' | 'evict-oldest';
     onStoreError?: 'open' | 'closed';

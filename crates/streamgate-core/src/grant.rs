@@ -51,8 +51,9 @@ impl Scope {
     pub fn directory(&self) -> String {
         let literal_dir = |pattern: &str| -> Vec<String> {
             let segments: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
-            // The last segment may be a file or a partial name: only whole directories count.
-            let dirs = segments.len().saturating_sub(1);
+            // The last segment may be a file or a partial name: only whole directories count
+            // (all of them when the pattern ends with `/`).
+            let dirs = if pattern.ends_with('/') { segments.len() } else { segments.len().saturating_sub(1) };
             segments.into_iter().take(dirs).take_while(|s| !s.contains('*')).map(str::to_owned).collect()
         };
         let lists: Vec<Vec<String>> = match self {
@@ -323,5 +324,23 @@ impl Grant {
             Some(key) => key.clone(),
             None => session_key(self.subject.as_deref(), self.token_id.as_deref(), || self.fingerprint()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Path` of a session cookie.
+    #[test]
+    fn a_scopes_directory_is_the_longest_one_every_path_lies_under() {
+        assert_eq!(Scope::Any.directory(), "/");
+        assert_eq!(Scope::Streams(vec!["live/match-*".into()]).directory(), "/live/");
+        assert_eq!(Scope::Acl(vec!["/event/*".into(), "/event/keys/*".into()]).directory(), "/event/");
+        assert_eq!(Scope::SignedPath("/vod/film/master.m3u8".into()).directory(), "/vod/film/");
+        assert_eq!(Scope::SignedPrefix("live/x".into()).directory(), "/live/", "a partial name");
+        // Review: a prefix ending with `/` lost its last directory, so two presentations
+        // side by side set one cookie, and the second overwrote the first.
+        assert_eq!(Scope::SignedPrefix("/hls/ts/".into()).directory(), "/hls/ts/");
     }
 }

@@ -352,13 +352,13 @@ fn entry_grant() -> BoxedStrategy<Grant> {
 }
 
 fn session_options() -> BoxedStrategy<SessionOptions> {
-    (1u32..600, 0u32..1_000, 1u32..10_000, any::<bool>())
-        .prop_map(|(ttl, grace, max_age, bind)| SessionOptions {
+    (1u32..600, 0u32..1_000, 1u32..10_000, any::<bool>(), any::<bool>())
+        .prop_map(|(ttl, grace, max_age, bind, widen)| SessionOptions {
             ttl,
             grace,
             max_age,
             binding: if bind { SessionBinding::Network } else { SessionBinding::None },
-            url_tokens: if bind { UrlTokenScope::Directory } else { UrlTokenScope::Exact },
+            url_tokens: if widen { UrlTokenScope::Directory } else { UrlTokenScope::Exact },
         })
         .boxed()
 }

@@ -134,10 +134,13 @@ async fn json_body(req: &mut Request) -> Result<std::result::Result<Value, Refus
     if req.inner().body().is_some() {
         let mut stream = req.stream()?;
         while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk?);
-            if bytes.len() > MAX_ADMIN_BODY_BYTES {
+            let Ok(chunk) = chunk else {
+                return Ok(Err(invalid("the body could not be read to its end")));
+            };
+            if bytes.len().saturating_add(chunk.len()) > MAX_ADMIN_BODY_BYTES {
                 return Ok(Err(invalid(format!("the body is over the {MAX_ADMIN_BODY_BYTES}-byte limit"))));
             }
+            bytes.extend_from_slice(&chunk);
         }
     }
     Ok(serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string())))

@@ -105,9 +105,9 @@ pub enum UrlTokenScope {
     /// glob or a WMSAuth prefix to play a presentation.
     #[default]
     Exact,
-    /// The manifest's directory, so the presentation plays from a URL token. Wider than
-    /// the token: on a flat layout (`/hls/match1.m3u8` beside `/hls/match2.m3u8`) it opens
-    /// the neighbours too.
+    /// The manifest's directory, so the presentation plays from a URL token (not for a
+    /// manifest at the root, which stays [`UrlTokenScope::Exact`]). Wider than the token: on a
+    /// flat layout (`/hls/match1.m3u8` beside `/hls/match2.m3u8`) it opens the neighbours too.
     Directory,
 }
 
@@ -173,13 +173,14 @@ impl SessionScheme {
     /// The scope of the session credentials issued to `grant` from a manifest at
     /// `manifest_path`: the entry token's own, never wider, except where the operator lets
     /// a token signed for one URL cover its manifest's directory
-    /// ([`UrlTokenScope::Directory`]).
+    /// ([`UrlTokenScope::Directory`]), unless that is the root.
     pub fn scope_for(&self, grant: &Grant, manifest_path: &str) -> Scope {
-        match (&grant.scope, self.options.url_tokens) {
-            (Scope::SignedPath(_), UrlTokenScope::Directory) => {
-                Scope::SignedPrefix(directory_of(manifest_path).to_owned())
+        match (&grant.scope, self.options.url_tokens, directory_of(manifest_path)) {
+            // A manifest at the root would open the whole origin: never widened.
+            (Scope::SignedPath(_), UrlTokenScope::Directory, directory) if directory != "/" => {
+                Scope::SignedPrefix(directory.to_owned())
             }
-            (scope, _) => scope.clone(),
+            (scope, _, _) => scope.clone(),
         }
     }
 
@@ -388,6 +389,10 @@ mod tests {
         assert!(grant.scope.covers("/vod/film/720p/seg_1.ts") && !grant.scope.covers("/vod/other/master.m3u8"));
         let glob = issue(&widened, &entry_grant(), "sid", "/hls/match1.m3u8", 0);
         assert!(!glob.scope.covers("/hls/match2.m3u8"), "only URL tokens are widened");
+        // Review: a playlist at the root widened to the whole origin.
+        exact.scope = Scope::SignedPath("/live.m3u8".into());
+        let at_root = issue(&widened, &exact, "sid", "/live.m3u8", 0);
+        assert!(at_root.scope.covers("/live.m3u8") && !at_root.scope.covers("/private/film/master.m3u8"));
     }
 
     /// Regression: a viewer on the bound IP in an allowed country loaded a playlist once, and
