@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use hyper::body::Incoming as RequestBody;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, COOKIE, HOST, LOCATION, REFERER, USER_AGENT,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, REFERER, USER_AGENT,
 };
 use hyper::{Request, Response};
 use streamgate_core::gateway::forward::{named_request, NamingHeader};
@@ -20,23 +20,13 @@ use streamgate_core::gateway::{Authorization, Incoming, Outcome, Reply};
 use streamgate_core::policy::ip::client_ip;
 use streamgate_core::ReasonCode;
 
-use crate::http::{self, header, header_lines, set_owned, Body};
+use crate::http::{self, header_lines, set_owned, Body};
 use crate::log::{self, Denied};
 use crate::metrics::{Decision, Route};
 use crate::native_io::{IoError, NativeIo};
 use crate::server::{unix_now, App};
 use crate::state::State;
 
-/// Where nginx `auth_request` configurations put the original request (the operator sets
-/// them with `proxy_set_header`). Header names are built once, here: a name given as text
-/// is parsed and lower-cased on every lookup.
-const NGINX_URI: HeaderName = HeaderName::from_static("x-original-uri");
-const NGINX_METHOD: HeaderName = HeaderName::from_static("x-original-method");
-/// Where Caddy `forward_auth` and Traefik `ForwardAuth` put it.
-const FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-const FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// What forward-auth answers an allowed request with.
 const SUBJECT: HeaderName = HeaderName::from_static("x-streamgate-subject");
 const TOKEN_ID: HeaderName = HeaderName::from_static("x-streamgate-token-id");
@@ -49,7 +39,8 @@ pub(crate) async fn proxy<S: State>(app: &Arc<App<S>>, req: Request<RequestBody>
     let trusted = app.trusts(peer);
     let target =
         Target { method: parts.method.as_str(), path: parts.uri.path(), query: parts.uri.query().unwrap_or("") };
-    let incoming = viewer_request(app, &parts.headers, &target, peer, trusted);
+    let incoming =
+        viewer_request(app, &Read::new(app.client_ip_header.as_ref(), &parts.headers), &target, peer, trusted);
     let io = NativeIo::new(app, &parts.headers, Some(body));
     let (response, decision) = match app.gateway.handle(&io, &incoming, unix_now()).await {
         Ok(Outcome::Pass(upstream)) => {
@@ -93,12 +84,10 @@ pub(crate) struct AuthRequest {
 pub(crate) fn read_auth<S: State>(app: &App<S>, req: Request<RequestBody>, peer: IpAddr) -> AuthRequest {
     let started = Instant::now();
     let (parts, _) = req.into_parts();
-    let headers = &parts.headers;
-    let target = if app.trusts(peer) { forwarded_target(headers) } else { Err(untrusted_peer(peer)) };
+    let read = Read::new(app.client_ip_header.as_ref(), &parts.headers);
+    let target = if app.trusts(peer) { forwarded_target(&read) } else { Err(untrusted_peer(peer)) };
     match target {
-        Ok(target) => {
-            AuthRequest { started, incoming: viewer_request(app, headers, &target, peer, true), refused: None }
-        }
+        Ok(target) => AuthRequest { started, incoming: viewer_request(app, &read, &target, peer, true), refused: None },
         Err(reply) => {
             let method = parts.method.as_str().to_owned();
             let incoming =
@@ -150,16 +139,105 @@ struct Target<'a> {
     query: &'a str,
 }
 
-/// The original request a proxy names in `headers`, by the core's rule
+/// A header the gate reads.
+#[derive(Clone, Copy)]
+enum Wanted {
+    /// Where nginx `auth_request` configurations put the original request (the operator
+    /// sets them with `proxy_set_header`).
+    NginxUri,
+    NginxMethod,
+    /// Where Caddy `forward_auth` and Traefik `ForwardAuth` put it.
+    ForwardedUri,
+    ForwardedMethod,
+    ForwardedProto,
+    ForwardedHost,
+    Host,
+    Referer,
+    UserAgent,
+    Cookie,
+    Authorization,
+    /// The operator's client IP header (`clientIpHeader`).
+    ClientIp,
+}
+
+/// How many [`Wanted`] headers there are.
+const WANTED: usize = Wanted::ClientIp as usize + 1;
+
+impl Wanted {
+    /// The header `name` is, besides the client IP header.
+    fn named(name: &HeaderName) -> Option<Wanted> {
+        Some(match name.as_str() {
+            "x-original-uri" => Wanted::NginxUri,
+            "x-original-method" => Wanted::NginxMethod,
+            "x-forwarded-uri" => Wanted::ForwardedUri,
+            "x-forwarded-method" => Wanted::ForwardedMethod,
+            "x-forwarded-proto" => Wanted::ForwardedProto,
+            "x-forwarded-host" => Wanted::ForwardedHost,
+            "host" => Wanted::Host,
+            "referer" => Wanted::Referer,
+            "user-agent" => Wanted::UserAgent,
+            "cookie" => Wanted::Cookie,
+            "authorization" => Wanted::Authorization,
+            _ => return None,
+        })
+    }
+}
+
+/// The headers the gate reads, found in one pass over a request's headers (each lookup
+/// by name hashes the name, and a request was looked up a dozen times). Each keeps its
+/// first two lines, enough to read a single line and to tell one line from several; a
+/// header of several lines is read whole from the map.
+struct Read<'a> {
+    headers: &'a HeaderMap,
+    lines: [[Option<&'a HeaderValue>; 2]; WANTED],
+}
+
+impl<'a> Read<'a> {
+    /// Reads `headers`, with the operator's client IP header named `client_ip`.
+    fn new(client_ip: Option<&HeaderName>, headers: &'a HeaderMap) -> Read<'a> {
+        let mut read = Read { headers, lines: [[None; 2]; WANTED] };
+        for (name, value) in headers {
+            let client_ip = client_ip.filter(|wanted| *wanted == name).map(|_| Wanted::ClientIp);
+            for wanted in client_ip.into_iter().chain(Wanted::named(name)) {
+                if let Some(free) = read.lines.get_mut(wanted as usize).and_then(|l| l.iter_mut().find(|l| l.is_none()))
+                {
+                    *free = Some(value);
+                }
+            }
+        }
+        read
+    }
+
+    /// The first two lines of `wanted`, as bytes.
+    fn lines(&self, wanted: Wanted) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.lines.get(wanted as usize).into_iter().flatten().flatten().map(|value| value.as_bytes())
+    }
+
+    /// The first line of `wanted`, if it is text.
+    fn first(&self, wanted: Wanted) -> Option<&'a str> {
+        self.lines.get(wanted as usize).and_then(|[first, _]| *first).and_then(|value| value.to_str().ok())
+    }
+
+    /// Every line of `wanted` (named `name`), as [`header_lines`] reads them.
+    fn whole(&self, wanted: Wanted, name: &HeaderName, separator: &str) -> Option<String> {
+        match self.lines.get(wanted as usize)? {
+            [Some(only), None] => Some(String::from_utf8_lossy(only.as_bytes()).into_owned()),
+            [None, _] => None,
+            [Some(_), Some(_)] => header_lines(self.headers, name, separator),
+        }
+    }
+}
+
+/// The original request a proxy names in its headers, by the core's rule
 /// ([`named_request`]).
-fn forwarded_target(headers: &HeaderMap) -> Result<Target<'_>, Reply> {
-    let name = |header| match header {
-        NamingHeader::OriginalUri => NGINX_URI,
-        NamingHeader::OriginalMethod => NGINX_METHOD,
-        NamingHeader::ForwardedUri => FORWARDED_URI,
-        NamingHeader::ForwardedMethod => FORWARDED_METHOD,
+fn forwarded_target<'a>(read: &Read<'a>) -> Result<Target<'a>, Reply> {
+    let wanted = |header| match header {
+        NamingHeader::OriginalUri => Wanted::NginxUri,
+        NamingHeader::OriginalMethod => Wanted::NginxMethod,
+        NamingHeader::ForwardedUri => Wanted::ForwardedUri,
+        NamingHeader::ForwardedMethod => Wanted::ForwardedMethod,
     };
-    let named = named_request(|header| headers.get_all(name(header)).into_iter().map(HeaderValue::as_bytes))?;
+    let named = named_request(|header| read.lines(wanted(header)))?;
     Ok(Target { method: named.method, path: named.path, query: named.query })
 }
 
@@ -170,28 +248,27 @@ fn forwarded_target(headers: &HeaderMap) -> Result<Target<'_>, Reply> {
 /// dropped client IP header would make the proxy the client).
 fn viewer_request<S: State>(
     app: &App<S>,
-    headers: &HeaderMap,
+    read: &Read<'_>,
     target: &Target<'_>,
     peer: IpAddr,
     trusted: bool,
 ) -> Incoming {
-    let forwarded = |name: HeaderName| {
-        trusted.then(|| header(headers, name)).flatten().and_then(|v| v.split(',').next()).map(str::trim)
-    };
-    let scheme = forwarded(FORWARDED_PROTO).filter(|p| *p == "https").unwrap_or("http");
-    let host = forwarded(FORWARDED_HOST).or_else(|| header(headers, HOST)).unwrap_or_default();
-    let list = |name: &HeaderName| header_lines(headers, name, ", ");
+    let forwarded =
+        |wanted| trusted.then(|| read.first(wanted)).flatten().and_then(|v| v.split(',').next()).map(str::trim);
+    let scheme = forwarded(Wanted::ForwardedProto).filter(|p| *p == "https").unwrap_or("http");
+    let host = forwarded(Wanted::ForwardedHost).or_else(|| read.first(Wanted::Host)).unwrap_or_default();
+    let list = |wanted, name: &HeaderName| read.whole(wanted, name, ", ");
     Incoming {
         method: target.method.to_owned(),
         path: target.path.to_owned(),
         query: target.query.to_owned(),
         base: [scheme, "://", host].concat(),
         peer_ip: Some(peer),
-        forwarded_for: app.client_ip_header.as_ref().and_then(list),
-        referer: list(&REFERER),
-        user_agent: list(&USER_AGENT),
-        cookie: header_lines(headers, &COOKIE, "; "),
-        authorization: list(&AUTHORIZATION),
+        forwarded_for: app.client_ip_header.as_ref().and_then(|name| list(Wanted::ClientIp, name)),
+        referer: list(Wanted::Referer, &REFERER),
+        user_agent: list(Wanted::UserAgent, &USER_AGENT),
+        cookie: read.whole(Wanted::Cookie, &COOKIE, "; "),
+        authorization: list(Wanted::Authorization, &AUTHORIZATION),
     }
 }
 
@@ -254,7 +331,9 @@ mod tests {
     #[test]
     fn the_naming_headers_reach_the_core_rule() {
         let target = |pairs: &[(&'static str, &str)]| {
-            forwarded_target(&headers(pairs)).map(|t| (t.method.to_owned(), t.path.to_owned())).map_err(|r| r.status)
+            forwarded_target(&Read::new(None, &headers(pairs)))
+                .map(|t| (t.method.to_owned(), t.path.to_owned()))
+                .map_err(|r| r.status)
         };
         let nginx = target(&[("X-Original-URI", "/a.ts?x=1"), ("X-Original-Method", "HEAD")]);
         assert_eq!(nginx, Ok(("HEAD".to_owned(), "/a.ts".to_owned())));
@@ -281,5 +360,38 @@ mod tests {
         map.append(COOKIE, HeaderValue::from_static("streamgate=t"));
         assert_eq!(header_lines(&map, &COOKIE, "; ").as_deref(), Some("a=1; streamgate=t"));
         assert_eq!(header_lines(&map, &REFERER, ", "), None);
+        // Read in one pass, the same.
+        let read = Read::new(Some(&name), &map);
+        assert_eq!(read.whole(Wanted::ClientIp, &name, ", ").as_deref(), Some("\u{fffd}, 198.51.100.7, 203.0.113.9"));
+        assert_eq!(read.whole(Wanted::Cookie, &COOKIE, "; ").as_deref(), Some("a=1; streamgate=t"));
+        assert_eq!(read.whole(Wanted::Referer, &REFERER, ", "), None);
+    }
+
+    /// The one-pass read finds each header the gate reads, by any case of its name, keeps
+    /// its lines in order, and tells one line from several; a client IP header that is
+    /// also a header of its own is read as both.
+    #[test]
+    fn one_pass_reads_what_lookups_by_name_read() {
+        let map = headers(&[
+            ("Host", "gate.example"),
+            ("REFERER", "https://a.example/"),
+            ("x-original-uri", "/a.ts"),
+            ("User-Agent", "one"),
+            ("X-Original-URI", "/b.ts"),
+            ("x-original-uri", "/c.ts"),
+            ("X-Forwarded-Host", "cdn.example"),
+        ]);
+        let client_ip = HeaderName::from_static("x-forwarded-host");
+        let read = Read::new(Some(&client_ip), &map);
+        assert_eq!(read.first(Wanted::Host), Some("gate.example"));
+        assert_eq!(read.whole(Wanted::Referer, &REFERER, ", ").as_deref(), Some("https://a.example/"));
+        let uris: Vec<&[u8]> = read.lines(Wanted::NginxUri).collect();
+        assert_eq!(uris, [b"/a.ts".as_slice(), b"/b.ts"], "the first two lines, in order");
+        let name = HeaderName::from_static("x-original-uri");
+        assert_eq!(read.whole(Wanted::NginxUri, &name, ", ").as_deref(), Some("/a.ts, /b.ts, /c.ts"));
+        assert_eq!(read.first(Wanted::ForwardedHost), Some("cdn.example"));
+        assert_eq!(read.first(Wanted::ClientIp), Some("cdn.example"));
+        assert_eq!(read.first(Wanted::Cookie), None);
+        assert_eq!(read.lines(Wanted::ForwardedUri).count(), 0);
     }
 }

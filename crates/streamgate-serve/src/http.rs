@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 use streamgate_core::gateway::{Reply, CORS_HEADERS};
@@ -58,12 +58,6 @@ fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
     if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
         headers.append(name, value);
     }
-}
-
-/// A request header as text, if present and visible ASCII. Name it with a [`HeaderName`]
-/// where it is known ahead: a `&str` is parsed on every lookup.
-pub(crate) fn header<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Every line of header `name`, joined with `separator` (`, ` for lists, `; ` for
