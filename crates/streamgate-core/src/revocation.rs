@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::{de, Deserialize, Deserializer};
+use serde_json::Value;
 
 use crate::denial::Error;
 use crate::grant::session_key;
@@ -309,11 +310,108 @@ pub fn check_block_range(range: &IpRange, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// What an admin change lifted, for its entry in the action log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifted {
+    /// Not a lift: a revoke, a block, a mark.
+    NotALift,
+    /// An unrevoke of a revocation that had lapsed: logged (the operator's word keeps the
+    /// Guardian from revoking the token again), with nothing to undo.
+    Nothing,
+    /// An entry that would have lapsed at this time, unix seconds (`None`: never).
+    Entry(Option<i64>),
+}
+
+/// The member of a logged unrevoke that lifted nothing.
+const LIFTED_NOTHING: &str = "liftedNothing";
+
+/// The request an admin `action` is logged with, so that [`undo`] restores what it changed:
+/// a lift's undo restores the entry for the time it had left (`ttl`; none for an entry
+/// without an end), an unblock's undo blocks the range again however wide it is (`force`:
+/// it was blocked), and an unrevoke that lifted nothing is marked as having no undo.
+pub fn logged_request(action: &str, mut request: Value, lifted: Lifted, now: i64) -> Value {
+    if let Some(object) = request.as_object_mut() {
+        if action == "unblock" && matches!(lifted, Lifted::Entry(_)) {
+            object.insert("force".into(), Value::Bool(true));
+        }
+        match lifted {
+            Lifted::Entry(Some(until)) => {
+                let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0).clamp(1, MAX_TTL_SECONDS);
+                object.insert("ttl".into(), Value::from(left));
+            }
+            Lifted::Entry(None) => drop(object.remove("ttl")),
+            Lifted::Nothing => drop(object.insert(LIFTED_NOTHING.into(), Value::Bool(true))),
+            Lifted::NotALift => {}
+        }
+    }
+    request
+}
+
+/// Why a logged action has no undo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NoUndo {
+    /// An unrevoke that lifted nothing (the revocation had lapsed).
+    LiftedNothing,
+    /// An action of a kind that is not undone.
+    NotUndoable(String),
+}
+
+impl core::fmt::Display for NoUndo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NoUndo::LiftedNothing => f.write_str("that unrevoke lifted nothing (the revocation had lapsed)"),
+            NoUndo::NotUndoable(action) => write!(f, "an action {action:?} cannot be undone"),
+        }
+    }
+}
+
+/// The admin route and body that undo a logged `action`, made with `request` as
+/// [`logged_request`] wrote it.
+pub fn undo(action: &str, request: &Value) -> Result<(&'static str, Value), NoUndo> {
+    if request.get(LIFTED_NOTHING).is_some() {
+        return Err(NoUndo::LiftedNothing);
+    }
+    let route = match action {
+        "revoke" => "/admin/unrevoke",
+        "unrevoke" => "/admin/revoke",
+        "block" => "/admin/unblock",
+        "unblock" => "/admin/block",
+        "block_referrer" => "/admin/referrers/unblock",
+        "unblock_referrer" => "/admin/referrers/block",
+        "expect" => "/admin/unexpect",
+        "unexpect" => "/admin/expect",
+        other => return Err(NoUndo::NotUndoable(other.to_owned())),
+    };
+    Ok((route, request.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A lift's log entry restores the entry as it was; an unrevoke of nothing has no undo.
+    #[test]
+    fn an_undo_restores_what_the_action_changed() {
+        let now = 1_000;
+        let unblock = logged_request("unblock", json!({"ip": "10.0.0.0/8"}), Lifted::Entry(Some(now + 90)), now);
+        assert_eq!(
+            undo("unblock", &unblock),
+            Ok(("/admin/block", json!({"ip": "10.0.0.0/8", "force": true, "ttl": 90})))
+        );
+        let lapsing = logged_request("unblock", json!({"ip": "192.0.2.1"}), Lifted::Entry(Some(now - 5)), now);
+        assert_eq!(lapsing["ttl"], 1, "an entry lapsing as it was lifted comes back for a second");
+        let forever = logged_request("unrevoke", json!({"jti": "t", "ttl": 60}), Lifted::Entry(None), now);
+        assert_eq!(undo("unrevoke", &forever), Ok(("/admin/revoke", json!({"jti": "t"}))));
+        let nothing = logged_request("unrevoke", json!({"jti": "t"}), Lifted::Nothing, now);
+        assert_eq!(undo("unrevoke", &nothing), Err(NoUndo::LiftedNothing));
+        let revoke = logged_request("revoke", json!({"jti": "t", "ttl": 60}), Lifted::NotALift, now);
+        assert_eq!(undo("revoke", &revoke), Ok(("/admin/unrevoke", json!({"jti": "t", "ttl": 60}))));
+        let block = logged_request("block", json!({"ip": "192.0.2.1"}), Lifted::NotALift, now);
+        assert_eq!(block.get("force"), None, "only an unblock's undo is forced");
+        assert_eq!(undo("scan", &json!({})), Err(NoUndo::NotUndoable("scan".into())));
+    }
 
     /// Regression (review): `ttl: 0` overwrote a revocation without an end with one that
     /// had already lapsed, lifting it.

@@ -29,9 +29,9 @@ use streamgate_core::grant::{fingerprint, session_key};
 use streamgate_core::policy::ip::IpRange;
 use streamgate_core::policy::{blocked_referrer_host, is_host_name};
 use streamgate_core::revocation::{
-    check_block_range, nothing_to_unblock, nothing_to_unblock_referrer, referrer_blocked_by, revocation_target,
-    BlockRequest, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES, MAX_TTL_SECONDS, MIN_BLOCK_PREFIX_V4,
-    MIN_BLOCK_PREFIX_V6,
+    check_block_range, logged_request, nothing_to_unblock, nothing_to_unblock_referrer, referrer_blocked_by,
+    revocation_target, undo, BlockRequest, Lifted, NoUndo, ReferrerRequest, RevokeRequest, MAX_ADMIN_BODY_BYTES,
+    MIN_BLOCK_PREFIX_V4, MIN_BLOCK_PREFIX_V6,
 };
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -146,28 +146,6 @@ async fn json_body(req: &mut Request) -> Result<std::result::Result<Value, Refus
     Ok(serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string())))
 }
 
-/// The member of a logged unrevoke that lifted nothing (a revocation that had lapsed).
-const LIFTED_NOTHING: &str = "liftedNothing";
-
-/// The change that undoes a logged action.
-fn inverse(action: &guardian::Action) -> std::result::Result<(String, Value), Refusal> {
-    if action.request.get(LIFTED_NOTHING).is_some() {
-        return Err((409, "nothing_to_undo", "that unrevoke lifted nothing (the revocation had lapsed)".into()));
-    }
-    let path = match action.action.as_str() {
-        "revoke" => "/admin/unrevoke",
-        "unrevoke" => "/admin/revoke",
-        "block" => "/admin/unblock",
-        "unblock" => "/admin/block",
-        "block_referrer" => "/admin/referrers/unblock",
-        "unblock_referrer" => "/admin/referrers/block",
-        "expect" => "/admin/unexpect",
-        "unexpect" => "/admin/expect",
-        other => return Err(invalid(format!("an action {other:?} cannot be undone"))),
-    };
-    Ok((path.to_owned(), action.request.clone()))
-}
-
 /// Applies a change and logs it. The cron's automatic revocations come through here too.
 pub async fn apply(
     env: &Env,
@@ -183,7 +161,6 @@ pub async fn apply(
     // What an unrevoke or unblock lifted: when it would have lapsed (`None`: never), so
     // that its undo restores it as it was, not for ever.
     let mut lifted: Option<Option<i64>> = None;
-    let mut lifted_nothing = false;
     let (action, target, reason, ttl, result) = match change {
         Change::Revoke(request, revoke) => {
             let target =
@@ -218,9 +195,6 @@ pub async fn apply(
                 // entry has nothing to restore, so it has no undo.
                 if let Some(object) = result.as_object_mut() {
                     object.insert("lifted".into(), json!(lifted.is_some()));
-                }
-                if lifted.is_none() {
-                    lifted_nothing = true;
                 }
             }
             (if revoke { "revoke" } else { "unrevoke" }, named, request.reason, request.ttl, result)
@@ -276,22 +250,13 @@ pub async fn apply(
             (if expected { "expect" } else { "unexpect" }, target, None, None, result)
         }
     };
-    let mut request = body;
-    if let Some(object) = request.as_object_mut() {
-        if action == "unblock" && lifted.is_some() {
-            // Its undo blocks the range again, however wide it was (it was blocked).
-            object.insert("force".into(), json!(true));
-        }
-        match lifted {
-            Some(Some(until)) => {
-                let left = u64::try_from(until.saturating_sub(now)).unwrap_or(0).clamp(1, MAX_TTL_SECONDS);
-                drop(object.insert("ttl".into(), json!(left)))
-            }
-            Some(None) => drop(object.remove("ttl")),
-            None if lifted_nothing => drop(object.insert(LIFTED_NOTHING.into(), json!(true))),
-            None => {}
-        }
-    }
+    // An unblock that lifts nothing was answered 404 above; an unrevoke is logged.
+    let lifted = match (lifted, action) {
+        (Some(until), _) => Lifted::Entry(until),
+        (None, "unrevoke") => Lifted::Nothing,
+        (None, _) => Lifted::NotALift,
+    };
+    let request = logged_request(action, body, lifted, now);
     let logged = Logged { actor, action, target: &target, reason: reason.as_deref(), ttl, request: &request };
     let id = guardian::log(env, &logged, now).await?;
     let mut result = result;
@@ -496,10 +461,11 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Some(action) if action.undone => {
                     Err((409, "already_undone", format!("action {} was undone", action.id)))
                 }
-                Some(action) => match inverse(&action) {
-                    Err(refusal) => Err(refusal),
+                Some(action) => match undo(&action.action, &action.request) {
+                    Err(NoUndo::LiftedNothing) => Err((409, "nothing_to_undo", NoUndo::LiftedNothing.to_string())),
+                    Err(none) => Err(invalid(none.to_string())),
                     Ok((path, body)) => {
-                        let applied = apply(env, &path, body, Actor::Operator, now).await?;
+                        let applied = apply(env, path, body, Actor::Operator, now).await?;
                         if applied.is_ok() {
                             guardian::mark_undone(env, action.id).await?;
                         }
