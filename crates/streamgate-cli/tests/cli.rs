@@ -175,6 +175,20 @@ fn edgeauth_and_secure_link_from_the_shell() {
     assert_eq!(run.code, 0);
 }
 
+/// A token for one URL signed for a playlist says that the gate plays it only with wider
+/// sessions; an ACL token, or one for a segment, says nothing.
+#[test]
+fn url_tokens_for_a_playlist_warn_that_they_open_that_url_only() {
+    let key = "a0b1c2d3e4f5061728394a5b6c7d8e9f";
+    let warned = |run: &Run| run.code == 0 && run.stderr.contains("sessions.urlTokenScope");
+    let url = |uri: &str| streamgate(&["sign", "secure-link", "--key", "s", "--ip", "192.0.2.4", "--uri", uri]);
+    assert!(warned(&url("/vod/film/master.m3u8")));
+    assert!(!warned(&url("/vod/film/seg_1.ts")));
+    let edge = |args: &[&str]| streamgate(&[&["sign", "edgeauth", "--key", key, "--ttl", "60"], args].concat());
+    assert!(warned(&edge(&["--url", "https://h.example/live/x/index.mpd"])));
+    assert!(!warned(&edge(&["--acl", "/live/x/*"])));
+}
+
 #[test]
 fn keygen_sign_verify_for_every_asymmetric_algorithm() {
     let dir = temp_dir("keygen");

@@ -129,6 +129,13 @@ pub struct SecureLinkScheme {
 }
 
 impl SecureLinkScheme {
+    /// Whether a link signs one exact URL (the expression hashes `$uri`): the gate's
+    /// session credentials then cover that URL only, unless `sessions.urlTokenScope` widens
+    /// them.
+    pub fn signs_one_url(&self) -> bool {
+        self.expression.uses(Variable::Uri)
+    }
+
     /// A verifier for `secret` and the nginx `template`.
     pub fn new(secret: &str, template: &str) -> Result<SecureLinkScheme, Error> {
         if secret.is_empty() {
