@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     // Re-issued for the same manifest, a credential keeps every restriction.
     let Ok(reissued) = scheme.issue(&grant, "sid", &facts.path, facts.client_ip, NOW, Some(3_600)) else { return };
     let again = scheme.verify(&reissued, &facts).expect("a credential the gate issued verifies");
-    assert_eq!(again.scope, grant.scope.for_session(&facts.path));
+    assert_eq!(again.scope, scheme.scope_for(&grant, &facts.path));
     assert_eq!(again.ip_binding, grant.ip_binding);
     assert_eq!(again.network_binding, grant.network_binding);
     assert_eq!(again.referrers, grant.referrers);
