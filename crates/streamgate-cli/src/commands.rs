@@ -8,6 +8,7 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{json, Map, Value};
 use streamgate_core::claims::Purpose;
 use streamgate_core::config::{jwt_keys, GateConfig, JwtOptions};
+use streamgate_core::grant::directory_of;
 use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::manifests::manifest_kind;
 use streamgate_core::policy::ip::IpRange;
@@ -239,10 +240,10 @@ fn sign_edgeauth(a: SignEdgeArgs) -> Result<Outcome> {
         salt: a.salt,
         escape,
     };
+    let token = edgeauth::sign(&key, edge_algorithm(&a.alg)?, &request).map_err(|e| e.to_string())?;
     if let Some(path) = &request.url {
         warn_if_playlist(path);
     }
-    let token = edgeauth::sign(&key, edge_algorithm(&a.alg)?, &request).map_err(|e| e.to_string())?;
     print_signed(Credential { kind: SchemeKind::EdgeAuth, value: token }, a.url.as_deref())
 }
 
@@ -257,10 +258,10 @@ fn sign_secure_link(a: SignSecureLinkArgs) -> Result<Outcome> {
     let uri = normalize_path(&uri).map_err(|d| d.to_string())?;
     let ip = a.ip.as_deref().map(|s| s.parse().map_err(|_| format!("--ip {s:?} is not an IP address"))).transpose()?;
     let expires = a.expression.contains("secure_link_expires").then(|| expiry(&a.lifetime).1);
+    let md5 = scheme.sign(&uri, ip, expires).map_err(|e| e.to_string())?;
     if scheme.signs_one_url() {
         warn_if_playlist(&uri);
     }
-    let md5 = scheme.sign(&uri, ip, expires).map_err(|e| e.to_string())?;
     let value = format!("{md5},{}", expires.map(|e| e.to_string()).unwrap_or_default());
     print_signed(Credential { kind: SchemeKind::SecureLink, value }, a.url.as_deref())
 }
@@ -268,12 +269,18 @@ fn sign_secure_link(a: SignSecureLinkArgs) -> Result<Outcome> {
 /// A token for one URL opens that URL only: signed for a playlist, its segments need the
 /// gate to widen its sessions.
 fn warn_if_playlist(path: &str) {
-    if manifest_kind(None, path).is_some() {
-        eprintln!(
-            "streamgate: warning: this token opens {path} only; at the gate, the playlist's segments play \
-             with sessions.urlTokenScope \"directory\" (SESSION_URL_TOKEN_SCOPE), or sign an ACL or a stream glob"
-        );
+    if manifest_kind(None, path).is_none() {
+        return;
     }
+    // The gate never widens a playlist at the root (that would open the whole origin).
+    let widen = match directory_of(path) {
+        "/" => "",
+        _ => " with sessions.urlTokenScope \"directory\" (SESSION_URL_TOKEN_SCOPE), or",
+    };
+    eprintln!(
+        "streamgate: warning: this token opens {path} only; at the gate, the playlist's segments play{widen} \
+         with a token for an ACL or a stream glob"
+    );
 }
 
 fn looks_like_url(input: &str) -> bool {

@@ -187,6 +187,12 @@ fn url_tokens_for_a_playlist_warn_that_they_open_that_url_only() {
     let edge = |args: &[&str]| streamgate(&[&["sign", "edgeauth", "--key", key, "--ttl", "60"], args].concat());
     assert!(warned(&edge(&["--url", "https://h.example/live/x/index.mpd"])));
     assert!(!warned(&edge(&["--acl", "/live/x/*"])));
+    // Review: a playlist at the root is never widened, so that is not offered; and nothing is
+    // said when signing fails.
+    let at_root = url("/master.m3u8");
+    assert!(at_root.code == 0 && at_root.stderr.contains("opens /master.m3u8 only") && !warned(&at_root));
+    let refused = edge(&["--acl", "/a/*", "--url-path", "/a/index.m3u8"]);
+    assert!(refused.code != 0 && !refused.stderr.contains("warning"), "{}", refused.stderr);
 }
 
 #[test]
