@@ -347,73 +347,98 @@ impl<'de> Deserialize<'de> for ClaimKey {
 
 impl<'de> Deserialize<'de> for PlaybackClaims {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ClaimsVisitor;
-        impl<'de> Visitor<'de> for ClaimsVisitor {
-            type Value = PlaybackClaims;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("struct PlaybackClaims")
-            }
+        let mut claims = PlaybackClaims::default();
+        de::DeserializeSeed::deserialize(ClaimsInto(&mut claims), deserializer)?;
+        Ok(claims)
+    }
+}
 
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<PlaybackClaims, A::Error> {
-                let mut c = PlaybackClaims::default();
-                let mut seen = 0_u32;
-                while let Some(ClaimKey(key)) = map.next_key()? {
-                    let Some(claim) = key else {
-                        map.next_value::<de::IgnoredAny>()?;
-                        continue;
-                    };
-                    let bit = 1_u32 << (claim as u32);
-                    if seen & bit != 0 {
-                        return Err(de::Error::duplicate_field(claim.name()));
-                    }
-                    seen |= bit;
-                    match claim {
-                        Claim::Sub => c.sub = map.next_value()?,
-                        Claim::Iss => c.iss = map.next_value()?,
-                        Claim::Aud => c.aud = map.next_value()?,
-                        Claim::Exp => c.exp = map.next_value()?,
-                        Claim::Nbf => c.nbf = map.next_value()?,
-                        Claim::Iat => c.iat = map.next_value()?,
-                        Claim::Jti => c.jti = map.next_value()?,
-                        Claim::Streams => c.streams = map.next_value()?,
-                        Claim::Ip => c.ip = map.next_value()?,
-                        Claim::Purpose => c.purpose = map.next_value()?,
-                        Claim::MaxSessions => c.max_sessions = map.next_value()?,
-                        Claim::Referrers => c.referrers = map.next_value()?,
-                        Claim::AllowNoReferrer => c.allow_no_referrer = map.next_value()?,
-                        Claim::UserAgents => c.user_agents = map.next_value()?,
-                        Claim::AccessRules => c.access_rules = map.next_value()?,
-                    }
-                }
-                Ok(c)
-            }
+impl PlaybackClaims {
+    /// Reads the claims of the JSON object `text` into `self` (which should be the
+    /// default), as [`Deserialize`] does, without moving the claims through the
+    /// deserializer's layers: the verify path's copies of this struct cost more than
+    /// some of its checks.
+    pub fn read_json(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        de::DeserializeSeed::deserialize(ClaimsInto(self), &mut deserializer)?;
+        deserializer.end()
+    }
+}
 
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<PlaybackClaims, A::Error> {
-                // By position, in declaration order; missing trailing elements keep their default.
-                fn next<'de, A: de::SeqAccess<'de>, T: Deserialize<'de> + Default>(seq: &mut A) -> Result<T, A::Error> {
-                    Ok(seq.next_element()?.unwrap_or_default())
-                }
-                let s = &mut seq;
-                Ok(PlaybackClaims {
-                    sub: next(s)?,
-                    iss: next(s)?,
-                    aud: next(s)?,
-                    exp: next(s)?,
-                    nbf: next(s)?,
-                    iat: next(s)?,
-                    jti: next(s)?,
-                    streams: next(s)?,
-                    ip: next(s)?,
-                    purpose: next(s)?,
-                    max_sessions: next(s)?,
-                    referrers: next(s)?,
-                    allow_no_referrer: next(s)?,
-                    user_agents: next(s)?,
-                    access_rules: next(s)?,
-                })
+/// Deserializes claims into the struct it holds.
+struct ClaimsInto<'c>(&'c mut PlaybackClaims);
+
+impl<'de> de::DeserializeSeed<'de> for ClaimsInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_struct("PlaybackClaims", CLAIM_NAMES, self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct PlaybackClaims")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let c = self.0;
+        let mut seen = 0_u32;
+        while let Some(ClaimKey(key)) = map.next_key()? {
+            let Some(claim) = key else {
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            };
+            let bit = 1_u32 << (claim as u32);
+            if seen & bit != 0 {
+                return Err(de::Error::duplicate_field(claim.name()));
+            }
+            seen |= bit;
+            match claim {
+                Claim::Sub => c.sub = map.next_value()?,
+                Claim::Iss => c.iss = map.next_value()?,
+                Claim::Aud => c.aud = map.next_value()?,
+                Claim::Exp => c.exp = map.next_value()?,
+                Claim::Nbf => c.nbf = map.next_value()?,
+                Claim::Iat => c.iat = map.next_value()?,
+                Claim::Jti => c.jti = map.next_value()?,
+                Claim::Streams => c.streams = map.next_value()?,
+                Claim::Ip => c.ip = map.next_value()?,
+                Claim::Purpose => c.purpose = map.next_value()?,
+                Claim::MaxSessions => c.max_sessions = map.next_value()?,
+                Claim::Referrers => c.referrers = map.next_value()?,
+                Claim::AllowNoReferrer => c.allow_no_referrer = map.next_value()?,
+                Claim::UserAgents => c.user_agents = map.next_value()?,
+                Claim::AccessRules => c.access_rules = map.next_value()?,
             }
         }
-        deserializer.deserialize_struct("PlaybackClaims", CLAIM_NAMES, ClaimsVisitor)
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // By position, in declaration order; missing trailing elements keep their default.
+        fn next<'de, A: de::SeqAccess<'de>, T: Deserialize<'de> + Default>(seq: &mut A) -> Result<T, A::Error> {
+            Ok(seq.next_element()?.unwrap_or_default())
+        }
+        let s = &mut seq;
+        *self.0 = PlaybackClaims {
+            sub: next(s)?,
+            iss: next(s)?,
+            aud: next(s)?,
+            exp: next(s)?,
+            nbf: next(s)?,
+            iat: next(s)?,
+            jti: next(s)?,
+            streams: next(s)?,
+            ip: next(s)?,
+            purpose: next(s)?,
+            max_sessions: next(s)?,
+            referrers: next(s)?,
+            allow_no_referrer: next(s)?,
+            user_agents: next(s)?,
+            access_rules: next(s)?,
+        };
+        Ok(())
     }
 }
 
@@ -551,6 +576,13 @@ mod tests {
             let ours = serde_json::from_str::<PlaybackClaims>(&json).map(Derived::from).map_err(|e| e.to_string());
             let derived = serde_json::from_str::<Derived>(&json).map_err(|e| e.to_string());
             proptest::prop_assert_eq!(&ours, &derived, "{}", json);
+            // The verify path's reader, in place, reads the same (trailing text included).
+            for text in [json.clone(), format!("{json} "), format!("{json}x")] {
+                let mut read = PlaybackClaims::default();
+                let in_place = read.read_json(&text).map(|()| Derived::from(read)).map_err(|e| e.to_string());
+                let derived = serde_json::from_str::<Derived>(&text).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(in_place, derived, "{}", text);
+            }
             let value = serde_json::from_str::<serde_json::Value>(&json);
             if let Ok(value) = value {
                 let ours = serde_json::from_value::<PlaybackClaims>(value.clone()).map(Derived::from).map_err(|e| e.to_string());

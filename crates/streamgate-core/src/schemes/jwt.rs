@@ -199,10 +199,10 @@ impl Scheme for JwtScheme {
         let payload = decode_small(p, &mut payload_buffer, "payload")?;
         let payload = std::str::from_utf8(&payload).map_err(|_| Denial::malformed("payload is not UTF-8 JSON"))?;
         // The grant decodes the payload again when its claims are asked for.
-        let claims: PlaybackClaims =
-            serde_json::from_str(payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
+        let mut claims = PlaybackClaims::default();
+        claims.read_json(payload).map_err(|e| Denial::malformed(format!("claims: {e}")))?;
         self.check_registered(&claims)?;
-        Ok(grant_from(claims, canonical(signing_input), self.leeway))
+        Ok(grant_from(&mut claims, canonical(signing_input), self.leeway))
     }
 }
 
@@ -251,22 +251,24 @@ pub(crate) fn canonical_unverified(token: &str) -> Result<(String, Value), Denia
     Ok((canonical(&format!("{h}.{p}")), decoded.claims))
 }
 
-fn grant_from(claims: PlaybackClaims, canonical: String, leeway: u32) -> Grant {
+/// The grant of verified `claims`, whose members it takes.
+fn grant_from(claims: &mut PlaybackClaims, canonical: String, leeway: u32) -> Grant {
+    use std::mem::take;
     let mut grant = Grant::jwt(canonical);
     grant.validity = Validity { not_before: claims.nbf.map(|d| d.0), expires_at: claims.exp.map(|d| d.0), leeway };
-    grant.scope = match claims.streams {
+    grant.scope = match take(&mut claims.streams) {
         Some(streams) => Scope::Streams(streams),
         None => Scope::Any,
     };
-    grant.subject = claims.sub;
-    grant.token_id = claims.jti;
+    grant.subject = take(&mut claims.sub);
+    grant.token_id = take(&mut claims.jti);
     grant.ip_binding = claims.ip;
     grant.purpose = claims.purpose.unwrap_or_default();
     grant.max_sessions = claims.max_sessions;
-    grant.referrers = claims.referrers.unwrap_or_default();
+    grant.referrers = take(&mut claims.referrers).unwrap_or_default();
     grant.allow_no_referrer = claims.allow_no_referrer;
-    grant.user_agents = claims.user_agents.unwrap_or_default();
-    grant.access_rules = claims.access_rules.unwrap_or_default();
+    grant.user_agents = take(&mut claims.user_agents).unwrap_or_default();
+    grant.access_rules = take(&mut claims.access_rules).unwrap_or_default();
     grant
 }
 
