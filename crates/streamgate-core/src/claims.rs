@@ -354,11 +354,12 @@ impl<'de> Deserialize<'de> for PlaybackClaims {
 }
 
 impl PlaybackClaims {
-    /// Reads the claims of the JSON object `text` into `self` (which should be the
-    /// default), as [`Deserialize`] does, without moving the claims through the
-    /// deserializer's layers: the verify path's copies of this struct cost more than
-    /// some of its checks.
-    pub fn read_json(&mut self, text: &str) -> Result<(), serde_json::Error> {
+    /// Reads the claims of the JSON object `text` into `self`, which must be the default
+    /// (members absent from `text` keep their value), as [`Deserialize`] does, without
+    /// moving the claims through the deserializer's layers: the verify path's copies of
+    /// this struct cost more than some of its checks.
+    pub(crate) fn read_json(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        debug_assert!(*self == PlaybackClaims::default(), "read_json reads into default claims");
         let mut deserializer = serde_json::Deserializer::from_str(text);
         de::DeserializeSeed::deserialize(ClaimsInto(self), &mut deserializer)?;
         deserializer.end()
