@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::claims::{AccessRule, Purpose};
-use crate::encoding::b64_url_decode;
 use crate::policy::ip::IpRange;
 use crate::policy::path::stream_in_scope;
 use crate::policy::pattern::wildcard_match;
@@ -303,11 +302,7 @@ impl Grant {
         match &self.claims {
             ClaimsText::Json(text) => Cow::Borrowed(text),
             ClaimsText::JwtPayload => {
-                let payload = self.credential.split('.').nth(1).and_then(b64_url_decode);
-                match payload.map(String::from_utf8) {
-                    Some(Ok(text)) => Cow::Owned(text),
-                    _ => Cow::Borrowed("null"),
-                }
+                crate::schemes::jwt::payload_in_canonical(&self.credential).map_or(Cow::Borrowed("null"), Cow::Owned)
             }
         }
     }

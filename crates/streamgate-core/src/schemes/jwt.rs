@@ -233,13 +233,22 @@ impl JwtScheme {
     }
 }
 
+/// What a JWT's canonical form starts with.
+const CANONICAL_PREFIX: &str = "jwt:";
+
 /// The canonical form of a JWT with `signing_input` (see the module docs).
 fn canonical(signing_input: &str) -> String {
-    const PREFIX: &str = "jwt:";
-    let mut out = String::with_capacity(PREFIX.len() + signing_input.len());
-    out.push_str(PREFIX);
+    let mut out = String::with_capacity(CANONICAL_PREFIX.len() + signing_input.len());
+    out.push_str(CANONICAL_PREFIX);
     out.push_str(signing_input);
     out
+}
+
+/// The payload (the claims' JSON text) inside a JWT's [`canonical`] form, if it reads as
+/// base64url of UTF-8.
+pub(crate) fn payload_in_canonical(canonical: &str) -> Option<String> {
+    let (_, payload) = canonical.strip_prefix(CANONICAL_PREFIX)?.split_once('.')?;
+    String::from_utf8(b64_url_decode(payload)?).ok()
 }
 
 /// The canonical form of a JWT and its claims, from its text alone. UNVERIFIED.
