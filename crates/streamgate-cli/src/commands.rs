@@ -8,7 +8,6 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{json, Map, Value};
 use streamgate_core::claims::Purpose;
 use streamgate_core::config::{jwt_keys, GateConfig, JwtOptions};
-use streamgate_core::grant::directory_of;
 use streamgate_core::keys::{Algorithm, Key};
 use streamgate_core::manifests::manifest_kind;
 use streamgate_core::policy::ip::IpRange;
@@ -17,6 +16,7 @@ use streamgate_core::revocation::{MemoryBlocklist, MemoryRevocations};
 use streamgate_core::schemes::edgeauth::{self, EdgeAlgorithm, EdgeAuthRequest, EscapeStyle};
 use streamgate_core::schemes::jwt;
 use streamgate_core::schemes::secure_link::SecureLinkScheme;
+use streamgate_core::schemes::session::widened_directory;
 use streamgate_core::schemes::wmsauth::{self, DateStyle, WmsAuthRequest};
 use streamgate_core::schemes::{detect_scheme, find_in_query, signed_url, split_url, Credential, SchemeKind};
 use streamgate_core::sessions::{KnownCount, SessionLimiter};
@@ -272,10 +272,9 @@ fn warn_if_playlist(path: &str) {
     if manifest_kind(None, path).is_none() {
         return;
     }
-    // The gate never widens a playlist at the root (that would open the whole origin).
-    let widen = match directory_of(path) {
-        "/" => "",
-        _ => " with sessions.urlTokenScope \"directory\" (SESSION_URL_TOKEN_SCOPE), or",
+    let widen = match widened_directory(path) {
+        None => "",
+        Some(_) => " with sessions.urlTokenScope \"directory\" (SESSION_URL_TOKEN_SCOPE), or",
     };
     eprintln!(
         "streamgate: warning: this token opens {path} only; at the gate, the playlist's segments play{widen} \

@@ -111,6 +111,13 @@ pub enum UrlTokenScope {
     Directory,
 }
 
+/// The directory [`UrlTokenScope::Directory`] widens the sessions of a token signed for the
+/// manifest at `manifest_path` to: none for a manifest at the root, which would open the
+/// whole origin.
+pub fn widened_directory(manifest_path: &str) -> Option<&str> {
+    Some(directory_of(manifest_path)).filter(|directory| *directory != "/")
+}
+
 /// How session credentials are issued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -175,9 +182,8 @@ impl SessionScheme {
     /// a token signed for one URL cover its manifest's directory
     /// ([`UrlTokenScope::Directory`]), unless that is the root.
     pub fn scope_for(&self, grant: &Grant, manifest_path: &str) -> Scope {
-        match (&grant.scope, self.options.url_tokens, directory_of(manifest_path)) {
-            // A manifest at the root would open the whole origin: never widened.
-            (Scope::SignedPath(_), UrlTokenScope::Directory, directory) if directory != "/" => {
+        match (&grant.scope, self.options.url_tokens, widened_directory(manifest_path)) {
+            (Scope::SignedPath(_), UrlTokenScope::Directory, Some(directory)) => {
                 Scope::SignedPrefix(directory.to_owned())
             }
             (scope, _, _) => scope.clone(),
